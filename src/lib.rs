@@ -1,0 +1,3 @@
+//! fraudstream: real-time card-fraud detection over Kafka.
+pub mod source;
+pub mod state;

@@ -1,0 +1,3 @@
+//! Source: payment events in, parsed and validated.
+pub mod event;
+pub mod time;

@@ -1,0 +1,433 @@
+//! In-memory windowed state per entity (account, card, terminal, ...), owned by one partition.
+//!
+//! Each entity keeps a time-ordered ring of its recent events and, per window, a
+//! pair of cursors into that ring plus running sums. A new event moves each
+//! cursor forward past the events that entered or left the window, so an update
+//! costs O(1) amortised and never rescans the window. Windows are exact to the
+//! second and driven by event time; nothing here reads the wall clock.
+
+mod window;
+
+pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+const NIL: u32 = u32::MAX;
+
+/// Bounds that keep one table's memory in check.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    /// Most entities kept; the least recently seen is evicted beyond it.
+    pub max_entities: usize,
+    /// Most events kept per entity; the oldest are dropped beyond it.
+    pub max_events_per_entity: usize,
+    /// How far behind an entity's newest event a late event is still applied, seconds.
+    pub lateness_s: u32,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        Self {
+            max_entities: 1_000_000,
+            max_events_per_entity: 512,
+            lateness_s: 300,
+        }
+    }
+}
+
+/// Counters a table accumulates; the pipeline publishes them as metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Entities evicted after being idle longer than the longest window.
+    pub evicted_idle: u64,
+    /// Entities evicted because the table was full (least recently seen first).
+    pub evicted_lru: u64,
+    /// Out-of-order events inserted within the allowed lateness.
+    pub late_applied: u64,
+    /// Events too late to apply to the state (still decided).
+    pub late_dropped: u64,
+    /// Old events dropped because an entity exceeded its event cap.
+    pub truncated: u64,
+}
+
+/// How an observed event was applied to its entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// In order (or same second as the newest event).
+    OnTime,
+    /// Out of order but within lateness: inserted in time order.
+    Late,
+    /// Too late: not applied; features reflect the state without it.
+    Dropped,
+}
+
+/// What [`EntityTable::observe`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Slot of the entity, valid until the next call that may evict.
+    pub slot: u32,
+    /// The entity had no state before this event.
+    pub first_seen: bool,
+    /// Time of the entity's previous event, epoch ms.
+    pub prev_seen_ms: Option<i64>,
+    /// How the event was applied.
+    pub applied: Applied,
+}
+
+struct EntityState {
+    key: u64,
+    ring: VecDeque<Entry>,
+    /// Sequence number of `ring[0]`.
+    base: u32,
+    accs: Box<[WindowAcc]>,
+    newest_s: u32,
+    last_seen_ms: i64,
+    prev: u32,
+    next: u32,
+}
+
+/// State of every entity of one kind in one partition.
+pub struct EntityTable {
+    windows: Box<[WindowSpec]>,
+    index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
+    slots: Vec<EntityState>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    limits: TableLimits,
+    retention_s: u32,
+    clock_s: u32,
+    stats: TableStats,
+}
+
+impl EntityTable {
+    /// A table whose entities each maintain `windows`.
+    pub fn new(windows: Vec<WindowSpec>, limits: TableLimits) -> Self {
+        let longest = windows
+            .iter()
+            .map(|w| w.length_s.saturating_add(w.delay_s))
+            .max()
+            .unwrap_or(0);
+        Self {
+            windows: windows.into_boxed_slice(),
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            retention_s: longest.saturating_add(limits.lateness_s).max(1),
+            limits,
+            clock_s: 0,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// Number of entities held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the table holds no entity.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Counters since the table was created.
+    pub fn stats(&self) -> TableStats {
+        self.stats
+    }
+
+    /// Aggregates of window `w` of the entity in `slot`.
+    #[inline]
+    pub fn acc(&self, slot: u32, w: usize) -> &WindowAcc {
+        &self.slots[slot as usize].accs[w]
+    }
+
+    /// Records an event of entity `key` and brings its windows to its newest time.
+    pub fn observe(&mut self, key: u64, ts_ms: i64, amount: f64) -> Observation {
+        let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
+        self.clock_s = self.clock_s.max(ts_s);
+        self.evict_idle(2);
+        let (slot, first_seen) = match self.index.get(&key) {
+            Some(&slot) => (slot, false),
+            None => (self.allocate(key, ts_s), true),
+        };
+        self.touch(slot);
+        let lateness = self.limits.lateness_s;
+        let st = &mut self.slots[slot as usize];
+        let prev_seen_ms = (!first_seen).then_some(st.last_seen_ms);
+        st.last_seen_ms = st.last_seen_ms.max(ts_ms);
+        let entry = Entry {
+            ts: ts_s,
+            amount: amount as f32,
+            labelled: 0,
+            fraud: 0,
+        };
+        let applied = if ts_s >= st.newest_s {
+            st.ring.push_back(entry);
+            st.newest_s = ts_s;
+            Applied::OnTime
+        } else if st.newest_s - ts_s <= lateness {
+            insert_late(st, &self.windows, entry);
+            Applied::Late
+        } else {
+            Applied::Dropped
+        };
+        match applied {
+            Applied::Late => self.stats.late_applied += 1,
+            Applied::Dropped => self.stats.late_dropped += 1,
+            Applied::OnTime => {}
+        }
+        advance(st, &self.windows, st.newest_s);
+        self.stats.truncated += trim(st, &self.windows, self.limits.max_events_per_entity);
+        Observation {
+            slot,
+            first_seen,
+            prev_seen_ms,
+            applied,
+        }
+    }
+
+    /// Applies a fraud/legit label to the event of entity `key` at `ts_s`.
+    /// Returns false when the entity or event is no longer held.
+    pub fn apply_label(&mut self, key: u64, ts_s: u32, fraud: bool) -> bool {
+        let Some(&slot) = self.index.get(&key) else {
+            return false;
+        };
+        let st = &mut self.slots[slot as usize];
+        let mut i = st.ring.partition_point(|e| e.ts < ts_s);
+        while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled == 1 {
+            i += 1;
+        }
+        if i == st.ring.len() || st.ring[i].ts != ts_s {
+            return false;
+        }
+        let e = &mut st.ring[i];
+        e.labelled = 1;
+        e.fraud = u8::from(fraud);
+        let (amount, seq) = (e.amount, st.base + i as u32);
+        for (spec, acc) in self.windows.iter().zip(st.accs.iter_mut()) {
+            if acc.start <= seq && seq < acc.end && spec.filter.accepts(amount) {
+                acc.labelled += 1;
+                acc.fraud += u32::from(fraud);
+            }
+        }
+        true
+    }
+
+    /// Approximate heap and inline bytes held by this table.
+    pub fn memory_bytes(&self) -> usize {
+        let per_slot = std::mem::size_of::<EntityState>()
+            + self.windows.len() * std::mem::size_of::<WindowAcc>();
+        let rings: usize = self
+            .slots
+            .iter()
+            .map(|s| s.ring.capacity() * std::mem::size_of::<Entry>())
+            .sum();
+        // hashbrown: key + value + one control byte per bucket.
+        let index = self.index.capacity() * (8 + 4 + 1);
+        self.slots.capacity() * per_slot + rings + index + self.free.capacity() * 4
+    }
+
+    fn allocate(&mut self, key: u64, ts_s: u32) -> u32 {
+        if self.index.len() >= self.limits.max_entities.max(1) && self.tail != NIL {
+            self.remove(self.tail);
+            self.stats.evicted_lru += 1;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(EntityState {
+                    key,
+                    ring: VecDeque::new(),
+                    base: 0,
+                    accs: vec![WindowAcc::default(); self.windows.len()].into_boxed_slice(),
+                    newest_s: 0,
+                    last_seen_ms: 0,
+                    prev: NIL,
+                    next: NIL,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let st = &mut self.slots[slot as usize];
+        st.key = key;
+        st.ring.clear();
+        if st.ring.capacity() > 64 {
+            st.ring.shrink_to(16);
+        }
+        st.base = 0;
+        st.accs.fill(WindowAcc::default());
+        st.newest_s = ts_s;
+        st.last_seen_ms = i64::MIN;
+        self.index.insert(key, slot);
+        slot
+    }
+
+    fn remove(&mut self, slot: u32) {
+        self.unlink(slot);
+        let key = self.slots[slot as usize].key;
+        self.index.remove(&key);
+        self.free.push(slot);
+    }
+
+    fn evict_idle(&mut self, max: usize) {
+        for _ in 0..max {
+            let t = self.tail;
+            if t == NIL
+                || u64::from(self.slots[t as usize].newest_s) + u64::from(self.retention_s)
+                    >= u64::from(self.clock_s)
+            {
+                return;
+            }
+            self.remove(t);
+            self.stats.evicted_idle += 1;
+        }
+    }
+
+    fn touch(&mut self, slot: u32) {
+        if self.head == slot {
+            return;
+        }
+        self.unlink(slot);
+        let st = &mut self.slots[slot as usize];
+        st.prev = NIL;
+        st.next = self.head;
+        if self.head != NIL {
+            self.slots[self.head as usize].prev = slot;
+        }
+        self.head = slot;
+        if self.tail == NIL {
+            self.tail = slot;
+        }
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let (prev, next) = {
+            let st = &self.slots[slot as usize];
+            (st.prev, st.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else if self.head == slot {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else if self.tail == slot {
+            self.tail = prev;
+        }
+        let st = &mut self.slots[slot as usize];
+        st.prev = NIL;
+        st.next = NIL;
+    }
+}
+
+/// Inserts an out-of-order entry in time order and fixes every window's cursors.
+fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) {
+    let pos = st.ring.partition_point(|e| e.ts <= entry.ts);
+    let seq = st.base + pos as u32;
+    for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+        if seq < acc.start {
+            acc.start += 1;
+            acc.end += 1;
+        } else if seq < acc.end {
+            acc.add(&entry, spec, 1);
+            acc.end += 1;
+        }
+    }
+    st.ring.insert(pos, entry);
+}
+
+/// Moves every window of `st` to end at `now_s` (minus its delay).
+fn advance(st: &mut EntityState, windows: &[WindowSpec], now_s: u32) {
+    let last = st.base + st.ring.len() as u32;
+    for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+        let hi = i64::from(now_s) - i64::from(spec.delay_s);
+        let lo = hi - i64::from(spec.length_s);
+        while acc.end < last {
+            let e = &st.ring[(acc.end - st.base) as usize];
+            if i64::from(e.ts) > hi {
+                break;
+            }
+            acc.add(e, spec, 1);
+            acc.end += 1;
+        }
+        while acc.start < acc.end {
+            let e = &st.ring[(acc.start - st.base) as usize];
+            if i64::from(e.ts) > lo {
+                break;
+            }
+            acc.add(e, spec, -1);
+            acc.start += 1;
+        }
+    }
+}
+
+/// Drops entries no window needs any more, and the oldest beyond the cap.
+/// Returns how many entries the cap forced out.
+fn trim(st: &mut EntityState, windows: &[WindowSpec], cap: usize) -> u64 {
+    let needed = st.accs.iter().map(|a| a.start).min().unwrap_or(st.base + st.ring.len() as u32);
+    while st.base < needed && !st.ring.is_empty() {
+        st.ring.pop_front();
+        st.base += 1;
+    }
+    let mut forced = 0;
+    while st.ring.len() > cap.max(1) {
+        let front = st.ring[0];
+        for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+            if acc.start == st.base {
+                if acc.end > st.base {
+                    acc.add(&front, spec, -1);
+                } else {
+                    acc.end += 1;
+                }
+                acc.start += 1;
+            }
+        }
+        st.ring.pop_front();
+        st.base += 1;
+        forced += 1;
+    }
+    forced
+}
+
+/// Hasher for keys that already are 64-bit hashes.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Stable 64-bit hash of an entity id, seeded by entity kind (FNV-1a then a mixer).
+#[inline]
+pub fn key_hash(seed: u64, id: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for &b in id {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix64(h)
+}
+
+/// A strong 64-bit finaliser (splitmix64).
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests;

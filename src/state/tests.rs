@@ -1,0 +1,175 @@
+use super::*;
+use proptest::prelude::*;
+
+fn spec(length_s: u32, delay_s: u32) -> WindowSpec {
+    WindowSpec {
+        length_s,
+        delay_s,
+        filter: AmountFilter::ALL,
+    }
+}
+
+/// Naive reference: recompute each window from every applied event.
+#[derive(Default)]
+struct Naive {
+    events: Vec<(u32, f32, Option<bool>)>,
+    newest: u32,
+}
+
+impl Naive {
+    fn window(&self, w: &WindowSpec) -> (u32, f64, u32, u32) {
+        let hi = i64::from(self.newest) - i64::from(w.delay_s);
+        let lo = hi - i64::from(w.length_s);
+        let mut out = (0, 0.0, 0, 0);
+        for &(ts, amount, label) in &self.events {
+            let ts = i64::from(ts);
+            if ts > lo && ts <= hi && w.filter.accepts(amount) {
+                out.0 += 1;
+                out.1 += f64::from(amount);
+                out.2 += u32::from(label.is_some());
+                out.3 += u32::from(label == Some(true));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Event { dt: i32, amount: u16 },
+    Label { back: usize, fraud: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (-400i32..900, 1u16..500).prop_map(|(dt, amount)| Op::Event { dt, amount }),
+        1 => (0usize..20, any::<bool>()).prop_map(|(back, fraud)| Op::Label { back, fraud }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn windows_equal_naive_recompute(ops in proptest::collection::vec(op(), 1..200)) {
+        let windows = vec![
+            spec(600, 0),
+            spec(3600, 0),
+            spec(86_400, 0),
+            spec(1800, 900),
+            WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: 0.0, max: 50.0 } },
+        ];
+        let limits = TableLimits { max_entities: 10, max_events_per_entity: 100_000, lateness_s: 300 };
+        let mut table = EntityTable::new(windows.clone(), limits);
+        let mut naive = Naive::default();
+        let mut t: i64 = 1_600_000_000;
+        let mut applied: Vec<(u32, usize)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Event { dt, amount } => {
+                    t = (t + i64::from(dt)).max(1_500_000_000);
+                    let amount = f32::from(amount);
+                    let obs = table.observe(7, t * 1000, f64::from(amount));
+                    let ts = t as u32;
+                    if obs.applied != Applied::Dropped {
+                        naive.events.push((ts, amount, None));
+                        applied.push((ts, naive.events.len() - 1));
+                        naive.newest = naive.newest.max(ts);
+                    } else {
+                        prop_assert!(naive.newest - ts > 300);
+                    }
+                    for (i, w) in windows.iter().enumerate() {
+                        let acc = table.acc(obs.slot, i);
+                        let (count, sum, labelled, fraud) = naive.window(w);
+                        prop_assert_eq!(acc.count, count, "window {} count", i);
+                        prop_assert!((acc.sum - sum).abs() < 1e-6, "window {} sum {} vs {}", i, acc.sum, sum);
+                        prop_assert_eq!(acc.labelled, labelled, "window {} labelled", i);
+                        prop_assert_eq!(acc.fraud, fraud, "window {} fraud", i);
+                    }
+                }
+                Op::Label { back, fraud } => {
+                    if applied.len() > back {
+                        let (ts, idx) = applied[applied.len() - 1 - back];
+                        if naive.events[idx].2.is_none() {
+                            // The table labels the first unlabelled event of that second.
+                            let first = naive.events.iter().position(|e| e.0 == ts && e.2.is_none()).unwrap();
+                            let hit = table.apply_label(7, ts, fraud);
+                            let held = i64::from(ts) > i64::from(naive.newest) - 86_400 - 300;
+                            if hit {
+                                naive.events[first].2 = Some(fraud);
+                            } else {
+                                prop_assert!(!held, "label for a held event was refused");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lru_evicts_least_recently_seen_when_full() {
+    let limits = TableLimits { max_entities: 3, ..TableLimits::default() };
+    let mut t = EntityTable::new(vec![spec(60, 0)], limits);
+    for key in 1..=3 {
+        t.observe(key, 1_000_000, 1.0);
+    }
+    t.observe(1, 1_001_000, 1.0); // 1 is now most recent; 2 is least recent
+    let obs = t.observe(4, 1_002_000, 1.0);
+    assert!(obs.first_seen);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.stats().evicted_lru, 1);
+    assert!(!t.observe(1, 1_003_000, 1.0).first_seen);
+    assert!(t.observe(2, 1_004_000, 1.0).first_seen, "2 was evicted");
+}
+
+#[test]
+fn idle_entities_are_evicted_after_the_longest_window() {
+    let limits = TableLimits { lateness_s: 10, ..TableLimits::default() };
+    let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], limits);
+    t.observe(1, 0, 1.0);
+    t.observe(2, 50_000, 1.0);
+    // Retention is 100 + 20 + 10 = 130 s.
+    t.observe(3, 129_000, 1.0);
+    assert_eq!(t.len(), 3);
+    t.observe(3, 131_000, 1.0);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.stats().evicted_idle, 1);
+}
+
+#[test]
+fn event_cap_truncates_and_counts() {
+    let limits = TableLimits { max_events_per_entity: 4, ..TableLimits::default() };
+    let mut t = EntityTable::new(vec![spec(3600, 0)], limits);
+    let mut obs = t.observe(1, 0, 1.0);
+    for i in 1..10 {
+        obs = t.observe(1, i * 1000, 1.0);
+    }
+    assert_eq!(t.acc(obs.slot, 0).count, 4);
+    assert_eq!(t.stats().truncated, 6);
+}
+
+#[test]
+fn late_events_beyond_lateness_are_dropped_but_counted() {
+    let limits = TableLimits { lateness_s: 60, ..TableLimits::default() };
+    let mut t = EntityTable::new(vec![spec(3600, 0)], limits);
+    t.observe(1, 1_000_000, 1.0);
+    assert_eq!(t.observe(1, 950_000, 2.0).applied, Applied::Late);
+    let obs = t.observe(1, 900_000, 4.0);
+    assert_eq!(obs.applied, Applied::Dropped);
+    assert_eq!(t.acc(obs.slot, 0).sum, 3.0);
+    assert_eq!(t.stats(), TableStats { late_applied: 1, late_dropped: 1, ..TableStats::default() });
+}
+
+#[test]
+fn memory_per_entity_is_small() {
+    let mut t = EntityTable::new(vec![spec(600, 0), spec(3600, 0), spec(86_400, 0)], TableLimits::default());
+    for key in 0..10_000u64 {
+        for i in 0..5 {
+            t.observe(key, 1_000_000 + i * 60_000, 10.0);
+        }
+    }
+    let per = t.memory_bytes() / t.len();
+    assert!(per < 1024, "{per} bytes per entity");
+}
