@@ -1,3 +1,4 @@
 //! fraudstream: real-time card-fraud detection over Kafka.
 pub mod source;
 pub mod state;
+pub mod features;

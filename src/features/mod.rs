@@ -1,0 +1,253 @@
+//! Features: the per-partition engine that turns an event plus entity state into
+//! a fixed-size feature vector, and feeds late fraud labels back into the state.
+
+mod labels;
+pub mod spec;
+
+pub use labels::LabelJoin;
+pub use spec::{FeatureSet, FeatureSpecError};
+
+use crate::state::{key_hash, mix64, EntityTable, Observation, TableLimits, TableStats};
+use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
+use std::sync::Arc;
+
+/// The feature set the processor uses unless configured otherwise.
+pub const DEFAULT_FEATURE_SET: &str = include_str!("../../config/features/default.toml");
+/// The handbook's 15 model inputs, with the handbook's column names.
+pub const HANDBOOK_FEATURE_SET: &str = include_str!("../../config/features/handbook.toml");
+
+/// Loads a feature set by built-in name (`default`, `handbook`) or from a TOML file path.
+pub fn load_feature_set(name_or_path: &str) -> Result<FeatureSet, FeatureSpecError> {
+    match name_or_path {
+        "" | "default" => FeatureSet::parse("config/features/default.toml", DEFAULT_FEATURE_SET),
+        "handbook" => FeatureSet::parse("config/features/handbook.toml", HANDBOOK_FEATURE_SET),
+        path => {
+            let text = std::fs::read_to_string(path).map_err(|e| FeatureSpecError {
+                file: path.to_string(),
+                line: 0,
+                col: 0,
+                message: format!("cannot read feature set: {e}"),
+            })?;
+            FeatureSet::parse(path, &text)
+        }
+    }
+}
+
+/// The fields of an event that features read, borrowed from wherever it came from
+/// (a Kafka message or a CSV row).
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    /// Unique event id (for the label join).
+    pub event_id: &'a str,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: i64,
+    /// Amount.
+    pub amount: f64,
+    /// Account id.
+    pub account: &'a str,
+    /// Card id (the account when the event has none).
+    pub card: &'a str,
+    /// Terminal id.
+    pub terminal: &'a str,
+    /// Device id.
+    pub device: Option<&'a str>,
+    /// IP address.
+    pub ip: Option<&'a str>,
+    /// Country code.
+    pub country: Option<&'a str>,
+}
+
+impl<'a> EventView<'a> {
+    fn field(&self, f: Field) -> Option<&'a str> {
+        match f {
+            Field::Account => Some(self.account),
+            Field::Card => Some(self.card),
+            Field::Terminal => Some(self.terminal),
+            Field::Device => self.device,
+            Field::Ip => self.ip,
+            Field::Country => self.country,
+        }
+    }
+}
+
+/// Limits for one partition's feature engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineLimits {
+    /// Limits of each entity table.
+    pub table: TableLimits,
+    /// Most events remembered for joining late labels.
+    pub max_pending_labels: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            table: TableLimits::default(),
+            max_pending_labels: 500_000,
+        }
+    }
+}
+
+/// What happened to a label fed to [`FeatureEngine::apply_label`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelOutcome {
+    /// Joined to its event and applied to the entities' windows.
+    Applied,
+    /// The event is not (or no longer) known here.
+    Unknown,
+}
+
+/// Entity state and feature extraction for the keys of one partition.
+pub struct FeatureEngine {
+    set: Arc<FeatureSet>,
+    tables: Vec<EntityTable>,
+    observed: Vec<Option<Observation>>,
+    joins: LabelJoin,
+    label_entities: Vec<usize>,
+}
+
+impl FeatureEngine {
+    /// An empty engine for `set`.
+    pub fn new(set: Arc<FeatureSet>, limits: EngineLimits) -> Self {
+        let tables = set
+            .entities
+            .iter()
+            .map(|e| EntityTable::new(e.windows.clone(), limits.table))
+            .collect();
+        let label_entities: Vec<usize> = set
+            .entities
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.needs_labels)
+            .map(|(i, _)| i)
+            .collect();
+        let joins = LabelJoin::new(
+            if label_entities.is_empty() { 0 } else { limits.max_pending_labels },
+            label_entities.len(),
+        );
+        Self {
+            observed: vec![None; set.entities.len()],
+            set,
+            tables,
+            joins,
+            label_entities,
+        }
+    }
+
+    /// The feature set this engine computes.
+    pub fn feature_set(&self) -> &Arc<FeatureSet> {
+        &self.set
+    }
+
+    /// Applies `ev` to the state and writes its features into `out` (length = set size).
+    /// Missing values are NaN.
+    pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.set.len());
+        for (i, def) in self.set.entities.iter().enumerate() {
+            self.observed[i] = entity_key(ev, def.fields)
+                .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount));
+        }
+        if !self.label_entities.is_empty() {
+            let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
+            let set = &self.set;
+            let keys = self
+                .label_entities
+                .iter()
+                .map(|&i| entity_key(ev, set.entities[i].fields).unwrap_or(0));
+            self.joins.remember(key_hash(0, ev.event_id.as_bytes()), ts_s, keys);
+        }
+        for (i, slot) in self.set.slots.iter().enumerate() {
+            out[i] = match *slot {
+                Slot::Window { entity, window, agg } => match self.observed[entity as usize] {
+                    None => f64::NAN,
+                    Some(obs) => {
+                        let acc = self.tables[entity as usize].acc(obs.slot, window as usize);
+                        match agg {
+                            WindowAgg::Count => f64::from(acc.count),
+                            WindowAgg::Sum => acc.sum,
+                            WindowAgg::Mean => acc.mean(),
+                            WindowAgg::FraudCount => f64::from(acc.fraud),
+                            WindowAgg::LabelledCount => f64::from(acc.labelled),
+                            WindowAgg::FraudRate => acc.fraud_rate(),
+                        }
+                    }
+                },
+                Slot::Entity { entity, agg } => match self.observed[entity as usize] {
+                    None => f64::NAN,
+                    Some(obs) => match agg {
+                        EntityAgg::FirstSeen => f64::from(u8::from(obs.first_seen)),
+                        EntityAgg::SecsSinceLast => obs
+                            .prev_seen_ms
+                            .map_or(f64::NAN, |p| (ev.ts_ms - p).max(0) as f64 / 1000.0),
+                    },
+                },
+                Slot::Event(agg) => event_feature(ev, agg),
+                Slot::Ratio(a, b) => {
+                    let (a, b) = (out[a as usize], out[b as usize]);
+                    if b == 0.0 || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        a / b
+                    }
+                }
+            };
+        }
+    }
+
+    /// Feeds a fraud/legit label for `event_id` back into the windows of its entities.
+    pub fn apply_label(&mut self, event_id: &str, fraud: bool) -> LabelOutcome {
+        let Some((ts_s, keys)) = self.joins.take(key_hash(0, event_id.as_bytes())) else {
+            return LabelOutcome::Unknown;
+        };
+        let mut applied = false;
+        for (k, &entity) in self.label_entities.iter().enumerate() {
+            if keys[k] != 0 {
+                applied |= self.tables[entity].apply_label(keys[k], ts_s, fraud);
+            }
+        }
+        if applied {
+            LabelOutcome::Applied
+        } else {
+            LabelOutcome::Unknown
+        }
+    }
+
+    /// Entities held and counters, per entity kind, in set order.
+    pub fn table_stats(&self) -> impl Iterator<Item = (&str, usize, TableStats)> + '_ {
+        self.set
+            .entities
+            .iter()
+            .zip(&self.tables)
+            .map(|(def, t)| (def.name.as_str(), t.len(), t.stats()))
+    }
+
+    /// Approximate bytes of state held.
+    pub fn memory_bytes(&self) -> usize {
+        self.tables.iter().map(EntityTable::memory_bytes).sum::<usize>() + self.joins.memory_bytes()
+    }
+}
+
+fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64> {
+    let a = key_hash(fields.0 as u64 + 1, ev.field(fields.0)?.as_bytes());
+    match fields.1 {
+        None => Some(a),
+        Some(f) => Some(mix64(a ^ key_hash(f as u64 + 101, ev.field(f)?.as_bytes()).rotate_left(17))),
+    }
+}
+
+fn event_feature(ev: &EventView<'_>, agg: EventAgg) -> f64 {
+    let secs = ev.ts_ms.div_euclid(1000);
+    let hour = secs.rem_euclid(86_400) / 3600;
+    // 1970-01-01 was a Thursday; Monday = 0.
+    let weekday = (secs.div_euclid(86_400) + 3).rem_euclid(7);
+    match agg {
+        EventAgg::Amount => ev.amount,
+        EventAgg::LogAmount => ev.amount.ln_1p(),
+        EventAgg::Hour => hour as f64,
+        EventAgg::Night => f64::from(u8::from(hour <= 6)),
+        EventAgg::Weekend => f64::from(u8::from(weekday >= 5)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! Feature-set files: parsing, validation and compilation to slots.
+
+use crate::state::{AmountFilter, WindowSpec};
+use serde::Deserialize;
+use std::collections::HashMap;
+use toml::Spanned;
+
+/// A problem in a feature-set file, with its location.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct FeatureSpecError {
+    /// File the problem is in.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// An event field that identifies an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `account_id`.
+    Account,
+    /// `card_id` (the account when absent).
+    Card,
+    /// `terminal_id`.
+    Terminal,
+    /// `device_id`.
+    Device,
+    /// `ip`.
+    Ip,
+    /// `country`.
+    Country,
+}
+
+impl Field {
+    fn parse(s: &str) -> Option<Field> {
+        Some(match s {
+            "account" => Field::Account,
+            "card" => Field::Card,
+            "terminal" => Field::Terminal,
+            "device" => Field::Device,
+            "ip" => Field::Ip,
+            "country" => Field::Country,
+            _ => return None,
+        })
+    }
+}
+
+/// Aggregates read from one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowAgg {
+    /// Number of events.
+    Count,
+    /// Sum of amounts.
+    Sum,
+    /// Mean amount (missing when empty).
+    Mean,
+    /// Events labelled fraud.
+    FraudCount,
+    /// Events with a label.
+    LabelledCount,
+    /// Fraud share of labelled events (0 when none labelled).
+    FraudRate,
+}
+
+/// Aggregates of the entity itself, not of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityAgg {
+    /// 1 when the entity had no state before this event, else 0.
+    FirstSeen,
+    /// Seconds since the entity's previous event (missing when first seen).
+    SecsSinceLast,
+}
+
+/// Features of the event alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAgg {
+    /// The amount.
+    Amount,
+    /// ln(1 + amount).
+    LogAmount,
+    /// Hour of day, 0..23, UTC.
+    Hour,
+    /// 1 when the hour is <= 6.
+    Night,
+    /// 1 on Saturday and Sunday.
+    Weekend,
+}
+
+/// How one feature value is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Slot {
+    /// An aggregate of window `window` of entity `entity`.
+    Window {
+        /// Index into [`FeatureSet::entities`].
+        entity: u16,
+        /// Index into that entity's windows.
+        window: u16,
+        /// What to read.
+        agg: WindowAgg,
+    },
+    /// An aggregate of the entity.
+    Entity {
+        /// Index into [`FeatureSet::entities`].
+        entity: u16,
+        /// What to read.
+        agg: EntityAgg,
+    },
+    /// A property of the event.
+    Event(EventAgg),
+    /// Quotient of two earlier features (missing when the divisor is 0 or missing).
+    Ratio(u16, u16),
+}
+
+/// One entity kind (single field or pair) and the windows it maintains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityDef {
+    /// Display name such as `account` or `account+device`.
+    pub name: String,
+    /// Field(s) whose values form the key.
+    pub fields: (Field, Option<Field>),
+    /// Distinct windows used by the set's features.
+    pub windows: Vec<WindowSpec>,
+    /// Whether any feature reads labels (so events must be kept for the label join).
+    pub needs_labels: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(rename = "feature", default)]
+    features: Vec<Spanned<FeatureEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeatureEntry {
+    name: String,
+    #[serde(default)]
+    description: String,
+    entity: Option<Spanned<String>>,
+    window: Option<Spanned<String>>,
+    delay: Option<Spanned<String>>,
+    aggregate: Option<Spanned<String>>,
+    event: Option<Spanned<String>>,
+    ratio: Option<Spanned<[String; 2]>>,
+    amount_min: Option<f32>,
+    amount_max: Option<f32>,
+}
+
+/// A compiled feature set: names in output order and how to compute each.
+#[derive(Debug, Clone)]
+pub struct FeatureSet {
+    /// Name given in the file.
+    pub name: String,
+    /// Free-text description from the file.
+    pub description: String,
+    /// Feature names, in vector order.
+    pub names: Vec<String>,
+    /// One-line description of each feature.
+    pub descriptions: Vec<String>,
+    /// How each feature is computed.
+    pub slots: Vec<Slot>,
+    /// Entity kinds with their windows.
+    pub entities: Vec<EntityDef>,
+    /// Content hash of the source text (hex, 16 digits).
+    pub version: String,
+}
+
+impl FeatureSet {
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether the set has no features.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Index of the feature called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Parses and compiles a feature-set file; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<FeatureSet, FeatureSpecError> {
+        let err = |span: std::ops::Range<usize>, message: String| {
+            let (line, col) = line_col(text, span.start);
+            FeatureSpecError {
+                file: file.to_string(),
+                line,
+                col,
+                message,
+            }
+        };
+        let spec: FileSpec = toml::from_str(text).map_err(|e| {
+            err(e.span().unwrap_or(0..0), e.message().to_string())
+        })?;
+        let mut set = FeatureSet {
+            name: spec.name,
+            description: spec.description,
+            names: Vec::new(),
+            descriptions: Vec::new(),
+            slots: Vec::new(),
+            entities: Vec::new(),
+            version: format!("{:016x}", crate::state::key_hash(0, text.as_bytes())),
+        };
+        let mut by_name: HashMap<String, u16> = HashMap::new();
+        for entry in &spec.features {
+            let span = entry.span();
+            let f = entry.get_ref();
+            if by_name.contains_key(&f.name) {
+                return Err(err(span, format!("duplicate feature name '{}'", f.name)));
+            }
+            let slot = compile_entry(f, span, &mut set.entities, &by_name, &err)?;
+            by_name.insert(f.name.clone(), set.slots.len() as u16);
+            set.names.push(f.name.clone());
+            set.descriptions.push(f.description.clone());
+            set.slots.push(slot);
+        }
+        Ok(set)
+    }
+}
+
+fn compile_entry(
+    f: &FeatureEntry,
+    entry_span: std::ops::Range<usize>,
+    entities: &mut Vec<EntityDef>,
+    by_name: &HashMap<String, u16>,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> FeatureSpecError,
+) -> Result<Slot, FeatureSpecError> {
+    if let Some(ev) = &f.event {
+        let agg = match ev.get_ref().as_str() {
+            "amount" => EventAgg::Amount,
+            "log_amount" => EventAgg::LogAmount,
+            "hour" => EventAgg::Hour,
+            "night" => EventAgg::Night,
+            "weekend" => EventAgg::Weekend,
+            other => {
+                return Err(err(
+                    ev.span(),
+                    format!("unknown event feature '{other}'; expected one of amount, log_amount, hour, night, weekend"),
+                ))
+            }
+        };
+        return Ok(Slot::Event(agg));
+    }
+    if let Some(ratio) = &f.ratio {
+        let [a, b] = ratio.get_ref();
+        let find = |n: &str| {
+            by_name.get(n).copied().ok_or_else(|| {
+                err(ratio.span(), format!("ratio refers to '{n}', which is not defined above it"))
+            })
+        };
+        return Ok(Slot::Ratio(find(a)?, find(b)?));
+    }
+    let Some(entity) = &f.entity else {
+        return Err(err(entry_span, "expected one of 'entity', 'event' or 'ratio'".into()));
+    };
+    let fields = parse_entity(entity.get_ref()).ok_or_else(|| {
+        err(
+            entity.span(),
+            format!(
+                "unknown entity '{}'; expected account, card, terminal, device, ip, country or a pair like account+device",
+                entity.get_ref()
+            ),
+        )
+    })?;
+    let aggregate = f
+        .aggregate
+        .as_ref()
+        .ok_or_else(|| err(entity.span(), "an entity feature needs 'aggregate'".into()))?;
+    let entity_idx = match entities.iter().position(|e| e.fields == fields) {
+        Some(i) => i,
+        None => {
+            entities.push(EntityDef {
+                name: entity.get_ref().clone(),
+                fields,
+                windows: Vec::new(),
+                needs_labels: false,
+            });
+            entities.len() - 1
+        }
+    } as u16;
+    let entity_agg = match aggregate.get_ref().as_str() {
+        "first_seen" => Some(EntityAgg::FirstSeen),
+        "secs_since_last" => Some(EntityAgg::SecsSinceLast),
+        _ => None,
+    };
+    if let Some(agg) = entity_agg {
+        return Ok(Slot::Entity { entity: entity_idx, agg });
+    }
+    let agg = match aggregate.get_ref().as_str() {
+        "count" => WindowAgg::Count,
+        "sum" => WindowAgg::Sum,
+        "mean" => WindowAgg::Mean,
+        "fraud_count" => WindowAgg::FraudCount,
+        "labelled_count" => WindowAgg::LabelledCount,
+        "fraud_rate" => WindowAgg::FraudRate,
+        other => {
+            return Err(err(
+                aggregate.span(),
+                format!("unknown aggregate '{other}'; expected count, sum, mean, fraud_count, labelled_count, fraud_rate, first_seen or secs_since_last"),
+            ))
+        }
+    };
+    let window = f
+        .window
+        .as_ref()
+        .ok_or_else(|| err(aggregate.span(), format!("aggregate '{}' needs a 'window'", aggregate.get_ref())))?;
+    let length_s = parse_duration_s(window.get_ref())
+        .filter(|&s| s > 0 && s <= 90 * 86_400)
+        .ok_or_else(|| err(window.span(), format!("invalid window '{}'; expected e.g. 30s, 10m, 1h, 7d (at most 90d)", window.get_ref())))?;
+    let delay_s = match &f.delay {
+        None => 0,
+        Some(d) => parse_duration_s(d.get_ref())
+            .filter(|&s| s <= 90 * 86_400)
+            .ok_or_else(|| err(d.span(), format!("invalid delay '{}'; expected e.g. 7d", d.get_ref())))?,
+    };
+    let spec = WindowSpec {
+        length_s,
+        delay_s,
+        filter: AmountFilter {
+            min: f.amount_min.unwrap_or(f32::NEG_INFINITY),
+            max: f.amount_max.unwrap_or(f32::INFINITY),
+        },
+    };
+    let def = &mut entities[entity_idx as usize];
+    if matches!(agg, WindowAgg::FraudCount | WindowAgg::LabelledCount | WindowAgg::FraudRate) {
+        def.needs_labels = true;
+    }
+    let window_idx = match def.windows.iter().position(|w| *w == spec) {
+        Some(i) => i,
+        None => {
+            def.windows.push(spec);
+            def.windows.len() - 1
+        }
+    } as u16;
+    Ok(Slot::Window {
+        entity: entity_idx,
+        window: window_idx,
+        agg,
+    })
+}
+
+fn parse_entity(s: &str) -> Option<(Field, Option<Field>)> {
+    match s.split_once('+') {
+        None => Some((Field::parse(s)?, None)),
+        Some((a, b)) => Some((Field::parse(a)?, Some(Field::parse(b)?))),
+    }
+}
+
+/// Parses `30s`, `10m`, `1h`, `7d` to seconds.
+pub fn parse_duration_s(s: &str) -> Option<u32> {
+    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: u32 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}

@@ -1,0 +1,88 @@
+use super::*;
+
+fn view<'a>(id: &'a str, ts_ms: i64, amount: f64, account: &'a str, terminal: &'a str) -> EventView<'a> {
+    EventView {
+        event_id: id,
+        ts_ms,
+        amount,
+        account,
+        card: account,
+        terminal,
+        device: None,
+        ip: None,
+        country: None,
+    }
+}
+
+#[test]
+fn shipped_sets_compile() {
+    let d = load_feature_set("default").unwrap();
+    assert!(d.len() >= 20, "default set has {} features", d.len());
+    let h = load_feature_set("handbook").unwrap();
+    assert_eq!(h.len(), 15);
+    assert_eq!(h.entities.len(), 2);
+    assert!(h.entities[1].needs_labels);
+}
+
+#[test]
+fn errors_point_at_file_line_col() {
+    let text = "name = \"x\"\n\n[[feature]]\nname = \"a\"\nentity = \"acount\"\naggregate = \"count\"\nwindow = \"1h\"\n";
+    let e = FeatureSet::parse("f.toml", text).unwrap_err();
+    assert_eq!((e.line, e.col), (5, 10), "{e}");
+    assert!(e.to_string().starts_with("f.toml:5:10: unknown entity 'acount'"), "{e}");
+    let e = FeatureSet::parse("f.toml", "name = \"x\"\nbogus = 1\n").unwrap_err();
+    assert_eq!(e.line, 2, "{e}");
+    let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"r\"\nratio=[\"a\",\"b\"]\n").unwrap_err();
+    assert!(e.message.contains("not defined above"), "{e}");
+    let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"91d\"\n").unwrap_err();
+    assert!(e.message.contains("at most 90d"), "{e}");
+}
+
+#[test]
+fn terminal_risk_uses_delayed_labels() {
+    let set = Arc::new(load_feature_set("handbook").unwrap());
+    let risk7 = set.index_of("TERMINAL_ID_RISK_7DAY_WINDOW").unwrap();
+    let nb7 = set.index_of("TERMINAL_ID_NB_TX_7DAY_WINDOW").unwrap();
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let day = 86_400_000;
+    eng.update(&view("a", 0, 10.0, "c1", "t1"), &mut out);
+    eng.update(&view("b", 1000, 10.0, "c2", "t1"), &mut out);
+    assert_eq!(eng.apply_label("a", true), LabelOutcome::Applied);
+    assert_eq!(eng.apply_label("b", false), LabelOutcome::Applied);
+    assert_eq!(eng.apply_label("zzz", true), LabelOutcome::Unknown);
+    // Six days later, the delayed window has not reached those events yet.
+    eng.update(&view("c", 6 * day, 10.0, "c3", "t1"), &mut out);
+    assert_eq!((out[nb7], out[risk7]), (0.0, 0.0));
+    eng.update(&view("d", 7 * day + 1000, 10.0, "c3", "t1"), &mut out);
+    assert_eq!((out[nb7], out[risk7]), (2.0, 0.5));
+}
+
+#[test]
+fn missing_entities_give_nan_and_ratios_guard_zero() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    eng.update(&view("a", 1_000_000, 50.0, "acc", "t"), &mut out);
+    assert!(out[set.index_of("device.tx_count_1h").unwrap()].is_nan());
+    assert_eq!(out[set.index_of("account.first_seen").unwrap()], 1.0);
+    assert!(out[set.index_of("account.secs_since_last").unwrap()].is_nan());
+    assert_eq!(out[set.index_of("amount_to_account_avg_30d").unwrap()], 1.0);
+    eng.update(&view("b", 1_060_000, 2.0, "acc", "t"), &mut out);
+    assert_eq!(out[set.index_of("account.secs_since_last").unwrap()], 60.0);
+    assert_eq!(out[set.index_of("account.small_tx_count_10m").unwrap()], 1.0);
+    assert_eq!(out[set.index_of("account.tx_count_10m").unwrap()], 2.0);
+    assert_eq!(out[set.index_of("account_terminal.first_seen").unwrap()], 0.0);
+}
+
+#[test]
+fn label_join_is_bounded() {
+    let mut j = LabelJoin::new(3, 1);
+    for id in 1..=5u64 {
+        j.remember(id, id as u32, [id * 10].into_iter());
+    }
+    assert!(j.take(1).is_none());
+    assert!(j.take(2).is_none());
+    assert_eq!(j.take(5).map(|(ts, k)| (ts, k[0])), Some((5, 50)));
+    assert!(j.take(5).is_none());
+}
