@@ -2,3 +2,4 @@
 pub mod source;
 pub mod state;
 pub mod features;
+pub mod replay;

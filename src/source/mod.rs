@@ -1,3 +1,4 @@
 //! Source: payment events in, parsed and validated.
 pub mod event;
+pub mod handbook;
 pub mod time;
