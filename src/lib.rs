@@ -1,5 +1,14 @@
 //! fraudstream: real-time card-fraud detection over Kafka.
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod demo;
+pub mod features;
+pub mod http;
+pub mod lifecycle;
+pub mod metrics;
+pub mod pipeline;
+pub mod replay;
+pub mod sink;
 pub mod source;
 pub mod state;
-pub mod features;
-pub mod replay;

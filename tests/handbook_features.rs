@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 #[test]
 fn handbook_features_match_reference_values() {
-    let Some(dir) = common::handbook_dir() else { return };
+    let Some(dir) = common::handbook_dir() else {
+        return;
+    };
     let set = Arc::new(load_feature_set("handbook").unwrap());
     let opts = ReplayOptions {
         from_ms: parse_date_ms("2018-07-25").unwrap(),
@@ -18,19 +20,34 @@ fn handbook_features_match_reference_values() {
         ..ReplayOptions::default()
     };
     // Reference: TRANSACTION_ID -> the 15 feature columns, by name.
-    let file = std::fs::File::open(dir.join("handbook-features_2018-07-25_2018-08-14.csv.gz")).unwrap();
+    let file =
+        std::fs::File::open(dir.join("handbook-features_2018-07-25_2018-08-14.csv.gz")).unwrap();
     let mut lines = std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines();
-    let header: Vec<String> = lines.next().unwrap().unwrap().split(',').map(String::from).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
     let cols: Vec<usize> = set
         .names
         .iter()
-        .map(|n| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("reference lacks {n}")))
+        .map(|n| {
+            header
+                .iter()
+                .position(|h| h == n)
+                .unwrap_or_else(|| panic!("reference lacks {n}"))
+        })
         .collect();
     let mut reference: HashMap<String, Vec<f64>> = HashMap::new();
     for line in lines {
         let line = line.unwrap();
         let f: Vec<&str> = line.split(',').collect();
-        reference.insert(f[0].to_string(), cols.iter().map(|&c| f[c].parse().unwrap()).collect());
+        reference.insert(
+            f[0].to_string(),
+            cols.iter().map(|&c| f[c].parse().unwrap()).collect(),
+        );
     }
     assert_eq!(reference.len(), 201_295);
 
@@ -51,7 +68,10 @@ fn handbook_features_match_reference_values() {
                     per_feature[i] += 1;
                     bad = true;
                     if examples.len() < 5 {
-                        examples.push(format!("tx {} {}: got {got} want {exp}", row.transaction_id, set.names[i]));
+                        examples.push(format!(
+                            "tx {} {}: got {got} want {exp}",
+                            row.transaction_id, set.names[i]
+                        ));
                     }
                 }
             }
@@ -67,5 +87,8 @@ fn handbook_features_match_reference_values() {
     // both at 2018-08-08 10:25:54: pandas' (unstable) sort ordered the second one
     // first, so its rolling windows count one more row for 1240489 and one less
     // for 1240490. Ties within a second are processed in file order here.
-    assert!(share <= 0.001, "{mismatched_rows} of {rows} rows differ: {examples:?}");
+    assert!(
+        share <= 0.001,
+        "{mismatched_rows} of {rows} rows differ: {examples:?}"
+    );
 }

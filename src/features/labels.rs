@@ -1,7 +1,7 @@
 //! Bounded memory of recent events, so a late label can find its event's entities.
 
 use crate::state::KeyHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
 /// Most entity kinds that can read labels.
@@ -14,27 +14,62 @@ struct Pending {
     keys: [u64; MAX_LABEL_ENTITIES],
 }
 
-/// A fixed-capacity ring of recent events indexed by event-id hash; the oldest
-/// is forgotten when full, so memory is bounded by the capacity.
+/// Most labels parked while waiting for their event.
+pub const MAX_EARLY_LABELS: usize = 65_536;
+
+/// Both sides of the event/label join, bounded: a fixed-capacity ring of recent
+/// events indexed by event-id hash (the oldest is forgotten when full), and the
+/// labels that arrived before their event (oldest dropped beyond a cap).
 pub struct LabelJoin {
     ring: Vec<Pending>,
     next: usize,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     kinds: usize,
     cap: usize,
+    early: HashMap<u64, bool, BuildHasherDefault<KeyHasher>>,
+    early_order: VecDeque<u64>,
 }
 
 impl LabelJoin {
     /// A join remembering at most `capacity` events with `kinds` entity keys each.
     pub fn new(capacity: usize, kinds: usize) -> Self {
-        assert!(kinds <= MAX_LABEL_ENTITIES, "at most {MAX_LABEL_ENTITIES} label entity kinds");
+        assert!(
+            kinds <= MAX_LABEL_ENTITIES,
+            "at most {MAX_LABEL_ENTITIES} label entity kinds"
+        );
         Self {
             ring: Vec::new(),
             next: 0,
             index: HashMap::default(),
             kinds,
             cap: capacity,
+            early: HashMap::default(),
+            early_order: VecDeque::new(),
         }
+    }
+
+    /// Parks a label whose event has not been seen yet.
+    pub fn park(&mut self, id: u64, fraud: bool) {
+        if self.cap == 0 {
+            return;
+        }
+        if self.early_order.len() >= MAX_EARLY_LABELS {
+            if let Some(old) = self.early_order.pop_front() {
+                self.early.remove(&old);
+            }
+        }
+        if self.early.insert(id, fraud).is_none() {
+            self.early_order.push_back(id);
+        }
+    }
+
+    /// Takes the parked label of event `id`, if one arrived before it.
+    #[inline]
+    pub fn take_early(&mut self, id: u64) -> Option<bool> {
+        if self.early.is_empty() {
+            return None;
+        }
+        self.early.remove(&id)
     }
 
     /// Remembers event `id` at `ts_s` with its entity keys.
@@ -42,7 +77,11 @@ impl LabelJoin {
         if self.cap == 0 {
             return;
         }
-        let mut p = Pending { id, ts_s, keys: [0; MAX_LABEL_ENTITIES] };
+        let mut p = Pending {
+            id,
+            ts_s,
+            keys: [0; MAX_LABEL_ENTITIES],
+        };
         for (slot, k) in p.keys.iter_mut().zip(keys).take(self.kinds) {
             *slot = k;
         }
@@ -69,6 +108,9 @@ impl LabelJoin {
 
     /// Approximate bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.ring.capacity() * std::mem::size_of::<Pending>() + self.index.capacity() * 13
+        self.ring.capacity() * std::mem::size_of::<Pending>()
+            + self.index.capacity() * 13
+            + self.early.capacity() * 17
+            + self.early_order.capacity() * 8
     }
 }

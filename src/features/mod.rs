@@ -93,7 +93,9 @@ impl Default for EngineLimits {
 pub enum LabelOutcome {
     /// Joined to its event and applied to the entities' windows.
     Applied,
-    /// The event is not (or no longer) known here.
+    /// The event is not known yet: the label waits for it (bounded).
+    Parked,
+    /// The event is no longer held (older than the state keeps).
     Unknown,
 }
 
@@ -112,7 +114,7 @@ impl FeatureEngine {
         let tables = set
             .entities
             .iter()
-            .map(|e| EntityTable::new(e.windows.clone(), limits.table))
+            .map(|e| EntityTable::new(e.windows.clone(), e.horizon_s, limits.table))
             .collect();
         let label_entities: Vec<usize> = set
             .entities
@@ -122,7 +124,11 @@ impl FeatureEngine {
             .map(|(i, _)| i)
             .collect();
         let joins = LabelJoin::new(
-            if label_entities.is_empty() { 0 } else { limits.max_pending_labels },
+            if label_entities.is_empty() {
+                0
+            } else {
+                limits.max_pending_labels
+            },
             label_entities.len(),
         );
         Self {
@@ -154,11 +160,19 @@ impl FeatureEngine {
                 .label_entities
                 .iter()
                 .map(|&i| entity_key(ev, set.entities[i].fields).unwrap_or(0));
-            self.joins.remember(key_hash(0, ev.event_id.as_bytes()), ts_s, keys);
+            let id = key_hash(0, ev.event_id.as_bytes());
+            self.joins.remember(id, ts_s, keys);
+            if let Some(fraud) = self.joins.take_early(id) {
+                self.apply_label_id(id, fraud);
+            }
         }
         for (i, slot) in self.set.slots.iter().enumerate() {
             out[i] = match *slot {
-                Slot::Window { entity, window, agg } => match self.observed[entity as usize] {
+                Slot::Window {
+                    entity,
+                    window,
+                    agg,
+                } => match self.observed[entity as usize] {
                     None => f64::NAN,
                     Some(obs) => {
                         let acc = self.tables[entity as usize].acc(obs.slot, window as usize);
@@ -169,6 +183,7 @@ impl FeatureEngine {
                             WindowAgg::FraudCount => f64::from(acc.fraud),
                             WindowAgg::LabelledCount => f64::from(acc.labelled),
                             WindowAgg::FraudRate => acc.fraud_rate(),
+                            WindowAgg::FraudShare => acc.fraud_share(),
                         }
                     }
                 },
@@ -195,21 +210,29 @@ impl FeatureEngine {
     }
 
     /// Feeds a fraud/legit label for `event_id` back into the windows of its entities.
+    /// A label that arrives before its event is parked and applied when the event comes.
     pub fn apply_label(&mut self, event_id: &str, fraud: bool) -> LabelOutcome {
-        let Some((ts_s, keys)) = self.joins.take(key_hash(0, event_id.as_bytes())) else {
-            return LabelOutcome::Unknown;
-        };
+        let id = key_hash(0, event_id.as_bytes());
+        match self.apply_label_id(id, fraud) {
+            None => {
+                self.joins.park(id, fraud);
+                LabelOutcome::Parked
+            }
+            Some(true) => LabelOutcome::Applied,
+            Some(false) => LabelOutcome::Unknown,
+        }
+    }
+
+    /// `None` when the event is not remembered; else whether any window took the label.
+    fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
+        let (ts_s, keys) = self.joins.take(id)?;
         let mut applied = false;
         for (k, &entity) in self.label_entities.iter().enumerate() {
             if keys[k] != 0 {
                 applied |= self.tables[entity].apply_label(keys[k], ts_s, fraud);
             }
         }
-        if applied {
-            LabelOutcome::Applied
-        } else {
-            LabelOutcome::Unknown
-        }
+        Some(applied)
     }
 
     /// Entities held and counters, per entity kind, in set order.
@@ -223,7 +246,11 @@ impl FeatureEngine {
 
     /// Approximate bytes of state held.
     pub fn memory_bytes(&self) -> usize {
-        self.tables.iter().map(EntityTable::memory_bytes).sum::<usize>() + self.joins.memory_bytes()
+        self.tables
+            .iter()
+            .map(EntityTable::memory_bytes)
+            .sum::<usize>()
+            + self.joins.memory_bytes()
     }
 }
 
@@ -231,7 +258,9 @@ fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64>
     let a = key_hash(fields.0 as u64 + 1, ev.field(fields.0)?.as_bytes());
     match fields.1 {
         None => Some(a),
-        Some(f) => Some(mix64(a ^ key_hash(f as u64 + 101, ev.field(f)?.as_bytes()).rotate_left(17))),
+        Some(f) => Some(mix64(
+            a ^ key_hash(f as u64 + 101, ev.field(f)?.as_bytes()).rotate_left(17),
+        )),
     }
 }
 

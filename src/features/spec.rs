@@ -65,6 +65,8 @@ pub enum WindowAgg {
     LabelledCount,
     /// Fraud share of labelled events (0 when none labelled).
     FraudRate,
+    /// Fraud share of all events (0 when empty): the handbook's terminal risk.
+    FraudShare,
 }
 
 /// Aggregates of the entity itself, not of a window.
@@ -127,6 +129,8 @@ pub struct EntityDef {
     pub windows: Vec<WindowSpec>,
     /// Whether any feature reads labels (so events must be kept for the label join).
     pub needs_labels: bool,
+    /// How long an idle entity is remembered at least (for `first_seen`), seconds.
+    pub horizon_s: u32,
 }
 
 #[derive(Deserialize)]
@@ -201,9 +205,8 @@ impl FeatureSet {
                 message,
             }
         };
-        let spec: FileSpec = toml::from_str(text).map_err(|e| {
-            err(e.span().unwrap_or(0..0), e.message().to_string())
-        })?;
+        let spec: FileSpec = toml::from_str(text)
+            .map_err(|e| err(e.span().unwrap_or(0..0), e.message().to_string()))?;
         let mut set = FeatureSet {
             name: spec.name,
             description: spec.description,
@@ -257,13 +260,19 @@ fn compile_entry(
         let [a, b] = ratio.get_ref();
         let find = |n: &str| {
             by_name.get(n).copied().ok_or_else(|| {
-                err(ratio.span(), format!("ratio refers to '{n}', which is not defined above it"))
+                err(
+                    ratio.span(),
+                    format!("ratio refers to '{n}', which is not defined above it"),
+                )
             })
         };
         return Ok(Slot::Ratio(find(a)?, find(b)?));
     }
     let Some(entity) = &f.entity else {
-        return Err(err(entry_span, "expected one of 'entity', 'event' or 'ratio'".into()));
+        return Err(err(
+            entry_span,
+            "expected one of 'entity', 'event' or 'ratio'".into(),
+        ));
     };
     let fields = parse_entity(entity.get_ref()).ok_or_else(|| {
         err(
@@ -286,6 +295,7 @@ fn compile_entry(
                 fields,
                 windows: Vec::new(),
                 needs_labels: false,
+                horizon_s: 0,
             });
             entities.len() - 1
         }
@@ -296,7 +306,27 @@ fn compile_entry(
         _ => None,
     };
     if let Some(agg) = entity_agg {
-        return Ok(Slot::Entity { entity: entity_idx, agg });
+        // For entity aggregates, `window` is how long the entity is remembered.
+        let horizon_s = match &f.window {
+            None => DEFAULT_ENTITY_HORIZON_S,
+            Some(w) => parse_duration_s(w.get_ref())
+                .filter(|&s| s > 0 && s <= 90 * 86_400)
+                .ok_or_else(|| {
+                    err(
+                        w.span(),
+                        format!(
+                            "invalid window '{}'; expected e.g. 30d (at most 90d)",
+                            w.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        let def = &mut entities[entity_idx as usize];
+        def.horizon_s = def.horizon_s.max(horizon_s);
+        return Ok(Slot::Entity {
+            entity: entity_idx,
+            agg,
+        });
     }
     let agg = match aggregate.get_ref().as_str() {
         "count" => WindowAgg::Count,
@@ -305,25 +335,41 @@ fn compile_entry(
         "fraud_count" => WindowAgg::FraudCount,
         "labelled_count" => WindowAgg::LabelledCount,
         "fraud_rate" => WindowAgg::FraudRate,
+        "fraud_share" => WindowAgg::FraudShare,
         other => {
             return Err(err(
                 aggregate.span(),
-                format!("unknown aggregate '{other}'; expected count, sum, mean, fraud_count, labelled_count, fraud_rate, first_seen or secs_since_last"),
+                format!("unknown aggregate '{other}'; expected count, sum, mean, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
             ))
         }
     };
-    let window = f
-        .window
-        .as_ref()
-        .ok_or_else(|| err(aggregate.span(), format!("aggregate '{}' needs a 'window'", aggregate.get_ref())))?;
+    let window = f.window.as_ref().ok_or_else(|| {
+        err(
+            aggregate.span(),
+            format!("aggregate '{}' needs a 'window'", aggregate.get_ref()),
+        )
+    })?;
     let length_s = parse_duration_s(window.get_ref())
         .filter(|&s| s > 0 && s <= 90 * 86_400)
-        .ok_or_else(|| err(window.span(), format!("invalid window '{}'; expected e.g. 30s, 10m, 1h, 7d (at most 90d)", window.get_ref())))?;
+        .ok_or_else(|| {
+            err(
+                window.span(),
+                format!(
+                    "invalid window '{}'; expected e.g. 30s, 10m, 1h, 7d (at most 90d)",
+                    window.get_ref()
+                ),
+            )
+        })?;
     let delay_s = match &f.delay {
         None => 0,
         Some(d) => parse_duration_s(d.get_ref())
             .filter(|&s| s <= 90 * 86_400)
-            .ok_or_else(|| err(d.span(), format!("invalid delay '{}'; expected e.g. 7d", d.get_ref())))?,
+            .ok_or_else(|| {
+                err(
+                    d.span(),
+                    format!("invalid delay '{}'; expected e.g. 7d", d.get_ref()),
+                )
+            })?,
     };
     let spec = WindowSpec {
         length_s,
@@ -334,7 +380,13 @@ fn compile_entry(
         },
     };
     let def = &mut entities[entity_idx as usize];
-    if matches!(agg, WindowAgg::FraudCount | WindowAgg::LabelledCount | WindowAgg::FraudRate) {
+    if matches!(
+        agg,
+        WindowAgg::FraudCount
+            | WindowAgg::LabelledCount
+            | WindowAgg::FraudRate
+            | WindowAgg::FraudShare
+    ) {
         def.needs_labels = true;
     }
     let window_idx = match def.windows.iter().position(|w| *w == spec) {
@@ -357,6 +409,9 @@ fn parse_entity(s: &str) -> Option<(Field, Option<Field>)> {
         Some((a, b)) => Some((Field::parse(a)?, Some(Field::parse(b)?))),
     }
 }
+
+/// How long an entity read by `first_seen`/`secs_since_last` is remembered by default.
+pub const DEFAULT_ENTITY_HORIZON_S: u32 = 30 * 86_400;
 
 /// Parses `30s`, `10m`, `1h`, `7d` to seconds.
 pub fn parse_duration_s(s: &str) -> Option<u32> {

@@ -1,6 +1,12 @@
 use super::*;
 
-fn view<'a>(id: &'a str, ts_ms: i64, amount: f64, account: &'a str, terminal: &'a str) -> EventView<'a> {
+fn view<'a>(
+    id: &'a str,
+    ts_ms: i64,
+    amount: f64,
+    account: &'a str,
+    terminal: &'a str,
+) -> EventView<'a> {
     EventView {
         event_id: id,
         ts_ms,
@@ -29,10 +35,18 @@ fn errors_point_at_file_line_col() {
     let text = "name = \"x\"\n\n[[feature]]\nname = \"a\"\nentity = \"acount\"\naggregate = \"count\"\nwindow = \"1h\"\n";
     let e = FeatureSet::parse("f.toml", text).unwrap_err();
     assert_eq!((e.line, e.col), (5, 10), "{e}");
-    assert!(e.to_string().starts_with("f.toml:5:10: unknown entity 'acount'"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("f.toml:5:10: unknown entity 'acount'"),
+        "{e}"
+    );
     let e = FeatureSet::parse("f.toml", "name = \"x\"\nbogus = 1\n").unwrap_err();
     assert_eq!(e.line, 2, "{e}");
-    let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"r\"\nratio=[\"a\",\"b\"]\n").unwrap_err();
+    let e = FeatureSet::parse(
+        "f.toml",
+        "name=\"x\"\n[[feature]]\nname=\"r\"\nratio=[\"a\",\"b\"]\n",
+    )
+    .unwrap_err();
     assert!(e.message.contains("not defined above"), "{e}");
     let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"91d\"\n").unwrap_err();
     assert!(e.message.contains("at most 90d"), "{e}");
@@ -50,7 +64,7 @@ fn terminal_risk_uses_delayed_labels() {
     eng.update(&view("b", 1000, 10.0, "c2", "t1"), &mut out);
     assert_eq!(eng.apply_label("a", true), LabelOutcome::Applied);
     assert_eq!(eng.apply_label("b", false), LabelOutcome::Applied);
-    assert_eq!(eng.apply_label("zzz", true), LabelOutcome::Unknown);
+    assert_eq!(eng.apply_label("zzz", true), LabelOutcome::Parked);
     // Six days later, the delayed window has not reached those events yet.
     eng.update(&view("c", 6 * day, 10.0, "c3", "t1"), &mut out);
     assert_eq!((out[nb7], out[risk7]), (0.0, 0.0));
@@ -70,9 +84,15 @@ fn missing_entities_give_nan_and_ratios_guard_zero() {
     assert_eq!(out[set.index_of("amount_to_account_avg_30d").unwrap()], 1.0);
     eng.update(&view("b", 1_060_000, 2.0, "acc", "t"), &mut out);
     assert_eq!(out[set.index_of("account.secs_since_last").unwrap()], 60.0);
-    assert_eq!(out[set.index_of("account.small_tx_count_10m").unwrap()], 1.0);
+    assert_eq!(
+        out[set.index_of("account.small_tx_count_10m").unwrap()],
+        1.0
+    );
     assert_eq!(out[set.index_of("account.tx_count_10m").unwrap()], 2.0);
-    assert_eq!(out[set.index_of("account_terminal.first_seen").unwrap()], 0.0);
+    assert_eq!(
+        out[set.index_of("account_terminal.first_seen").unwrap()],
+        0.0
+    );
 }
 
 #[test]
@@ -85,4 +105,20 @@ fn label_join_is_bounded() {
     assert!(j.take(2).is_none());
     assert_eq!(j.take(5).map(|(ts, k)| (ts, k[0])), Some((5, 50)));
     assert!(j.take(5).is_none());
+}
+
+#[test]
+fn a_label_that_arrives_before_its_event_is_applied_when_the_event_comes() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let fc = set.index_of("terminal.fraud_count_7d").unwrap();
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    assert_eq!(eng.apply_label("early", true), LabelOutcome::Parked);
+    eng.update(&view("early", 1_000_000, 10.0, "c1", "t9"), &mut out);
+    assert_eq!(
+        out[fc], 0.0,
+        "features are computed before the parked label applies"
+    );
+    eng.update(&view("next", 1_001_000, 10.0, "c2", "t9"), &mut out);
+    assert_eq!(out[fc], 1.0);
 }

@@ -83,7 +83,8 @@ impl<'de> Deserialize<'de> for Amount {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
                 let ok = !v.is_empty()
                     && v.len() <= 32
-                    && v.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-');
+                    && v.bytes()
+                        .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-');
                 match v.parse::<f64>() {
                     Ok(a) if ok => Ok(Amount(a)),
                     _ => Err(E::custom("amount string is not a decimal number")),
@@ -164,6 +165,11 @@ impl InvalidReason {
         Self::InvalidField,
     ];
 
+    /// Position in [`InvalidReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Stable snake_case code, used in DLQ headers and metric labels.
     pub fn code(self) -> &'static str {
         match self {
@@ -221,7 +227,10 @@ impl Default for Limits {
 }
 
 /// Parses and validates one message payload. Never panics on any input.
-pub fn parse_event<'a>(payload: &'a [u8], limits: &Limits) -> Result<PaymentEvent<'a>, InvalidEvent> {
+pub fn parse_event<'a>(
+    payload: &'a [u8],
+    limits: &Limits,
+) -> Result<PaymentEvent<'a>, InvalidEvent> {
     parse_event_at(payload, limits, now_ms())
 }
 
@@ -235,11 +244,19 @@ pub fn parse_event_at<'a>(
     if payload.len() > limits.max_message_bytes {
         return Err(InvalidEvent::new(
             Oversized,
-            format!("message is {} bytes, limit {}", payload.len(), limits.max_message_bytes),
+            format!(
+                "message is {} bytes, limit {}",
+                payload.len(),
+                limits.max_message_bytes
+            ),
         ));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| InvalidEvent::new(InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    let text = std::str::from_utf8(payload).map_err(|e| {
+        InvalidEvent::new(
+            InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
     let ev: PaymentEvent<'a> = serde_json::from_str(text).map_err(classify_json_error)?;
     validate(&ev, limits, now_ms)?;
     Ok(ev)
@@ -296,7 +313,10 @@ fn validate(ev: &PaymentEvent<'_>, limits: &Limits, now_ms: i64) -> Result<(), I
     }
     let c = ev.currency.as_bytes();
     if c.len() != 3 || !c.iter().all(u8::is_ascii_uppercase) {
-        return Err(InvalidEvent::new(InvalidField, "currency must be a 3-letter ISO 4217 code"));
+        return Err(InvalidEvent::new(
+            InvalidField,
+            "currency must be a 3-letter ISO 4217 code",
+        ));
     }
     Ok(())
 }
@@ -305,7 +325,10 @@ fn check_str(name: &str, value: Option<&Cow<'_, str>>, optional: bool) -> Result
     match value {
         None if optional => Ok(()),
         Some(v) if !v.is_empty() && v.len() <= MAX_FIELD_LEN => Ok(()),
-        Some(v) if v.is_empty() => Err(InvalidEvent::new(InvalidReason::InvalidField, format!("{name} is empty"))),
+        Some(v) if v.is_empty() => Err(InvalidEvent::new(
+            InvalidReason::InvalidField,
+            format!("{name} is empty"),
+        )),
         _ => Err(InvalidEvent::new(
             InvalidReason::InvalidField,
             format!("{name} is longer than {MAX_FIELD_LEN} bytes"),
@@ -331,7 +354,10 @@ pub fn redact_pans(text: &str) -> String {
                     digits += 1;
                     j += 1;
                     end = j;
-                } else if (b[j] == b' ' || b[j] == b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() {
+                } else if (b[j] == b' ' || b[j] == b'-')
+                    && j + 1 < b.len()
+                    && b[j + 1].is_ascii_digit()
+                {
                     j += 1;
                 } else {
                     break;
@@ -402,14 +428,30 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = parse_event_at(input, &Limits::default(), NOW).unwrap_err();
-            assert_eq!(got.reason, *want, "input {:?}: {got}", String::from_utf8_lossy(input));
+            assert_eq!(
+                got.reason,
+                *want,
+                "input {:?}: {got}",
+                String::from_utf8_lossy(input)
+            );
         }
         let deep = format!(r#"{{"extra":{}"#, "[".repeat(10_000));
         assert_eq!(parse(&deep).unwrap_err().reason, InvalidReason::InvalidJson);
-        let huge = format!(r#"{{"event_id":"{}","ts":1,"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}}"#, "x".repeat(1000));
-        assert_eq!(parse(&huge).unwrap_err().reason, InvalidReason::InvalidField);
+        let huge = format!(
+            r#"{{"event_id":"{}","ts":1,"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}}"#,
+            "x".repeat(1000)
+        );
+        assert_eq!(
+            parse(&huge).unwrap_err().reason,
+            InvalidReason::InvalidField
+        );
         let big = vec![b' '; 70_000];
-        assert_eq!(parse_event_at(&big, &Limits::default(), NOW).unwrap_err().reason, InvalidReason::Oversized);
+        assert_eq!(
+            parse_event_at(&big, &Limits::default(), NOW)
+                .unwrap_err()
+                .reason,
+            InvalidReason::Oversized
+        );
     }
 
     #[test]
@@ -423,7 +465,13 @@ mod tests {
 
     #[test]
     fn redaction_keeps_short_numbers() {
-        assert_eq!(redact_pans("amount 1234 card 4111-1111-1111-1111 ok"), "amount 1234 card [REDACTED] ok");
-        assert_eq!(redact_pans("ünïcode 5555555555554444"), "ünïcode [REDACTED]");
+        assert_eq!(
+            redact_pans("amount 1234 card 4111-1111-1111-1111 ok"),
+            "amount 1234 card [REDACTED] ok"
+        );
+        assert_eq!(
+            redact_pans("ünïcode 5555555555554444"),
+            "ünïcode [REDACTED]"
+        );
     }
 }

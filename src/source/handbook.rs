@@ -80,10 +80,16 @@ impl HandbookReader {
     /// Opens `path`; a `.gz` suffix means gzip.
     pub fn open(path: &Path) -> Result<Self, CsvError> {
         let p = path.display().to_string();
-        let io = |source| CsvError::Io { path: p.clone(), source };
+        let io = |source| CsvError::Io {
+            path: p.clone(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         let raw: Box<dyn Read> = if p.ends_with(".gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)))
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 20,
+                file,
+            )))
         } else {
             Box::new(file)
         };
@@ -93,10 +99,13 @@ impl HandbookReader {
         let names: Vec<&str> = header.trim_end().split(',').collect();
         let mut cols = [0; 6];
         for (i, want) in COLUMNS.iter().enumerate() {
-            cols[i] = names.iter().position(|n| n == want).ok_or(CsvError::MissingColumn {
-                path: p.clone(),
-                column: want,
-            })?;
+            cols[i] = names
+                .iter()
+                .position(|n| n == want)
+                .ok_or(CsvError::MissingColumn {
+                    path: p.clone(),
+                    column: want,
+                })?;
         }
         Ok(Self {
             scenario_col: names.iter().position(|n| *n == "TX_FRAUD_SCENARIO"),
@@ -118,10 +127,13 @@ impl HandbookReader {
     /// The next row, or `None` at the end of the file.
     pub fn next_row(&mut self) -> Result<Option<TxRow<'_>>, CsvError> {
         self.line.clear();
-        let n = self.input.read_line(&mut self.line).map_err(|source| CsvError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let n = self
+            .input
+            .read_line(&mut self.line)
+            .map_err(|source| CsvError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         if n == 0 {
             return Ok(None);
         }
@@ -141,7 +153,10 @@ impl HandbookReader {
             message,
         };
         if count != self.width {
-            return Err(bad(format!("expected {} fields, found {count}", self.width)));
+            return Err(bad(format!(
+                "expected {} fields, found {count}",
+                self.width
+            )));
         }
         let c = &self.cols;
         let ts_ms = parse_naive_datetime_ms(fields[c[1]])

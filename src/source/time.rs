@@ -59,7 +59,13 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<EventTime> {
 /// Parses `YYYY-MM-DD HH:MM:SS` (no zone, taken as UTC), the handbook's format.
 pub fn parse_naive_datetime_ms(s: &str) -> Option<EventTime> {
     let b = s.as_bytes();
-    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -106,7 +112,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Writes `ms` as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.123Z`) into `out`.
-pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
+pub fn write_rfc3339_ms(out: &mut impl Write, ms: i64) {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -116,8 +122,11 @@ pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
         rem / 1000 % 60,
         rem % 1000,
     );
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
+    // Callers write to memory; a too-small buffer just truncates.
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
+    );
 }
 
 /// Current wall-clock time in epoch milliseconds.

@@ -102,13 +102,15 @@ pub struct EntityTable {
 }
 
 impl EntityTable {
-    /// A table whose entities each maintain `windows`.
-    pub fn new(windows: Vec<WindowSpec>, limits: TableLimits) -> Self {
+    /// A table whose entities each maintain `windows` and are remembered for at
+    /// least `horizon_s` after their last event (beyond their longest window).
+    pub fn new(windows: Vec<WindowSpec>, horizon_s: u32, limits: TableLimits) -> Self {
         let longest = windows
             .iter()
             .map(|w| w.length_s.saturating_add(w.delay_s))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(horizon_s);
         Self {
             windows: windows.into_boxed_slice(),
             index: HashMap::default(),
@@ -368,7 +370,12 @@ fn advance(st: &mut EntityState, windows: &[WindowSpec], now_s: u32) {
 /// Drops entries no window needs any more, and the oldest beyond the cap.
 /// Returns how many entries the cap forced out.
 fn trim(st: &mut EntityState, windows: &[WindowSpec], cap: usize) -> u64 {
-    let needed = st.accs.iter().map(|a| a.start).min().unwrap_or(st.base + st.ring.len() as u32);
+    let needed = st
+        .accs
+        .iter()
+        .map(|a| a.start)
+        .min()
+        .unwrap_or(st.base + st.ring.len() as u32);
     while st.base < needed && !st.ring.is_empty() {
         st.ring.pop_front();
         st.base += 1;

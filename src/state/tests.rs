@@ -60,7 +60,7 @@ proptest! {
             WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: 0.0, max: 50.0 } },
         ];
         let limits = TableLimits { max_entities: 10, max_events_per_entity: 100_000, lateness_s: 300 };
-        let mut table = EntityTable::new(windows.clone(), limits);
+        let mut table = EntityTable::new(windows.clone(), 0, limits);
         let mut naive = Naive::default();
         let mut t: i64 = 1_600_000_000;
         let mut applied: Vec<(u32, usize)> = Vec::new();
@@ -110,8 +110,11 @@ proptest! {
 
 #[test]
 fn lru_evicts_least_recently_seen_when_full() {
-    let limits = TableLimits { max_entities: 3, ..TableLimits::default() };
-    let mut t = EntityTable::new(vec![spec(60, 0)], limits);
+    let limits = TableLimits {
+        max_entities: 3,
+        ..TableLimits::default()
+    };
+    let mut t = EntityTable::new(vec![spec(60, 0)], 0, limits);
     for key in 1..=3 {
         t.observe(key, 1_000_000, 1.0);
     }
@@ -126,8 +129,11 @@ fn lru_evicts_least_recently_seen_when_full() {
 
 #[test]
 fn idle_entities_are_evicted_after_the_longest_window() {
-    let limits = TableLimits { lateness_s: 10, ..TableLimits::default() };
-    let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], limits);
+    let limits = TableLimits {
+        lateness_s: 10,
+        ..TableLimits::default()
+    };
+    let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], 0, limits);
     t.observe(1, 0, 1.0);
     t.observe(2, 50_000, 1.0);
     // Retention is 100 + 20 + 10 = 130 s.
@@ -140,8 +146,11 @@ fn idle_entities_are_evicted_after_the_longest_window() {
 
 #[test]
 fn event_cap_truncates_and_counts() {
-    let limits = TableLimits { max_events_per_entity: 4, ..TableLimits::default() };
-    let mut t = EntityTable::new(vec![spec(3600, 0)], limits);
+    let limits = TableLimits {
+        max_events_per_entity: 4,
+        ..TableLimits::default()
+    };
+    let mut t = EntityTable::new(vec![spec(3600, 0)], 0, limits);
     let mut obs = t.observe(1, 0, 1.0);
     for i in 1..10 {
         obs = t.observe(1, i * 1000, 1.0);
@@ -152,19 +161,33 @@ fn event_cap_truncates_and_counts() {
 
 #[test]
 fn late_events_beyond_lateness_are_dropped_but_counted() {
-    let limits = TableLimits { lateness_s: 60, ..TableLimits::default() };
-    let mut t = EntityTable::new(vec![spec(3600, 0)], limits);
+    let limits = TableLimits {
+        lateness_s: 60,
+        ..TableLimits::default()
+    };
+    let mut t = EntityTable::new(vec![spec(3600, 0)], 0, limits);
     t.observe(1, 1_000_000, 1.0);
     assert_eq!(t.observe(1, 950_000, 2.0).applied, Applied::Late);
     let obs = t.observe(1, 900_000, 4.0);
     assert_eq!(obs.applied, Applied::Dropped);
     assert_eq!(t.acc(obs.slot, 0).sum, 3.0);
-    assert_eq!(t.stats(), TableStats { late_applied: 1, late_dropped: 1, ..TableStats::default() });
+    assert_eq!(
+        t.stats(),
+        TableStats {
+            late_applied: 1,
+            late_dropped: 1,
+            ..TableStats::default()
+        }
+    );
 }
 
 #[test]
 fn memory_per_entity_is_small() {
-    let mut t = EntityTable::new(vec![spec(600, 0), spec(3600, 0), spec(86_400, 0)], TableLimits::default());
+    let mut t = EntityTable::new(
+        vec![spec(600, 0), spec(3600, 0), spec(86_400, 0)],
+        0,
+        TableLimits::default(),
+    );
     for key in 0..10_000u64 {
         for i in 0..5 {
             t.observe(key, 1_000_000 + i * 60_000, 10.0);

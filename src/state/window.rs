@@ -69,7 +69,9 @@ impl WindowAcc {
     pub(crate) fn add(&mut self, e: &Entry, spec: &WindowSpec, sign: i32) {
         if spec.filter.accepts(e.amount) {
             self.count = self.count.wrapping_add_signed(sign);
-            self.labelled = self.labelled.wrapping_add_signed(sign * i32::from(e.labelled));
+            self.labelled = self
+                .labelled
+                .wrapping_add_signed(sign * i32::from(e.labelled));
             self.fraud = self.fraud.wrapping_add_signed(sign * i32::from(e.fraud));
             self.sum += f64::from(sign) * f64::from(e.amount);
         }

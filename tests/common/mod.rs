@@ -8,11 +8,16 @@ use std::path::PathBuf;
 pub fn handbook_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("FRAUDSTREAM_HANDBOOK_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/handbook"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/handbook")
+        });
     if dir.join("transactions.csv.gz").exists() {
         Some(dir)
     } else {
-        eprintln!("\n*** SKIPPED: handbook data not found at {} (set FRAUDSTREAM_HANDBOOK_DIR) ***\n", dir.display());
+        eprintln!(
+            "\n*** SKIPPED: handbook data not found at {} (set FRAUDSTREAM_HANDBOOK_DIR) ***\n",
+            dir.display()
+        );
         None
     }
 }

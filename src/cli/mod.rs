@@ -1,0 +1,110 @@
+//! Command-line interface: flag parsing and the glue that starts each command.
+
+mod demo;
+mod features;
+mod run;
+
+use crate::config::LogFormat;
+use crate::lifecycle::{Health, Shutdown};
+use crate::metrics::Metrics;
+use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+/// Real-time card-fraud detection over Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "fraudstream", version, about)]
+pub struct Cli {
+    /// Log format (overrides `log.format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the processor against a Kafka cluster.
+    Run(run::RunArgs),
+    /// Run everything on an embedded broker with a synthetic payment stream.
+    Demo(demo::DemoArgs),
+    /// Replay a transactions CSV through the feature engine and write the features.
+    Features(features::FeaturesArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args, cli.log_format),
+        Command::Demo(args) => demo::run(args, cli.log_format),
+        Command::Features(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            features::run(args)
+        }
+    }
+}
+
+/// Installs the global `tracing` subscriber (stderr; text or JSON).
+pub fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Starts the metrics endpoint (if `addr` is set) and the signal handler on a small
+/// runtime; returns the runtime, which must stay alive while the command runs.
+fn start_runtime(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("fraudstream-io")
+        .build()?;
+    if !addr.is_empty() {
+        rt.block_on(crate::http::serve(
+            addr,
+            metrics,
+            health.clone(),
+            shutdown.clone(),
+        ))
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    }
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight events");
+        health.set_stopping();
+        shutdown.trigger();
+    });
+    Ok(rt)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

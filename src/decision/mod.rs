@@ -1,0 +1,161 @@
+//! Decision: the output contract and its encoding, plus the policy that turns
+//! checks on the features into an action.
+
+mod policy;
+
+pub use policy::{BaselinePolicy, Verdict};
+
+use crate::source::time::write_rfc3339_ms;
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+
+/// Version of the decision contract (`config/decision.schema.json`).
+pub const DECISION_SCHEMA_VERSION: u32 = 1;
+
+/// What the payment pipeline should do with the payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Let it through but queue it for an analyst.
+    Review,
+    /// Decline it.
+    Block,
+}
+
+impl Action {
+    /// Every action, in increasing severity.
+    pub const ALL: [Action; 3] = [Action::Allow, Action::Review, Action::Block];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Review => "review",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// Whether a reason changed the action or was only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Counted towards the action.
+    Live,
+    /// Evaluated and recorded, but never changes the action.
+    Shadow,
+}
+
+/// One reason code with its short human text.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Reason<'a> {
+    /// Stable machine code, e.g. `card_testing`.
+    pub code: &'a str,
+    /// Short text an analyst or customer-service agent can read.
+    pub text: &'a str,
+    /// Live or shadow.
+    pub mode: Mode,
+}
+
+/// The decision for one payment, borrowing everything from the event and the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The payment's `event_id`.
+    pub event_id: &'a str,
+    /// The payment's `account_id`.
+    pub account_id: &'a str,
+    /// What to do.
+    pub action: Action,
+    /// Risk score in 0..=1.
+    pub score: f64,
+    /// Why, most important first.
+    pub reasons: &'a [Reason<'a>],
+    /// Content hash of the ruleset/policy that decided.
+    pub rules_version: &'a str,
+    /// Version of the model that scored (or `none`).
+    pub model_version: &'a str,
+    /// Event time, epoch ms.
+    pub event_ts_ms: i64,
+    /// Wall-clock time of the decision, epoch ms.
+    pub decided_at_ms: i64,
+    /// Microseconds from reading the event to deciding.
+    pub latency_us: u64,
+}
+
+struct Rfc3339(i64);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 40];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        write_rfc3339_ms(&mut cursor, self.0);
+        let len = cursor.position() as usize;
+        s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or(""))
+    }
+}
+
+impl Serialize for Decision<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Decision", 11)?;
+        st.serialize_field("schema_version", &DECISION_SCHEMA_VERSION)?;
+        st.serialize_field("event_id", self.event_id)?;
+        st.serialize_field("account_id", self.account_id)?;
+        st.serialize_field("action", &self.action)?;
+        st.serialize_field("score", &((self.score * 1e4).round() / 1e4))?;
+        st.serialize_field("reasons", self.reasons)?;
+        st.serialize_field("rules_version", self.rules_version)?;
+        st.serialize_field("model_version", self.model_version)?;
+        st.serialize_field("event_ts", &Rfc3339(self.event_ts_ms))?;
+        st.serialize_field("decided_at", &Rfc3339(self.decided_at_ms))?;
+        st.serialize_field("latency_us", &self.latency_us)?;
+        st.end()
+    }
+}
+
+impl Decision<'_> {
+    /// Appends the decision's JSON to `out` (cleared first).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        // Serialising borrowed strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_json_has_the_contract_fields() {
+        let reasons = [Reason {
+            code: "velocity_10m",
+            text: "many payments \"quickly\"",
+            mode: Mode::Live,
+        }];
+        let d = Decision {
+            event_id: "e1",
+            account_id: "a1",
+            action: Action::Review,
+            score: 0.523456,
+            reasons: &reasons,
+            rules_version: "abc",
+            model_version: "none",
+            event_ts_ms: 1_700_000_000_123,
+            decided_at_ms: 1_700_000_000_456,
+            latency_us: 12,
+        };
+        let mut out = Vec::new();
+        d.encode(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["action"], "review");
+        assert_eq!(v["score"], 0.5235);
+        assert_eq!(v["reasons"][0]["code"], "velocity_10m");
+        assert_eq!(v["reasons"][0]["mode"], "live");
+        assert_eq!(v["event_ts"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["decided_at"], "2023-11-14T22:13:20.456Z");
+        assert_eq!(v["latency_us"], 12);
+        assert_eq!(v["schema_version"], 1);
+    }
+}

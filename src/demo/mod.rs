@@ -1,0 +1,317 @@
+//! `fraudstream demo`: an embedded broker, a synthetic payment stream with fraud,
+//! the real processor, and a live view of the decisions read back from Kafka.
+
+mod embedded;
+pub mod generator;
+
+pub use embedded::{flush, producer, reader, send, EmbeddedKafka};
+pub use generator::{Generator, Pattern};
+
+use crate::config::Config;
+use crate::lifecycle::{Health, Shutdown};
+use crate::metrics::Metrics;
+use crate::source::time::now_ms;
+use rdkafka::message::Message;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Events to generate; 0 runs until shutdown.
+    pub events: u64,
+    /// Events per second.
+    pub rate: u64,
+    /// Generator seed.
+    pub seed: u64,
+    /// Accounts in the synthetic population.
+    pub accounts: usize,
+    /// Print a progress line every second.
+    pub progress: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            events: 30_000,
+            rate: 2_000,
+            seed: 42,
+            accounts: 1_000,
+            progress: true,
+        }
+    }
+}
+
+/// What the demo saw, read back from the output and dead-letter topics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DemoSummary {
+    /// Messages produced to the input topic.
+    pub events: u64,
+    /// Decisions read back.
+    pub decisions: u64,
+    /// Decisions to allow.
+    pub allow: u64,
+    /// Decisions to review.
+    pub review: u64,
+    /// Decisions to block.
+    pub block: u64,
+    /// Dead-lettered messages read back.
+    pub dlq: u64,
+    /// Fraudulent events in the stream.
+    pub frauds: u64,
+    /// Frauds reviewed or blocked.
+    pub frauds_caught: u64,
+    /// Frauds blocked.
+    pub frauds_blocked: u64,
+    /// Legitimate payments reviewed or blocked (good customers bothered).
+    pub legit_flagged: u64,
+    /// Frauds and how many were caught, per pattern.
+    pub by_pattern: BTreeMap<String, (u64, u64)>,
+    /// How often each reason code appeared, on frauds and on genuine payments.
+    pub reasons: BTreeMap<String, (u64, u64)>,
+    /// Hot-path latency percentiles from the decisions, microseconds.
+    pub latency_us_p50: u64,
+    /// 99th percentile.
+    pub latency_us_p99: u64,
+    /// 99.9th percentile.
+    pub latency_us_p999: u64,
+    /// Decisions per second over the run.
+    pub events_per_sec: f64,
+    /// Wall time of the run, seconds.
+    pub duration_secs: f64,
+}
+
+/// Runs the demo until `opts.events` are decided (or `shutdown`), and returns the summary.
+pub fn run(
+    opts: &DemoOptions,
+    mut config: Config,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> anyhow::Result<DemoSummary> {
+    let kafka = EmbeddedKafka::start(&config, 4)?;
+    config.kafka.brokers = kafka.bootstrap_servers();
+    let brokers = config.kafka.brokers.clone();
+    tracing::info!(brokers = %brokers, "embedded Kafka broker started");
+
+    let pipeline_stop = Shutdown::new();
+    let pipeline = {
+        let (config, stop) = (config.clone(), pipeline_stop.clone());
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || crate::pipeline::run(&config, metrics, health, stop))?
+    };
+
+    let truth: Arc<Mutex<Vec<Pattern>>> = Arc::default();
+    let produced = Arc::new(AtomicU64::new(0));
+    let producing_done = Shutdown::new();
+    let generator = {
+        let (opts, truth, produced, done, stop) = (
+            opts.clone(),
+            truth.clone(),
+            produced.clone(),
+            producing_done.clone(),
+            shutdown.clone(),
+        );
+        let (input, labels) = (
+            config.kafka.input_topic.clone(),
+            config.kafka.labels_topic.clone(),
+        );
+        let brokers = brokers.clone();
+        std::thread::Builder::new().name("generator".into()).spawn(
+            move || -> anyhow::Result<()> {
+                let result = generate(&opts, &brokers, &input, &labels, &truth, &produced, &stop);
+                done.trigger();
+                result
+            },
+        )?
+    };
+
+    let consumer = reader(
+        &brokers,
+        &[&config.kafka.output_topic, &config.kafka.dlq_topic],
+        kafka.partitions,
+    )?;
+    let started = Instant::now();
+    let mut s = DemoSummary::default();
+    let mut latencies: Vec<u32> = Vec::new();
+    let mut last_progress = Instant::now();
+    let mut stopped_at: Option<Instant> = None;
+    loop {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) {
+            let payload = msg.payload().unwrap_or(&[]);
+            if msg.topic() == config.kafka.dlq_topic {
+                s.dlq += 1;
+            } else if let Ok(d) = serde_json::from_slice::<serde_json::Value>(payload) {
+                tally(&mut s, &d, &truth, &mut latencies);
+            }
+        }
+        let total = produced.load(Ordering::Relaxed);
+        if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            print_progress(&s, total, started.elapsed());
+        }
+        let finished = producing_done.is_triggered() && s.decisions + s.dlq >= total;
+        if finished {
+            break;
+        }
+        if shutdown.is_triggered() {
+            // After Ctrl-C, drain what was produced for a few seconds, then stop.
+            let t = *stopped_at.get_or_insert_with(Instant::now);
+            if t.elapsed() > Duration::from_secs(5) && producing_done.is_triggered() {
+                break;
+            }
+        }
+    }
+    s.duration_secs = started.elapsed().as_secs_f64();
+    s.events = produced.load(Ordering::Relaxed);
+    s.events_per_sec = s.decisions as f64 / s.duration_secs.max(1e-9);
+    latencies.sort_unstable();
+    let pct = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as u64
+    };
+    (s.latency_us_p50, s.latency_us_p99, s.latency_us_p999) = (pct(0.5), pct(0.99), pct(0.999));
+    if opts.progress {
+        print_progress(&s, s.events, started.elapsed());
+        eprintln!();
+    }
+    pipeline_stop.trigger();
+    generator
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+    pipeline
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
+    drop(consumer);
+    drop(kafka);
+    Ok(s)
+}
+
+fn tally(
+    s: &mut DemoSummary,
+    d: &serde_json::Value,
+    truth: &Mutex<Vec<Pattern>>,
+    latencies: &mut Vec<u32>,
+) {
+    s.decisions += 1;
+    let action = d["action"].as_str().unwrap_or("");
+    match action {
+        "allow" => s.allow += 1,
+        "review" => s.review += 1,
+        "block" => s.block += 1,
+        _ => {}
+    }
+    latencies.push(
+        d["latency_us"]
+            .as_u64()
+            .unwrap_or(0)
+            .min(u64::from(u32::MAX)) as u32,
+    );
+    let seq = d["event_id"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("ev-"))
+        .and_then(|n| n.parse::<usize>().ok());
+    let pattern = seq
+        .and_then(|i| truth.lock().ok()?.get(i).copied())
+        .unwrap_or(Pattern::Legit);
+    let flagged = action != "allow";
+    for r in d["reasons"].as_array().into_iter().flatten() {
+        let e = s
+            .reasons
+            .entry(r["code"].as_str().unwrap_or("?").to_string())
+            .or_default();
+        if pattern.is_fraud() {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    if pattern.is_fraud() {
+        s.frauds += 1;
+        s.frauds_caught += u64::from(flagged);
+        s.frauds_blocked += u64::from(action == "block");
+        let e = s.by_pattern.entry(pattern.name().to_string()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(flagged);
+    } else if flagged {
+        s.legit_flagged += 1;
+    }
+}
+
+fn print_progress(s: &DemoSummary, produced: u64, elapsed: Duration) {
+    let eps = s.decisions as f64 / elapsed.as_secs_f64().max(1e-9);
+    eprint!(
+        "\r{:>7} produced | {:>7} decided ({:>5} review, {:>4} block) | {:>3} DLQ | frauds caught {}/{} | {:>6.0} ev/s   ",
+        produced, s.decisions, s.review, s.block, s.dlq, s.frauds_caught, s.frauds, eps
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Produces the synthetic stream at `opts.rate`, plus labels two simulated hours
+/// later (a chargeback feed, accelerated): every fraud, and 2 % of genuine payments.
+fn generate(
+    opts: &DemoOptions,
+    brokers: &str,
+    input: &str,
+    labels: &str,
+    truth: &Mutex<Vec<Pattern>>,
+    produced: &AtomicU64,
+    stop: &Shutdown,
+) -> anyhow::Result<()> {
+    let producer = producer(brokers)?;
+    // The simulated clock ends at about now; unlimited runs start a week back and
+    // then stay at the wall clock.
+    let span = if opts.events == 0 {
+        7 * 86_400_000
+    } else {
+        opts.events as i64 * Generator::step_ms(opts.accounts)
+    };
+    let mut gen = Generator::new(
+        opts.seed,
+        opts.accounts,
+        (opts.events / 5).min(5_000),
+        now_ms() - span,
+    );
+    // Chargebacks arrive two simulated hours after the payment.
+    let label_delay = (2 * 3_600_000 / Generator::step_ms(opts.accounts)).max(1) as u64;
+    let mut pending_labels: VecDeque<(u64, String, u64, bool)> = VecDeque::new();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while (opts.events == 0 || n < opts.events) && !stop.is_triggered() {
+        let due = started + Duration::from_secs_f64(n as f64 / opts.rate.max(1) as f64);
+        let now = Instant::now();
+        if due > now + Duration::from_millis(2) {
+            std::thread::sleep(due - now);
+        }
+        let g = gen.next(now_ms());
+        if let Ok(mut t) = truth.lock() {
+            t.push(g.pattern);
+        }
+        send(&producer, input, g.key.as_bytes(), &g.payload)?;
+        if g.pattern.is_fraud() || (g.pattern == Pattern::Legit && g.seq % 50 == 0) {
+            pending_labels.push_back((g.seq + label_delay, g.key, g.seq, g.pattern.is_fraud()));
+        }
+        while pending_labels.front().is_some_and(|l| l.0 <= n) {
+            let (_, key, seq, fraud) = pending_labels.pop_front().expect("front exists");
+            let label = format!(
+                r#"{{"event_id":"ev-{seq}","label":"{}"}}"#,
+                if fraud { "fraud" } else { "legit" }
+            );
+            if !labels.is_empty() {
+                send(&producer, labels, key.as_bytes(), label.as_bytes())?;
+            }
+        }
+        n += 1;
+        produced.store(n, Ordering::Relaxed);
+        producer.poll(Duration::ZERO);
+    }
+    flush(&producer)?;
+    Ok(())
+}

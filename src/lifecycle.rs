@@ -1,0 +1,63 @@
+//! Process lifecycle: the shutdown signal passed to every task, and the health
+//! state behind `/healthz` and `/readyz`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A cloneable shutdown flag; every loop checks it between units of work.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// A flag that is not yet triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every holder to finish in-flight work and stop.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Readiness inputs, written by the pipeline and read by the HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct Health {
+    assigned: AtomicUsize,
+    broker_ok: AtomicBool,
+    stopping: AtomicBool,
+}
+
+impl Health {
+    /// A fresh, not-ready state.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Records how many input partitions are assigned and restored.
+    pub fn set_assigned(&self, n: usize) {
+        self.assigned.store(n, Ordering::Relaxed);
+    }
+
+    /// Records whether the broker answered recently.
+    pub fn set_broker_ok(&self, ok: bool) {
+        self.broker_ok.store(ok, Ordering::Relaxed);
+    }
+
+    /// Marks the process as shutting down: no longer ready.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Ready: partitions assigned and restored, broker reachable, not stopping.
+    pub fn is_ready(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed) > 0
+            && self.broker_ok.load(Ordering::Relaxed)
+            && !self.stopping.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,244 @@
+//! Every metric fraudstream exports, in one place. Label sets are small and
+//! fixed: never an account, card or terminal id.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets from 1 microsecond to 10 ms for the in-process hot path.
+const HOT_PATH_BUCKETS: &[f64] = &[
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2,
+];
+/// Buckets from 1 ms to 60 s for end-to-end latency.
+const E2E_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The process's metrics and the registry that exports them.
+pub struct Metrics {
+    /// Registry holding every metric below.
+    pub registry: Registry,
+    /// Messages read from the input topic.
+    pub events_consumed: IntCounter,
+    /// Valid events that got a decision.
+    pub events_decided: IntCounter,
+    /// Invalid events, by reason.
+    pub events_invalid: IntCounterVec,
+    /// Decisions, by action.
+    pub decisions: IntCounterVec,
+    /// Records written to the dead-letter topic.
+    pub dlq_records: IntCounter,
+    /// Labels read, by outcome (`applied`, `parked`, `unknown`, `invalid`).
+    pub labels: IntCounterVec,
+    /// Read-to-decision time in the processor.
+    pub hot_path_seconds: Histogram,
+    /// Event time to decision produced.
+    pub end_to_end_seconds: Histogram,
+    /// Decision scores.
+    pub score: Histogram,
+    /// Consumer lag per input partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Entities held, by entity kind.
+    pub state_entities: IntGaugeVec,
+    /// Approximate bytes of entity state.
+    pub state_bytes: IntGauge,
+    /// Entity evictions, by entity kind and cause (`idle`, `capacity`).
+    pub state_evictions: IntCounterVec,
+    /// Out-of-order events, by entity kind and outcome (`applied`, `dropped`).
+    pub late_events: IntCounterVec,
+    /// Kafka transactions / batch commits, by outcome (`commit`, `abort`).
+    pub transactions: IntCounterVec,
+    /// Kafka client errors, by kind.
+    pub kafka_errors: IntCounterVec,
+    /// Input partitions currently assigned.
+    pub assigned_partitions: IntGauge,
+    /// 1 when ready to process (assigned and broker reachable).
+    pub ready: IntGauge,
+    /// Build information (`version` label), always 1.
+    pub build_info: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    /// Creates and registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        {
+            let pc = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = r.register(Box::new(pc));
+        }
+        let m = Self {
+            events_consumed: counter(
+                &r,
+                "fraudstream_events_consumed_total",
+                "Messages read from the input topic.",
+            ),
+            events_decided: counter(
+                &r,
+                "fraudstream_events_decided_total",
+                "Valid events that got a decision.",
+            ),
+            events_invalid: counter_vec(
+                &r,
+                "fraudstream_events_invalid_total",
+                "Invalid events sent to the dead-letter topic, by reason.",
+                &["reason"],
+            ),
+            decisions: counter_vec(
+                &r,
+                "fraudstream_decisions_total",
+                "Decisions produced, by action.",
+                &["action"],
+            ),
+            dlq_records: counter(
+                &r,
+                "fraudstream_dlq_records_total",
+                "Records written to the dead-letter topic.",
+            ),
+            labels: counter_vec(
+                &r,
+                "fraudstream_labels_total",
+                "Fraud labels read, by outcome.",
+                &["outcome"],
+            ),
+            hot_path_seconds: histogram(
+                &r,
+                "fraudstream_hot_path_seconds",
+                "Time from reading an event to handing its decision to the producer.",
+                HOT_PATH_BUCKETS,
+            ),
+            end_to_end_seconds: histogram(
+                &r,
+                "fraudstream_end_to_end_seconds",
+                "Time from the input record's timestamp to its decision being produced.",
+                E2E_BUCKETS,
+            ),
+            score: histogram(
+                &r,
+                "fraudstream_score",
+                "Risk score of decisions.",
+                &[0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+            ),
+            consumer_lag: gauge_vec(
+                &r,
+                "fraudstream_consumer_lag",
+                "Messages behind the end of the input partition.",
+                &["partition"],
+            ),
+            state_entities: gauge_vec(
+                &r,
+                "fraudstream_state_entities",
+                "Entities held in memory, by entity kind.",
+                &["entity"],
+            ),
+            state_bytes: gauge(
+                &r,
+                "fraudstream_state_bytes",
+                "Approximate bytes of entity state held.",
+            ),
+            state_evictions: counter_vec(
+                &r,
+                "fraudstream_state_evictions_total",
+                "Entities evicted, by entity kind and cause.",
+                &["entity", "cause"],
+            ),
+            late_events: counter_vec(
+                &r,
+                "fraudstream_late_events_total",
+                "Out-of-order events, by entity kind and outcome.",
+                &["entity", "outcome"],
+            ),
+            transactions: counter_vec(
+                &r,
+                "fraudstream_transactions_total",
+                "Batch commits (Kafka transactions), by outcome.",
+                &["outcome"],
+            ),
+            kafka_errors: counter_vec(
+                &r,
+                "fraudstream_kafka_errors_total",
+                "Kafka client errors, by kind.",
+                &["kind"],
+            ),
+            assigned_partitions: gauge(
+                &r,
+                "fraudstream_assigned_partitions",
+                "Input partitions assigned to this instance.",
+            ),
+            ready: gauge(
+                &r,
+                "fraudstream_ready",
+                "1 when partitions are assigned and the broker is reachable.",
+            ),
+            build_info: gauge_vec(
+                &r,
+                "fraudstream_build_info",
+                "Build information.",
+                &["version"],
+            ),
+            registry: r,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Pre-create label values so series exist (at 0) from the first scrape.
+        for reason in crate::source::event::InvalidReason::ALL {
+            m.events_invalid.with_label_values(&[reason.code()]);
+        }
+        for action in ["allow", "review", "block"] {
+            m.decisions.with_label_values(&[action]);
+        }
+        for outcome in ["commit", "abort"] {
+            m.transactions.with_label_values(&[outcome]);
+        }
+        for outcome in ["applied", "parked", "unknown", "invalid"] {
+            m.labels.with_label_values(&[outcome]);
+        }
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,616 @@
+//! Pipeline: the consume → features → decide → produce loop, its batching and
+//! commits, and partition assignment.
+//!
+//! One thread polls the consumer and runs the hot path. State is owned per
+//! partition ([`PartitionWorker`]); nothing is shared between partitions. The
+//! rebalance callbacks run on the same thread, inside `poll`, so they commit the
+//! open batch before partitions are revoked.
+
+mod partition;
+
+pub use partition::{OffsetTrack, PartitionWorker};
+
+use crate::config::Config;
+use crate::decision::{Action, BaselinePolicy, Decision, Verdict};
+use crate::features::{
+    load_feature_set, EngineLimits, EventView, FeatureSet, FeatureSpecError, LabelOutcome,
+};
+use crate::lifecycle::{Health, Shutdown};
+use crate::metrics::Metrics;
+use crate::sink::{DeadLetter, Sink, SinkError};
+use crate::source::event::{parse_event, InvalidEvent, InvalidReason, Limits};
+use crate::source::kafka::{consumer_config, parse_label, LabelKind};
+use crate::source::time::now_ms;
+use crate::state::TableStats;
+use prometheus::IntCounter;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The feature set could not be loaded.
+    #[error(transparent)]
+    Features(#[from] FeatureSpecError),
+    /// The consumer could not be created or subscribed.
+    #[error("consumer: {0}")]
+    Consumer(#[from] KafkaError),
+    /// The producer failed beyond recovery.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Totals of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Input messages read.
+    pub consumed: u64,
+    /// Decisions produced.
+    pub decided: u64,
+    /// Invalid events dead-lettered.
+    pub invalid: u64,
+    /// Labels read.
+    pub labels: u64,
+    /// Batches committed.
+    pub commits: u64,
+    /// Batches aborted.
+    pub aborts: u64,
+}
+
+/// Runs the pipeline until `shutdown` is triggered, then finishes the open batch,
+/// commits it and returns.
+pub fn run(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<RunStats, PipelineError> {
+    let set = Arc::new(load_feature_set(&config.features.set)?);
+    let sink = Sink::start(config)?;
+    let pipeline = Pipeline::new(config, set, sink, metrics.clone());
+    let context = PipelineContext {
+        pipeline: Mutex::new(pipeline),
+        metrics,
+        health: health.clone(),
+        input_topic: config.kafka.input_topic.clone(),
+    };
+    let consumer: BaseConsumer<PipelineContext> =
+        consumer_config(config).create_with_context(context)?;
+    let mut topics = vec![config.kafka.input_topic.as_str()];
+    if !config.kafka.labels_topic.is_empty() {
+        topics.push(config.kafka.labels_topic.as_str());
+    }
+    consumer.subscribe(&topics)?;
+    tracing::info!(
+        brokers = %config.kafka.brokers,
+        group = %config.kafka.group_id,
+        input = %config.kafka.input_topic,
+        output = %config.kafka.output_topic,
+        guarantee = ?config.processing.guarantee,
+        "pipeline started"
+    );
+    while !shutdown.is_triggered() {
+        let polled = consumer.poll(Duration::from_millis(50));
+        let mut p = consumer.context().lock();
+        match polled {
+            Some(Ok(msg)) => {
+                health.set_broker_ok(true);
+                p.handle(&msg)?;
+            }
+            Some(Err(e)) => p.kafka_error("consume", &e),
+            None => {}
+        }
+        p.sink.poll();
+        p.maybe_commit(&consumer)?;
+        p.maybe_publish();
+    }
+    health.set_stopping();
+    let stats = {
+        let mut p = consumer.context().lock();
+        p.commit(&consumer)?;
+        p.publish();
+        p.stats
+    };
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!(?stats, "pipeline stopped");
+    Ok(stats)
+}
+
+/// Consumer context: owns the pipeline so the rebalance callbacks can commit it.
+struct PipelineContext {
+    pipeline: Mutex<Pipeline>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    input_topic: String,
+}
+
+impl PipelineContext {
+    fn lock(&self) -> MutexGuard<'_, Pipeline> {
+        // Only this thread takes the lock; a poisoned lock means a panic already unwound.
+        self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for PipelineContext {
+    fn stats(&self, stats: Statistics) {
+        if let Some(topic) = stats.topics.get(&self.input_topic) {
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&id.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(C::AllBrokersDown) | Some(C::BrokerTransportFailure)
+        ) {
+            self.health.set_broker_ok(false);
+        }
+        self.metrics
+            .kafka_errors
+            .with_label_values(&["client"])
+            .inc();
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for PipelineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut p = self.lock();
+            if let Err(e) = p.commit(consumer) {
+                tracing::error!(error = %e, "commit before revocation failed");
+            }
+            for el in tpl.elements() {
+                if el.topic() == self.input_topic {
+                    p.drop_worker(el.partition());
+                }
+            }
+            self.health.set_assigned(p.assigned());
+            self.metrics.assigned_partitions.set(p.assigned() as i64);
+            tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut p = self.lock();
+                for el in tpl.elements() {
+                    if el.topic() == self.input_topic {
+                        p.add_worker(el.partition());
+                    }
+                }
+                self.health.set_assigned(p.assigned());
+                self.health.set_broker_ok(true);
+                self.metrics.assigned_partitions.set(p.assigned() as i64);
+                tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .map(|e| e.partition())
+        .collect()
+}
+
+/// Everything the hot path touches, owned by the polling thread.
+struct Pipeline {
+    input_topic: String,
+    labels_topic: String,
+    output_topic: String,
+    dlq_topic: String,
+    limits: Limits,
+    max_batch_events: usize,
+    commit_interval: Duration,
+    engine_limits: EngineLimits,
+    set: Arc<FeatureSet>,
+    policy: BaselinePolicy,
+    sink: Sink,
+    workers: Vec<Option<PartitionWorker>>,
+    batch_events: usize,
+    batch_started: Instant,
+    features: Vec<f64>,
+    verdict: Verdict,
+    out: Vec<u8>,
+    metrics: Arc<Metrics>,
+    by_action: [IntCounter; 3],
+    by_reason: Vec<IntCounter>,
+    stats: RunStats,
+    last_publish: Instant,
+    published: HashMap<String, TableStats>,
+    dlq_log: RateLimitedLog,
+}
+
+impl Pipeline {
+    fn new(config: &Config, set: Arc<FeatureSet>, sink: Sink, metrics: Arc<Metrics>) -> Self {
+        let p = &config.processing;
+        Self {
+            input_topic: config.kafka.input_topic.clone(),
+            labels_topic: config.kafka.labels_topic.clone(),
+            output_topic: config.kafka.output_topic.clone(),
+            dlq_topic: config.kafka.dlq_topic.clone(),
+            limits: Limits {
+                max_message_bytes: p.max_message_bytes,
+                max_amount: p.max_amount,
+                max_future_skew_ms: p.max_future_skew_secs.saturating_mul(1000),
+            },
+            max_batch_events: p.max_batch_events.max(1),
+            commit_interval: Duration::from_millis(p.commit_interval_ms),
+            engine_limits: config.state.engine_limits(),
+            policy: BaselinePolicy::new(&set),
+            features: vec![0.0; set.len()],
+            set,
+            sink,
+            workers: Vec::new(),
+            batch_events: 0,
+            batch_started: Instant::now(),
+            verdict: Verdict::default(),
+            out: Vec::with_capacity(1024),
+            by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
+            by_reason: InvalidReason::ALL
+                .iter()
+                .map(|r| metrics.events_invalid.with_label_values(&[r.code()]))
+                .collect(),
+            metrics,
+            stats: RunStats::default(),
+            last_publish: Instant::now(),
+            published: HashMap::new(),
+            dlq_log: RateLimitedLog::default(),
+        }
+    }
+
+    fn assigned(&self) -> usize {
+        self.workers.iter().filter(|w| w.is_some()).count()
+    }
+
+    fn add_worker(&mut self, partition: i32) {
+        let i = partition as usize;
+        if self.workers.len() <= i {
+            self.workers.resize_with(i + 1, || None);
+        }
+        if self.workers[i].is_none() {
+            self.workers[i] = Some(PartitionWorker::new(self.set.clone(), self.engine_limits));
+        }
+    }
+
+    fn drop_worker(&mut self, partition: i32) {
+        if let Some(w) = self.workers.get_mut(partition as usize) {
+            *w = None;
+        }
+    }
+
+    fn worker(&mut self, partition: i32) -> &mut PartitionWorker {
+        // A message can only come from an assigned partition, but be safe if not.
+        self.add_worker(partition);
+        self.workers[partition as usize]
+            .as_mut()
+            .expect("worker was just added")
+    }
+
+    /// The hot path for one message.
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SinkError> {
+        let read_at = Instant::now();
+        if self.batch_events == 0 {
+            self.batch_started = read_at;
+        }
+        self.sink.begin()?;
+        self.batch_events += 1;
+        let (partition, offset) = (msg.partition(), msg.offset());
+        if msg.topic() == self.labels_topic {
+            self.handle_label(msg);
+            self.worker(partition).labels.advance(offset);
+            return Ok(());
+        }
+        self.stats.consumed += 1;
+        self.metrics.events_consumed.inc();
+        let payload = msg.payload().unwrap_or(&[]);
+        let limits = self.limits;
+        match parse_event(payload, &limits) {
+            Ok(ev) => {
+                let view = EventView {
+                    event_id: &ev.event_id,
+                    ts_ms: ev.ts.0,
+                    amount: ev.amount.0,
+                    account: &ev.account_id,
+                    card: ev.card(),
+                    terminal: &ev.terminal_id,
+                    device: ev.device_id.as_deref(),
+                    ip: ev.ip.as_deref(),
+                    country: ev.country.as_deref(),
+                };
+                let mut features = std::mem::take(&mut self.features);
+                self.worker(partition).engine.update(&view, &mut features);
+                self.policy.evaluate(&features, &mut self.verdict);
+                self.features = features;
+                let action = self.policy.action(self.verdict.score);
+                let decided_at_ms = now_ms();
+                let latency = read_at.elapsed();
+                let decision = Decision {
+                    event_id: &ev.event_id,
+                    account_id: &ev.account_id,
+                    action,
+                    score: self.verdict.score,
+                    reasons: &self.verdict.reasons,
+                    rules_version: self.policy.version(),
+                    model_version: "none",
+                    event_ts_ms: ev.ts.0,
+                    decided_at_ms,
+                    latency_us: latency.as_micros() as u64,
+                };
+                decision.encode(&mut self.out);
+                self.sink
+                    .send(&self.output_topic, ev.account_id.as_bytes(), &self.out);
+                self.stats.decided += 1;
+                self.metrics.events_decided.inc();
+                self.by_action[action as usize].inc();
+                self.metrics.score.observe(self.verdict.score);
+                self.metrics.hot_path_seconds.observe(latency.as_secs_f64());
+                if let Some(produced_ms) = msg.timestamp().to_millis() {
+                    let e2e = (decided_at_ms - produced_ms).max(0) as f64 / 1000.0;
+                    self.metrics.end_to_end_seconds.observe(e2e);
+                }
+            }
+            Err(invalid) => self.dead_letter(msg, &invalid),
+        }
+        self.worker(partition).input.advance(offset);
+        Ok(())
+    }
+
+    fn handle_label(&mut self, msg: &BorrowedMessage<'_>) {
+        self.stats.labels += 1;
+        let payload = msg.payload().unwrap_or(&[]);
+        match parse_label(payload) {
+            Ok(label) => {
+                let fraud = label.label == LabelKind::Fraud;
+                let outcome = self
+                    .worker(msg.partition())
+                    .engine
+                    .apply_label(&label.event_id, fraud);
+                let name = match outcome {
+                    LabelOutcome::Applied => "applied",
+                    LabelOutcome::Parked => "parked",
+                    LabelOutcome::Unknown => "unknown",
+                };
+                self.metrics.labels.with_label_values(&[name]).inc();
+            }
+            Err(error) => {
+                self.metrics.labels.with_label_values(&["invalid"]).inc();
+                let invalid = InvalidEvent {
+                    reason: InvalidReason::WrongType,
+                    detail: format!("invalid label: {error}"),
+                };
+                self.dead_letter(msg, &invalid);
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, invalid: &InvalidEvent) {
+        let dl = DeadLetter {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            reason: invalid.reason.code(),
+            error: &invalid.detail,
+        };
+        self.sink.send_dead_letter(
+            &self.dlq_topic,
+            msg.key(),
+            msg.payload().unwrap_or(&[]),
+            &dl,
+        );
+        self.stats.invalid += 1;
+        self.by_reason[invalid.reason.index()].inc();
+        self.metrics.dlq_records.inc();
+        if let Some(suppressed) = self.dlq_log.allow() {
+            tracing::warn!(
+                reason = dl.reason,
+                error = dl.error,
+                topic = dl.topic,
+                partition = dl.partition,
+                offset = dl.offset,
+                suppressed,
+                "invalid event sent to the dead-letter topic"
+            );
+        }
+    }
+
+    fn maybe_commit(&mut self, consumer: &BaseConsumer<PipelineContext>) -> Result<(), SinkError> {
+        if self.batch_events >= self.max_batch_events
+            || (self.batch_events > 0 && self.batch_started.elapsed() >= self.commit_interval)
+        {
+            self.commit(consumer)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch: output and input offsets together.
+    fn commit(&mut self, consumer: &BaseConsumer<PipelineContext>) -> Result<(), SinkError> {
+        if self.batch_events == 0 {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (p, w) in self.workers.iter().enumerate() {
+            let Some(w) = w else { continue };
+            for (topic, track) in [
+                (&self.input_topic, &w.input),
+                (&self.labels_topic, &w.labels),
+            ] {
+                if let (true, Some(next)) = (track.dirty(), track.next) {
+                    let _ = offsets.add_partition_offset(topic, p as i32, Offset::Offset(next));
+                }
+            }
+        }
+        match self.sink.commit(&offsets, consumer) {
+            Ok(()) => {
+                for w in self.workers.iter_mut().flatten() {
+                    w.input.mark_committed();
+                    w.labels.mark_committed();
+                }
+                self.batch_events = 0;
+                self.stats.commits += 1;
+                self.metrics
+                    .transactions
+                    .with_label_values(&["commit"])
+                    .inc();
+                Ok(())
+            }
+            Err(SinkError::Aborted(reason)) => {
+                self.stats.aborts += 1;
+                self.metrics
+                    .transactions
+                    .with_label_values(&["abort"])
+                    .inc();
+                tracing::warn!(%reason, "batch aborted; re-reading it from the last commit");
+                self.rewind(consumer);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After an abort: resume every partition at its last commit. The state of those
+    /// partitions included the aborted events, so it is rebuilt from empty.
+    fn rewind(&mut self, consumer: &BaseConsumer<PipelineContext>) {
+        self.batch_events = 0;
+        let timeout = Duration::from_secs(5);
+        for p in 0..self.workers.len() {
+            let Some(w) = self.workers[p].as_mut() else {
+                continue;
+            };
+            if !w.input.dirty() && !w.labels.dirty() {
+                continue;
+            }
+            let tracks = [
+                (&self.input_topic, w.input.rewind()),
+                (&self.labels_topic, w.labels.rewind()),
+            ];
+            for (topic, resume) in tracks {
+                if let Some(offset) = resume {
+                    if let Err(e) = consumer.seek(topic, p as i32, Offset::Offset(offset), timeout)
+                    {
+                        tracing::error!(error = %e, topic = %topic, partition = p, "seek after abort failed");
+                    }
+                }
+            }
+            w.engine = crate::features::FeatureEngine::new(self.set.clone(), self.engine_limits);
+        }
+    }
+
+    fn kafka_error(&mut self, kind: &str, e: &KafkaError) {
+        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
+        tracing::warn!(error = %e, kind, "kafka error");
+    }
+
+    fn maybe_publish(&mut self) {
+        if self.last_publish.elapsed() >= Duration::from_secs(1) {
+            self.publish();
+        }
+    }
+
+    /// Publishes state gauges and counters (once a second, off the per-event path).
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        let mut totals: HashMap<&str, (usize, TableStats)> = HashMap::new();
+        let mut bytes = 0;
+        for w in self.workers.iter().flatten() {
+            bytes += w.engine.memory_bytes();
+            for (name, len, st) in w.engine.table_stats() {
+                let t = totals.entry(name).or_default();
+                t.0 += len;
+                t.1.evicted_idle += st.evicted_idle;
+                t.1.evicted_lru += st.evicted_lru;
+                t.1.late_applied += st.late_applied;
+                t.1.late_dropped += st.late_dropped;
+            }
+        }
+        self.metrics.state_bytes.set(bytes as i64);
+        for (name, (len, st)) in totals {
+            self.metrics
+                .state_entities
+                .with_label_values(&[name])
+                .set(len as i64);
+            let prev = self.published.entry(name.to_string()).or_default();
+            let m = &self.metrics;
+            let deltas = [
+                (
+                    &m.state_evictions,
+                    "idle",
+                    st.evicted_idle,
+                    prev.evicted_idle,
+                ),
+                (
+                    &m.state_evictions,
+                    "capacity",
+                    st.evicted_lru,
+                    prev.evicted_lru,
+                ),
+                (
+                    &m.late_events,
+                    "applied",
+                    st.late_applied,
+                    prev.late_applied,
+                ),
+                (
+                    &m.late_events,
+                    "dropped",
+                    st.late_dropped,
+                    prev.late_dropped,
+                ),
+            ];
+            for (counter, label, now, before) in deltas {
+                if now > before {
+                    counter
+                        .with_label_values(&[name, label])
+                        .inc_by(now - before);
+                }
+            }
+            *prev = st;
+        }
+    }
+}
+
+/// Lets one log line through per second and counts the ones held back.
+#[derive(Default)]
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    /// `Some(suppressed since the last line)` when a line may be logged now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < Duration::from_secs(1) => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
