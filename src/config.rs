@@ -58,6 +58,9 @@ pub struct KafkaConfig {
     pub labels_topic: String,
     /// Dead-letter topic for invalid events.
     pub dlq_topic: String,
+    /// Compacted topic of per-partition checkpoints (exactly-once mode); at least as
+    /// many partitions as the input topic.
+    pub checkpoint_topic: String,
     /// `transactional.id` of this instance; empty derives `fraudstream-<group_id>-<instance_id>`.
     pub transactional_id: String,
     /// Stable id of this instance within the group (hostname-like); used for the transactional id.
@@ -79,6 +82,7 @@ impl Default for KafkaConfig {
             output_topic: "decisions".into(),
             labels_topic: "labels".into(),
             dlq_topic: "payments-dlq".into(),
+            checkpoint_topic: "fraudstream-checkpoints".into(),
             transactional_id: String::new(),
             instance_id: "0".into(),
             client: BTreeMap::new(),

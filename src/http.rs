@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Binds `addr` and serves until `shutdown` triggers. Returns the bound address.
+/// Binds `addr` and serves for the life of the runtime, so `/readyz` keeps
+/// answering 503 while a graceful shutdown finishes. Returns the bound address.
 pub async fn serve(
     addr: &str,
     metrics: Arc<Metrics>,
@@ -18,14 +19,10 @@ pub async fn serve(
     tracing::info!(addr = %local, "metrics endpoint listening");
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = wait_for(&shutdown) => return,
-            };
-            if let Ok((stream, _)) = accepted {
-                let (m, h) = (metrics.clone(), health.clone());
+            if let Ok((stream, _)) = listener.accept().await {
+                let (m, h, s) = (metrics.clone(), health.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    let _ = respond(stream, &m, &h).await;
+                    let _ = respond(stream, &m, &h, &s).await;
                 });
             }
         }
@@ -33,17 +30,23 @@ pub async fn serve(
     Ok(local)
 }
 
-async fn wait_for(shutdown: &Shutdown) {
-    while !shutdown.is_triggered() {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-async fn respond(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> std::io::Result<()> {
+async fn respond(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> std::io::Result<()> {
+    // Read until the end of the request head (or 2 KiB, or 5 s).
     let mut buf = [0u8; 2048];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .unwrap_or(Ok(0))?;
+    let mut n = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf[n..])).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(k)) => n += k,
+            Ok(Err(e)) => return Err(e),
+        }
+    }
     let request = String::from_utf8_lossy(&buf[..n]);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path {
@@ -53,7 +56,9 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> s
             metrics.render(),
         ),
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-        "/readyz" if health.is_ready() => ("200 OK", "text/plain", "ready\n".to_string()),
+        "/readyz" if health.is_ready() && !shutdown.is_triggered() => {
+            ("200 OK", "text/plain", "ready\n".to_string())
+        }
         "/readyz" => (
             "503 Service Unavailable",
             "text/plain",

@@ -26,6 +26,7 @@ impl EmbeddedKafka {
             &k.input_topic,
             &k.labels_topic,
             &k.output_topic,
+            &k.checkpoint_topic,
             &k.dlq_topic,
         ] {
             if !topic.is_empty() {

@@ -6,11 +6,14 @@
 //! rebalance callbacks run on the same thread, inside `poll`, so they commit the
 //! open batch before partitions are revoked.
 
+pub mod checkpoint;
 mod partition;
 
+pub use checkpoint::Checkpoint;
 pub use partition::{OffsetTrack, PartitionWorker};
 
 use crate::config::Config;
+use crate::config::Guarantee;
 use crate::decision::{Action, BaselinePolicy, Decision, Verdict};
 use crate::features::{
     load_feature_set, EngineLimits, EventView, FeatureSet, FeatureSpecError, LabelOutcome,
@@ -23,10 +26,11 @@ use crate::source::kafka::{consumer_config, parse_label, LabelKind};
 use crate::source::time::now_ms;
 use crate::state::TableStats;
 use prometheus::IntCounter;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +48,14 @@ pub enum PipelineError {
     /// The producer failed beyond recovery.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A topic is missing or too small.
+    #[error("topic '{topic}': {problem}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// Totals of one run.
@@ -79,12 +91,16 @@ pub fn run(
         metrics,
         health: health.clone(),
         input_topic: config.kafka.input_topic.clone(),
+        config: config.clone(),
     };
     let consumer: BaseConsumer<PipelineContext> =
         consumer_config(config).create_with_context(context)?;
     let mut topics = vec![config.kafka.input_topic.as_str()];
     if !config.kafka.labels_topic.is_empty() {
         topics.push(config.kafka.labels_topic.as_str());
+    }
+    if config.processing.guarantee == Guarantee::ExactlyOnce {
+        check_checkpoint_topic(&consumer, config)?;
     }
     consumer.subscribe(&topics)?;
     tracing::info!(
@@ -123,12 +139,43 @@ pub fn run(
     Ok(stats)
 }
 
+/// The checkpoint topic must exist with at least as many partitions as the input.
+fn check_checkpoint_topic<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    config: &Config,
+) -> Result<(), PipelineError> {
+    let k = &config.kafka;
+    let timeout = Duration::from_millis(config.processing.kafka_timeout_ms);
+    let count = |topic: &str| -> Result<usize, PipelineError> {
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        let t = md.topics().iter().find(|t| t.name() == topic);
+        match t {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                Ok(t.partitions().len())
+            }
+            _ => Err(PipelineError::Topic {
+                topic: topic.to_string(),
+                problem: "does not exist".into(),
+            }),
+        }
+    };
+    let (input, checkpoints) = (count(&k.input_topic)?, count(&k.checkpoint_topic)?);
+    if checkpoints < input {
+        return Err(PipelineError::Topic {
+            topic: k.checkpoint_topic.clone(),
+            problem: format!("has {checkpoints} partitions but the input topic has {input}; it needs at least as many"),
+        });
+    }
+    Ok(())
+}
+
 /// Consumer context: owns the pipeline so the rebalance callbacks can commit it.
 struct PipelineContext {
     pipeline: Mutex<Pipeline>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     input_topic: String,
+    config: Config,
 }
 
 impl PipelineContext {
@@ -170,40 +217,111 @@ impl ClientContext for PipelineContext {
 }
 
 impl ConsumerContext for PipelineContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let mut p = self.lock();
-            if let Err(e) = p.commit(consumer) {
-                tracing::error!(error = %e, "commit before revocation failed");
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.resume_from_checkpoints(tpl);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                self.assigned(tpl);
+                r
             }
-            for el in tpl.elements() {
-                if el.topic() == self.input_topic {
-                    p.drop_worker(el.partition());
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoking(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
                 }
             }
-            self.health.set_assigned(p.assigned());
-            self.metrics.assigned_partitions.set(p.assigned() as i64);
-            tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
+            other => Err(KafkaError::Rebalance(other.into())),
+        };
+        if let Err(e) = result {
+            self.metrics
+                .kafka_errors
+                .with_label_values(&["rebalance"])
+                .inc();
+            tracing::error!(error = %e, "rebalance failed");
+        }
+    }
+}
+
+impl PipelineContext {
+    /// Sets each assigned partition's start offset from its checkpoint, so a
+    /// restarted or rebalanced worker resumes exactly after the last committed batch.
+    fn resume_from_checkpoints(&self, tpl: &mut TopicPartitionList) {
+        if self.config.processing.guarantee != Guarantee::ExactlyOnce {
+            return;
+        }
+        let parts = partitions_of(tpl, &self.input_topic);
+        let timeout = Duration::from_millis(self.config.processing.kafka_timeout_ms.max(1000) * 3);
+        match checkpoint::read_latest(&self.config, &parts, timeout) {
+            Ok(found) => {
+                let labels = &self.config.kafka.labels_topic;
+                for (p, cp) in &found {
+                    let targets = [
+                        (&self.input_topic, cp.input_offset),
+                        (labels, cp.labels_offset),
+                    ];
+                    for (topic, offset) in targets {
+                        if let Some(o) = offset {
+                            if tpl.find_partition(topic, *p).is_some() {
+                                let _ = tpl.set_partition_offset(topic, *p, Offset::Offset(o));
+                            }
+                        }
+                    }
+                }
+                tracing::info!(partitions = ?parts, restored = found.len(), "resuming from checkpoints");
+            }
+            Err(e) => {
+                self.metrics
+                    .kafka_errors
+                    .with_label_values(&["checkpoint"])
+                    .inc();
+                tracing::error!(error = %e, "cannot read checkpoints; resuming from the group's committed offsets");
+            }
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let mut p = self.lock();
-                for el in tpl.elements() {
-                    if el.topic() == self.input_topic {
-                        p.add_worker(el.partition());
-                    }
-                }
-                self.health.set_assigned(p.assigned());
-                self.health.set_broker_ok(true);
-                self.metrics.assigned_partitions.set(p.assigned() as i64);
-                tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions assigned");
+    fn assigned(&self, tpl: &TopicPartitionList) {
+        let mut p = self.lock();
+        for el in tpl.elements() {
+            if el.topic() == self.input_topic {
+                p.add_worker(el.partition());
             }
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
-            Rebalance::Revoke(_) => {}
         }
+        self.health.set_assigned(p.assigned());
+        self.health.set_broker_ok(true);
+        self.metrics.assigned_partitions.set(p.assigned() as i64);
+        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions assigned");
+    }
+
+    /// Commits the open batch before partitions go, then drops their state.
+    fn revoking(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut p = self.lock();
+        if let Err(e) = p.commit(consumer) {
+            tracing::error!(error = %e, "commit before revocation failed");
+        }
+        for el in tpl.elements() {
+            if el.topic() == self.input_topic {
+                p.drop_worker(el.partition());
+            }
+        }
+        self.health.set_assigned(p.assigned());
+        self.metrics.assigned_partitions.set(p.assigned() as i64);
+        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
     }
 }
 
@@ -221,6 +339,8 @@ struct Pipeline {
     labels_topic: String,
     output_topic: String,
     dlq_topic: String,
+    checkpoint_topic: String,
+    checkpoints: bool,
     limits: Limits,
     max_batch_events: usize,
     commit_interval: Duration,
@@ -251,6 +371,8 @@ impl Pipeline {
             labels_topic: config.kafka.labels_topic.clone(),
             output_topic: config.kafka.output_topic.clone(),
             dlq_topic: config.kafka.dlq_topic.clone(),
+            checkpoint_topic: config.kafka.checkpoint_topic.clone(),
+            checkpoints: p.guarantee == Guarantee::ExactlyOnce,
             limits: Limits {
                 max_message_bytes: p.max_message_bytes,
                 max_amount: p.max_amount,
@@ -453,13 +575,32 @@ impl Pipeline {
         let mut offsets = TopicPartitionList::new();
         for (p, w) in self.workers.iter().enumerate() {
             let Some(w) = w else { continue };
-            for (topic, track) in [
+            if !w.input.dirty() && !w.labels.dirty() {
+                continue;
+            }
+            let tracks = [
                 (&self.input_topic, &w.input),
                 (&self.labels_topic, &w.labels),
-            ] {
+            ];
+            for (topic, track) in tracks {
                 if let (true, Some(next)) = (track.dirty(), track.next) {
                     let _ = offsets.add_partition_offset(topic, p as i32, Offset::Offset(next));
                 }
+            }
+            if self.checkpoints {
+                let cp = Checkpoint {
+                    version: Checkpoint::VERSION,
+                    input_offset: w.input.next,
+                    labels_offset: w.labels.next,
+                };
+                let value = serde_json::to_vec(&cp).unwrap_or_default();
+                let key = Checkpoint::key(p as i32);
+                self.sink.send_to_partition(
+                    &self.checkpoint_topic,
+                    p as i32,
+                    key.as_bytes(),
+                    &value,
+                );
             }
         }
         match self.sink.commit(&offsets, consumer) {

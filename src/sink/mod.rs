@@ -133,6 +133,16 @@ impl Sink {
         self.send_record(BaseRecord::to(topic).key(key).payload(payload));
     }
 
+    /// Queues a record to an explicit partition.
+    pub fn send_to_partition(&self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) {
+        self.send_record(
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(key)
+                .payload(payload),
+        );
+    }
+
     /// Queues a dead-letter record: the original key and bytes, with the error and
     /// the source coordinates in headers (`fraudstream.error.*`, `fraudstream.source.*`).
     pub fn send_dead_letter(

@@ -1,0 +1,274 @@
+//! The processor end to end against librdkafka's mock cluster over TCP.
+
+mod common;
+
+use common::*;
+use fraudstream::source::time::now_ms;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn every_event_gets_exactly_one_decision() {
+    let cluster = Cluster::start(3);
+    let now = now_ms();
+    let events: Vec<_> = (0..2000)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                &format!("acc{}", i % 97),
+                now - 100_000 + i,
+                10.0 + (i % 50) as f64,
+            )
+        })
+        .collect();
+    cluster.produce("payments", &events);
+    let running = Running::start(&cluster.config);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 2000);
+    drain(&reader, &mut out);
+    let stats = running.stop();
+    assert_eq!(out.decisions.len(), 2000);
+    for i in 0..2000 {
+        let d = &out.decisions[&format!("e{i}")];
+        assert_eq!(d.len(), 1, "event e{i} has {} decisions", d.len());
+        let d = &d[0];
+        assert_eq!(d["account_id"], format!("acc{}", i % 97));
+        assert!(["allow", "review", "block"].contains(&d["action"].as_str().unwrap()));
+        let score = d["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        for key in [
+            "reasons",
+            "rules_version",
+            "model_version",
+            "event_ts",
+            "decided_at",
+            "latency_us",
+        ] {
+            assert!(!d[key].is_null(), "decision lacks {key}: {d}");
+        }
+    }
+    assert!(out.dlq.is_empty());
+    assert_eq!(stats.decided, 2000);
+    // Offsets are committed for everything decided.
+    let committed: i64 = committed(&cluster.config, 3).values().sum();
+    assert_eq!(committed, 2000);
+}
+
+#[test]
+fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
+    let cluster = Cluster::start(1);
+    let now = now_ms();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("invalid_json", b"not json at all".to_vec()),
+        ("invalid_json", br#"{"event_id":"x","ts":1,"#.to_vec()),
+        ("invalid_utf8", b"\xff\xfe\xfd".to_vec()),
+        ("missing_field", br#"{"event_id":"x","ts":1,"account_id":"a","amount":1,"currency":"EUR"}"#.to_vec()),
+        ("wrong_type", br#"{"event_id":"x","ts":1,"account_id":["a"],"terminal_id":"t","amount":1,"currency":"EUR"}"#.to_vec()),
+        ("invalid_amount", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":0,"currency":"EUR"}"#.to_vec()),
+        ("invalid_amount", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":"NaN","currency":"EUR"}"#.to_vec()),
+        ("invalid_timestamp", br#"{"event_id":"x","ts":"soon","account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}"#.to_vec()),
+        ("future_timestamp", format!(r#"{{"event_id":"x","ts":{},"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}}"#, now + 86_400_000 * 365).into_bytes()),
+        ("oversized", format!(r#"{{"event_id":"x","pad":"{}"}}"#, "x".repeat(70_000)).into_bytes()),
+        ("invalid_field", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":1,"currency":"eur"}"#.to_vec()),
+        ("invalid_json", format!(r#"{{"deep":{}}}"#, "[".repeat(5000)).into_bytes()),
+        ("invalid_json", Vec::new()),
+    ];
+    let mut records = Vec::new();
+    for (i, (_, payload)) in bad.iter().enumerate() {
+        records.push(event(&format!("ok{i}"), "acc", now - 1000 + i as i64, 5.0));
+        records.push(("k".to_string(), payload.clone()));
+    }
+    records.push(event("last", "acc", now, 5.0));
+    cluster.produce("payments", &records);
+    let running = Running::start(&cluster.config);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    read_until(&reader, &mut out, WAIT, |o| o.total() == records.len());
+    drain(&reader, &mut out);
+    running.stop();
+    assert_eq!(
+        out.decisions.len(),
+        bad.len() + 1,
+        "every valid event, including the one after the bad ones, is decided"
+    );
+    assert_eq!(out.dlq.len(), bad.len());
+    let mut dlq = out.dlq.clone();
+    dlq.sort_by_key(|d| d.1.parse::<i64>().unwrap());
+    for ((want_reason, payload), (reason, offset, bytes)) in bad.iter().zip(&dlq) {
+        assert_eq!(reason, want_reason, "record at offset {offset}");
+        assert_eq!(bytes, payload, "the DLQ keeps the original bytes");
+    }
+}
+
+#[test]
+fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
+    let cluster = Cluster::start(2);
+    let now = now_ms();
+    let n = 20_000;
+    let events: Vec<_> = (0..n)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                &format!("acc{}", i % 501),
+                now - 50_000 + i as i64,
+                12.5,
+            )
+        })
+        .collect();
+    cluster.produce("payments", &events);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+
+    let first = Running::start(&cluster.config);
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() >= n / 10);
+    let stats = first.stop();
+    assert!(
+        stats.decided < n as u64,
+        "the test stops mid-stream ({} decided)",
+        stats.decided
+    );
+    // Everything committed was decided, and everything decided was committed.
+    let committed: i64 = committed(&cluster.config, 2).values().sum();
+    assert_eq!(committed as u64, stats.decided);
+    read_until(&reader, &mut out, WAIT, |o| {
+        o.decisions.len() as u64 >= stats.decided
+    });
+    drain(&reader, &mut out);
+    assert_eq!(
+        out.decisions.len() as u64,
+        stats.decided,
+        "read_committed sees exactly the committed decisions"
+    );
+
+    let second = Running::start(&cluster.config);
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == n);
+    drain(&reader, &mut out);
+    let stats2 = second.stop();
+    assert_eq!(stats.decided + stats2.decided, n as u64);
+    let dups: Vec<_> = out
+        .decisions
+        .iter()
+        .filter(|(_, v)| v.len() != 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(dups.is_empty(), "duplicated decisions: {dups:?}");
+}
+
+#[test]
+fn at_least_once_mode_also_decides_everything() {
+    let mut cluster = Cluster::start(2);
+    cluster.config.processing.guarantee = fraudstream::config::Guarantee::AtLeastOnce;
+    let now = now_ms();
+    let events: Vec<_> = (0..3000)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                &format!("a{}", i % 13),
+                now - 10_000 + i,
+                3.0,
+            )
+        })
+        .collect();
+    cluster.produce("payments", &events);
+    let running = Running::start(&cluster.config);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 3000);
+    let stats = running.stop();
+    assert_eq!(stats.decided, 3000);
+    let committed: i64 = committed(&cluster.config, 2).values().sum();
+    assert_eq!(committed, 3000);
+}
+
+#[test]
+fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
+    let mut cluster = Cluster::start(1);
+    cluster.config.metrics.addr = "127.0.0.1:0".into();
+    let now = now_ms();
+    // Four frauds at one terminal, labelled; then a payment there is flagged.
+    let mut records = Vec::new();
+    for i in 0..4 {
+        records.push(event_at(
+            &format!("f{i}"),
+            &format!("victim{i}"),
+            "rogue",
+            now - 60_000 + i * 1000,
+        ));
+    }
+    cluster.produce("payments", &records);
+    let labels: Vec<_> = (0..4)
+        .map(|i| {
+            (
+                format!("victim{i}"),
+                format!(r#"{{"event_id":"f{i}","label":"fraud"}}"#).into_bytes(),
+            )
+        })
+        .collect();
+    cluster.produce("labels", &labels);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = Running::start(&cluster.config);
+    let addr = rt
+        .block_on(fraudstream::http::serve(
+            "127.0.0.1:0",
+            running.metrics.clone(),
+            running.health.clone(),
+            running.stop.clone(),
+        ))
+        .unwrap()
+        .to_string();
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 4);
+    // Wait (bounded) until the labels were consumed, then pay at the rogue terminal.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !fraudstream::http::get(&addr, "/metrics")
+        .unwrap_or_else(|e| panic!("GET {addr}: {e}"))
+        .1
+        .contains("fraudstream_labels_total{outcome=\"applied\"} 4")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "labels were not applied"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.produce("payments", &[event_at("next", "someone", "rogue", now)]);
+    read_until(&reader, &mut out, WAIT, |o| {
+        o.decisions.contains_key("next")
+    });
+    let d = &out.decisions["next"][0];
+    assert_ne!(d["action"], "allow", "{d}");
+    assert_eq!(d["reasons"][0]["code"], "terminal_risk", "{d}");
+
+    assert_eq!(fraudstream::http::get(&addr, "/healthz").unwrap().0, 200);
+    assert_eq!(fraudstream::http::get(&addr, "/readyz").unwrap().0, 200);
+    let metrics = fraudstream::http::get(&addr, "/metrics").unwrap().1;
+    for line in [
+        "fraudstream_events_decided_total 5",
+        "fraudstream_decisions_total{action=\"allow\"} 4",
+        "fraudstream_assigned_partitions 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}");
+    }
+    assert!(
+        !metrics.contains("someone") && !metrics.contains("victim"),
+        "no entity ids in metrics"
+    );
+    running.stop.trigger();
+    assert_eq!(
+        fraudstream::http::get(&addr, "/readyz").unwrap().0,
+        503,
+        "not ready once shutdown starts"
+    );
+    running.stop();
+}
+
+fn event_at(id: &str, account: &str, terminal: &str, ts: i64) -> (String, Vec<u8>) {
+    (
+        account.to_string(),
+        format!(r#"{{"event_id":"{id}","ts":{ts},"account_id":"{account}","terminal_id":"{terminal}","amount":20.0,"currency":"EUR"}}"#).into_bytes(),
+    )
+}
