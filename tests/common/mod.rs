@@ -139,19 +139,19 @@ pub fn read_until(
         };
         let msg = msg.expect("reader error");
         let payload = msg.payload().unwrap_or(&[]).to_vec();
-        if msg.topic() == "payments-dlq" {
-            let mut reason = String::new();
-            let mut offset = String::new();
-            if let Some(h) = msg.headers() {
-                for hd in h.iter() {
-                    let v = String::from_utf8_lossy(hd.value.unwrap_or(&[])).to_string();
-                    match hd.key {
-                        "fraudstream.error.reason" => reason = v,
-                        "fraudstream.source.offset" => offset = v,
-                        _ => {}
-                    }
+        let mut reason = String::new();
+        let mut offset = String::new();
+        if let Some(h) = msg.headers() {
+            for hd in h.iter() {
+                let v = String::from_utf8_lossy(hd.value.unwrap_or(&[])).to_string();
+                match hd.key {
+                    "fraudstream.error.reason" => reason = v,
+                    "fraudstream.source.offset" => offset = v,
+                    _ => {}
                 }
             }
+        }
+        if !reason.is_empty() {
             out.dlq.push((reason, offset, payload));
         } else {
             let v: serde_json::Value = serde_json::from_slice(&payload).expect("decision is JSON");

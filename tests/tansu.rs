@@ -1,0 +1,120 @@
+//! The processor against a second, independent Kafka implementation (tansu),
+//! started by `scripts/tansu.sh`. Runs when `FRAUDSTREAM_TEST_BROKERS` is set.
+
+mod common;
+
+use common::*;
+use fraudstream::config::Config;
+use fraudstream::source::time::now_ms;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use std::time::Duration;
+
+fn brokers() -> Option<String> {
+    let b = std::env::var("FRAUDSTREAM_TEST_BROKERS")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if b.is_none() {
+        eprintln!("\n*** SKIPPED: FRAUDSTREAM_TEST_BROKERS is not set (scripts/tansu.sh start sets up a broker) ***\n");
+    }
+    b
+}
+
+/// A config with fresh topics and group on the external broker.
+fn fresh_config(brokers: &str, partitions: i32) -> Config {
+    let suffix = format!("{}-{}", std::process::id(), now_ms());
+    let mut c = Config::default();
+    c.kafka.brokers = brokers.to_string();
+    c.kafka.group_id = format!("fraudstream-{suffix}");
+    c.kafka.instance_id = suffix.clone();
+    for (topic, name) in [
+        (&mut c.kafka.input_topic, "payments"),
+        (&mut c.kafka.labels_topic, "labels"),
+        (&mut c.kafka.output_topic, "decisions"),
+        (&mut c.kafka.dlq_topic, "payments-dlq"),
+        (&mut c.kafka.checkpoint_topic, "checkpoints"),
+    ] {
+        *topic = format!("{name}-{suffix}");
+    }
+    c.metrics.addr = String::new();
+    c.processing.commit_interval_ms = 100;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let k = &c.kafka;
+    let names = [
+        &k.input_topic,
+        &k.labels_topic,
+        &k.output_topic,
+        &k.dlq_topic,
+        &k.checkpoint_topic,
+    ];
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let results = rt
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+    c
+}
+
+#[test]
+fn exactly_once_across_a_restart_with_malformed_input_on_tansu() {
+    let Some(brokers) = brokers() else { return };
+    let config = fresh_config(&brokers, 2);
+    let now = now_ms();
+    let mut records = Vec::new();
+    for i in 0..3000 {
+        records.push(event(
+            &format!("e{i}"),
+            &format!("acc{}", i % 53),
+            now - 10_000 + i,
+            20.0,
+        ));
+        if i % 100 == 0 {
+            records.push((
+                "bad".to_string(),
+                format!("{{\"event_id\":\"bad{i}\",\"amount\":").into_bytes(),
+            ));
+        }
+    }
+    let p = fraudstream::demo::producer(&brokers).unwrap();
+    for (k, v) in &records {
+        fraudstream::demo::send(&p, &config.kafka.input_topic, k.as_bytes(), v).unwrap();
+    }
+    fraudstream::demo::flush(&p).unwrap();
+
+    let k = &config.kafka;
+    let reader = fraudstream::demo::reader(&brokers, &[&k.output_topic, &k.dlq_topic], 2).unwrap();
+    let mut out = Output::default();
+    let wait = Duration::from_secs(180);
+    let first = Running::start(&config);
+    read_until(&reader, &mut out, wait, |o| o.decisions.len() >= 1000);
+    let s1 = first.stop();
+    let second = Running::start(&config);
+    read_until(&reader, &mut out, wait, |o| {
+        o.decisions.len() == 3000 && o.dlq.len() == 30
+    });
+    drain(&reader, &mut out);
+    let s2 = second.stop();
+    let dups: Vec<_> = out
+        .decisions
+        .iter()
+        .filter(|(_, v)| v.len() != 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(dups.is_empty(), "duplicate decisions: {dups:?}");
+    assert_eq!(out.dlq.len(), 30);
+    assert!(out.dlq.iter().all(|d| d.0 == "invalid_json"));
+    assert_eq!(
+        s1.decided + s2.decided,
+        3000,
+        "the restart resumed exactly where the first run committed"
+    );
+}
