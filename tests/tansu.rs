@@ -15,7 +15,7 @@ fn brokers() -> Option<String> {
         .ok()
         .filter(|b| !b.is_empty());
     if b.is_none() {
-        eprintln!("\n*** SKIPPED: FRAUDSTREAM_TEST_BROKERS is not set (scripts/tansu.sh start sets up a broker) ***\n");
+        common::skip_notice("*** SKIPPED: FRAUDSTREAM_TEST_BROKERS is not set (scripts/tansu.sh start sets up a broker) ***");
     }
     b
 }

@@ -153,19 +153,6 @@ impl FeatureEngine {
             self.observed[i] = entity_key(ev, def.fields)
                 .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount));
         }
-        if !self.label_entities.is_empty() {
-            let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
-            let set = &self.set;
-            let keys = self
-                .label_entities
-                .iter()
-                .map(|&i| entity_key(ev, set.entities[i].fields).unwrap_or(0));
-            let id = key_hash(0, ev.event_id.as_bytes());
-            self.joins.remember(id, ts_s, keys);
-            if let Some(fraud) = self.joins.take_early(id) {
-                self.apply_label_id(id, fraud);
-            }
-        }
         for (i, slot) in self.set.slots.iter().enumerate() {
             out[i] = match *slot {
                 Slot::Window {
@@ -206,6 +193,21 @@ impl FeatureEngine {
                     }
                 }
             };
+        }
+        // Remember the event for its label only after its own features are read,
+        // so an early label never leaks into the features of its own event.
+        if !self.label_entities.is_empty() {
+            let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
+            let set = &self.set;
+            let keys = self
+                .label_entities
+                .iter()
+                .map(|&i| entity_key(ev, set.entities[i].fields).unwrap_or(0));
+            let id = key_hash(0, ev.event_id.as_bytes());
+            self.joins.remember(id, ts_s, keys);
+            if let Some(fraud) = self.joins.take_early(id) {
+                self.apply_label_id(id, fraud);
+            }
         }
     }
 

@@ -14,10 +14,10 @@ pub fn handbook_dir() -> Option<PathBuf> {
     if dir.join("transactions.csv.gz").exists() {
         Some(dir)
     } else {
-        eprintln!(
-            "\n*** SKIPPED: handbook data not found at {} (set FRAUDSTREAM_HANDBOOK_DIR) ***\n",
+        skip_notice(&format!(
+            "*** SKIPPED: handbook data not found at {} (set FRAUDSTREAM_HANDBOOK_DIR) ***",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -215,4 +215,11 @@ pub fn group_committed(config: &Config, partitions: i32) -> HashMap<i32, i64> {
             _ => None,
         })
         .collect()
+}
+
+/// Prints a notice that libtest's output capture does not swallow, so a skipped
+/// test is visible in a plain `cargo test` run.
+pub fn skip_notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "\n{msg}\n");
 }
