@@ -36,6 +36,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Which feature set to compute.
     pub features: FeaturesConfig,
+    /// Where the rules are.
+    pub rules: RulesConfig,
     /// Metrics and health HTTP endpoint.
     pub metrics: MetricsConfig,
     /// Logging.
@@ -198,6 +200,34 @@ impl Default for FeaturesConfig {
     fn default() -> Self {
         Self {
             set: "default".into(),
+        }
+    }
+}
+
+/// Where the rules are.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Directory of rule files (watched and reloaded on change and SIGHUP), or
+    /// `builtin` for the starter ruleset compiled into the binary.
+    pub dir: String,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            dir: "rules".into(),
+        }
+    }
+}
+
+impl RulesConfig {
+    /// The source this names.
+    pub fn source(&self) -> crate::rules::reload::RulesSource {
+        if self.dir == "builtin" {
+            crate::rules::reload::RulesSource::Builtin
+        } else {
+            crate::rules::reload::RulesSource::Dir(self.dir.clone().into())
         }
     }
 }

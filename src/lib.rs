@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;
+pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod state;

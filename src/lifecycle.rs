@@ -1,7 +1,7 @@
 //! Process lifecycle: the shutdown signal passed to every task, and the health
 //! state behind `/healthz` and `/readyz`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A cloneable shutdown flag; every loop checks it between units of work.
@@ -60,4 +60,16 @@ impl Health {
             && self.broker_ok.load(Ordering::Relaxed)
             && !self.stopping.load(Ordering::Relaxed)
     }
+}
+
+static RELOAD_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Asks every watcher to reload rules and models (what SIGHUP does).
+pub fn request_reload() {
+    RELOAD_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Increases with every [`request_reload`]; watchers compare it with the last they saw.
+pub fn reload_generation() -> u64 {
+    RELOAD_GENERATION.load(Ordering::SeqCst)
 }

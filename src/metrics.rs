@@ -47,6 +47,14 @@ pub struct Metrics {
     pub state_evictions: IntCounterVec,
     /// Out-of-order events, by entity kind and outcome (`applied`, `dropped`).
     pub late_events: IntCounterVec,
+    /// Rule hits, by rule id and mode (`live`, `shadow`).
+    pub rule_hits: IntCounterVec,
+    /// Rule reloads that went live.
+    pub rules_reloads: IntCounter,
+    /// Rule reloads rejected (the running ruleset stayed).
+    pub rules_reload_errors: IntCounter,
+    /// The active ruleset version (`version` label), always 1.
+    pub rules_info: IntGaugeVec,
     /// Kafka transactions / batch commits, by outcome (`commit`, `abort`).
     pub transactions: IntCounterVec,
     /// Kafka client errors, by kind.
@@ -180,6 +188,28 @@ impl Metrics {
                 "Out-of-order events, by entity kind and outcome.",
                 &["entity", "outcome"],
             ),
+            rule_hits: counter_vec(
+                &r,
+                "fraudstream_rule_hits_total",
+                "Rule hits, by rule id and mode.",
+                &["rule", "mode"],
+            ),
+            rules_reloads: counter(
+                &r,
+                "fraudstream_rules_reloads_total",
+                "Rule reloads that went live.",
+            ),
+            rules_reload_errors: counter(
+                &r,
+                "fraudstream_rules_reload_errors_total",
+                "Rule reloads rejected; the running ruleset stayed.",
+            ),
+            rules_info: gauge_vec(
+                &r,
+                "fraudstream_rules_info",
+                "The active ruleset version.",
+                &["version"],
+            ),
             transactions: counter_vec(
                 &r,
                 "fraudstream_transactions_total",
@@ -227,6 +257,12 @@ impl Metrics {
             m.labels.with_label_values(&[outcome]);
         }
         m
+    }
+
+    /// Marks `version` as the active ruleset.
+    pub fn set_rules_version(&self, version: &str) {
+        self.rules_info.reset();
+        self.rules_info.with_label_values(&[version]).set(1);
     }
 
     /// The Prometheus text exposition of every metric.

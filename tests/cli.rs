@@ -218,3 +218,64 @@ fn features_replay_writes_one_row_per_transaction_in_range() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
 }
+
+#[test]
+fn rules_check_and_test_report_file_line_col_and_exit_1() {
+    let ok = bin()
+        .args(["rules", "check", "rules"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let test = bin()
+        .args(["rules", "test", "rules"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success()
+            && out.contains(" passed, 0 failed")
+            && out.contains("PASS card_testing_burst"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("velocity.yaml"),
+        "rules:\n  - id: v\n    when: account.tx_count_10m > 5 and acount.tx_count_1h > 2\n    action: review\n    reason: { code: v, text: t }\n",
+    )
+    .unwrap();
+    let bad = bin().args(["rules", "check"]).arg(&rules).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("rules/velocity.yaml:3:40: unknown feature 'acount.tx_count_1h'; did you mean 'account.tx_count_1h'?"), "{out}");
+
+    std::fs::write(
+        rules.join("velocity.yaml"),
+        "rules:\n  - id: v\n    when: amount > 100\n    action: review\n    reason: { code: v, text: t }\n    tests:\n      - { name: small, features: { amount: 5 }, expect: hit }\n      - { name: big, features: { amount: 500 }, expect: hit }\n",
+    )
+    .unwrap();
+    let failing = bin().args(["rules", "test"]).arg(&rules).output().unwrap();
+    assert_eq!(failing.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&failing.stdout);
+    assert!(
+        out.contains("FAIL v :: small")
+            && out.contains("PASS v :: big")
+            && out.contains("1 passed, 1 failed"),
+        "{out}"
+    );
+
+    let explain = bin()
+        .args(["rules", "explain", "terminal.id in ['a'] and amount > 3"])
+        .output()
+        .unwrap();
+    assert!(explain.status.success());
+    assert!(String::from_utf8_lossy(&explain.stdout).contains("; terminal.id"));
+}

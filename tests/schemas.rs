@@ -63,7 +63,7 @@ fn decision_schema_requires_exactly_what_decisions_carry() {
         account_id: "a",
         action: Action::Block,
         score: 0.9,
-        reasons: &[],
+        reasons: &Vec::new(),
         rules_version: "r",
         model_version: "m",
         event_ts_ms: 0,
@@ -83,4 +83,39 @@ fn decision_schema_requires_exactly_what_decisions_carry() {
     keys.sort();
     required.sort();
     assert_eq!(keys, required);
+}
+
+#[test]
+fn rule_schema_names_exactly_the_fields_rule_files_accept() {
+    let s = schema("rules.schema.json");
+    let mut props: Vec<&str> = s["$defs"]["rule"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    props.sort();
+    assert_eq!(
+        props,
+        [
+            "action",
+            "description",
+            "id",
+            "mode",
+            "owner",
+            "priority",
+            "reason",
+            "score",
+            "tests",
+            "when"
+        ]
+    );
+    // And a rule with a field outside the schema is rejected by the loader.
+    let set = fraudstream::features::load_feature_set("default").unwrap();
+    let bad = "rules:\n  - id: a\n    when: amount > 1\n    action: review\n    reason: { code: a, text: t }\n    severity: 3\n";
+    let err = fraudstream::rules::Ruleset::from_files(&[("rules/a.yaml", bad)], &set).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field 'severity'"),
+        "{err}"
+    );
 }

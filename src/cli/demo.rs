@@ -29,6 +29,9 @@ pub struct DemoArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Rules directory (watched and hot-reloaded); default: the built-in starter rules.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
 }
 
 /// Runs the demo and prints its summary.
@@ -46,6 +49,10 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     let mut config = Config::default();
     config.kafka.group_id = "fraudstream-demo".into();
     config.metrics.addr = args.metrics_addr.clone();
+    config.rules.dir = args
+        .rules
+        .as_ref()
+        .map_or("builtin".into(), |p| p.display().to_string());
     let opts = DemoOptions {
         events: args.events,
         rate: args.rate,

@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod rules;
 mod run;
 
 use crate::config::LogFormat;
@@ -31,6 +32,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Replay a transactions CSV through the feature engine and write the features.
     Features(features::FeaturesArgs),
+    /// Check, test and explain rule files.
+    Rules(rules::RulesArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -42,6 +45,13 @@ pub fn main() -> anyhow::Result<()> {
         Command::Features(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             features::run(args)
+        }
+        Command::Rules(args) => {
+            let code = rules::run(args)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
         }
     }
 }

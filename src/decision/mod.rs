@@ -1,9 +1,11 @@
 //! Decision: the output contract and its encoding, plus the policy that turns
 //! checks on the features into an action.
 
+mod decider;
 mod policy;
 
-pub use policy::{BaselinePolicy, Verdict};
+pub use decider::{itoa_buf, Decider, Outcome, Subject};
+pub use policy::{DecisionPolicy, ModelFallback, ModelInput, PolicyOutcome, Verdict};
 
 use crate::source::time::write_rfc3339_ms;
 use serde::ser::{SerializeStruct, Serializer};
@@ -59,8 +61,85 @@ pub struct Reason<'a> {
     pub mode: Mode,
 }
 
+/// A sequence of reasons, however they are stored.
+pub trait ReasonList {
+    /// Number of reasons.
+    fn count(&self) -> usize;
+    /// Reason `i`.
+    fn reason(&self, i: usize) -> Reason<'_>;
+}
+
+impl<const N: usize> ReasonList for [Reason<'_>; N] {
+    fn count(&self) -> usize {
+        N
+    }
+    fn reason(&self, i: usize) -> Reason<'_> {
+        self[i]
+    }
+}
+
+impl ReasonList for Vec<Reason<'_>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn reason(&self, i: usize) -> Reason<'_> {
+        self[i]
+    }
+}
+
+/// The reasons of a rules-based decision: live hits, then shadow hits, then the
+/// policy's own reason; nothing is copied.
+pub struct RuleReasons<'a> {
+    /// The ruleset that decided.
+    pub rules: &'a crate::rules::Ruleset,
+    /// Its hits for this event.
+    pub hits: &'a crate::rules::Hits,
+    /// How the policy decided, when that adds information.
+    pub policy: Option<Reason<'a>>,
+}
+
+impl ReasonList for RuleReasons<'_> {
+    fn count(&self) -> usize {
+        self.hits.live.len() + self.hits.shadow.len() + usize::from(self.policy.is_some())
+    }
+
+    fn reason(&self, i: usize) -> Reason<'_> {
+        let (live, shadow) = (self.hits.live.len(), self.hits.shadow.len());
+        let (index, mode) = if i < live {
+            (self.hits.live[i], Mode::Live)
+        } else if i < live + shadow {
+            (self.hits.shadow[i - live], Mode::Shadow)
+        } else {
+            return self.policy.unwrap_or(Reason {
+                code: "",
+                text: "",
+                mode: Mode::Live,
+            });
+        };
+        let r = &self.rules.rules[index as usize];
+        Reason {
+            code: &r.code,
+            text: &r.text,
+            mode,
+        }
+    }
+}
+
+struct SerializeReasons<'a>(&'a dyn ReasonList);
+
+impl Serialize for SerializeReasons<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.count()))?;
+        for i in 0..self.0.count() {
+            seq.serialize_element(&self.0.reason(i))?;
+        }
+        seq.end()
+    }
+}
+
 /// The decision for one payment, borrowing everything from the event and the policy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Decision<'a> {
     /// The payment's `event_id`.
     pub event_id: &'a str,
@@ -71,7 +150,7 @@ pub struct Decision<'a> {
     /// Risk score in 0..=1.
     pub score: f64,
     /// Why, most important first.
-    pub reasons: &'a [Reason<'a>],
+    pub reasons: &'a dyn ReasonList,
     /// Content hash of the ruleset/policy that decided.
     pub rules_version: &'a str,
     /// Version of the model that scored (or `none`).
@@ -104,7 +183,7 @@ impl Serialize for Decision<'_> {
         st.serialize_field("account_id", self.account_id)?;
         st.serialize_field("action", &self.action)?;
         st.serialize_field("score", &((self.score * 1e4).round() / 1e4))?;
-        st.serialize_field("reasons", self.reasons)?;
+        st.serialize_field("reasons", &SerializeReasons(self.reasons))?;
         st.serialize_field("rules_version", self.rules_version)?;
         st.serialize_field("model_version", self.model_version)?;
         st.serialize_field("event_ts", &Rfc3339(self.event_ts_ms))?;

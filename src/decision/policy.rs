@@ -1,210 +1,181 @@
-//! The baseline decision policy: a handful of well-known fraud checks over the
-//! default feature set, combined into a score and an action. The analyst-owned
-//! rule files replace it; it is also the fallback when no ruleset is loaded.
+//! The decision policy: how rule hits and the model score become an action.
+//! Declared in `rules/policy.yaml` and versioned with the ruleset.
 
 use super::{Action, Mode, Reason};
-use crate::features::FeatureSet;
+use crate::rules::file::PolicySpec;
+use crate::rules::{RuleAction, RuleMode, Ruleset};
 
-/// How a check reads the features.
-#[derive(Debug, Clone, Copy)]
-enum Test {
-    AtLeast(usize, f64),
-    Equals(usize, f64),
+/// What to do when the model cannot score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFallback {
+    /// Decide on the rules alone (fail open).
+    RulesOnly,
+    /// At least review (fail closed).
+    Review,
+    /// Block (fail closed).
+    Block,
 }
 
-impl Test {
-    fn holds(self, f: &[f64]) -> bool {
-        // NaN (missing) never satisfies a comparison, so a missing feature never fires.
-        match self {
-            Test::AtLeast(i, v) => f[i] >= v,
-            Test::Equals(i, v) => f[i] == v,
-        }
-    }
+/// Why the policy chose the action, as a reason in the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOutcome {
+    /// No live rule or threshold applied.
+    Default,
+    /// A live allow-list rule overrode everything else.
+    AllowRule,
+    /// A live block rule.
+    BlockRule,
+    /// A live review rule.
+    ReviewRule,
+    /// The score reached the review threshold.
+    ReviewThreshold,
+    /// The score reached the block threshold.
+    BlockThreshold,
+    /// The model could not score; the fallback applied.
+    ModelUnavailable,
 }
 
-struct Check {
-    reason: Reason<'static>,
-    weight: f64,
-    tests: Vec<Test>,
-}
-
-/// The outcome of the policy for one event.
-#[derive(Debug, Clone, Default)]
-pub struct Verdict {
-    /// Risk score in 0..=1.
-    pub score: f64,
-    /// Reasons of the checks that fired, strongest first.
-    pub reasons: Vec<Reason<'static>>,
-}
-
-/// Checks resolved to feature indices at start-up.
-pub struct BaselinePolicy {
-    checks: Vec<Check>,
+/// The policy, resolved from `policy.yaml`.
+#[derive(Debug, Clone)]
+pub struct DecisionPolicy {
     review_at: f64,
     block_at: f64,
+    model_weight: f64,
+    fallback: ModelFallback,
+    texts: [String; 3],
 }
 
-type CheckSpec = (
-    &'static str,
-    &'static str,
-    f64,
-    &'static [(&'static str, char, f64)],
-);
+/// What the model contributed to a decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ModelInput {
+    /// No model is configured: rules alone decide, nothing is missing.
+    NotConfigured,
+    /// The model's score in 0..=1.
+    Score(f64),
+    /// A model is configured but could not score: the fallback applies.
+    Unavailable,
+}
 
-const CHECKS: &[CheckSpec] = &[
-    (
-        "card_testing",
-        "Several tiny payments in 10 minutes (card testing)",
-        0.55,
-        &[("account.small_tx_count_10m", '≥', 3.0)],
-    ),
-    (
-        "terminal_risk",
-        "Terminal with recent confirmed fraud",
-        0.55,
-        &[
-            ("terminal.fraud_count_7d", '≥', 3.0),
-            ("terminal.fraud_share_7d", '≥', 0.2),
-        ],
-    ),
-    (
-        "amount_spike",
-        "Amount far above the account's usual spend",
-        0.45,
-        &[
-            ("amount_to_account_avg_30d", '≥', 4.0),
-            ("account.tx_count_30d", '≥', 5.0),
-        ],
-    ),
-    (
-        "new_device_country",
-        "New device and new country for the account",
-        0.4,
-        &[
-            ("account_device.first_seen", '=', 1.0),
-            ("account_country.first_seen", '=', 1.0),
-            ("account.first_seen", '=', 0.0),
-        ],
-    ),
-    (
-        "velocity_10m",
-        "Many payments in 10 minutes",
-        0.35,
-        &[("account.tx_count_10m", '≥', 6.0)],
-    ),
-    (
-        "terminal_burst",
-        "Burst of payments at one terminal",
-        0.3,
-        &[("terminal.tx_count_10m", '≥', 12.0)],
-    ),
-];
+/// The action, score and policy reason of one decision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// What to do.
+    pub action: Action,
+    /// Combined risk score in 0..=1.
+    pub score: f64,
+    /// Why (shown as the last reason).
+    pub outcome: PolicyOutcome,
+}
 
-impl BaselinePolicy {
-    /// Resolves the checks against `set`; checks whose features the set lacks are left out.
-    pub fn new(set: &FeatureSet) -> Self {
-        let checks = CHECKS
-            .iter()
-            .filter_map(|&(code, text, weight, tests)| {
-                let tests = tests
-                    .iter()
-                    .map(|&(name, op, v)| {
-                        let i = set.index_of(name)?;
-                        Some(if op == '=' {
-                            Test::Equals(i, v)
-                        } else {
-                            Test::AtLeast(i, v)
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()?;
-                Some(Check {
-                    reason: Reason {
-                        code,
-                        text,
-                        mode: Mode::Live,
-                    },
-                    weight,
-                    tests,
-                })
-            })
-            .collect();
+impl DecisionPolicy {
+    /// Resolves a policy file.
+    pub fn new(spec: &PolicySpec) -> Self {
+        let fallback = match spec.model_fallback.as_str() {
+            "review" => ModelFallback::Review,
+            "block" => ModelFallback::Block,
+            _ => ModelFallback::RulesOnly,
+        };
         Self {
-            checks,
-            review_at: 0.4,
-            block_at: 0.7,
+            review_at: spec.review_threshold,
+            block_at: spec.block_threshold,
+            model_weight: spec.model_weight,
+            fallback,
+            texts: [
+                format!(
+                    "Risk score at or above the review threshold ({:.2})",
+                    spec.review_threshold
+                ),
+                format!(
+                    "Risk score at or above the block threshold ({:.2})",
+                    spec.block_threshold
+                ),
+                format!(
+                    "Model unavailable; decided on rules alone{}",
+                    match fallback {
+                        ModelFallback::RulesOnly => "",
+                        ModelFallback::Review => " and sent to review (fail closed)",
+                        ModelFallback::Block => " and blocked (fail closed)",
+                    }
+                ),
+            ],
         }
     }
 
-    /// Number of active checks.
-    pub fn len(&self) -> usize {
-        self.checks.len()
-    }
-
-    /// Whether no check is active.
-    pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
-    }
-
-    /// A version string identifying this policy.
-    pub fn version(&self) -> &'static str {
-        "baseline-1"
-    }
-
-    /// Evaluates every check over `features`, reusing `out`'s buffer.
-    pub fn evaluate(&self, features: &[f64], out: &mut Verdict) {
-        out.reasons.clear();
+    /// Combines the live hits of `rules` and the model's input into an action: a live allow rule wins; else a live block
+    /// rule; else the noisy-or of live rule scores and the weighted model score
+    /// against the thresholds, at least review if a live review rule fired.
+    pub fn decide(&self, rules: &Ruleset, live: &[u16], model: ModelInput) -> Verdict {
         let mut keep = 1.0;
-        for c in &self.checks {
-            if c.tests.iter().all(|t| t.holds(features)) {
-                keep *= 1.0 - c.weight;
-                out.reasons.push(c.reason);
+        let (mut allow, mut block, mut review) = (false, false, false);
+        for &i in live {
+            let r = &rules.rules[i as usize];
+            debug_assert_eq!(r.mode, RuleMode::Live);
+            keep *= 1.0 - r.score;
+            match r.action {
+                RuleAction::Allow => allow = true,
+                RuleAction::Block => block = true,
+                RuleAction::Review => review = true,
+                RuleAction::Score => {}
             }
         }
-        out.score = 1.0 - keep;
-    }
-
-    /// The action for a score.
-    pub fn action(&self, score: f64) -> Action {
-        if score >= self.block_at {
-            Action::Block
+        if let ModelInput::Score(m) = model {
+            keep *= 1.0 - self.model_weight * m.clamp(0.0, 1.0);
+        }
+        let score = (1.0 - keep).clamp(0.0, 1.0);
+        let (action, outcome) = if allow {
+            (Action::Allow, PolicyOutcome::AllowRule)
+        } else if block {
+            (Action::Block, PolicyOutcome::BlockRule)
+        } else if score >= self.block_at {
+            (Action::Block, PolicyOutcome::BlockThreshold)
+        } else if review {
+            (Action::Review, PolicyOutcome::ReviewRule)
         } else if score >= self.review_at {
-            Action::Review
+            (Action::Review, PolicyOutcome::ReviewThreshold)
         } else {
-            Action::Allow
+            (Action::Allow, PolicyOutcome::Default)
+        };
+        if model == ModelInput::Unavailable && !allow {
+            let floor = match self.fallback {
+                ModelFallback::RulesOnly => Action::Allow,
+                ModelFallback::Review => Action::Review,
+                ModelFallback::Block => Action::Block,
+            };
+            return Verdict {
+                action: action.max(floor),
+                score,
+                outcome: PolicyOutcome::ModelUnavailable,
+            };
+        }
+        Verdict {
+            action,
+            score,
+            outcome,
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::features::load_feature_set;
+    /// The reason describing how the policy decided, if it adds information.
+    pub fn reason(&self, outcome: PolicyOutcome) -> Option<Reason<'_>> {
+        let (code, text) = match outcome {
+            PolicyOutcome::ReviewThreshold => ("policy_review_threshold", self.texts[0].as_str()),
+            PolicyOutcome::BlockThreshold => ("policy_block_threshold", self.texts[1].as_str()),
+            PolicyOutcome::ModelUnavailable => ("policy_model_unavailable", self.texts[2].as_str()),
+            _ => return None,
+        };
+        Some(Reason {
+            code,
+            text,
+            mode: Mode::Live,
+        })
+    }
 
-    #[test]
-    fn checks_resolve_and_combine() {
-        let set = load_feature_set("default").unwrap();
-        let p = BaselinePolicy::new(&set);
-        assert_eq!(
-            p.len(),
-            CHECKS.len(),
-            "every check resolves against the default set"
-        );
-        let mut f = vec![0.0; set.len()];
-        let mut v = Verdict::default();
-        p.evaluate(&f, &mut v);
-        assert_eq!(
-            (v.score, v.reasons.len(), p.action(v.score)),
-            (0.0, 0, Action::Allow)
-        );
-        f[set.index_of("account.small_tx_count_10m").unwrap()] = 5.0;
-        p.evaluate(&f, &mut v);
-        assert_eq!(p.action(v.score), Action::Review);
-        f[set.index_of("account.tx_count_10m").unwrap()] = 9.0;
-        p.evaluate(&f, &mut v);
-        assert_eq!(p.action(v.score), Action::Block);
-        assert_eq!(v.reasons[0].code, "card_testing");
-        f[set.index_of("account.small_tx_count_10m").unwrap()] = f64::NAN;
-        p.evaluate(&f, &mut v);
-        assert_eq!(v.reasons.len(), 1, "a missing feature never fires a check");
+    /// Review threshold.
+    pub fn review_threshold(&self) -> f64 {
+        self.review_at
+    }
+
+    /// Block threshold.
+    pub fn block_threshold(&self) -> f64 {
+        self.block_at
     }
 }

@@ -14,12 +14,13 @@ pub use partition::{OffsetTrack, PartitionWorker};
 
 use crate::config::Config;
 use crate::config::Guarantee;
-use crate::decision::{Action, BaselinePolicy, Decision, Verdict};
+use crate::decision::{itoa_buf, Action, Decider, ModelInput, Subject};
 use crate::features::{
     load_feature_set, EngineLimits, EventView, FeatureSet, FeatureSpecError, LabelOutcome,
 };
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
+use crate::rules::reload::{self, RuleStore};
 use crate::sink::{DeadLetter, Sink, SinkError};
 use crate::source::event::{parse_event, InvalidEvent, InvalidReason, Limits};
 use crate::source::kafka::{consumer_config, parse_label, LabelKind};
@@ -42,6 +43,12 @@ pub enum PipelineError {
     /// The feature set could not be loaded.
     #[error(transparent)]
     Features(#[from] FeatureSpecError),
+    /// The rules could not be loaded.
+    #[error("rules:\n{0}")]
+    Rules(#[from] crate::rules::RulesError),
+    /// The rules watcher could not start.
+    #[error("cannot watch the rules directory: {0}")]
+    Watch(#[from] std::io::Error),
     /// The consumer could not be created or subscribed.
     #[error("consumer: {0}")]
     Consumer(#[from] KafkaError),
@@ -84,8 +91,12 @@ pub fn run(
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
     let set = Arc::new(load_feature_set(&config.features.set)?);
+    let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone())?);
+    tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
+    metrics.set_rules_version(&rules.current().version);
+    let _watcher = watch_rules(rules.clone(), metrics.clone(), shutdown.clone())?;
     let sink = Sink::start(config)?;
-    let pipeline = Pipeline::new(config, set, sink, metrics.clone());
+    let pipeline = Pipeline::new(config, set, rules, sink, metrics.clone());
     let context = PipelineContext {
         pipeline: Mutex::new(pipeline),
         metrics,
@@ -137,6 +148,51 @@ pub fn run(
     drop(consumer);
     tracing::info!(?stats, "pipeline stopped");
     Ok(stats)
+}
+
+/// Reloads the rules when their files change or on SIGHUP, logging the outcome
+/// and counting it; a rejected ruleset never replaces the running one.
+fn watch_rules(
+    rules: Arc<RuleStore>,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let report = {
+        let metrics = metrics.clone();
+        move |result: Result<Arc<crate::rules::Ruleset>, crate::rules::RulesError>| match result {
+            Ok(r) => {
+                metrics.rules_reloads.inc();
+                metrics.set_rules_version(&r.version);
+                tracing::info!(version = %r.version, rules = ?r.counts(), tests = r.tests_passed, "rules reloaded");
+            }
+            Err(e) => {
+                metrics.rules_reload_errors.inc();
+                for err in &e.0 {
+                    tracing::error!(error = %err, "rules rejected; the running ruleset stays");
+                }
+            }
+        }
+    };
+    let report = Arc::new(report);
+    let on_change = {
+        let report = report.clone();
+        move |r| report(r)
+    };
+    let file_watcher = reload::watch(rules.clone(), shutdown.clone(), on_change)?;
+    std::thread::Builder::new()
+        .name("rules-sighup".into())
+        .spawn(move || {
+            let mut seen = crate::lifecycle::reload_generation();
+            while !shutdown.is_triggered() {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = crate::lifecycle::reload_generation();
+                if now != seen {
+                    seen = now;
+                    report(rules.reload());
+                }
+            }
+            let _ = file_watcher.join();
+        })
 }
 
 /// The checkpoint topic must exist with at least as many partitions as the input.
@@ -346,13 +402,11 @@ struct Pipeline {
     commit_interval: Duration,
     engine_limits: EngineLimits,
     set: Arc<FeatureSet>,
-    policy: BaselinePolicy,
+    decider: Decider,
     sink: Sink,
     workers: Vec<Option<PartitionWorker>>,
     batch_events: usize,
     batch_started: Instant,
-    features: Vec<f64>,
-    verdict: Verdict,
     out: Vec<u8>,
     metrics: Arc<Metrics>,
     by_action: [IntCounter; 3],
@@ -364,7 +418,13 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(config: &Config, set: Arc<FeatureSet>, sink: Sink, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        config: &Config,
+        set: Arc<FeatureSet>,
+        rules: Arc<RuleStore>,
+        sink: Sink,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let p = &config.processing;
         Self {
             input_topic: config.kafka.input_topic.clone(),
@@ -381,14 +441,12 @@ impl Pipeline {
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             engine_limits: config.state.engine_limits(),
-            policy: BaselinePolicy::new(&set),
-            features: vec![0.0; set.len()],
+            decider: Decider::new(rules, set.len(), Some(metrics.clone())),
             set,
             sink,
             workers: Vec::new(),
             batch_events: 0,
             batch_started: Instant::now(),
-            verdict: Verdict::default(),
             out: Vec::with_capacity(1024),
             by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
             by_reason: InvalidReason::ALL
@@ -408,13 +466,7 @@ impl Pipeline {
     }
 
     fn add_worker(&mut self, partition: i32) {
-        let i = partition as usize;
-        if self.workers.len() <= i {
-            self.workers.resize_with(i + 1, || None);
-        }
-        if self.workers[i].is_none() {
-            self.workers[i] = Some(PartitionWorker::new(self.set.clone(), self.engine_limits));
-        }
+        Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
     }
 
     fn drop_worker(&mut self, partition: i32) {
@@ -424,11 +476,22 @@ impl Pipeline {
     }
 
     fn worker(&mut self, partition: i32) -> &mut PartitionWorker {
-        // A message can only come from an assigned partition, but be safe if not.
-        self.add_worker(partition);
-        self.workers[partition as usize]
-            .as_mut()
-            .expect("worker was just added")
+        Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits)
+    }
+
+    /// The worker of `partition`, created if missing (a message can only come from
+    /// an assigned partition, but be safe if not).
+    fn worker_in<'w>(
+        workers: &'w mut Vec<Option<PartitionWorker>>,
+        partition: i32,
+        set: &Arc<FeatureSet>,
+        limits: EngineLimits,
+    ) -> &'w mut PartitionWorker {
+        let i = partition.max(0) as usize;
+        if workers.len() <= i {
+            workers.resize_with(i + 1, || None);
+        }
+        workers[i].get_or_insert_with(|| PartitionWorker::new(set.clone(), limits))
     }
 
     /// The hot path for one message.
@@ -462,32 +525,26 @@ impl Pipeline {
                     ip: ev.ip.as_deref(),
                     country: ev.country.as_deref(),
                 };
-                let mut features = std::mem::take(&mut self.features);
-                self.worker(partition).engine.update(&view, &mut features);
-                self.policy.evaluate(&features, &mut self.verdict);
-                self.features = features;
-                let action = self.policy.action(self.verdict.score);
+                let worker =
+                    Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
+                worker.engine.update(&view, self.decider.features_mut());
+                let mut mcc = itoa_buf::Buf::default();
+                let subject = Subject::of(&ev, &mut mcc);
                 let decided_at_ms = now_ms();
                 let latency = read_at.elapsed();
-                let decision = Decision {
-                    event_id: &ev.event_id,
-                    account_id: &ev.account_id,
-                    action,
-                    score: self.verdict.score,
-                    reasons: &self.verdict.reasons,
-                    rules_version: self.policy.version(),
-                    model_version: "none",
-                    event_ts_ms: ev.ts.0,
+                let outcome = self.decider.decide(
+                    &subject,
+                    ModelInput::NotConfigured,
                     decided_at_ms,
-                    latency_us: latency.as_micros() as u64,
-                };
-                decision.encode(&mut self.out);
+                    latency.as_micros() as u64,
+                    &mut self.out,
+                );
                 self.sink
                     .send(&self.output_topic, ev.account_id.as_bytes(), &self.out);
                 self.stats.decided += 1;
                 self.metrics.events_decided.inc();
-                self.by_action[action as usize].inc();
-                self.metrics.score.observe(self.verdict.score);
+                self.by_action[outcome.action as usize].inc();
+                self.metrics.score.observe(outcome.score);
                 self.metrics.hot_path_seconds.observe(latency.as_secs_f64());
                 if let Some(produced_ms) = msg.timestamp().to_millis() {
                     let e2e = (decided_at_ms - produced_ms).max(0) as f64 / 1000.0;

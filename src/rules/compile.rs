@@ -1,0 +1,517 @@
+//! Name resolution, type checking and code generation for rule expressions.
+
+use super::parser::{parse, BinOp, Expr, ExprKind, ListRef, Literal, Span};
+use super::program::{CompiledList, Op, Program, MAX_STACK};
+use crate::features::FeatureSet;
+use crate::state::key_hash;
+use std::collections::HashMap;
+
+/// Seed of string hashes compared by rules.
+pub const STR_SEED: u64 = 0x5157_1e5;
+
+/// Hash of a string value as rules compare it.
+#[inline]
+pub fn str_hash(s: &str) -> u64 {
+    // 0 means missing; a real string never hashes to it in practice, but be sure.
+    key_hash(STR_SEED, s.as_bytes()).max(1)
+}
+
+/// Event string fields rules can compare, in slot order.
+pub const STRING_FIELDS: [&str; 9] = [
+    "account.id",
+    "card.id",
+    "terminal.id",
+    "device.id",
+    "ip",
+    "country",
+    "currency",
+    "channel",
+    "mcc",
+];
+
+/// Numeric names beyond the feature set, appended after the features.
+pub const EXTRA_NUMBERS: [&str; 2] = ["model.score", "model.challenger_score"];
+
+/// A compile error at a byte offset of the expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    /// Byte offset in the expression.
+    pub at: usize,
+    /// What is wrong, what was expected, and a suggestion when there is one.
+    pub message: String,
+}
+
+/// Every name an expression may use, resolved to slots.
+pub struct Scope {
+    numbers: HashMap<String, u16>,
+    lists: HashMap<String, u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Num,
+    Bool,
+    StrField(u8),
+    StrLit,
+}
+
+impl Ty {
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Num => "a number",
+            Ty::Bool => "a condition",
+            Ty::StrField(_) | Ty::StrLit => "text",
+        }
+    }
+}
+
+impl Scope {
+    /// Names of `set` (slots 0..n), then `model.score` and friends, plus `lists`.
+    pub fn new(set: &FeatureSet, list_names: &[String]) -> Self {
+        let mut numbers: HashMap<String, u16> = set
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u16))
+            .collect();
+        for (i, n) in EXTRA_NUMBERS.iter().enumerate() {
+            numbers.insert(n.to_string(), (set.len() + i) as u16);
+        }
+        let lists = list_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u16))
+            .collect();
+        Self { numbers, lists }
+    }
+
+    /// Number of numeric slots (features plus extras).
+    pub fn numeric_slots(&self) -> usize {
+        self.numbers.len()
+    }
+
+    /// Slot of numeric name `name`.
+    pub fn number(&self, name: &str) -> Option<u16> {
+        self.numbers.get(name).copied()
+    }
+
+    /// Slot of string field `name`.
+    pub fn string_field(name: &str) -> Option<u8> {
+        STRING_FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .map(|i| i as u8)
+    }
+
+    fn suggest(&self, name: &str) -> String {
+        let candidates = self
+            .numbers
+            .keys()
+            .map(String::as_str)
+            .chain(STRING_FIELDS)
+            .chain(self.lists.keys().map(|l| l.as_str()));
+        let best = candidates
+            .map(|c| (edit_distance(name, c), c))
+            .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+        match best {
+            Some((d, c)) if d <= (name.len() / 3).max(2) => format!("; did you mean '{c}'?"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Compiles `src` into a program yielding a condition. Named lists resolve to
+/// indices in `lists`; inline lists (`x in ["a", "b"]`) are appended to it.
+pub fn compile(
+    src: &str,
+    scope: &Scope,
+    lists: &mut Vec<CompiledList>,
+) -> Result<Program, CompileError> {
+    let expr = parse(src).map_err(|e| CompileError {
+        at: e.at,
+        message: e.message,
+    })?;
+    let (ops, inline, ty) = {
+        let mut c = Compiler {
+            scope,
+            lists: lists.as_slice(),
+            ops: Vec::new(),
+            inline: Vec::new(),
+        };
+        let ty = c.emit(&expr)?;
+        (c.ops, c.inline, ty)
+    };
+    if ty != Ty::Bool {
+        return Err(CompileError {
+            at: expr.span.0,
+            message: format!("a rule condition must be true or false, but this is {}; add a comparison such as '> 0'", ty.name()),
+        });
+    }
+    let program = Program { ops };
+    if program.max_depth() > MAX_STACK {
+        return Err(CompileError {
+            at: 0,
+            message: format!("expression too complex (needs a stack deeper than {MAX_STACK})"),
+        });
+    }
+    lists.extend(inline);
+    Ok(program)
+}
+
+struct Compiler<'a> {
+    scope: &'a Scope,
+    lists: &'a [CompiledList],
+    ops: Vec<Op>,
+    inline: Vec<CompiledList>,
+}
+
+fn err(span: Span, message: String) -> CompileError {
+    CompileError {
+        at: span.0,
+        message,
+    }
+}
+
+impl Compiler<'_> {
+    fn expect(&mut self, e: &Expr, want: Ty, what: &str) -> Result<(), CompileError> {
+        let got = self.emit(e)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(err(
+                e.span,
+                format!("{what} needs {}, but this is {}", want.name(), got.name()),
+            ))
+        }
+    }
+
+    fn emit(&mut self, e: &Expr) -> Result<Ty, CompileError> {
+        match &e.kind {
+            ExprKind::Num(n) => {
+                self.ops.push(Op::Const(*n));
+                Ok(Ty::Num)
+            }
+            ExprKind::Bool(b) => {
+                self.ops.push(Op::Const(if *b { 1.0 } else { 0.0 }));
+                Ok(Ty::Bool)
+            }
+            ExprKind::Str(_) => Ok(Ty::StrLit),
+            ExprKind::Name(n) => {
+                if let Some(slot) = self.scope.number(n) {
+                    self.ops.push(Op::Load(slot));
+                    Ok(Ty::Num)
+                } else if let Some(f) = Scope::string_field(n) {
+                    Ok(Ty::StrField(f))
+                } else if n.starts_with("lists.") {
+                    Err(err(
+                        e.span,
+                        format!("list '{n}' can only be used after 'in' or 'not in'"),
+                    ))
+                } else {
+                    Err(err(
+                        e.span,
+                        format!("unknown feature '{n}'{}", self.scope.suggest(n)),
+                    ))
+                }
+            }
+            ExprKind::Neg(x) => {
+                self.expect(x, Ty::Num, "'-'")?;
+                self.ops.push(Op::Neg);
+                Ok(Ty::Num)
+            }
+            ExprKind::Not(x) => {
+                self.expect(x, Ty::Bool, "'not'")?;
+                self.ops.push(Op::Not);
+                Ok(Ty::Bool)
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, e.span),
+            ExprKind::Between(x, lo, hi) => {
+                self.expect(x, Ty::Num, "'between'")?;
+                self.expect(lo, Ty::Num, "'between'")?;
+                self.expect(hi, Ty::Num, "'between'")?;
+                self.ops.push(Op::Between);
+                Ok(Ty::Bool)
+            }
+            ExprKind::IsMissing(x, negate) => {
+                match self.emit(x)? {
+                    Ty::Num => self.ops.push(Op::IsMissing(*negate)),
+                    Ty::StrField(f) => {
+                        // A present string hashes to non-zero: "== 0-hash" is unknown only when missing.
+                        self.ops.push(Op::StrEq {
+                            field: f,
+                            hash: 0,
+                            negate: false,
+                        });
+                        self.ops.push(Op::IsMissing(*negate));
+                    }
+                    other => {
+                        return Err(err(
+                            x.span,
+                            format!(
+                                "'is missing' needs a feature or field, but this is {}",
+                                other.name()
+                            ),
+                        ))
+                    }
+                }
+                Ok(Ty::Bool)
+            }
+            ExprKind::In(x, list, negate) => self.membership(x, list, *negate),
+            ExprKind::Call(name, args) => self.call(name, args, e.span),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, span: Span) -> Result<Ty, CompileError> {
+        match op {
+            BinOp::And | BinOp::Or => {
+                self.expect(a, Ty::Bool, &format!("'{op}'"))?;
+                // Short-circuit: a false left side decides `and`, a true one `or`.
+                let skip_at = self.ops.len();
+                self.ops.push(Op::Const(0.0));
+                self.expect(b, Ty::Bool, &format!("'{op}'"))?;
+                self.ops
+                    .push(if op == BinOp::And { Op::And } else { Op::Or });
+                let n = u16::try_from(self.ops.len() - skip_at - 1)
+                    .map_err(|_| err(span, "expression too long".into()))?;
+                self.ops[skip_at] = if op == BinOp::And {
+                    Op::SkipIfFalse(n)
+                } else {
+                    Op::SkipIfTrue(n)
+                };
+                Ok(Ty::Bool)
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                self.expect(a, Ty::Num, &format!("'{op}'"))?;
+                self.expect(b, Ty::Num, &format!("'{op}'"))?;
+                self.ops.push(match op {
+                    BinOp::Add => Op::Add,
+                    BinOp::Sub => Op::Sub,
+                    BinOp::Mul => Op::Mul,
+                    _ => Op::Div,
+                });
+                Ok(Ty::Num)
+            }
+            _ => {
+                let mark = self.ops.len();
+                let ta = self.emit(a)?;
+                let tb = self.emit(b)?;
+                let text = |t: Ty| matches!(t, Ty::StrField(_) | Ty::StrLit);
+                if text(ta) || text(tb) {
+                    self.ops.truncate(mark);
+                    let negate = match op {
+                        BinOp::Eq => false,
+                        BinOp::Ne => true,
+                        _ => {
+                            return Err(err(
+                                span,
+                                format!("text can only be compared with '==' or '!=', not '{op}'"),
+                            ))
+                        }
+                    };
+                    let lit = |e: &Expr| match &e.kind {
+                        ExprKind::Str(s) => Some(str_hash(s)),
+                        _ => None,
+                    };
+                    let ins = match (ta, tb) {
+                        (Ty::StrField(f), Ty::StrLit) => Op::StrEq {
+                            field: f,
+                            hash: lit(b).unwrap_or(0),
+                            negate,
+                        },
+                        (Ty::StrLit, Ty::StrField(f)) => Op::StrEq {
+                            field: f,
+                            hash: lit(a).unwrap_or(0),
+                            negate,
+                        },
+                        (Ty::StrField(x), Ty::StrField(y)) => Op::StrFieldEq { a: x, b: y, negate },
+                        (Ty::StrLit, Ty::StrLit) => {
+                            return Err(err(
+                                span,
+                                "comparing two constant texts is always the same; compare a field"
+                                    .into(),
+                            ))
+                        }
+                        _ => {
+                            return Err(err(
+                                span,
+                                format!(
+                                    "cannot compare text with {}",
+                                    if text(ta) { tb.name() } else { ta.name() }
+                                ),
+                            ))
+                        }
+                    };
+                    self.ops.push(ins);
+                    return Ok(Ty::Bool);
+                }
+                if ta != Ty::Num || tb != Ty::Num {
+                    let bad = if ta != Ty::Num { a } else { b };
+                    return Err(err(
+                        bad.span,
+                        format!(
+                            "'{op}' compares numbers, but this is {}",
+                            if ta != Ty::Num { ta.name() } else { tb.name() }
+                        ),
+                    ));
+                }
+                self.ops.push(match op {
+                    BinOp::Lt => Op::Lt,
+                    BinOp::Le => Op::Le,
+                    BinOp::Gt => Op::Gt,
+                    BinOp::Ge => Op::Ge,
+                    BinOp::Eq => Op::Eq,
+                    _ => Op::Ne,
+                });
+                Ok(Ty::Bool)
+            }
+        }
+    }
+
+    fn membership(&mut self, x: &Expr, list: &ListRef, negate: bool) -> Result<Ty, CompileError> {
+        let ty = self.emit(x)?;
+        let (index, compiled) = match list {
+            ListRef::Named(name, span) => {
+                let short = name.strip_prefix("lists.").unwrap_or(name);
+                match self.scope.lists.get(short) {
+                    Some(&i) => (i, self.lists.get(i as usize).cloned().unwrap_or_default()),
+                    None => {
+                        let known: Vec<&str> =
+                            self.scope.lists.keys().map(String::as_str).collect();
+                        let hint = if name.starts_with("lists.") {
+                            let best = known.iter().map(|k| (edit_distance(short, k), *k)).min();
+                            match best {
+                                Some((d, k)) if d <= 2 => format!("; did you mean 'lists.{k}'?"),
+                                _ => format!(
+                                    "; known lists: {}",
+                                    if known.is_empty() {
+                                        "none (add rules/lists/NAME.txt)".to_string()
+                                    } else {
+                                        known.join(", ")
+                                    }
+                                ),
+                            }
+                        } else {
+                            "; lists are written 'lists.NAME' (files under rules/lists/)"
+                                .to_string()
+                        };
+                        return Err(err(*span, format!("unknown list '{name}'{hint}")));
+                    }
+                }
+            }
+            ListRef::Inline(items) => {
+                let mut l = CompiledList::default();
+                for item in items {
+                    match item {
+                        Literal::Num(n) => l.numbers.push(*n + 0.0),
+                        Literal::Str(s) => l.hashes.push(str_hash(s)),
+                    }
+                }
+                l.hashes.sort_unstable();
+                l.numbers.sort_by(f64::total_cmp);
+                let index = (self.lists.len() + self.inline.len()) as u16;
+                self.inline.push(l.clone());
+                (index, l)
+            }
+        };
+        match ty {
+            Ty::StrField(f) => {
+                if compiled.hashes.is_empty()
+                    && !compiled.numbers.is_empty()
+                    && matches!(list, ListRef::Inline(_))
+                {
+                    return Err(err(
+                        x.span,
+                        "text compared with a list of numbers; quote the entries".into(),
+                    ));
+                }
+                self.ops.push(Op::StrIn {
+                    field: f,
+                    list: index,
+                    negate,
+                });
+            }
+            Ty::Num => {
+                if matches!(list, ListRef::Inline(_)) && compiled.numbers.is_empty() {
+                    return Err(err(x.span, "a number compared with a list of texts".into()));
+                }
+                self.ops.push(Op::NumIn {
+                    list: index,
+                    negate,
+                });
+            }
+            other => {
+                return Err(err(
+                    x.span,
+                    format!(
+                        "'in' needs a feature or field on its left, but this is {}",
+                        other.name()
+                    ),
+                ))
+            }
+        }
+        Ok(Ty::Bool)
+    }
+
+    fn call(&mut self, name: &str, args: &[Expr], span: Span) -> Result<Ty, CompileError> {
+        let arity_err = |want: &str| {
+            err(
+                span,
+                format!("{name}() takes {want} argument(s), got {}", args.len()),
+            )
+        };
+        match name {
+            "min" | "max" => {
+                if args.len() < 2 || args.len() > 8 {
+                    return Err(arity_err("2 to 8"));
+                }
+                for a in args {
+                    self.expect(a, Ty::Num, &format!("{name}()"))?;
+                }
+                let n = args.len() as u8;
+                self.ops.push(if name == "min" {
+                    Op::Min(n)
+                } else {
+                    Op::Max(n)
+                });
+            }
+            "abs" => {
+                if args.len() != 1 {
+                    return Err(arity_err("1"));
+                }
+                self.expect(&args[0], Ty::Num, "abs()")?;
+                self.ops.push(Op::Abs);
+            }
+            "default" => {
+                if args.len() != 2 {
+                    return Err(arity_err("2"));
+                }
+                self.expect(&args[0], Ty::Num, "default()")?;
+                self.expect(&args[1], Ty::Num, "default()")?;
+                self.ops.push(Op::Default);
+            }
+            other => {
+                return Err(err(
+                    span,
+                    format!("unknown function '{other}'; expected min, max, abs or default"),
+                ));
+            }
+        }
+        Ok(Ty::Num)
+    }
+}
+
+/// Levenshtein distance, for did-you-mean suggestions.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

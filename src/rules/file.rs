@@ -1,0 +1,405 @@
+//! The on-disk format: `rules/*.yaml` rule files, `rules/lists/*.txt` named lists
+//! and `rules/policy.yaml`, parsed with positions for `file:line:col` errors.
+
+use marked_yaml::{LoadError, Spanned};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A problem in a rules directory, with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// File, relative to the rules directory's parent when possible.
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub col: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
+        }
+    }
+}
+
+impl RuleError {
+    /// An error at a YAML position.
+    pub fn at(file: &str, pos: Option<&marked_yaml::Marker>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            line: pos.map_or(0, |m| m.line()),
+            col: pos.map_or(0, |m| m.column()),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a rule does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Allow-list: the payment is allowed whatever else fires.
+    Allow,
+    /// At least review.
+    Review,
+    /// Block.
+    Block,
+    /// Only add `score` to the risk score.
+    Score,
+}
+
+/// Whether a rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleMode {
+    /// Changes decisions.
+    #[default]
+    Live,
+    /// Evaluated and recorded, never changes the action.
+    Shadow,
+    /// Not evaluated.
+    Off,
+}
+
+/// The reason a rule gives in decisions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonSpec {
+    /// Stable machine code.
+    pub code: Spanned<String>,
+    /// Short human text.
+    pub text: String,
+}
+
+/// Expected outcome of a rule test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// The rule fires.
+    Hit,
+    /// The rule does not fire.
+    Miss,
+}
+
+/// One in-file test case: feature values (or a sequence of events) and the expected outcome.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    /// Name shown in `rules test`.
+    #[serde(default)]
+    pub name: String,
+    /// Feature and field values; unspecified features are missing.
+    #[serde(default)]
+    pub features: BTreeMap<String, ScalarValue>,
+    /// Payment events fed through a fresh feature engine; the rule is judged on the last.
+    #[serde(default)]
+    pub events: Vec<BTreeMap<String, ScalarValue>>,
+    /// Expected outcome.
+    pub expect: Spanned<Expect>,
+}
+
+/// A YAML scalar in a test: number, text or boolean.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ScalarValue {
+    /// A number.
+    Num(f64),
+    /// A boolean (as 1 / 0).
+    Bool(bool),
+    /// Text.
+    Text(String),
+}
+
+/// One rule as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique id.
+    pub id: Spanned<String>,
+    /// What the rule is for.
+    #[serde(default)]
+    pub description: String,
+    /// The condition.
+    pub when: Spanned<String>,
+    /// What firing does.
+    pub action: RuleAction,
+    /// Contribution to the risk score when it fires (0..1).
+    #[serde(default)]
+    pub score: Option<Spanned<f64>>,
+    /// The reason shown in decisions.
+    pub reason: ReasonSpec,
+    /// `live`, `shadow` or `off`.
+    #[serde(default)]
+    pub mode: RuleMode,
+    /// Higher first in evaluation and in the reasons.
+    #[serde(default)]
+    pub priority: i32,
+    /// Who to ask about it.
+    #[serde(default)]
+    pub owner: String,
+    /// Examples with expected outcomes; all must pass for the ruleset to load.
+    #[serde(default)]
+    pub tests: Vec<TestSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rules: Vec<RuleSpec>,
+}
+
+/// The decision policy as written in `rules/policy.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySpec {
+    /// What the policy is.
+    pub description: String,
+    /// Score at or above which a payment is reviewed.
+    pub review_threshold: f64,
+    /// Score at or above which a payment is blocked.
+    pub block_threshold: f64,
+    /// Weight of the model score in the combined score (0 ignores the model).
+    pub model_weight: f64,
+    /// What to do when the model cannot score: `rules_only` (fail open) or `review`/`block` (fail closed).
+    pub model_fallback: String,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        Self {
+            description: String::new(),
+            review_threshold: 0.5,
+            block_threshold: 0.8,
+            model_weight: 1.0,
+            model_fallback: "rules_only".into(),
+        }
+    }
+}
+
+fn load_error_position(e: &LoadError) -> Option<marked_yaml::Marker> {
+    match e {
+        LoadError::TopLevelMustBeMapping(m)
+        | LoadError::TopLevelMustBeSequence(m)
+        | LoadError::UnexpectedAnchor(m)
+        | LoadError::MappingKeyMustBeScalar(m)
+        | LoadError::UnexpectedTag(m)
+        | LoadError::ScanError(m, _) => Some(*m),
+        LoadError::DuplicateKey(inner) => inner.key.span().start().copied(),
+    }
+}
+
+/// Where `key:` first appears as a mapping key in `text` (1-based), or (0, 0).
+fn find_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches([' ', '-', '{']);
+        if body.starts_with(key) && body[key.len()..].trim_start().starts_with(':') {
+            return (i + 1, line.len() - body.len() + 1);
+        }
+        if let Some(p) = line.find(&format!("{key}:")) {
+            if p > 0 && matches!(line.as_bytes()[p - 1], b' ' | b'{' | b',') {
+                return (i + 1, p + 1);
+            }
+        }
+    }
+    (0, 0)
+}
+
+/// Where the first `quoted` word of `message` appears in `text` as a value, or (0, 0).
+fn find_quoted_value(text: &str, message: &str) -> (usize, usize) {
+    let Some(word) = message.split('`').nth(1).filter(|w| !w.is_empty()) else {
+        return (0, 0);
+    };
+    for (i, line) in text.lines().enumerate() {
+        if let Some(p) = line.find(&format!(": {word}")) {
+            return (i + 1, p + 3);
+        }
+    }
+    (0, 0)
+}
+
+fn yaml_error(file: &str, text: &str, e: marked_yaml::FromYamlError) -> RuleError {
+    match e {
+        marked_yaml::FromYamlError::ParseYaml(le) => {
+            let pos = load_error_position(&le);
+            // The loader's message starts with "line:col: "; keep only the text.
+            let text = le.to_string();
+            let text = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, t)| t)
+                .to_string();
+            RuleError::at(file, pos.as_ref(), text)
+        }
+        marked_yaml::FromYamlError::FromNode(ne) => {
+            let pos = ne.start_mark();
+            match &*ne {
+                marked_yaml::spanned_serde::Error::UnknownFieldError(field, expected, _) => {
+                    let message = format!(
+                        "unknown field '{field}'; expected one of {}",
+                        expected.join(", ")
+                    );
+                    let mut e = RuleError::at(file, pos.as_ref(), message);
+                    if pos.is_none() {
+                        (e.line, e.col) = find_key(text, field);
+                    }
+                    e
+                }
+                other => {
+                    let mut e = RuleError::at(file, pos.as_ref(), other.to_string());
+                    if pos.is_none() {
+                        (e.line, e.col) = find_quoted_value(text, &e.message);
+                    }
+                    e
+                }
+            }
+        }
+    }
+}
+
+/// Parses a rule file.
+pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<RuleSpec>, RuleError> {
+    marked_yaml::from_yaml::<RuleFile>(0, text)
+        .map(|f| f.rules)
+        .map_err(|e| yaml_error(file, text, e))
+}
+
+/// Parses `policy.yaml`.
+pub fn parse_policy_file(file: &str, text: &str) -> Result<PolicySpec, RuleError> {
+    let p: PolicySpec = marked_yaml::from_yaml(0, text).map_err(|e| yaml_error(file, text, e))?;
+    let ok = |v: f64| (0.0..=1.0).contains(&v);
+    if !ok(p.review_threshold) || !ok(p.block_threshold) || p.review_threshold > p.block_threshold {
+        return Err(RuleError::at(
+            file,
+            None,
+            "thresholds must satisfy 0 <= review_threshold <= block_threshold <= 1",
+        ));
+    }
+    if !(0.0..=1.0).contains(&p.model_weight) {
+        return Err(RuleError::at(
+            file,
+            None,
+            "model_weight must be between 0 and 1",
+        ));
+    }
+    if !["rules_only", "review", "block"].contains(&p.model_fallback.as_str()) {
+        return Err(RuleError::at(
+            file,
+            None,
+            format!(
+                "model_fallback '{}': expected rules_only, review or block",
+                p.model_fallback
+            ),
+        ));
+    }
+    Ok(p)
+}
+
+/// Parses a list file: one entry per line; blank lines and `#` comments ignored.
+pub fn parse_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_once('#').map_or(l, |(v, _)| v).trim())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Maps byte offset `at` of the expression of `when` to its 1-based (line, col)
+/// in `source`, by walking the source from the scalar's start and matching the
+/// expression's characters (this handles plain, quoted and block scalars).
+pub fn expression_position(source: &str, when: &Spanned<String>, at: usize) -> (usize, usize) {
+    let Some(start) = when.span().start() else {
+        return (0, 0);
+    };
+    let src: Vec<char> = source.chars().collect();
+    let expr = when.as_str();
+    let target = expr[..at.min(expr.len())].chars().count();
+    let mut i = start.character().min(src.len());
+    // Skip a block-scalar indicator line or an opening quote.
+    if i < src.len() && (src[i] == '|' || src[i] == '>') {
+        while i < src.len() && src[i] != '\n' {
+            i += 1;
+        }
+    } else if i < src.len() && (src[i] == '"' || src[i] == '\'') {
+        i += 1;
+    }
+    for (k, c) in expr.chars().enumerate() {
+        if k == target {
+            break;
+        }
+        if c.is_whitespace() {
+            continue;
+        }
+        while i < src.len() && src[i] != c {
+            i += 1;
+        }
+        i += 1;
+    }
+    // Land on the target character itself (skipping layout whitespace).
+    if let Some(tc) = expr.chars().nth(target) {
+        if !tc.is_whitespace() {
+            while i < src.len() && src[i] != tc {
+                i += 1;
+            }
+        }
+    }
+    let line = src[..i.min(src.len())]
+        .iter()
+        .filter(|&&c| c == '\n')
+        .count()
+        + 1;
+    let col = i - src[..i.min(src.len())]
+        .iter()
+        .rposition(|&c| c == '\n')
+        .map_or(0, |p| p + 1)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_expression_offsets_in_plain_quoted_and_block_scalars() {
+        let text = "rules:\n  - id: a\n    when: amount > x\n  - id: b\n    when: \"amount > y\"\n  - id: c\n    when: |\n      amount > 1 and\n        foo < 2\n";
+        #[derive(Deserialize)]
+        struct R {
+            when: Spanned<String>,
+        }
+        #[derive(Deserialize)]
+        struct F {
+            rules: Vec<R>,
+        }
+        let f: F = marked_yaml::from_yaml(0, text).unwrap();
+        assert_eq!(expression_position(text, &f.rules[0].when, 9), (3, 20));
+        assert_eq!(expression_position(text, &f.rules[1].when, 9), (5, 21));
+        let at = f.rules[2].when.find("foo").unwrap();
+        assert_eq!(expression_position(text, &f.rules[2].when, at), (9, 9));
+    }
+
+    #[test]
+    fn yaml_errors_have_positions() {
+        let e = parse_rule_file("r.yaml", "rules:\n  - id: a\n    when: x > 1\n    action: review\n    reason: {code: a, text: t}\n    colour: red\n").unwrap_err();
+        assert_eq!((e.line, e.file.as_str()), (6, "r.yaml"), "{e}");
+        assert!(e.message.contains("unknown field 'colour'"), "{e}");
+        let e = parse_rule_file("r.yaml", "rules:\n  - id: a\n    action: [oops\n").unwrap_err();
+        assert!(e.line >= 3, "{e}");
+        let e = parse_rule_file("r.yaml", "rules:\n  - id: a\n    when: x > 1\n    action: deny\n    reason: {code: a, text: t}\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn lists_skip_comments_and_blanks() {
+        assert_eq!(parse_list("# trusted\nT1\n\n  T2  # shop\n"), ["T1", "T2"]);
+    }
+}

@@ -1,0 +1,407 @@
+//! Rules: analyst-owned rule files compiled once into bytecode over the feature
+//! vector, a decision policy, named lists, in-file tests and hot reload.
+
+pub mod compile;
+pub mod file;
+pub mod parser;
+pub mod program;
+pub mod reload;
+pub mod synthetic;
+mod testing;
+
+pub use file::{RuleAction, RuleError, RuleMode};
+pub use testing::TestOutcome;
+
+use crate::decision::DecisionPolicy;
+use crate::features::FeatureSet;
+use crate::state::key_hash;
+use compile::{compile, Scope, STRING_FIELDS};
+use file::{
+    expression_position, parse_list, parse_policy_file, parse_rule_file, PolicySpec, RuleSpec,
+};
+use program::{CompiledList, Program};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+/// The starter ruleset shipped in `rules/`, compiled into the binary so the demo
+/// and a fresh install work from any directory.
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("rules/policy.yaml", include_str!("../../rules/policy.yaml")),
+    (
+        "rules/velocity.yaml",
+        include_str!("../../rules/velocity.yaml"),
+    ),
+    (
+        "rules/card_testing.yaml",
+        include_str!("../../rules/card_testing.yaml"),
+    ),
+    ("rules/amount.yaml", include_str!("../../rules/amount.yaml")),
+    (
+        "rules/terminal.yaml",
+        include_str!("../../rules/terminal.yaml"),
+    ),
+    (
+        "rules/account_takeover.yaml",
+        include_str!("../../rules/account_takeover.yaml"),
+    ),
+    ("rules/lists.yaml", include_str!("../../rules/lists.yaml")),
+    (
+        "rules/lists/trusted_terminals.txt",
+        include_str!("../../rules/lists/trusted_terminals.txt"),
+    ),
+    (
+        "rules/lists/high_risk_countries.txt",
+        include_str!("../../rules/lists/high_risk_countries.txt"),
+    ),
+    (
+        "rules/lists/blocked_devices.txt",
+        include_str!("../../rules/lists/blocked_devices.txt"),
+    ),
+];
+
+/// All problems found in a rules directory.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct RulesError(pub Vec<RuleError>);
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique id.
+    pub id: String,
+    /// What it is for.
+    pub description: String,
+    /// The condition as written.
+    pub when: String,
+    /// What firing does.
+    pub action: RuleAction,
+    /// Contribution to the risk score when it fires.
+    pub score: f64,
+    /// Reason code.
+    pub code: String,
+    /// Reason text.
+    pub text: String,
+    /// Live, shadow or off.
+    pub mode: RuleMode,
+    /// Evaluation and reason order, higher first.
+    pub priority: i32,
+    /// Owner.
+    pub owner: String,
+    /// The file it came from.
+    pub file: String,
+    /// The compiled condition.
+    pub program: Program,
+}
+
+/// A compiled ruleset: rules in priority order, lists, policy and version.
+#[derive(Debug, Clone)]
+pub struct Ruleset {
+    /// Rules, highest priority first (`off` rules included, never evaluated).
+    pub rules: Vec<Rule>,
+    lists: Vec<CompiledList>,
+    /// How hits and the model score become an action.
+    pub policy: DecisionPolicy,
+    /// Content hash of every file (16 hex digits).
+    pub version: String,
+    /// Numeric slots rules read: the feature set, then `model.score` and friends.
+    pub numeric_slots: usize,
+    /// Which string fields (bit i = `STRING_FIELDS[i]`) any rule reads.
+    pub string_fields: u16,
+    /// In-file test cases that ran and passed at load.
+    pub tests_passed: usize,
+}
+
+/// Hits of one evaluation, reused across events (no allocation once warm).
+#[derive(Debug, Default, Clone)]
+pub struct Hits {
+    /// Indices into [`Ruleset::rules`] of the live rules that fired, in priority order.
+    pub live: Vec<u16>,
+    /// Indices of the shadow rules that fired, in priority order.
+    pub shadow: Vec<u16>,
+}
+
+impl Ruleset {
+    /// Loads and compiles every file of `dir` against `set`, then runs the in-file
+    /// tests. Any problem in any file fails the whole load.
+    pub fn load_dir(dir: &Path, set: &FeatureSet) -> Result<Ruleset, RulesError> {
+        let files = read_dir_files(dir)?;
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        Self::from_files(&refs, set)
+    }
+
+    /// The built-in starter ruleset.
+    pub fn builtin(set: &FeatureSet) -> Result<Ruleset, RulesError> {
+        Self::from_files(BUILTIN_FILES, set)
+    }
+
+    /// Compiles a ruleset from `(path, content)` pairs: `*/lists/*.txt` are lists,
+    /// `*/policy.yaml` the policy, other `.yaml` files rules. Its in-file tests
+    /// must pass.
+    pub fn from_files(files: &[(&str, &str)], set: &FeatureSet) -> Result<Ruleset, RulesError> {
+        let (mut ruleset, specs) = Self::compile_files(files, set)?;
+        let outcomes = testing::run_tests(&ruleset, &specs, set);
+        let failed: Vec<RuleError> = outcomes.iter().filter_map(|o| o.error.clone()).collect();
+        if !failed.is_empty() {
+            return Err(RulesError(failed));
+        }
+        ruleset.tests_passed = outcomes.len();
+        Ok(ruleset)
+    }
+
+    fn load_dir_untested(
+        dir: &Path,
+        set: &FeatureSet,
+    ) -> Result<(Ruleset, Vec<(String, RuleSpec)>), RulesError> {
+        let files = read_dir_files(dir)?;
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        Self::compile_files(&refs, set)
+    }
+
+    fn compile_files(
+        files: &[(&str, &str)],
+        set: &FeatureSet,
+    ) -> Result<(Ruleset, Vec<(String, RuleSpec)>), RulesError> {
+        let mut errors = Vec::new();
+        let mut sorted: Vec<&(&str, &str)> = files.iter().collect();
+        sorted.sort_by_key(|(p, _)| *p);
+        let mut hash_input = Vec::new();
+        let mut list_names = Vec::new();
+        let mut lists = Vec::new();
+        let mut policy = PolicySpec::default();
+        let mut rule_files = Vec::new();
+        for (path, text) in &sorted {
+            hash_input.extend_from_slice(path.as_bytes());
+            hash_input.push(0);
+            hash_input.extend_from_slice(text.as_bytes());
+            hash_input.push(0);
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if path.contains("/lists/") && name.ends_with(".txt") {
+                let entries = parse_list(text);
+                let mut l = CompiledList {
+                    hashes: entries.iter().map(|e| compile::str_hash(e)).collect(),
+                    numbers: entries
+                        .iter()
+                        .filter_map(|e| e.parse::<f64>().ok())
+                        .map(|n| n + 0.0)
+                        .collect(),
+                };
+                l.hashes.sort_unstable();
+                l.numbers.sort_by(f64::total_cmp);
+                list_names.push(name.trim_end_matches(".txt").to_string());
+                lists.push(l);
+            } else if name == "policy.yaml" || name == "policy.yml" {
+                match parse_policy_file(path, text) {
+                    Ok(p) => policy = p,
+                    Err(e) => errors.push(e),
+                }
+            } else {
+                match parse_rule_file(path, text) {
+                    Ok(rules) => rule_files.push((path.to_string(), *text, rules)),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        let scope = Scope::new(set, &list_names);
+        let mut rules = Vec::new();
+        let mut ids = HashSet::new();
+        let mut string_fields = 0u16;
+        let mut specs: Vec<(String, RuleSpec)> = Vec::new();
+        for (path, text, file_rules) in rule_files {
+            for spec in file_rules {
+                let pos = spec.id.span().start().copied();
+                if !ids.insert(spec.id.as_str().to_string()) {
+                    errors.push(RuleError::at(
+                        &path,
+                        pos.as_ref(),
+                        format!("duplicate rule id '{}'", spec.id.as_str()),
+                    ));
+                    continue;
+                }
+                if let Some(s) = &spec.score {
+                    if !(0.0..=1.0).contains(&**s) {
+                        errors.push(RuleError::at(
+                            &path,
+                            s.span().start(),
+                            "score must be between 0 and 1",
+                        ));
+                        continue;
+                    }
+                }
+                match compile(&spec.when, &scope, &mut lists) {
+                    Ok(program) => {
+                        for op in &program.ops {
+                            string_fields |= string_fields_of(op);
+                        }
+                        rules.push(Rule {
+                            id: spec.id.as_str().to_string(),
+                            description: spec.description.clone(),
+                            when: spec.when.as_str().to_string(),
+                            action: spec.action,
+                            score: spec.score.as_ref().map_or(0.0, |s| **s),
+                            code: spec.reason.code.as_str().to_string(),
+                            text: spec.reason.text.clone(),
+                            mode: spec.mode,
+                            priority: spec.priority,
+                            owner: spec.owner.clone(),
+                            file: path.clone(),
+                            program,
+                        });
+                        specs.push((text.to_string(), spec));
+                    }
+                    Err(e) => {
+                        let (line, col) = expression_position(text, &spec.when, e.at);
+                        errors.push(RuleError {
+                            file: path.clone(),
+                            line,
+                            col,
+                            message: e.message,
+                        });
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RulesError(errors));
+        }
+        // Stable order: priority (high first), then id.
+        let mut order: Vec<usize> = (0..rules.len()).collect();
+        order.sort_by(|&a, &b| {
+            rules[b]
+                .priority
+                .cmp(&rules[a].priority)
+                .then(rules[a].id.cmp(&rules[b].id))
+        });
+        let ruleset = Ruleset {
+            rules: order.iter().map(|&i| rules[i].clone()).collect(),
+            lists,
+            policy: DecisionPolicy::new(&policy),
+            version: format!("{:016x}", key_hash(0, &hash_input)),
+            numeric_slots: scope.numeric_slots(),
+            string_fields,
+            tests_passed: 0,
+        };
+        Ok((ruleset, specs))
+    }
+
+    /// Evaluates every `live` and `shadow` rule over numeric slots `nums` (features,
+    /// then the model scores) and string hashes `strs`; fired rules go to `hits`.
+    /// Allocates nothing once `hits` has grown to the ruleset's size.
+    #[inline]
+    pub fn evaluate(&self, nums: &[f64], strs: &[u64], hits: &mut Hits) {
+        hits.live.clear();
+        hits.shadow.clear();
+        let mut stack = [0.0; program::MAX_STACK];
+        for (i, r) in self.rules.iter().enumerate() {
+            let target = match r.mode {
+                RuleMode::Live => &mut hits.live,
+                RuleMode::Shadow => &mut hits.shadow,
+                RuleMode::Off => continue,
+            };
+            if r.program.eval_with(&mut stack, nums, strs, &self.lists) == 1.0 {
+                target.push(i as u16);
+            }
+        }
+    }
+
+    /// Whether a single rule fires (for tests and `rules explain`).
+    pub fn rule_fires(&self, rule: usize, nums: &[f64], strs: &[u64]) -> bool {
+        self.rules[rule].program.eval(nums, strs, &self.lists) == 1.0
+    }
+
+    /// Counts of rules by mode.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for r in &self.rules {
+            let k = match r.mode {
+                RuleMode::Live => "live",
+                RuleMode::Shadow => "shadow",
+                RuleMode::Off => "off",
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// Reads `DIR/*.yaml` and `DIR/lists/*.txt` as `(path, content)`, paths starting
+/// with the directory's name.
+fn read_dir_files(dir: &Path) -> Result<Vec<(String, String)>, RulesError> {
+    let base = dir
+        .file_name()
+        .map_or("rules".to_string(), |n| n.to_string_lossy().to_string());
+    let mut files = Vec::new();
+    let mut read = |sub: &Path, prefix: &str, lists: bool| -> Result<(), RuleError> {
+        let fail = |e: std::io::Error| {
+            RuleError::at(
+                &sub.display().to_string(),
+                None,
+                format!("cannot read: {e}"),
+            )
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(sub)
+            .map_err(fail)?
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().to_string();
+            let wanted = if lists {
+                name.ends_with(".txt")
+            } else {
+                name.ends_with(".yaml") || name.ends_with(".yml")
+            };
+            if wanted && e.path().is_file() {
+                files.push((
+                    format!("{prefix}/{name}"),
+                    std::fs::read_to_string(e.path()).map_err(fail)?,
+                ));
+            }
+        }
+        Ok(())
+    };
+    read(dir, &base, false).map_err(|e| RulesError(vec![e]))?;
+    let lists = dir.join("lists");
+    if lists.is_dir() {
+        read(&lists, &format!("{base}/lists"), true).map_err(|e| RulesError(vec![e]))?;
+    }
+    Ok(files)
+}
+
+/// Runs the in-file tests of a rules directory without requiring them to pass:
+/// returns every outcome, and the compile errors that kept rules from being tested.
+pub fn test_dir(dir: &Path, set: &FeatureSet) -> (Vec<TestOutcome>, Vec<RuleError>) {
+    match Ruleset::load_dir_untested(dir, set) {
+        Ok((rs, specs)) => (testing::run_tests(&rs, &specs, set), Vec::new()),
+        Err(e) => (Vec::new(), e.0),
+    }
+}
+
+/// Bit mask of the string fields an instruction reads.
+fn string_fields_of(op: &program::Op) -> u16 {
+    match *op {
+        program::Op::StrEq { field, .. } | program::Op::StrIn { field, .. } => 1 << field,
+        program::Op::StrFieldEq { a, b, .. } => (1 << a) | (1 << b),
+        _ => 0,
+    }
+}
+
+/// Fills `out` (length >= `STRING_FIELDS.len()`) with the hashes of the event's
+/// string fields that `mask` selects (0 = missing or not needed).
+#[inline]
+pub fn hash_string_fields(mask: u16, fields: [Option<&str>; STRING_FIELDS.len()], out: &mut [u64]) {
+    for (i, f) in fields.iter().enumerate() {
+        out[i] = match f {
+            Some(s) if mask & (1 << i) != 0 => compile::str_hash(s),
+            _ => 0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,346 @@
+//! Compiled rule expressions: bytecode over a fixed feature vector, evaluated
+//! with a fixed-size stack. No strings, no hash maps, no allocation.
+//!
+//! Values are `f64`. Booleans are 1.0 (true), 0.0 (false) or NaN (unknown), so
+//! a missing feature (NaN) makes a comparison unknown, unknown propagates
+//! through `and`/`or`/`not` with three-valued logic, and a rule fires only when
+//! its condition is true: a missing feature never silently passes a rule.
+
+/// Deepest stack a program may use.
+pub const MAX_STACK: usize = 32;
+
+/// One instruction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    /// Push a constant.
+    Const(f64),
+    /// Push numeric slot `i` (a feature or the model score).
+    Load(u16),
+    /// Negate the top.
+    Neg,
+    /// Arithmetic on the top two.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b` (missing when `b` is 0).
+    Div,
+    /// Comparisons on the top two, giving a truth value.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `==`.
+    Eq,
+    /// `!=`.
+    Ne,
+    /// If the top is false, skip the next `n` instructions (the right side of an
+    /// `and` and the `And` itself), leaving false as the result.
+    SkipIfFalse(u16),
+    /// If the top is true, skip the next `n` instructions (`or` short-circuit).
+    SkipIfTrue(u16),
+    /// Three-valued `and`.
+    And,
+    /// Three-valued `or`.
+    Or,
+    /// Three-valued `not`.
+    Not,
+    /// `x lo hi` -> `lo <= x <= hi`.
+    Between,
+    /// Whether the top is missing (never unknown); `true` negates.
+    IsMissing(bool),
+    /// String field `field` equals (or, negated, differs from) a constant.
+    StrEq {
+        /// Index into the string slots.
+        field: u8,
+        /// Hash of the constant.
+        hash: u64,
+        /// `!=` instead of `==`.
+        negate: bool,
+    },
+    /// String field `a` equals (or differs from) string field `b`.
+    StrFieldEq {
+        /// First field.
+        a: u8,
+        /// Second field.
+        b: u8,
+        /// `!=` instead of `==`.
+        negate: bool,
+    },
+    /// String field is (not) in list `list`.
+    StrIn {
+        /// Index into the string slots.
+        field: u8,
+        /// Index into the ruleset's lists.
+        list: u16,
+        /// `not in`.
+        negate: bool,
+    },
+    /// The top number is (not) in list `list`.
+    NumIn {
+        /// Index into the ruleset's lists.
+        list: u16,
+        /// `not in`.
+        negate: bool,
+    },
+    /// `min` of the top `n`, ignoring missing values (missing if all are).
+    Min(u8),
+    /// `max` of the top `n`, ignoring missing values.
+    Max(u8),
+    /// Absolute value.
+    Abs,
+    /// `default(x, d)`: `d` when `x` is missing.
+    Default,
+}
+
+/// A compiled list: sorted hashes (for strings) and sorted numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompiledList {
+    /// Sorted string hashes.
+    pub hashes: Vec<u64>,
+    /// Sorted numbers (entries that parse as numbers).
+    pub numbers: Vec<f64>,
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Program {
+    /// Instructions, in order.
+    pub ops: Vec<Op>,
+}
+
+/// Truth value of a three-valued boolean.
+#[inline]
+fn tri(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+#[inline]
+fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        tri(f(a, b))
+    }
+}
+
+impl Program {
+    /// Evaluates over numeric slots `nums`, string-hash slots `strs` (0 = missing)
+    /// and `lists`. Returns 1.0, 0.0 or NaN (unknown).
+    #[inline]
+    pub fn eval(&self, nums: &[f64], strs: &[u64], lists: &[CompiledList]) -> f64 {
+        self.eval_with(&mut [0.0; MAX_STACK], nums, strs, lists)
+    }
+
+    /// [`Program::eval`] with a caller-provided stack, reused across programs.
+    #[inline]
+    pub fn eval_with(
+        &self,
+        st: &mut [f64; MAX_STACK],
+        nums: &[f64],
+        strs: &[u64],
+        lists: &[CompiledList],
+    ) -> f64 {
+        let mut sp = 0usize;
+        let mut pc = 0usize;
+        let ops = &self.ops[..];
+        macro_rules! pop {
+            () => {{
+                sp -= 1;
+                st[sp]
+            }};
+        }
+        macro_rules! push {
+            ($v:expr) => {{
+                let v = $v;
+                st[sp] = v;
+                sp += 1;
+            }};
+        }
+        while pc < ops.len() {
+            let op = &ops[pc];
+            pc += 1;
+            match *op {
+                Op::SkipIfFalse(n) => {
+                    if st[sp - 1] == 0.0 {
+                        pc += n as usize;
+                    }
+                }
+                Op::SkipIfTrue(n) => {
+                    if st[sp - 1] == 1.0 {
+                        pc += n as usize;
+                    }
+                }
+                Op::Const(v) => push!(v),
+                Op::Load(i) => push!(nums.get(i as usize).copied().unwrap_or(f64::NAN)),
+                Op::Neg => st[sp - 1] = -st[sp - 1],
+                Op::Add => {
+                    let b = pop!();
+                    st[sp - 1] += b;
+                }
+                Op::Sub => {
+                    let b = pop!();
+                    st[sp - 1] -= b;
+                }
+                Op::Mul => {
+                    let b = pop!();
+                    st[sp - 1] *= b;
+                }
+                Op::Div => {
+                    let b = pop!();
+                    let a = st[sp - 1];
+                    st[sp - 1] = if b == 0.0 { f64::NAN } else { a / b };
+                }
+                Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+                    let b = pop!();
+                    let a = st[sp - 1];
+                    st[sp - 1] = match *op {
+                        Op::Lt => cmp(a, b, |a, b| a < b),
+                        Op::Le => cmp(a, b, |a, b| a <= b),
+                        Op::Gt => cmp(a, b, |a, b| a > b),
+                        Op::Ge => cmp(a, b, |a, b| a >= b),
+                        Op::Eq => cmp(a, b, |a, b| a == b),
+                        _ => cmp(a, b, |a, b| a != b),
+                    };
+                }
+                Op::And => {
+                    let b = pop!();
+                    let a = st[sp - 1];
+                    st[sp - 1] = if a == 0.0 || b == 0.0 {
+                        0.0
+                    } else if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        1.0
+                    };
+                }
+                Op::Or => {
+                    let b = pop!();
+                    let a = st[sp - 1];
+                    st[sp - 1] = if a == 1.0 || b == 1.0 {
+                        1.0
+                    } else if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        0.0
+                    };
+                }
+                Op::Not => st[sp - 1] = 1.0 - st[sp - 1],
+                Op::Between => {
+                    let hi = pop!();
+                    let lo = pop!();
+                    let x = st[sp - 1];
+                    st[sp - 1] = if x.is_nan() || lo.is_nan() || hi.is_nan() {
+                        f64::NAN
+                    } else {
+                        tri(lo <= x && x <= hi)
+                    };
+                }
+                Op::IsMissing(negate) => st[sp - 1] = tri(st[sp - 1].is_nan() != negate),
+                Op::StrEq {
+                    field,
+                    hash,
+                    negate,
+                } => {
+                    let v = strs.get(field as usize).copied().unwrap_or(0);
+                    push!(if v == 0 {
+                        f64::NAN
+                    } else {
+                        tri((v == hash) != negate)
+                    });
+                }
+                Op::StrFieldEq { a, b, negate } => {
+                    let (x, y) = (
+                        strs.get(a as usize).copied().unwrap_or(0),
+                        strs.get(b as usize).copied().unwrap_or(0),
+                    );
+                    push!(if x == 0 || y == 0 {
+                        f64::NAN
+                    } else {
+                        tri((x == y) != negate)
+                    });
+                }
+                Op::StrIn {
+                    field,
+                    list,
+                    negate,
+                } => {
+                    let v = strs.get(field as usize).copied().unwrap_or(0);
+                    push!(if v == 0 {
+                        f64::NAN
+                    } else {
+                        tri(lists[list as usize].hashes.binary_search(&v).is_ok() != negate)
+                    });
+                }
+                Op::NumIn { list, negate } => {
+                    // `+ 0.0` turns -0.0 into 0.0: total_cmp tells them apart, `==` does not.
+                    let x = st[sp - 1] + 0.0;
+                    st[sp - 1] = if x.is_nan() {
+                        f64::NAN
+                    } else {
+                        let found = lists[list as usize]
+                            .numbers
+                            .binary_search_by(|n| n.total_cmp(&x))
+                            .is_ok();
+                        tri(found != negate)
+                    };
+                }
+                Op::Min(n) | Op::Max(n) => {
+                    let is_min = matches!(op, Op::Min(_));
+                    let mut acc = f64::NAN;
+                    for _ in 0..n {
+                        let v = pop!();
+                        if !v.is_nan()
+                            && (acc.is_nan() || (is_min && v < acc) || (!is_min && v > acc))
+                        {
+                            acc = v;
+                        }
+                    }
+                    push!(acc);
+                }
+                Op::Abs => st[sp - 1] = st[sp - 1].abs(),
+                Op::Default => {
+                    let d = pop!();
+                    if st[sp - 1].is_nan() {
+                        st[sp - 1] = d;
+                    }
+                }
+            }
+        }
+        if sp == 0 {
+            f64::NAN
+        } else {
+            st[sp - 1]
+        }
+    }
+
+    /// The deepest stack the program reaches.
+    pub fn max_depth(&self) -> usize {
+        let mut depth: i64 = 0;
+        let mut max = 0;
+        for op in &self.ops {
+            depth += match op {
+                Op::Const(_)
+                | Op::Load(_)
+                | Op::StrEq { .. }
+                | Op::StrFieldEq { .. }
+                | Op::StrIn { .. } => 1,
+                Op::Neg | Op::Not | Op::IsMissing(_) | Op::NumIn { .. } | Op::Abs => 0,
+                Op::SkipIfFalse(_) | Op::SkipIfTrue(_) => 0,
+                Op::Between => -2,
+                Op::Min(n) | Op::Max(n) => 1 - i64::from(*n),
+                _ => -1,
+            };
+            max = max.max(depth);
+        }
+        max.max(0) as usize
+    }
+}

@@ -1,0 +1,106 @@
+//! Hot reload: the running ruleset behind an atomic pointer, swapped only for a
+//! ruleset that parsed, compiled and passed its own tests.
+
+use super::{RulesError, Ruleset};
+use crate::features::FeatureSet;
+use crate::lifecycle::Shutdown;
+use arc_swap::{ArcSwap, Guard};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where rules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// A directory of rule files (hot-reloadable).
+    Dir(PathBuf),
+    /// The starter ruleset compiled into the binary.
+    Builtin,
+}
+
+/// The running ruleset, swappable while events are being evaluated.
+pub struct RuleStore {
+    current: ArcSwap<Ruleset>,
+    source: RulesSource,
+    set: Arc<FeatureSet>,
+}
+
+impl RuleStore {
+    /// Loads the initial ruleset; fails (nothing to fall back to) if it does not load.
+    pub fn load(source: RulesSource, set: Arc<FeatureSet>) -> Result<Self, RulesError> {
+        let rules = Self::compile(&source, &set)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(rules),
+            source,
+            set,
+        })
+    }
+
+    fn compile(source: &RulesSource, set: &FeatureSet) -> Result<Ruleset, RulesError> {
+        match source {
+            RulesSource::Dir(dir) => Ruleset::load_dir(dir, set),
+            RulesSource::Builtin => Ruleset::builtin(set),
+        }
+    }
+
+    /// The ruleset to use for one event (a lock-free load).
+    #[inline]
+    pub fn current(&self) -> Guard<Arc<Ruleset>> {
+        self.current.load()
+    }
+
+    /// Where the rules come from.
+    pub fn source(&self) -> &RulesSource {
+        &self.source
+    }
+
+    /// Recompiles from the source and swaps it in if it compiled and its tests
+    /// passed; otherwise the running ruleset stays and the errors are returned.
+    pub fn reload(&self) -> Result<Arc<Ruleset>, RulesError> {
+        let next = Arc::new(Self::compile(&self.source, &self.set)?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+/// Watches a rules directory (and its `lists/`) and reloads after changes settle.
+/// `report` hears every reload attempt. Returns when `shutdown` triggers.
+pub fn watch(
+    store: Arc<RuleStore>,
+    shutdown: Shutdown,
+    report: impl Fn(Result<Arc<Ruleset>, RulesError>) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use notify::{RecursiveMode, Watcher};
+    let RulesSource::Dir(dir) = store.source().clone() else {
+        return std::thread::Builder::new()
+            .name("rules-watch".into())
+            .spawn(|| {});
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            // A full channel already means "reload pending".
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(std::io::Error::other)?;
+    watcher
+        .watch(Path::new(&dir), RecursiveMode::Recursive)
+        .map_err(std::io::Error::other)?;
+    std::thread::Builder::new()
+        .name("rules-watch".into())
+        .spawn(move || {
+            let _keep = watcher;
+            while !shutdown.is_triggered() {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(()) => {
+                        // Let an editor finish writing (save = truncate + write + rename).
+                        while rx.recv_timeout(Duration::from_millis(150)).is_ok() {}
+                        report(store.reload());
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })
+}

@@ -1,0 +1,93 @@
+//! The hot path allocates nothing per event once warm: feature update, 100 rules,
+//! policy and decision encoding, counted with a counting global allocator.
+
+use fraudstream::decision::{Decider, ModelInput, Subject};
+use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
+use fraudstream::rules::reload::{RuleStore, RulesSource};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn the_hot_path_does_not_allocate_per_event() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules/lists")).unwrap();
+    for (path, text) in fraudstream::rules::synthetic::synthetic_rule_files(100) {
+        std::fs::write(dir.path().join(path), text).unwrap();
+    }
+    let store =
+        Arc::new(RuleStore::load(RulesSource::Dir(dir.path().join("rules")), set.clone()).unwrap());
+    assert_eq!(store.current().rules.len(), 100);
+    let limits = EngineLimits {
+        max_pending_labels: 4096,
+        ..EngineLimits::default()
+    };
+    let mut engine = FeatureEngine::new(set.clone(), limits);
+    let mut decider = Decider::new(store, set.len(), None);
+    let mut out = Vec::with_capacity(4096);
+    let accounts: Vec<String> = (0..100).map(|i| format!("acc-{i}")).collect();
+    let terminals: Vec<String> = (0..50).map(|i| format!("term-{i}")).collect();
+    let ids: Vec<String> = (0..10_000).map(|i| format!("ev-{i}")).collect();
+    let mut run = |from: usize, to: usize| {
+        for i in from..to {
+            let view = EventView {
+                event_id: &ids[i % ids.len()],
+                ts_ms: 1_700_000_000_000 + i as i64 * 1000,
+                amount: 5.0 + (i % 90) as f64,
+                account: &accounts[i % accounts.len()],
+                card: &accounts[i % accounts.len()],
+                terminal: &terminals[i % terminals.len()],
+                device: Some("dev-1"),
+                ip: None,
+                country: Some(if i % 5 == 0 { "RU" } else { "DE" }),
+            };
+            engine.update(&view, decider.features_mut());
+            let subject = Subject {
+                event_id: view.event_id,
+                account_id: view.account,
+                event_ts_ms: view.ts_ms,
+                strings: [
+                    Some(view.account),
+                    Some(view.card),
+                    Some(view.terminal),
+                    view.device,
+                    None,
+                    view.country,
+                    Some("EUR"),
+                    None,
+                    None,
+                ],
+            };
+            decider.decide(&subject, ModelInput::NotConfigured, view.ts_ms, 3, &mut out);
+        }
+    };
+    // Warm up: every entity, ring (capped at 512 events) and buffer reaches its steady size.
+    run(0, 120_000);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    run(120_000, 140_000);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in 20,000 events");
+    assert!(!out.is_empty());
+}
