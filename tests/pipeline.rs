@@ -272,3 +272,73 @@ fn event_at(id: &str, account: &str, terminal: &str, ts: i64) -> (String, Vec<u8
         format!(r#"{{"event_id":"{id}","ts":{ts},"account_id":"{account}","terminal_id":"{terminal}","amount":20.0,"currency":"EUR"}}"#).into_bytes(),
     )
 }
+
+#[test]
+fn rules_hot_reload_while_running_and_bad_files_keep_the_running_ruleset() {
+    let mut cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let write = |threshold: u32| {
+        std::fs::write(
+            rules.join("big.yaml"),
+            format!("rules:\n  - id: big\n    when: amount > {threshold}\n    action: block\n    reason: {{ code: big, text: Big payment }}\n"),
+        )
+        .unwrap();
+    };
+    write(100);
+    cluster.config.rules.dir = rules.display().to_string();
+    let now = now_ms();
+    let running = Running::start(&cluster.config);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    cluster.produce("payments", &[event("a1", "acc", now - 3000, 150.0)]);
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("a1"));
+    let first = out.decisions["a1"][0].clone();
+    assert_eq!(first["action"], "block");
+
+    // A good change goes live: the same amount is now allowed, under a new version.
+    write(1000);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut i = 0;
+    let second = loop {
+        i += 1;
+        let id = format!("b{i}");
+        cluster.produce("payments", &[event(&id, "acc", now - 2000 + i, 150.0)]);
+        read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key(&id));
+        let d = out.decisions[&id][0].clone();
+        if d["rules_version"] != first["rules_version"] {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changed rule file was never picked up"
+        );
+    };
+    assert_eq!(second["action"], "allow");
+    assert_eq!(running.metrics.rules_reloads.get(), 1);
+
+    // A broken file is rejected, counted, and the running ruleset keeps deciding.
+    std::fs::write(
+        rules.join("big.yaml"),
+        "rules:\n  - id: big\n    when: amount >>> 3\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while running.metrics.rules_reload_errors.get() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broken file was never reported"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.produce("payments", &[event("c1", "acc", now - 1000, 5000.0)]);
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("c1"));
+    let third = &out.decisions["c1"][0];
+    assert_eq!(third["rules_version"], second["rules_version"]);
+    assert_eq!(
+        third["action"], "block",
+        "5000 > 1000 under the running ruleset"
+    );
+    running.stop();
+}

@@ -91,6 +91,16 @@ fn start_runtime(
         ))
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
     }
+    #[cfg(unix)]
+    rt.spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading rules");
+                crate::lifecycle::request_reload();
+            }
+        }
+    });
     rt.spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown requested; finishing in-flight events");

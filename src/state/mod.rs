@@ -229,7 +229,9 @@ impl EntityTable {
             .sum();
         // hashbrown: key + value + one control byte per bucket.
         let index = self.index.capacity() * (8 + 4 + 1);
-        self.slots.capacity() * per_slot + rings + index + self.free.capacity() * 4
+        // Slots beyond `len` are reserved address space that is never touched, so
+        // count initialised slots: this tracks resident memory.
+        self.slots.len() * per_slot + rings + index + self.free.capacity() * 4
     }
 
     fn allocate(&mut self, key: u64, ts_s: u32) -> u32 {
