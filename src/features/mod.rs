@@ -114,7 +114,14 @@ impl FeatureEngine {
         let tables = set
             .entities
             .iter()
-            .map(|e| EntityTable::new(e.windows.clone(), e.horizon_s, limits.table))
+            .map(|e| {
+                EntityTable::new(
+                    e.windows.clone(),
+                    e.trackers.clone(),
+                    e.horizon_s,
+                    limits.table,
+                )
+            })
             .collect();
         let label_entities: Vec<usize> = set
             .entities
@@ -150,8 +157,16 @@ impl FeatureEngine {
     pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) {
         debug_assert_eq!(out.len(), self.set.len());
         for (i, def) in self.set.entities.iter().enumerate() {
+            let mut distinct = [0u32; spec::MAX_DISTINCT_PER_ENTITY];
+            for (d, f) in def.distinct_fields.iter().enumerate() {
+                // Low 32 bits of the value's hash; 0 means "no value".
+                distinct[d] = ev.field(*f).map_or(0, |v| {
+                    (key_hash(*f as u64 + 201, v.as_bytes()) as u32).max(1)
+                });
+            }
+            let distinct = &distinct[..def.distinct_fields.len()];
             self.observed[i] = entity_key(ev, def.fields)
-                .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount));
+                .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
         }
         for (i, slot) in self.set.slots.iter().enumerate() {
             out[i] = match *slot {
@@ -184,6 +199,10 @@ impl FeatureEngine {
                     },
                 },
                 Slot::Event(agg) => event_feature(ev, agg),
+                Slot::Tracker { entity, tracker } => match self.observed[entity as usize] {
+                    None => f64::NAN,
+                    Some(obs) => self.tables[entity as usize].tracker(obs.slot, tracker as usize),
+                },
                 Slot::Ratio(a, b) => {
                     let (a, b) = (out[a as usize], out[b as usize]);
                     if b == 0.0 || b.is_nan() {

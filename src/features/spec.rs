@@ -1,6 +1,6 @@
 //! Feature-set files: parsing, validation and compilation to slots.
 
-use crate::state::{AmountFilter, WindowSpec};
+use crate::state::{AmountFilter, TrackerSpec, WindowSpec};
 use serde::Deserialize;
 use std::collections::HashMap;
 use toml::Spanned;
@@ -116,7 +116,17 @@ pub enum Slot {
     Event(EventAgg),
     /// Quotient of two earlier features (missing when the divisor is 0 or missing).
     Ratio(u16, u16),
+    /// Tracker `tracker` (min, max or distinct count) of entity `entity`.
+    Tracker {
+        /// Index into [`FeatureSet::entities`].
+        entity: u16,
+        /// Index into that entity's trackers.
+        tracker: u16,
+    },
 }
+
+/// Most distinct-count features per entity kind.
+pub const MAX_DISTINCT_PER_ENTITY: usize = 8;
 
 /// One entity kind (single field or pair) and the windows it maintains.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +141,10 @@ pub struct EntityDef {
     pub needs_labels: bool,
     /// How long an idle entity is remembered at least (for `first_seen`), seconds.
     pub horizon_s: u32,
+    /// Min/max and distinct-count trackers.
+    pub trackers: Vec<TrackerSpec>,
+    /// For each distinct tracker, in order, the field whose values are counted.
+    pub distinct_fields: Vec<Field>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +169,7 @@ struct FeatureEntry {
     aggregate: Option<Spanned<String>>,
     event: Option<Spanned<String>>,
     ratio: Option<Spanned<[String; 2]>>,
+    of: Option<Spanned<String>>,
     amount_min: Option<f32>,
     amount_max: Option<f32>,
 }
@@ -296,6 +311,8 @@ fn compile_entry(
                 windows: Vec::new(),
                 needs_labels: false,
                 horizon_s: 0,
+                trackers: Vec::new(),
+                distinct_fields: Vec::new(),
             });
             entities.len() - 1
         }
@@ -328,7 +345,14 @@ fn compile_entry(
             agg,
         });
     }
+    let tracker_kind = match aggregate.get_ref().as_str() {
+        "min" => Some(Some(false)),
+        "max" => Some(Some(true)),
+        "distinct" => Some(None),
+        _ => None,
+    };
     let agg = match aggregate.get_ref().as_str() {
+        _ if tracker_kind.is_some() => WindowAgg::Count,
         "count" => WindowAgg::Count,
         "sum" => WindowAgg::Sum,
         "mean" => WindowAgg::Mean,
@@ -339,7 +363,7 @@ fn compile_entry(
         other => {
             return Err(err(
                 aggregate.span(),
-                format!("unknown aggregate '{other}'; expected count, sum, mean, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
+                format!("unknown aggregate '{other}'; expected count, sum, mean, min, max, distinct, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
             ))
         }
     };
@@ -379,6 +403,53 @@ fn compile_entry(
             max: f.amount_max.unwrap_or(f32::INFINITY),
         },
     };
+    if let Some(kind) = tracker_kind {
+        let def = &mut entities[entity_idx as usize];
+        let tracker = match kind {
+            Some(max) => {
+                let w = match def.windows.iter().position(|w| *w == spec) {
+                    Some(i) => i,
+                    None => {
+                        def.windows.push(spec);
+                        def.windows.len() - 1
+                    }
+                };
+                TrackerSpec::Extreme {
+                    window: w as u16,
+                    max,
+                }
+            }
+            None => {
+                let of = f.of.as_ref().ok_or_else(|| {
+                    err(aggregate.span(), "'distinct' needs 'of', the field whose values are counted (e.g. of = \"device\")".into())
+                })?;
+                let field = Field::parse(of.get_ref()).ok_or_else(|| {
+                    err(of.span(), format!("unknown field '{}'; expected account, card, terminal, device, ip or country", of.get_ref()))
+                })?;
+                if spec.delay_s != 0 || f.amount_min.is_some() || f.amount_max.is_some() {
+                    return Err(err(
+                        aggregate.span(),
+                        "'distinct' takes a window but no delay or amount filter".into(),
+                    ));
+                }
+                if def.distinct_fields.len() >= MAX_DISTINCT_PER_ENTITY {
+                    return Err(err(
+                        aggregate.span(),
+                        format!("at most {MAX_DISTINCT_PER_ENTITY} distinct counts per entity"),
+                    ));
+                }
+                def.distinct_fields.push(field);
+                TrackerSpec::Distinct {
+                    length_s: spec.length_s,
+                }
+            }
+        };
+        def.trackers.push(tracker);
+        return Ok(Slot::Tracker {
+            entity: entity_idx,
+            tracker: (def.trackers.len() - 1) as u16,
+        });
+    }
     let def = &mut entities[entity_idx as usize];
     if matches!(
         agg,

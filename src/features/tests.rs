@@ -122,3 +122,42 @@ fn a_label_that_arrives_before_its_event_is_applied_when_the_event_comes() {
     eng.update(&view("next", 1_001_000, 10.0, "c2", "t9"), &mut out);
     assert_eq!(out[fc], 1.0);
 }
+
+#[test]
+fn min_max_and_distinct_features() {
+    let text = r#"
+name = "t"
+[[feature]]
+name = "max_1h"
+entity = "account"
+aggregate = "max"
+window = "1h"
+[[feature]]
+name = "min_1h"
+entity = "account"
+aggregate = "min"
+window = "1h"
+[[feature]]
+name = "terminals_1h"
+entity = "account"
+aggregate = "distinct"
+of = "terminal"
+window = "1h"
+"#;
+    let set = Arc::new(FeatureSet::parse("t.toml", text).unwrap());
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    eng.update(&view("a", 0, 30.0, "c", "t1"), &mut out);
+    eng.update(&view("b", 60_000, 10.0, "c", "t2"), &mut out);
+    eng.update(&view("c", 120_000, 20.0, "c", "t1"), &mut out);
+    assert_eq!(out, [30.0, 10.0, 2.0]);
+    // 30.0 and 10.0 leave the hour.
+    eng.update(&view("d", 3_660_000 + 1000, 15.0, "c", "t3"), &mut out);
+    assert_eq!(out, [20.0, 15.0, 2.0]);
+    let e = FeatureSet::parse(
+        "t.toml",
+        "name='x'\n[[feature]]\nname='d'\nentity='account'\naggregate='distinct'\nwindow='1h'\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("needs 'of'"), "{e}");
+}

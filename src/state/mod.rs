@@ -6,9 +6,13 @@
 //! costs O(1) amortised and never rescans the window. Windows are exact to the
 //! second and driven by event time; nothing here reads the wall clock.
 
+mod trackers;
 mod window;
 
+pub use trackers::{TrackerSpec, DISTINCT_CAP};
 pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
+
+use trackers::{Distinct, Extreme};
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -81,6 +85,8 @@ struct EntityState {
     /// Sequence number of `ring[0]`.
     base: u32,
     accs: Box<[WindowAcc]>,
+    extremes: Box<[Extreme]>,
+    distincts: Box<[Distinct]>,
     newest_s: u32,
     last_seen_ms: i64,
     prev: u32,
@@ -90,6 +96,7 @@ struct EntityState {
 /// State of every entity of one kind in one partition.
 pub struct EntityTable {
     windows: Box<[WindowSpec]>,
+    trackers: Box<[TrackerSpec]>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     slots: Vec<EntityState>,
     free: Vec<u32>,
@@ -102,17 +109,29 @@ pub struct EntityTable {
 }
 
 impl EntityTable {
-    /// A table whose entities each maintain `windows` and are remembered for at
-    /// least `horizon_s` after their last event (beyond their longest window).
-    pub fn new(windows: Vec<WindowSpec>, horizon_s: u32, limits: TableLimits) -> Self {
+    /// A table whose entities each maintain `windows` (and `trackers` over them) and
+    /// are remembered for at least `horizon_s` after their last event (beyond their
+    /// longest window).
+    pub fn new(
+        windows: Vec<WindowSpec>,
+        trackers: Vec<TrackerSpec>,
+        horizon_s: u32,
+        limits: TableLimits,
+    ) -> Self {
+        let distinct_longest = trackers.iter().filter_map(|t| match t {
+            TrackerSpec::Distinct { length_s } => Some(*length_s),
+            TrackerSpec::Extreme { .. } => None,
+        });
         let longest = windows
             .iter()
             .map(|w| w.length_s.saturating_add(w.delay_s))
+            .chain(distinct_longest)
             .max()
             .unwrap_or(0)
             .max(horizon_s);
         Self {
             windows: windows.into_boxed_slice(),
+            trackers: trackers.into_boxed_slice(),
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -147,7 +166,9 @@ impl EntityTable {
     }
 
     /// Records an event of entity `key` and brings its windows to its newest time.
-    pub fn observe(&mut self, key: u64, ts_ms: i64, amount: f64) -> Observation {
+    /// `distinct` holds, per distinct tracker in order, the hash of the counted
+    /// field's value (0 when the event has none).
+    pub fn observe(&mut self, key: u64, ts_ms: i64, amount: f64, distinct: &[u32]) -> Observation {
         let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
         self.clock_s = self.clock_s.max(ts_s);
         self.evict_idle(2);
@@ -182,12 +203,45 @@ impl EntityTable {
             Applied::OnTime => {}
         }
         advance(st, &self.windows, st.newest_s);
-        self.stats.truncated += trim(st, &self.windows, self.limits.max_events_per_entity);
+        let forced = trim(st, &self.windows, self.limits.max_events_per_entity);
+        self.stats.truncated += forced;
+        if !self.trackers.is_empty() {
+            update_trackers(
+                st,
+                &self.windows,
+                &self.trackers,
+                distinct,
+                ts_s,
+                applied == Applied::Late || forced > 0,
+            );
+        }
         Observation {
             slot,
             first_seen,
             prev_seen_ms,
             applied,
+        }
+    }
+
+    /// Tracker `t` of the entity in `slot`: the window's min/max amount (NaN when
+    /// empty) or the distinct count up to the entity's newest event.
+    pub fn tracker(&self, slot: u32, t: usize) -> f64 {
+        let st = &self.slots[slot as usize];
+        match self.trackers[t] {
+            TrackerSpec::Extreme { .. } => {
+                let i = self.trackers[..t]
+                    .iter()
+                    .filter(|x| matches!(x, TrackerSpec::Extreme { .. }))
+                    .count();
+                st.extremes[i].value(&st.ring, st.base)
+            }
+            TrackerSpec::Distinct { length_s } => {
+                let i = self.trackers[..t]
+                    .iter()
+                    .filter(|x| matches!(x, TrackerSpec::Distinct { .. }))
+                    .count();
+                st.distincts[i].count(st.newest_s, length_s)
+            }
         }
     }
 
@@ -247,6 +301,21 @@ impl EntityTable {
                     ring: VecDeque::new(),
                     base: 0,
                     accs: vec![WindowAcc::default(); self.windows.len()].into_boxed_slice(),
+                    extremes: (0..self
+                        .trackers
+                        .iter()
+                        .filter(|t| matches!(t, TrackerSpec::Extreme { .. }))
+                        .count())
+                        .map(|_| Extreme::default())
+                        .collect(),
+                    distincts: vec![
+                        Distinct::default();
+                        self.trackers
+                            .iter()
+                            .filter(|t| matches!(t, TrackerSpec::Distinct { .. }))
+                            .count()
+                    ]
+                    .into_boxed_slice(),
                     newest_s: 0,
                     last_seen_ms: 0,
                     prev: NIL,
@@ -263,6 +332,10 @@ impl EntityTable {
         }
         st.base = 0;
         st.accs.fill(WindowAcc::default());
+        for e in st.extremes.iter_mut() {
+            e.reset(0);
+        }
+        st.distincts.fill(Distinct::default());
         st.newest_s = ts_s;
         st.last_seen_ms = i64::MIN;
         self.index.insert(key, slot);
@@ -325,6 +398,40 @@ impl EntityTable {
         let st = &mut self.slots[slot as usize];
         st.prev = NIL;
         st.next = NIL;
+    }
+}
+
+/// Brings min/max deques and distinct tables up to date after an event;
+/// `rebuild` after sequence numbers moved (late insert, forced truncation).
+fn update_trackers(
+    st: &mut EntityState,
+    windows: &[WindowSpec],
+    trackers: &[TrackerSpec],
+    distinct: &[u32],
+    ts_s: u32,
+    rebuild: bool,
+) {
+    let (mut e, mut d) = (0, 0);
+    for t in trackers {
+        match *t {
+            TrackerSpec::Extreme { window, max } => {
+                let acc = &st.accs[window as usize];
+                let ex = &mut st.extremes[e];
+                if rebuild {
+                    ex.reset(acc.start);
+                }
+                ex.update(&st.ring, st.base, acc, &windows[window as usize], max);
+                e += 1;
+            }
+            TrackerSpec::Distinct { .. } => {
+                if let Some(&h) = distinct.get(d) {
+                    if h != 0 {
+                        st.distincts[d].record(h, ts_s);
+                    }
+                }
+                d += 1;
+            }
+        }
     }
 }
 

@@ -14,6 +14,8 @@ fn spec(length_s: u32, delay_s: u32) -> WindowSpec {
 struct Naive {
     events: Vec<(u32, f32, Option<bool>)>,
     newest: u32,
+    /// (time, value) of every distinct-tracked value seen.
+    values: Vec<(u32, u32)>,
 }
 
 impl Naive {
@@ -31,6 +33,35 @@ impl Naive {
             }
         }
         out
+    }
+
+    fn extreme(&self, w: &WindowSpec, max: bool) -> f64 {
+        let hi = i64::from(self.newest) - i64::from(w.delay_s);
+        let lo = hi - i64::from(w.length_s);
+        let inside = self
+            .events
+            .iter()
+            .filter(|e| i64::from(e.0) > lo && i64::from(e.0) <= hi && w.filter.accepts(e.1))
+            .map(|e| f64::from(e.1));
+        let v = if max {
+            inside.fold(f64::NAN, f64::max)
+        } else {
+            inside.fold(f64::NAN, f64::min)
+        };
+        v
+    }
+
+    fn distinct(&self, length_s: u32) -> usize {
+        let lo = i64::from(self.newest) - i64::from(length_s);
+        let mut seen: Vec<u32> = self
+            .values
+            .iter()
+            .filter(|(t, _)| i64::from(*t) > lo && *t <= self.newest)
+            .map(|(_, v)| *v)
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
     }
 }
 
@@ -60,7 +91,13 @@ proptest! {
             WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: 0.0, max: 50.0 } },
         ];
         let limits = TableLimits { max_entities: 10, max_events_per_entity: 100_000, lateness_s: 300 };
-        let mut table = EntityTable::new(windows.clone(), 0, limits);
+        let trackers = vec![
+            TrackerSpec::Extreme { window: 1, max: true },
+            TrackerSpec::Extreme { window: 3, max: false },
+            TrackerSpec::Extreme { window: 4, max: true },
+            TrackerSpec::Distinct { length_s: 3600 },
+        ];
+        let mut table = EntityTable::new(windows.clone(), trackers.clone(), 0, limits);
         let mut naive = Naive::default();
         let mut t: i64 = 1_600_000_000;
         let mut applied: Vec<(u32, usize)> = Vec::new();
@@ -69,8 +106,11 @@ proptest! {
                 Op::Event { dt, amount } => {
                     t = (t + i64::from(dt)).max(1_500_000_000);
                     let amount = f32::from(amount);
-                    let obs = table.observe(7, t * 1000, f64::from(amount));
+                    // A handful of distinct values, so the tracker stays under its cap.
+                    let distinct_value = 1 + u32::from(amount as u16 % 9);
+                    let obs = table.observe(7, t * 1000, f64::from(amount), &[distinct_value]);
                     let ts = t as u32;
+                    naive.values.push((ts, distinct_value));
                     if obs.applied != Applied::Dropped {
                         naive.events.push((ts, amount, None));
                         applied.push((ts, naive.events.len() - 1));
@@ -85,6 +125,18 @@ proptest! {
                         prop_assert!((acc.sum - sum).abs() < 1e-6, "window {} sum {} vs {}", i, acc.sum, sum);
                         prop_assert_eq!(acc.labelled, labelled, "window {} labelled", i);
                         prop_assert_eq!(acc.fraud, fraud, "window {} fraud", i);
+                    }
+                    for (t, tr) in trackers.iter().enumerate() {
+                        let got = table.tracker(obs.slot, t);
+                        match *tr {
+                            TrackerSpec::Extreme { window, max } => {
+                                let want = naive.extreme(&windows[window as usize], max);
+                                prop_assert!(got == want || (got.is_nan() && want.is_nan()), "tracker {} got {} want {}", t, got, want);
+                            }
+                            TrackerSpec::Distinct { length_s } => {
+                                prop_assert_eq!(got as usize, naive.distinct(length_s).min(DISTINCT_CAP), "distinct");
+                            }
+                        }
                     }
                 }
                 Op::Label { back, fraud } => {
@@ -114,17 +166,20 @@ fn lru_evicts_least_recently_seen_when_full() {
         max_entities: 3,
         ..TableLimits::default()
     };
-    let mut t = EntityTable::new(vec![spec(60, 0)], 0, limits);
+    let mut t = EntityTable::new(vec![spec(60, 0)], vec![], 0, limits);
     for key in 1..=3 {
-        t.observe(key, 1_000_000, 1.0);
+        t.observe(key, 1_000_000, 1.0, &[]);
     }
-    t.observe(1, 1_001_000, 1.0); // 1 is now most recent; 2 is least recent
-    let obs = t.observe(4, 1_002_000, 1.0);
+    t.observe(1, 1_001_000, 1.0, &[]); // 1 is now most recent; 2 is least recent
+    let obs = t.observe(4, 1_002_000, 1.0, &[]);
     assert!(obs.first_seen);
     assert_eq!(t.len(), 3);
     assert_eq!(t.stats().evicted_lru, 1);
-    assert!(!t.observe(1, 1_003_000, 1.0).first_seen);
-    assert!(t.observe(2, 1_004_000, 1.0).first_seen, "2 was evicted");
+    assert!(!t.observe(1, 1_003_000, 1.0, &[]).first_seen);
+    assert!(
+        t.observe(2, 1_004_000, 1.0, &[]).first_seen,
+        "2 was evicted"
+    );
 }
 
 #[test]
@@ -133,13 +188,13 @@ fn idle_entities_are_evicted_after_the_longest_window() {
         lateness_s: 10,
         ..TableLimits::default()
     };
-    let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], 0, limits);
-    t.observe(1, 0, 1.0);
-    t.observe(2, 50_000, 1.0);
+    let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], vec![], 0, limits);
+    t.observe(1, 0, 1.0, &[]);
+    t.observe(2, 50_000, 1.0, &[]);
     // Retention is 100 + 20 + 10 = 130 s.
-    t.observe(3, 129_000, 1.0);
+    t.observe(3, 129_000, 1.0, &[]);
     assert_eq!(t.len(), 3);
-    t.observe(3, 131_000, 1.0);
+    t.observe(3, 131_000, 1.0, &[]);
     assert_eq!(t.len(), 2);
     assert_eq!(t.stats().evicted_idle, 1);
 }
@@ -150,10 +205,10 @@ fn event_cap_truncates_and_counts() {
         max_events_per_entity: 4,
         ..TableLimits::default()
     };
-    let mut t = EntityTable::new(vec![spec(3600, 0)], 0, limits);
-    let mut obs = t.observe(1, 0, 1.0);
+    let mut t = EntityTable::new(vec![spec(3600, 0)], vec![], 0, limits);
+    let mut obs = t.observe(1, 0, 1.0, &[]);
     for i in 1..10 {
-        obs = t.observe(1, i * 1000, 1.0);
+        obs = t.observe(1, i * 1000, 1.0, &[]);
     }
     assert_eq!(t.acc(obs.slot, 0).count, 4);
     assert_eq!(t.stats().truncated, 6);
@@ -165,10 +220,10 @@ fn late_events_beyond_lateness_are_dropped_but_counted() {
         lateness_s: 60,
         ..TableLimits::default()
     };
-    let mut t = EntityTable::new(vec![spec(3600, 0)], 0, limits);
-    t.observe(1, 1_000_000, 1.0);
-    assert_eq!(t.observe(1, 950_000, 2.0).applied, Applied::Late);
-    let obs = t.observe(1, 900_000, 4.0);
+    let mut t = EntityTable::new(vec![spec(3600, 0)], vec![], 0, limits);
+    t.observe(1, 1_000_000, 1.0, &[]);
+    assert_eq!(t.observe(1, 950_000, 2.0, &[]).applied, Applied::Late);
+    let obs = t.observe(1, 900_000, 4.0, &[]);
     assert_eq!(obs.applied, Applied::Dropped);
     assert_eq!(t.acc(obs.slot, 0).sum, 3.0);
     assert_eq!(
@@ -185,14 +240,33 @@ fn late_events_beyond_lateness_are_dropped_but_counted() {
 fn memory_per_entity_is_small() {
     let mut t = EntityTable::new(
         vec![spec(600, 0), spec(3600, 0), spec(86_400, 0)],
+        vec![],
         0,
         TableLimits::default(),
     );
     for key in 0..10_000u64 {
         for i in 0..5 {
-            t.observe(key, 1_000_000 + i * 60_000, 10.0);
+            t.observe(key, 1_000_000 + i * 60_000, 10.0, &[]);
         }
     }
     let per = t.memory_bytes() / t.len();
     assert!(per < 1024, "{per} bytes per entity");
+}
+
+#[test]
+fn distinct_counts_saturate_at_the_cap() {
+    let mut t = EntityTable::new(
+        vec![],
+        vec![TrackerSpec::Distinct { length_s: 3600 }],
+        0,
+        TableLimits::default(),
+    );
+    let mut obs = t.observe(1, 0, 1.0, &[1]);
+    for v in 2..40u32 {
+        obs = t.observe(1, i64::from(v) * 1000, 1.0, &[v]);
+    }
+    assert_eq!(t.tracker(obs.slot, 0), DISTINCT_CAP as f64);
+    // Two hours later only the values seen in the last hour count.
+    let obs = t.observe(1, 7_200_000, 1.0, &[99]);
+    assert_eq!(t.tracker(obs.slot, 0), 1.0);
 }
