@@ -6,7 +6,7 @@ use common::*;
 use fraudstream::source::time::now_ms;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn every_event_gets_exactly_one_decision() {

@@ -39,6 +39,21 @@ impl Checkpoint {
     }
 }
 
+/// A client context that does not log end-of-partition, which this reader expects.
+struct QuietContext;
+
+impl rdkafka::ClientContext for QuietContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_))
+            && error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            tracing::warn!(error = %error, reason, "checkpoint reader error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
+
 /// Reads the latest committed checkpoint of each of `partitions`, up to the end of
 /// the committed data (the last stable offset), within `timeout`.
 pub fn read_latest(
@@ -51,7 +66,7 @@ pub fn read_latest(
         return Ok(out);
     }
     let topic = &config.kafka.checkpoint_topic;
-    let consumer: BaseConsumer = client_config(config)
+    let consumer: BaseConsumer<QuietContext> = client_config(config)
         .set(
             "group.id",
             format!("{}-checkpoint-reader", config.kafka.group_id),
@@ -59,7 +74,7 @@ pub fn read_latest(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()?;
+        .create_with_context(QuietContext)?;
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;

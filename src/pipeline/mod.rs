@@ -406,6 +406,8 @@ struct Pipeline {
     sink: Sink,
     workers: Vec<Option<PartitionWorker>>,
     batch_events: usize,
+    /// Decisions and dead letters of the open batch (discounted if it aborts).
+    batch_output: (u64, u64),
     batch_started: Instant,
     out: Vec<u8>,
     metrics: Arc<Metrics>,
@@ -446,6 +448,7 @@ impl Pipeline {
             sink,
             workers: Vec::new(),
             batch_events: 0,
+            batch_output: (0, 0),
             batch_started: Instant::now(),
             out: Vec::with_capacity(1024),
             by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
@@ -542,6 +545,7 @@ impl Pipeline {
                 self.sink
                     .send(&self.output_topic, ev.account_id.as_bytes(), &self.out);
                 self.stats.decided += 1;
+                self.batch_output.0 += 1;
                 self.metrics.events_decided.inc();
                 self.by_action[outcome.action as usize].inc();
                 self.metrics.score.observe(outcome.score);
@@ -600,6 +604,7 @@ impl Pipeline {
             &dl,
         );
         self.stats.invalid += 1;
+        self.batch_output.1 += 1;
         self.by_reason[invalid.reason.index()].inc();
         self.metrics.dlq_records.inc();
         if let Some(suppressed) = self.dlq_log.allow() {
@@ -667,6 +672,7 @@ impl Pipeline {
                     w.labels.mark_committed();
                 }
                 self.batch_events = 0;
+                self.batch_output = (0, 0);
                 self.stats.commits += 1;
                 self.metrics
                     .transactions
@@ -676,6 +682,10 @@ impl Pipeline {
             }
             Err(SinkError::Aborted(reason)) => {
                 self.stats.aborts += 1;
+                // Nothing of the batch is visible; it will be decided again.
+                self.stats.decided -= self.batch_output.0;
+                self.stats.invalid -= self.batch_output.1;
+                self.batch_output = (0, 0);
                 self.metrics
                     .transactions
                     .with_label_values(&["abort"])

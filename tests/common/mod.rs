@@ -79,6 +79,9 @@ pub struct Running {
 
 impl Running {
     pub fn start(config: &Config) -> Running {
+        if std::env::var_os("RUST_LOG").is_some() {
+            fraudstream::cli::init_logging(fraudstream::config::LogFormat::Text, "info");
+        }
         let (stop, health, metrics) = (Shutdown::new(), Health::new(), Arc::new(Metrics::new()));
         let (c, s, h, m) = (
             config.clone(),
