@@ -72,6 +72,8 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     );
     let started = std::time::Instant::now();
     let mut io_err = None;
+    let mut line = String::with_capacity(512);
+    let mut ryu_buf = ryu::Buffer::new();
     let stats = replay(
         &args.input,
         set.clone(),
@@ -80,15 +82,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             if io_err.is_some() {
                 return;
             }
-            let mut line = String::with_capacity(256);
+            line.clear();
             line.push_str(row.transaction_id);
-            for v in features {
-                use std::fmt::Write;
-                if v.is_nan() {
-                    line.push(',');
-                } else {
-                    let _ = write!(line, ",{v}");
-                }
+            for &v in features {
+                line.push(',');
+                push_number(&mut line, v, &mut ryu_buf);
             }
             line.push('\n');
             if let Err(e) = out.write_all(line.as_bytes()) {
@@ -113,4 +111,18 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         stats.rows as f64 / secs
     );
     Ok(())
+}
+
+/// Appends `v` to a CSV line: empty when missing, integers without a fraction,
+/// other values in the shortest form that reads back exactly.
+fn push_number(line: &mut String, v: f64, buf: &mut ryu::Buffer) {
+    if v.is_nan() {
+        return;
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        use std::fmt::Write;
+        let _ = write!(line, "{}", v as i64);
+    } else {
+        line.push_str(buf.format(v));
+    }
 }
