@@ -16,8 +16,8 @@ def customer_features(tx, windows=(1, 7, 30)):
     tx = tx.sort_values("TX_DATETIME")
     tx.index = tx.TX_DATETIME
     for w in windows:
-        amount_sum = tx["TX_AMOUNT"].rolling(f"{w}d").sum()
-        count = tx["TX_AMOUNT"].rolling(f"{w}d").count()
+        amount_sum = tx["TX_AMOUNT"].rolling(f"{w}D").sum()
+        count = tx["TX_AMOUNT"].rolling(f"{w}D").count()
         tx[f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"] = list(count)
         tx[f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW"] = list(amount_sum / count)
     tx.index = tx.TRANSACTION_ID
@@ -27,11 +27,11 @@ def customer_features(tx, windows=(1, 7, 30)):
 def terminal_features(tx, delay=7, windows=(1, 7, 30)):
     tx = tx.sort_values("TX_DATETIME")
     tx.index = tx.TX_DATETIME
-    fraud_delay = tx["TX_FRAUD"].rolling(f"{delay}d").sum()
-    count_delay = tx["TX_FRAUD"].rolling(f"{delay}d").count()
+    fraud_delay = tx["TX_FRAUD"].rolling(f"{delay}D").sum()
+    count_delay = tx["TX_FRAUD"].rolling(f"{delay}D").count()
     for w in windows:
-        fraud_all = tx["TX_FRAUD"].rolling(f"{delay + w}d").sum()
-        count_all = tx["TX_FRAUD"].rolling(f"{delay + w}d").count()
+        fraud_all = tx["TX_FRAUD"].rolling(f"{delay + w}D").sum()
+        count_all = tx["TX_FRAUD"].rolling(f"{delay + w}D").count()
         count = count_all - count_delay
         tx[f"TERMINAL_ID_NB_TX_{w}DAY_WINDOW"] = list(count)
         tx[f"TERMINAL_ID_RISK_{w}DAY_WINDOW"] = list((fraud_all - fraud_delay) / count)

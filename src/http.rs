@@ -50,11 +50,15 @@ async fn respond(
     let request = String::from_utf8_lossy(&buf[..n]);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
+        "/metrics" => {
+            let ready = health.is_ready() && !shutdown.is_triggered();
+            metrics.ready.set(i64::from(ready));
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render(),
+            )
+        }
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
         "/readyz" if health.is_ready() && !shutdown.is_triggered() => {
             ("200 OK", "text/plain", "ready\n".to_string())

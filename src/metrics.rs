@@ -253,10 +253,26 @@ impl Metrics {
         for outcome in ["commit", "abort"] {
             m.transactions.with_label_values(&[outcome]);
         }
+        for kind in ["client", "consume", "rebalance", "checkpoint"] {
+            m.kafka_errors.with_label_values(&[kind]);
+        }
         for outcome in ["applied", "parked", "unknown", "invalid"] {
             m.labels.with_label_values(&[outcome]);
         }
         m
+    }
+
+    /// Creates the per-entity series (at 0) for the entity kinds of a feature set.
+    pub fn register_entities<'a>(&self, entities: impl Iterator<Item = &'a str>) {
+        for e in entities {
+            self.state_entities.with_label_values(&[e]);
+            for cause in ["idle", "capacity"] {
+                self.state_evictions.with_label_values(&[e, cause]);
+            }
+            for outcome in ["applied", "dropped"] {
+                self.late_events.with_label_values(&[e, outcome]);
+            }
+        }
     }
 
     /// Marks `version` as the active ruleset.

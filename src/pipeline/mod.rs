@@ -91,6 +91,7 @@ pub fn run(
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
     let set = Arc::new(load_feature_set(&config.features.set)?);
+    metrics.register_entities(set.entities.iter().map(|e| e.name.as_str()));
     let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone())?);
     tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
     metrics.set_rules_version(&rules.current().version);
@@ -245,11 +246,20 @@ impl ClientContext for PipelineContext {
     fn stats(&self, stats: Statistics) {
         if let Some(topic) = stats.topics.get(&self.input_topic) {
             for (id, p) in &topic.partitions {
-                if *id >= 0 && p.consumer_lag >= 0 {
+                // Offsets are committed in transactions, so librdkafka's own
+                // `consumer_lag` (from the group's committed offset) may be unknown;
+                // the distance from the last stable offset to what was consumed is
+                // the lag that matters here.
+                let lag = if p.ls_offset >= 0 && p.app_offset >= 0 {
+                    (p.ls_offset - p.app_offset).max(0)
+                } else {
+                    p.consumer_lag
+                };
+                if *id >= 0 && p.fetch_state == "active" && lag >= 0 {
                     self.metrics
                         .consumer_lag
                         .with_label_values(&[&id.to_string()])
-                        .set(p.consumer_lag);
+                        .set(lag);
                 }
             }
         }
