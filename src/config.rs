@@ -38,6 +38,8 @@ pub struct Config {
     pub features: FeaturesConfig,
     /// Where the rules are.
     pub rules: RulesConfig,
+    /// Which model scores events.
+    pub model: ModelConfig,
     /// Metrics and health HTTP endpoint.
     pub metrics: MetricsConfig,
     /// Logging.
@@ -229,6 +231,24 @@ impl RulesConfig {
         } else {
             crate::rules::reload::RulesSource::Dir(self.dir.clone().into())
         }
+    }
+}
+
+/// Which model scores events (none: rules alone decide).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Champion model file; empty for none. Reloaded on change and SIGHUP.
+    pub path: String,
+    /// Challenger model file, scored in shadow and reported in decisions; empty for none.
+    pub challenger: String,
+}
+
+impl ModelConfig {
+    /// The champion and challenger paths, if set.
+    pub fn paths(&self) -> (Option<std::path::PathBuf>, Option<std::path::PathBuf>) {
+        let p = |s: &str| (!s.is_empty()).then(|| std::path::PathBuf::from(s));
+        (p(&self.path), p(&self.challenger))
     }
 }
 

@@ -7,6 +7,8 @@ pub mod features;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod model;
+pub mod offline;
 pub mod pipeline;
 pub mod replay;
 pub mod rules;

@@ -55,6 +55,16 @@ pub struct Metrics {
     pub rules_reload_errors: IntCounter,
     /// The active ruleset version (`version` label), always 1.
     pub rules_info: IntGaugeVec,
+    /// Champion model scores.
+    pub model_score: Histogram,
+    /// Events decided without the model because it could not score.
+    pub model_unavailable: IntCounter,
+    /// Model reloads that went live.
+    pub model_reloads: IntCounter,
+    /// Model reloads rejected (the running model stayed).
+    pub model_reload_errors: IntCounter,
+    /// The active model versions (`role`, `version` labels), always 1.
+    pub model_info: IntGaugeVec,
     /// Kafka transactions / batch commits, by outcome (`commit`, `abort`).
     pub transactions: IntCounterVec,
     /// Kafka client errors, by kind.
@@ -209,6 +219,33 @@ impl Metrics {
                 "fraudstream_rules_info",
                 "The active ruleset version.",
                 &["version"],
+            ),
+            model_score: histogram(
+                &r,
+                "fraudstream_model_score",
+                "Fraud probability from the champion model.",
+                &[0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0],
+            ),
+            model_unavailable: counter(
+                &r,
+                "fraudstream_model_unavailable_total",
+                "Events decided without the model because it could not score.",
+            ),
+            model_reloads: counter(
+                &r,
+                "fraudstream_model_reloads_total",
+                "Model reloads that went live.",
+            ),
+            model_reload_errors: counter(
+                &r,
+                "fraudstream_model_reload_errors_total",
+                "Model reloads rejected; the running model stayed.",
+            ),
+            model_info: gauge_vec(
+                &r,
+                "fraudstream_model_info",
+                "The active model versions.",
+                &["role", "version"],
             ),
             transactions: counter_vec(
                 &r,

@@ -1,7 +1,7 @@
 //! The hot path allocates nothing per event once warm: feature update, 100 rules,
 //! policy and decision encoding, counted with a counting global allocator.
 
-use fraudstream::decision::{Decider, ModelInput, Subject};
+use fraudstream::decision::{Decider, Subject};
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -80,7 +80,7 @@ fn the_hot_path_does_not_allocate_per_event() {
                     None,
                 ],
             };
-            decider.decide(&subject, ModelInput::NotConfigured, view.ts_ms, 3, &mut out);
+            decider.decide(&subject, view.ts_ms, 3, &mut out);
         }
     };
     // Warm up: every entity, ring (capped at 512 events) and buffer reaches its steady size.

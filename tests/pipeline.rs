@@ -342,3 +342,74 @@ fn rules_hot_reload_while_running_and_bad_files_keep_the_running_ruleset() {
     );
     running.stop();
 }
+
+#[test]
+fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
+    let mut cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: TX_AMOUNT > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
+    let model_path = dir.path().join("champion.json");
+    cluster.config.features.set = "model".into();
+    cluster.config.rules.dir = rules.display().to_string();
+    cluster.config.model.path = model_path.display().to_string();
+    let now = now_ms();
+    let running = Running::start(&cluster.config);
+    let reader = cluster.reader();
+    let mut out = Output::default();
+    // No model file yet: decided on rules alone, and the decision says so.
+    cluster.produce("payments", &[event("m1", "acc", now - 5000, 500.0)]);
+    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("m1"));
+    let d = &out.decisions["m1"][0];
+    assert_eq!(d["model_version"], "none");
+    assert!(
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "policy_model_unavailable"),
+        "{d}"
+    );
+    assert!(running.metrics.model_unavailable.get() >= 1);
+
+    // The model appears: it is picked up and scores, with explanations.
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook-gbt.json"),
+        &model_path,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut i = 0;
+    let scored = loop {
+        i += 1;
+        let id = format!("m{}", i + 1);
+        cluster.produce("payments", &[event(&id, "acc", now - 4000 + i, 900.0)]);
+        read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key(&id));
+        let d = out.decisions[&id][0].clone();
+        if d["model_version"] != "none" {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the model file was never picked up"
+        );
+    };
+    assert!(scored["model_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("handbook-gbt@"));
+    assert!(
+        scored["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"].as_str().unwrap().starts_with("model:")),
+        "{scored}"
+    );
+    assert!(
+        scored["score"].as_f64().unwrap() > 0.5,
+        "a 900.00 payment (> 220) is fraud in this data: {scored}"
+    );
+    running.stop();
+}

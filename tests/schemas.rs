@@ -66,6 +66,7 @@ fn decision_schema_requires_exactly_what_decisions_carry() {
         reasons: &Vec::new(),
         rules_version: "r",
         model_version: "m",
+        challenger: None,
         event_ts_ms: 0,
         decided_at_ms: 0,
         latency_us: 3,

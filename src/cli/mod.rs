@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod model;
 mod rules;
 mod run;
 
@@ -34,6 +35,10 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Check, test and explain rule files.
     Rules(rules::RulesArgs),
+    /// Train a model on a transactions file with the feature engine.
+    Train(model::TrainArgs),
+    /// Run features, rules, model and policy over a transactions file and measure them.
+    Backtest(model::BacktestArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -45,6 +50,14 @@ pub fn main() -> anyhow::Result<()> {
         Command::Features(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             features::run(args)
+        }
+        Command::Train(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            model::run_train(args)
+        }
+        Command::Backtest(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            model::run_backtest(args)
         }
         Command::Rules(args) => {
             let code = rules::run(args)?;

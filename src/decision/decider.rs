@@ -1,8 +1,9 @@
 //! The decision step of the hot path: rules over the feature vector, the policy,
 //! and the encoded decision. Shared by the pipeline, replays and benchmarks.
 
-use super::{Action, Decision, ModelInput, RuleReasons};
+use super::{Action, Decision, Mode, ModelInput, Reason, RuleReasons};
 use crate::metrics::Metrics;
+use crate::model::{ModelStore, Scratch, EXPLAIN_TOP};
 use crate::rules::compile::{EXTRA_NUMBERS, STRING_FIELDS};
 use crate::rules::reload::RuleStore;
 use crate::rules::{hash_string_fields, Hits, Ruleset};
@@ -77,6 +78,8 @@ pub struct Outcome {
     pub action: Action,
     /// The combined score.
     pub score: f64,
+    /// What the model contributed.
+    pub model: ModelInput,
 }
 
 /// Reusable scratch space and handles for deciding events one after another.
@@ -88,6 +91,10 @@ pub struct Decider {
     hits: Hits,
     metrics: Option<Arc<Metrics>>,
     counters: Option<(usize, Vec<[IntCounter; 2]>)>,
+    models: Option<Arc<ModelStore>>,
+    scratch: Box<Scratch>,
+    explained: [u16; EXPLAIN_TOP],
+    n_explained: usize,
 }
 
 impl Decider {
@@ -102,6 +109,34 @@ impl Decider {
             hits: Hits::default(),
             metrics,
             counters: None,
+            models: None,
+            scratch: Box::default(),
+            explained: [0; EXPLAIN_TOP],
+            n_explained: 0,
+        }
+    }
+
+    /// Scores events with the champion (and challenger) of `models`.
+    pub fn with_models(mut self, models: Arc<ModelStore>) -> Self {
+        self.models = Some(models);
+        self
+    }
+
+    /// Reason codes of the last decision, joined by `;` (for reports).
+    pub fn reason_codes(&self, out: &mut String) {
+        out.clear();
+        let rules = self.rules.current();
+        for &i in self.hits.live.iter() {
+            push_code(out, &rules.rules[i as usize].code);
+        }
+        if let Some(m) = self.models.as_ref().and_then(|s| s.champion()) {
+            for &f in &self.explained[..self.n_explained] {
+                push_code(out, m.reason(f).0);
+            }
+        }
+        for &i in self.hits.shadow.iter() {
+            push_code(out, &rules.rules[i as usize].code);
+            out.push_str("(shadow)");
         }
     }
 
@@ -127,23 +162,61 @@ impl Decider {
     pub fn decide(
         &mut self,
         subject: &Subject<'_>,
-        model: ModelInput,
         decided_at_ms: i64,
         latency_us: u64,
         out: &mut Vec<u8>,
     ) -> Outcome {
         let rules = self.rules.current();
+        let champion = self.models.as_ref().and_then(|s| s.champion());
+        let challenger = self.models.as_ref().and_then(|s| s.challenger());
+        self.n_explained = 0;
+        let model = match (&champion, &self.models) {
+            (Some(m), _) => {
+                let s = m.score(&self.nums[..self.n_features], &mut self.scratch);
+                if s.is_finite() {
+                    self.n_explained = m.explain(&mut self.scratch, &mut self.explained);
+                    ModelInput::Score(s)
+                } else {
+                    ModelInput::Unavailable
+                }
+            }
+            (None, Some(store)) if store.configured() => ModelInput::Unavailable,
+            _ => ModelInput::NotConfigured,
+        };
+        let challenger_score = challenger.as_ref().map(|c| {
+            (
+                c.version.as_str(),
+                c.score(&self.nums[..self.n_features], &mut self.scratch),
+            )
+        });
         self.nums[self.n_features] = match model {
             ModelInput::Score(s) => s,
             _ => f64::NAN,
         };
+        self.nums[self.n_features + 1] = challenger_score.map_or(f64::NAN, |c| c.1);
         hash_string_fields(rules.string_fields, subject.strings, &mut self.strs);
         rules.evaluate(&self.nums, &self.strs, &mut self.hits);
         let verdict = rules.policy.decide(&rules, &self.hits.live, model);
         self.count_hits(&rules);
+        let mut model_reasons = [Reason {
+            code: "",
+            text: "",
+            mode: Mode::Live,
+        }; EXPLAIN_TOP];
+        if let Some(m) = &champion {
+            for (k, &f) in self.explained[..self.n_explained].iter().enumerate() {
+                let (code, text) = m.reason(f);
+                model_reasons[k] = Reason {
+                    code,
+                    text,
+                    mode: Mode::Live,
+                };
+            }
+        }
         let reasons = RuleReasons {
             rules: &rules,
             hits: &self.hits,
+            model: &model_reasons[..self.n_explained],
             policy: rules.policy.reason(verdict.outcome),
         };
         let decision = Decision {
@@ -153,7 +226,8 @@ impl Decider {
             score: verdict.score,
             reasons: &reasons,
             rules_version: &rules.version,
-            model_version: "none",
+            model_version: champion.as_ref().map_or("none", |m| m.version.as_str()),
+            challenger: challenger_score,
             event_ts_ms: subject.event_ts_ms,
             decided_at_ms,
             latency_us,
@@ -162,6 +236,7 @@ impl Decider {
         Outcome {
             action: verdict.action,
             score: verdict.score,
+            model,
         }
     }
 
@@ -190,4 +265,11 @@ impl Decider {
             }
         }
     }
+}
+
+fn push_code(out: &mut String, code: &str) {
+    if !out.is_empty() {
+        out.push(';');
+    }
+    out.push_str(code);
 }

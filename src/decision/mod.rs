@@ -94,27 +94,34 @@ pub struct RuleReasons<'a> {
     pub rules: &'a crate::rules::Ruleset,
     /// Its hits for this event.
     pub hits: &'a crate::rules::Hits,
+    /// The features that pushed the model's score up most.
+    pub model: &'a [Reason<'a>],
     /// How the policy decided, when that adds information.
     pub policy: Option<Reason<'a>>,
 }
 
 impl ReasonList for RuleReasons<'_> {
     fn count(&self) -> usize {
-        self.hits.live.len() + self.hits.shadow.len() + usize::from(self.policy.is_some())
+        let policy = usize::from(self.policy.is_some());
+        self.hits.live.len() + self.model.len() + self.hits.shadow.len() + policy
     }
 
     fn reason(&self, i: usize) -> Reason<'_> {
-        let (live, shadow) = (self.hits.live.len(), self.hits.shadow.len());
+        let (live, model) = (self.hits.live.len(), self.model.len());
+        let shadow = self.hits.shadow.len();
         let (index, mode) = if i < live {
             (self.hits.live[i], Mode::Live)
-        } else if i < live + shadow {
-            (self.hits.shadow[i - live], Mode::Shadow)
+        } else if i < live + model {
+            return self.model[i - live];
+        } else if i < live + model + shadow {
+            (self.hits.shadow[i - live - model], Mode::Shadow)
         } else {
-            return self.policy.unwrap_or(Reason {
+            let none = Reason {
                 code: "",
                 text: "",
                 mode: Mode::Live,
-            });
+            };
+            return self.policy.unwrap_or(none);
         };
         let r = &self.rules.rules[index as usize];
         Reason {
@@ -155,12 +162,20 @@ pub struct Decision<'a> {
     pub rules_version: &'a str,
     /// Version of the model that scored (or `none`).
     pub model_version: &'a str,
+    /// A challenger model's version and score, recorded but not acted on.
+    pub challenger: Option<(&'a str, f64)>,
     /// Event time, epoch ms.
     pub event_ts_ms: i64,
     /// Wall-clock time of the decision, epoch ms.
     pub decided_at_ms: i64,
     /// Microseconds from reading the event to deciding.
     pub latency_us: u64,
+}
+
+#[derive(Serialize)]
+struct Challenger<'a> {
+    model_version: &'a str,
+    score: f64,
 }
 
 struct Rfc3339(i64);
@@ -177,7 +192,7 @@ impl Serialize for Rfc3339 {
 
 impl Serialize for Decision<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Decision", 11)?;
+        let mut st = s.serialize_struct("Decision", 12)?;
         st.serialize_field("schema_version", &DECISION_SCHEMA_VERSION)?;
         st.serialize_field("event_id", self.event_id)?;
         st.serialize_field("account_id", self.account_id)?;
@@ -189,6 +204,15 @@ impl Serialize for Decision<'_> {
         st.serialize_field("event_ts", &Rfc3339(self.event_ts_ms))?;
         st.serialize_field("decided_at", &Rfc3339(self.decided_at_ms))?;
         st.serialize_field("latency_us", &self.latency_us)?;
+        if let Some((version, score)) = self.challenger {
+            st.serialize_field(
+                "challenger",
+                &Challenger {
+                    model_version: version,
+                    score: (score * 1e4).round() / 1e4,
+                },
+            )?;
+        }
         st.end()
     }
 }
@@ -221,6 +245,7 @@ mod tests {
             reasons: &reasons,
             rules_version: "abc",
             model_version: "none",
+            challenger: Some(("m2@abc", 0.25)),
             event_ts_ms: 1_700_000_000_123,
             decided_at_ms: 1_700_000_000_456,
             latency_us: 12,
@@ -236,5 +261,6 @@ mod tests {
         assert_eq!(v["decided_at"], "2023-11-14T22:13:20.456Z");
         assert_eq!(v["latency_us"], 12);
         assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["challenger"]["model_version"], "m2@abc");
     }
 }

@@ -15,12 +15,15 @@ use std::sync::Arc;
 pub const DEFAULT_FEATURE_SET: &str = include_str!("../../config/features/default.toml");
 /// The handbook's 15 model inputs, with the handbook's column names.
 pub const HANDBOOK_FEATURE_SET: &str = include_str!("../../config/features/handbook.toml");
+/// The shipped model's inputs: the handbook's plus features relative to each customer's history.
+pub const MODEL_FEATURE_SET: &str = include_str!("../../config/features/model.toml");
 
-/// Loads a feature set by built-in name (`default`, `handbook`) or from a TOML file path.
+/// Loads a feature set by built-in name (`default`, `handbook`, `model`) or from a TOML file path.
 pub fn load_feature_set(name_or_path: &str) -> Result<FeatureSet, FeatureSpecError> {
     match name_or_path {
         "" | "default" => FeatureSet::parse("config/features/default.toml", DEFAULT_FEATURE_SET),
         "handbook" => FeatureSet::parse("config/features/handbook.toml", HANDBOOK_FEATURE_SET),
+        "model" => FeatureSet::parse("config/features/model.toml", MODEL_FEATURE_SET),
         path => {
             let text = std::fs::read_to_string(path).map_err(|e| FeatureSpecError {
                 file: path.to_string(),

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 mod partition;
+mod reload;
 
 pub use checkpoint::Checkpoint;
 pub use partition::{OffsetTrack, PartitionWorker};
@@ -20,7 +21,8 @@ use crate::features::{
 };
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
-use crate::rules::reload::{self, RuleStore};
+use crate::model::ModelStore;
+use crate::rules::reload::RuleStore;
 use crate::sink::{DeadLetter, Sink, SinkError};
 use crate::source::event::{parse_event, InvalidEvent, InvalidReason, Limits};
 use crate::source::kafka::{consumer_config, parse_label, LabelKind};
@@ -95,9 +97,22 @@ pub fn run(
     let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone())?);
     tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
     metrics.set_rules_version(&rules.current().version);
-    let _watcher = watch_rules(rules.clone(), metrics.clone(), shutdown.clone())?;
+    let (champion, challenger) = config.model.paths();
+    let (models, model_errors) = ModelStore::open(champion, challenger, set.clone());
+    for e in &model_errors {
+        metrics.model_reload_errors.inc();
+        tracing::error!(error = %e, "model not loaded; deciding with the policy's model fallback until it loads");
+    }
+    let models = Arc::new(models);
+    reload::report_models(&models, &metrics);
+    let _watcher = reload::watch(
+        rules.clone(),
+        models.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
     let sink = Sink::start(config)?;
-    let pipeline = Pipeline::new(config, set, rules, sink, metrics.clone());
+    let pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
     let context = PipelineContext {
         pipeline: Mutex::new(pipeline),
         metrics,
@@ -149,51 +164,6 @@ pub fn run(
     drop(consumer);
     tracing::info!(?stats, "pipeline stopped");
     Ok(stats)
-}
-
-/// Reloads the rules when their files change or on SIGHUP, logging the outcome
-/// and counting it; a rejected ruleset never replaces the running one.
-fn watch_rules(
-    rules: Arc<RuleStore>,
-    metrics: Arc<Metrics>,
-    shutdown: Shutdown,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let report = {
-        let metrics = metrics.clone();
-        move |result: Result<Arc<crate::rules::Ruleset>, crate::rules::RulesError>| match result {
-            Ok(r) => {
-                metrics.rules_reloads.inc();
-                metrics.set_rules_version(&r.version);
-                tracing::info!(version = %r.version, rules = ?r.counts(), tests = r.tests_passed, "rules reloaded");
-            }
-            Err(e) => {
-                metrics.rules_reload_errors.inc();
-                for err in &e.0 {
-                    tracing::error!(error = %err, "rules rejected; the running ruleset stays");
-                }
-            }
-        }
-    };
-    let report = Arc::new(report);
-    let on_change = {
-        let report = report.clone();
-        move |r| report(r)
-    };
-    let file_watcher = reload::watch(rules.clone(), shutdown.clone(), on_change)?;
-    std::thread::Builder::new()
-        .name("rules-sighup".into())
-        .spawn(move || {
-            let mut seen = crate::lifecycle::reload_generation();
-            while !shutdown.is_triggered() {
-                std::thread::sleep(Duration::from_millis(100));
-                let now = crate::lifecycle::reload_generation();
-                if now != seen {
-                    seen = now;
-                    report(rules.reload());
-                }
-            }
-            let _ = file_watcher.join();
-        })
 }
 
 /// The checkpoint topic must exist with at least as many partitions as the input.
@@ -434,6 +404,7 @@ impl Pipeline {
         config: &Config,
         set: Arc<FeatureSet>,
         rules: Arc<RuleStore>,
+        models: Arc<ModelStore>,
         sink: Sink,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -453,7 +424,7 @@ impl Pipeline {
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             engine_limits: config.state.engine_limits(),
-            decider: Decider::new(rules, set.len(), Some(metrics.clone())),
+            decider: Decider::new(rules, set.len(), Some(metrics.clone())).with_models(models),
             set,
             sink,
             workers: Vec::new(),
@@ -547,7 +518,6 @@ impl Pipeline {
                 let latency = read_at.elapsed();
                 let outcome = self.decider.decide(
                     &subject,
-                    ModelInput::NotConfigured,
                     decided_at_ms,
                     latency.as_micros() as u64,
                     &mut self.out,
@@ -559,6 +529,11 @@ impl Pipeline {
                 self.metrics.events_decided.inc();
                 self.by_action[outcome.action as usize].inc();
                 self.metrics.score.observe(outcome.score);
+                match outcome.model {
+                    ModelInput::Score(s) => self.metrics.model_score.observe(s),
+                    ModelInput::Unavailable => self.metrics.model_unavailable.inc(),
+                    ModelInput::NotConfigured => {}
+                }
                 self.metrics.hot_path_seconds.observe(latency.as_secs_f64());
                 if let Some(produced_ms) = msg.timestamp().to_millis() {
                     let e2e = (decided_at_ms - produced_ms).max(0) as f64 / 1000.0;

@@ -16,6 +16,8 @@ pub enum RulesSource {
     Dir(PathBuf),
     /// The starter ruleset compiled into the binary.
     Builtin,
+    /// Given files, as `(path, content)` (tests and backtests; empty = no rules).
+    Files(Vec<(String, String)>),
 }
 
 /// The running ruleset, swappable while events are being evaluated.
@@ -40,6 +42,13 @@ impl RuleStore {
         match source {
             RulesSource::Dir(dir) => Ruleset::load_dir(dir, set),
             RulesSource::Builtin => Ruleset::builtin(set),
+            RulesSource::Files(files) => {
+                let refs: Vec<(&str, &str)> = files
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                Ruleset::from_files(&refs, set)
+            }
         }
     }
 

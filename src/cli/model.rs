@@ -1,0 +1,197 @@
+//! `fraudstream train` and `fraudstream backtest`.
+
+use crate::model::gbt::GbtParams;
+use crate::model::Algorithm;
+use crate::offline::backtest::{backtest, BacktestOptions, BacktestReport};
+use crate::offline::train::{train, TrainOptions};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Transactions in the handbook's CSV format (`.csv` or `.csv.gz`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// First training day (YYYY-MM-DD).
+    #[arg(long)]
+    pub train_from: String,
+    /// Last training day (inclusive).
+    #[arg(long)]
+    pub train_to: String,
+    /// Feature set (built-in name or TOML path).
+    #[arg(long, default_value = "model")]
+    pub feature_set: String,
+    /// Learning algorithm.
+    #[arg(long, value_enum, default_value = "gbt")]
+    pub algorithm: Algorithm,
+    /// Days after which labels are known to the feature engine.
+    #[arg(long, default_value_t = 7)]
+    pub label_delay_days: u32,
+    /// Model file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model name (default: the output file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Trees (gbt).
+    #[arg(long, default_value_t = GbtParams::default().trees)]
+    pub trees: usize,
+    /// Maximum tree depth (gbt).
+    #[arg(long, default_value_t = GbtParams::default().max_depth)]
+    pub max_depth: usize,
+    /// Learning rate (gbt).
+    #[arg(long, default_value_t = GbtParams::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Minimum hessian in a leaf (gbt).
+    #[arg(long, default_value_t = GbtParams::default().min_child_weight)]
+    pub min_child_weight: f64,
+}
+
+/// Flags of `backtest`.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Transactions in the handbook's CSV format.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// First day (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: String,
+    /// Last day (inclusive).
+    #[arg(long)]
+    pub to: String,
+    /// Model file.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Rules directory (default: no rules).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Feature set (default: the model's).
+    #[arg(long)]
+    pub feature_set: Option<String>,
+    /// Only transactions listed here count (CSV with TRANSACTION_ID first).
+    #[arg(long)]
+    pub ids: Option<PathBuf>,
+    /// Days after which labels are fed back.
+    #[arg(long, default_value_t = 7)]
+    pub label_delay_days: u32,
+    /// Write `TRANSACTION_ID,score,action,reasons`.
+    #[arg(long)]
+    pub scores_out: Option<PathBuf>,
+    /// Write plots (SVG) and summary.json here.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Compare with this model (which decisions change, for which labels).
+    #[arg(long)]
+    pub compare_model: Option<PathBuf>,
+    /// Compare with this rules directory.
+    #[arg(long)]
+    pub compare_rules: Option<PathBuf>,
+}
+
+/// Trains and writes a model.
+pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().to_string())
+    });
+    let opts = TrainOptions {
+        name,
+        from: args.train_from,
+        to: args.train_to,
+        feature_set: args.feature_set,
+        algorithm: args.algorithm,
+        label_delay_days: args.label_delay_days,
+        validation_share: 0.25,
+        gbt: GbtParams {
+            trees: args.trees,
+            max_depth: args.max_depth,
+            learning_rate: args.learning_rate,
+            min_child_weight: args.min_child_weight,
+            ..GbtParams::default()
+        },
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} training [{bar:40}] {pos}/{len} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    eprintln!(
+        "replaying {} through the feature engine...",
+        args.input.display()
+    );
+    let started = std::time::Instant::now();
+    let file = train(&args.input, &args.out, &opts, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on the last {} rows: AUC {:.3}, AP {:.3}; written to {}",
+        file.name,
+        file.algorithm,
+        file.features.len(),
+        file.training.rows,
+        file.training.frauds,
+        started.elapsed().as_secs_f64(),
+        file.validation.rows,
+        file.validation.auc,
+        file.validation.average_precision,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Runs a backtest and prints its metrics.
+pub fn run_backtest(args: BacktestArgs) -> anyhow::Result<()> {
+    let opts = BacktestOptions {
+        from: args.from,
+        to: args.to,
+        model: args.model,
+        rules: args.rules,
+        feature_set: args.feature_set,
+        ids: args.ids,
+        label_delay_days: args.label_delay_days,
+        scores_out: args.scores_out,
+        report_dir: args.report_dir.clone(),
+        compare_model: args.compare_model,
+        compare_rules: args.compare_rules,
+    };
+    let started = std::time::Instant::now();
+    let r = backtest(&args.input, &opts, |_| {})?;
+    print_report(&r, started.elapsed().as_secs_f64());
+    if let Some(dir) = args.report_dir {
+        println!("report: {}", dir.display());
+    }
+    Ok(())
+}
+
+fn print_report(r: &BacktestReport, secs: f64) {
+    println!(
+        "model {} | rules {} | {:.1} s",
+        r.model_version, r.rules_version, secs
+    );
+    println!("transactions {} ({} fraud)", r.transactions, r.frauds);
+    println!("AUC ROC            {:.4}", r.auc);
+    println!("Average Precision  {:.4}", r.average_precision);
+    println!("Card Precision@100 {:.4}", r.card_precision_at_100);
+    println!("{:<8} {:>8} {:>10}", "action", "fraud", "genuine");
+    for (action, c) in &r.confusion {
+        println!("{action:<8} {:>8} {:>10}", c.fraud, c.legit);
+    }
+    if let Some(cmp) = &r.comparison {
+        println!(
+            "\ncompared with {}: AUC {:.4}, AP {:.4}, CP@100 {:.4}",
+            cmp.against, cmp.auc, cmp.average_precision, cmp.card_precision_at_100
+        );
+        for (change, c) in &cmp.changed {
+            println!(
+                "  {change:<16} fraud {:>6}  genuine {:>8}",
+                c.fraud, c.legit
+            );
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! `fraudstream backtest`: the full engine (features, rules, model, policy) over
+//! a transactions file, exactly as live, with detection metrics and reports.
+
+use super::day_range;
+use crate::decision::{Action, Decider, Outcome, Subject};
+use crate::features::load_feature_set;
+use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
+use crate::model::{Model, ModelStore};
+use crate::replay::{replay, ReplayOptions};
+use crate::rules::reload::{RuleStore, RulesSource};
+use crate::state::key_hash;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct BacktestOptions {
+    /// First day (YYYY-MM-DD).
+    pub from: String,
+    /// Last day (inclusive).
+    pub to: String,
+    /// Champion model file.
+    pub model: Option<PathBuf>,
+    /// Rules directory (none: no rules, policy defaults).
+    pub rules: Option<PathBuf>,
+    /// Feature set (default: the model's).
+    pub feature_set: Option<String>,
+    /// Only these TRANSACTION_IDs count (a CSV or CSV.gz with a TRANSACTION_ID column).
+    pub ids: Option<PathBuf>,
+    /// Days after which labels are fed back.
+    pub label_delay_days: u32,
+    /// Writes `TRANSACTION_ID,score,action,reasons` per transaction.
+    pub scores_out: Option<PathBuf>,
+    /// Writes plots and `summary.json`.
+    pub report_dir: Option<PathBuf>,
+    /// A second model to compare with (same data, same rules unless `compare_rules`).
+    pub compare_model: Option<PathBuf>,
+    /// A second rules directory to compare with.
+    pub compare_rules: Option<PathBuf>,
+}
+
+/// Transactions by action and label.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Confusion {
+    /// Fraudulent transactions with this action.
+    pub fraud: u64,
+    /// Genuine transactions with this action.
+    pub legit: u64,
+}
+
+/// One day of alerts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Day {
+    /// Date.
+    pub date: String,
+    /// Transactions.
+    pub transactions: u64,
+    /// Reviewed or blocked.
+    pub alerts: u64,
+    /// Frauds.
+    pub frauds: u64,
+    /// Frauds reviewed or blocked.
+    pub frauds_alerted: u64,
+}
+
+/// How the comparison run's actions differ.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Comparison {
+    /// What was compared (model and rules versions of B).
+    pub against: String,
+    /// AUC of B.
+    pub auc: f64,
+    /// Average precision of B.
+    pub average_precision: f64,
+    /// Card precision@100 of B.
+    pub card_precision_at_100: f64,
+    /// `"A->B"` action changes: frauds and genuine transactions.
+    pub changed: BTreeMap<String, Confusion>,
+}
+
+/// The outcome of a backtest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BacktestReport {
+    /// Transactions evaluated.
+    pub transactions: u64,
+    /// Of which fraud.
+    pub frauds: u64,
+    /// Model version (or `none`).
+    pub model_version: String,
+    /// Ruleset version.
+    pub rules_version: String,
+    /// AUC ROC of the decision score.
+    pub auc: f64,
+    /// Average precision.
+    pub average_precision: f64,
+    /// Card precision@100.
+    pub card_precision_at_100: f64,
+    /// Actions against labels.
+    pub confusion: BTreeMap<String, Confusion>,
+    /// Per day.
+    pub daily: Vec<Day>,
+    /// The comparison run, if any.
+    pub comparison: Option<Comparison>,
+    #[serde(skip)]
+    pub(crate) scores: Vec<f64>,
+    #[serde(skip)]
+    pub(crate) labels: Vec<bool>,
+}
+
+fn read_ids(path: &Path) -> anyhow::Result<HashSet<u64>> {
+    let file = std::fs::File::open(path)?;
+    let reader: Box<dyn BufRead> = if path.to_string_lossy().ends_with(".gz") {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+            file,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut ids = HashSet::new();
+    for line in reader.lines() {
+        if let Ok(id) = line?.split(',').next().unwrap_or("").trim().parse::<u64>() {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
+}
+
+struct Engine {
+    decider: Decider,
+    out: Vec<u8>,
+    version: (String, String),
+}
+
+fn engine(
+    set: &Arc<crate::features::FeatureSet>,
+    model: &Option<PathBuf>,
+    rules: &Option<PathBuf>,
+) -> anyhow::Result<Engine> {
+    let store = match rules {
+        Some(dir) => RuleStore::load(RulesSource::Dir(dir.clone()), set.clone())?,
+        None => RuleStore::load(RulesSource::Files(Vec::new()), set.clone())?,
+    };
+    let rules_version = store.current().version.clone();
+    let models = Arc::new(ModelStore::load(model.clone(), None, set.clone())?);
+    let model_version = models
+        .champion()
+        .map_or("none".to_string(), |m| m.version.clone());
+    let decider = Decider::new(Arc::new(store), set.len(), None).with_models(models);
+    Ok(Engine {
+        decider,
+        out: Vec::with_capacity(1024),
+        version: (model_version, rules_version),
+    })
+}
+
+/// Runs the backtest over `input`. `progress` gets uncompressed bytes read.
+pub fn backtest(
+    input: &Path,
+    opts: &BacktestOptions,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<BacktestReport> {
+    let (from_ms, to_ms) = day_range(&opts.from, &opts.to).map_err(anyhow::Error::msg)?;
+    let set_name = match (&opts.feature_set, &opts.model) {
+        (Some(s), _) => s.clone(),
+        (None, Some(m)) => peek_feature_set(m)?,
+        (None, None) => "default".to_string(),
+    };
+    let set = Arc::new(load_feature_set(&set_name)?);
+    let mut a = engine(&set, &opts.model, &opts.rules)?;
+    let mut b = match (&opts.compare_model, &opts.compare_rules) {
+        (None, None) => None,
+        (m, r) => Some(engine(
+            &set,
+            &m.clone().or(opts.model.clone()),
+            &r.clone().or(opts.rules.clone()),
+        )?),
+    };
+    let ids = opts.ids.as_ref().map(|p| read_ids(p)).transpose()?;
+    let mut scores_out = opts
+        .scores_out
+        .as_ref()
+        .map(|p| std::fs::File::create(p).map(|f| std::io::BufWriter::with_capacity(1 << 20, f)))
+        .transpose()?;
+    if let Some(w) = scores_out.as_mut() {
+        writeln!(w, "TRANSACTION_ID,score,action,reasons")?;
+    }
+    let mut report = BacktestReport {
+        model_version: a.version.0.clone(),
+        rules_version: a.version.1.clone(),
+        ..Default::default()
+    };
+    let mut cards = Vec::new();
+    let (mut b_scores, mut b_cards) = (Vec::new(), Vec::new());
+    let mut comparison = b.as_ref().map(|e| Comparison {
+        against: format!("model {}, rules {}", e.version.0, e.version.1),
+        ..Default::default()
+    });
+    let mut days: BTreeMap<i64, Day> = BTreeMap::new();
+    let mut reasons = String::new();
+    let mut io_error = None;
+    let replay_opts = ReplayOptions {
+        from_ms,
+        to_ms,
+        label_delay_ms: i64::from(opts.label_delay_days) * 86_400_000,
+        ..ReplayOptions::default()
+    };
+    replay(
+        input,
+        set.clone(),
+        &replay_opts,
+        |row, features| {
+            if let Some(ids) = &ids {
+                if row
+                    .transaction_id
+                    .parse::<u64>()
+                    .map_or(true, |id| !ids.contains(&id))
+                {
+                    return;
+                }
+            }
+            let subject = Subject {
+                event_id: row.transaction_id,
+                account_id: row.customer_id,
+                event_ts_ms: row.ts_ms,
+                strings: [
+                    Some(row.customer_id),
+                    Some(row.customer_id),
+                    Some(row.terminal_id),
+                    None,
+                    None,
+                    None,
+                    Some("EUR"),
+                    None,
+                    None,
+                ],
+            };
+            let decide = |e: &mut Engine| -> Outcome {
+                e.decider.features_mut().copy_from_slice(features);
+                e.decider.decide(&subject, row.ts_ms, 0, &mut e.out)
+            };
+            let o = decide(&mut a);
+            let day = row.ts_ms.div_euclid(86_400_000);
+            let card = key_hash(0, row.customer_id.as_bytes());
+            report.transactions += 1;
+            report.frauds += u64::from(row.fraud);
+            report.scores.push(o.score);
+            report.labels.push(row.fraud);
+            cards.push(CardScore {
+                day,
+                card,
+                score: o.score,
+                fraud: row.fraud,
+            });
+            let c = report
+                .confusion
+                .entry(o.action.as_str().to_string())
+                .or_default();
+            if row.fraud {
+                c.fraud += 1
+            } else {
+                c.legit += 1
+            }
+            let d = days.entry(day).or_default();
+            d.transactions += 1;
+            d.frauds += u64::from(row.fraud);
+            let alert = o.action != Action::Allow;
+            d.alerts += u64::from(alert);
+            d.frauds_alerted += u64::from(alert && row.fraud);
+            if let (Some(e), Some(cmp)) = (b.as_mut(), comparison.as_mut()) {
+                let ob = decide(e);
+                b_scores.push(ob.score);
+                b_cards.push(CardScore {
+                    day,
+                    card,
+                    score: ob.score,
+                    fraud: row.fraud,
+                });
+                if ob.action != o.action {
+                    let c = cmp
+                        .changed
+                        .entry(format!("{}->{}", o.action.as_str(), ob.action.as_str()))
+                        .or_default();
+                    if row.fraud {
+                        c.fraud += 1
+                    } else {
+                        c.legit += 1
+                    }
+                }
+            }
+            if let (Some(w), None) = (scores_out.as_mut(), &io_error) {
+                a.decider.reason_codes(&mut reasons);
+                if let Err(e) = writeln!(
+                    w,
+                    "{},{:.6},{},{}",
+                    row.transaction_id,
+                    o.score,
+                    o.action.as_str(),
+                    reasons
+                ) {
+                    io_error = Some(e);
+                }
+            }
+        },
+        progress,
+    )?;
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    if let Some(mut w) = scores_out {
+        w.flush()?;
+    }
+    report.auc = auc_roc(&report.scores, &report.labels);
+    report.average_precision = average_precision(&report.scores, &report.labels);
+    report.card_precision_at_100 = card_precision_at_k(&cards, 100);
+    report.daily = days
+        .into_iter()
+        .map(|(day, mut d)| {
+            let (y, m, dd) = crate::source::time::civil_from_days(day);
+            d.date = format!("{y:04}-{m:02}-{dd:02}");
+            d
+        })
+        .collect();
+    if let Some(mut cmp) = comparison {
+        cmp.auc = auc_roc(&b_scores, &report.labels);
+        cmp.average_precision = average_precision(&b_scores, &report.labels);
+        cmp.card_precision_at_100 = card_precision_at_k(&b_cards, 100);
+        report.comparison = Some(cmp);
+    }
+    if let Some(dir) = &opts.report_dir {
+        super::report::write(dir, &report)?;
+    }
+    Ok(report)
+}
+
+/// The feature set a model file was trained on, without validating the model.
+fn peek_feature_set(path: &Path) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        feature_set: String,
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let head: Head = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a model file: {e}", path.display()))?;
+    // Validate fully against that set before use.
+    let set = load_feature_set(&head.feature_set)?;
+    Model::load(path, &set)?;
+    Ok(head.feature_set)
+}
