@@ -1,9 +1,18 @@
 //! fraudstream: real-time card-fraud detection over Kafka.
+//!
+//! Data flows one way: [`source`] (payment events in) -> [`state`] (per-entity
+//! windows) -> [`features`] (the feature vector) -> [`rules`] and [`model`]
+//! (scores) -> [`decision`] (policy and the decision contract) -> [`sink`]
+//! (decisions and dead letters out). [`pipeline`] runs that loop against Kafka;
+//! [`replay`] and [`offline`] run the same engine over files.
+
 pub mod cli;
+/// Layered configuration (defaults, files, environment, flags).
 pub mod config;
 pub mod decision;
 pub mod demo;
 pub mod features;
+/// The `/metrics`, `/healthz` and `/readyz` endpoint.
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;

@@ -174,7 +174,6 @@ impl Decider {
             (Some(m), _) => {
                 let s = m.score(&self.nums[..self.n_features], &mut self.scratch);
                 if s.is_finite() {
-                    self.n_explained = m.explain(&mut self.scratch, &mut self.explained);
                     ModelInput::Score(s)
                 } else {
                     ModelInput::Unavailable
@@ -198,6 +197,16 @@ impl Decider {
         rules.evaluate(&self.nums, &self.strs, &mut self.hits);
         let verdict = rules.policy.decide(&rules, &self.hits.live, model);
         self.count_hits(&rules);
+        // Explanations are for payments someone will look at: reviewed or blocked.
+        if let (Some(m), ModelInput::Score(_), true) =
+            (&champion, model, verdict.action != Action::Allow)
+        {
+            self.n_explained = m.explain(
+                &self.nums[..self.n_features],
+                &mut self.scratch,
+                &mut self.explained,
+            );
+        }
         let mut model_reasons = [Reason {
             code: "",
             text: "",

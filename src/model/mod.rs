@@ -279,10 +279,18 @@ impl Model {
         1.0 / (1.0 + (-m).exp())
     }
 
-    /// The features that pushed the last scored event's score up most (at most
-    /// [`EXPLAIN_TOP`], largest first); call right after [`Model::score`].
-    pub fn explain(&self, scratch: &mut Scratch, out: &mut [u16; EXPLAIN_TOP]) -> usize {
+    /// The features that pushed the score of `features` up most (at most
+    /// [`EXPLAIN_TOP`], largest first).
+    pub fn explain(
+        &self,
+        features: &[f64],
+        scratch: &mut Scratch,
+        out: &mut [u16; EXPLAIN_TOP],
+    ) -> usize {
         let d = self.slots.len();
+        for (i, &s) in self.slots.iter().enumerate() {
+            scratch.x[i] = features[s as usize];
+        }
         scratch.contrib[..d].fill(0.0);
         let (x, contrib) = (&scratch.x[..d], &mut scratch.contrib[..d]);
         match (&self.file.gbt, &self.file.logistic) {
@@ -471,7 +479,7 @@ mod tests {
         let mut scratch = Scratch::default();
         let high = m.score(&f, &mut scratch);
         let mut top = [0; EXPLAIN_TOP];
-        let n = m.explain(&mut scratch, &mut top);
+        let n = m.explain(&f, &mut scratch, &mut top);
         assert!(n >= 1 && top[0] == 0, "TX_AMOUNT explains a high amount");
         assert_eq!(m.reason(0).0, "model:TX_AMOUNT");
         f[set.index_of("TX_AMOUNT").unwrap()] = 20.0;

@@ -1,0 +1,97 @@
+//! Model inference per event: the shipped model and a 100-tree, depth-5 ensemble.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use fraudstream::features::load_feature_set;
+use fraudstream::model::gbt::{Gbt, GbtParams};
+use fraudstream::model::{
+    Algorithm, Model, ModelFile, Scratch, TrainingInfo, ValidationInfo, EXPLAIN_TOP,
+    MODEL_FORMAT_VERSION,
+};
+use std::path::Path;
+
+fn bench_model(c: &mut Criterion) {
+    let set = load_feature_set("model").expect("model feature set");
+    let shipped = Model::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook-gbt.json"),
+        &set,
+    )
+    .expect("shipped model");
+    // A 100-tree depth-5 ensemble on synthetic data over the same features.
+    let d = set.len();
+    let rows = 20_000;
+    let x: Vec<f64> = (0..rows * d)
+        .map(|k| ((k * 7919) % 1000) as f64 / 10.0)
+        .collect();
+    let y: Vec<bool> = (0..rows).map(|i| x[i * d] + x[i * d + 3] > 120.0).collect();
+    let gbt = Gbt::train(
+        &x,
+        d,
+        &y,
+        GbtParams {
+            trees: 100,
+            max_depth: 5,
+            ..GbtParams::default()
+        },
+        |_| {},
+    );
+    let dir = std::env::temp_dir().join(format!("fraudstream-bench-{}", std::process::id()));
+    let path = dir.join("gbt100.json");
+    ModelFile {
+        format_version: MODEL_FORMAT_VERSION,
+        name: "gbt100".into(),
+        algorithm: Algorithm::Gbt,
+        feature_set: "model".into(),
+        features: set.names.clone(),
+        training: TrainingInfo {
+            input: "synthetic".into(),
+            from: String::new(),
+            to: String::new(),
+            label_delay_days: 0,
+            rows,
+            frauds: 0,
+        },
+        validation: ValidationInfo {
+            rows: 0,
+            auc: f64::NAN.max(0.0),
+            average_precision: 0.0,
+        },
+        logistic: None,
+        gbt: Some(gbt),
+        content_hash: String::new(),
+    }
+    .save(&path)
+    .expect("write model");
+    let gbt100 = Model::load(&path, &set).expect("load 100-tree model");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let vectors: Vec<Vec<f64>> = (0..32)
+        .map(|k| (0..d).map(|i| ((i * 31 + k * 17) % 97) as f64).collect())
+        .collect();
+    let mut scratch = Scratch::default();
+    let mut top = [0u16; EXPLAIN_TOP];
+    let mut group = c.benchmark_group("model");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    for (name, model) in [
+        ("score_gbt_100_trees_depth_5", &gbt100),
+        ("score_shipped_400_trees_depth_3", &shipped),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % vectors.len();
+                black_box(model.score(black_box(&vectors[i]), &mut scratch))
+            })
+        });
+    }
+    group.bench_function("score_and_explain_shipped", |b| {
+        b.iter(|| {
+            i = (i + 1) % vectors.len();
+            let s = shipped.score(black_box(&vectors[i]), &mut scratch);
+            black_box((s, shipped.explain(&vectors[i], &mut scratch, &mut top)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_model);
+criterion_main!(benches);

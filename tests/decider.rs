@@ -1,0 +1,94 @@
+//! The decision step with a champion and a challenger model.
+
+use fraudstream::decision::{Decider, Subject};
+use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
+use fraudstream::model::ModelStore;
+use fraudstream::rules::reload::{RuleStore, RulesSource};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[test]
+fn a_challenger_is_scored_and_reported_but_never_acted_on() {
+    let set = Arc::new(load_feature_set("model").unwrap());
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook-gbt.json");
+    let rules = Arc::new(RuleStore::load(RulesSource::Files(Vec::new()), set.clone()).unwrap());
+    let with_challenger = Arc::new(
+        ModelStore::load(Some(shipped.clone()), Some(shipped.clone()), set.clone()).unwrap(),
+    );
+    let alone = Arc::new(ModelStore::load(Some(shipped), None, set.clone()).unwrap());
+    let subject = Subject {
+        event_id: "e1",
+        account_id: "a1",
+        event_ts_ms: 1_533_000_000_000,
+        strings: [
+            Some("a1"),
+            Some("a1"),
+            Some("t1"),
+            None,
+            None,
+            None,
+            Some("EUR"),
+            None,
+            None,
+        ],
+    };
+    let mut outputs = Vec::new();
+    for store in [with_challenger, alone] {
+        let mut d = Decider::new(rules.clone(), set.len(), None).with_models(store);
+        // A 900.00 payment (above the handbook's 220 line), features from the engine.
+        let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
+        let view = EventView {
+            event_id: "e1",
+            ts_ms: subject.event_ts_ms,
+            amount: 900.0,
+            account: "a1",
+            card: "a1",
+            terminal: "t1",
+            device: None,
+            ip: None,
+            country: None,
+        };
+        engine.update(&view, d.features_mut());
+        let mut out = Vec::new();
+        let outcome = d.decide(&subject, 0, 1, &mut out);
+        outputs.push((
+            outcome,
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap(),
+        ));
+    }
+    let (with, without) = (&outputs[0], &outputs[1]);
+    assert_eq!(
+        with.0.action, without.0.action,
+        "the challenger never changes the action"
+    );
+    assert_eq!(with.0.score, without.0.score);
+    let ch = &with.1["challenger"];
+    assert!(
+        ch["model_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("handbook-gbt@"),
+        "{}",
+        with.1
+    );
+    assert!(
+        (ch["score"].as_f64().unwrap() - with.0.score).abs() < 1e-3,
+        "same model, same score"
+    );
+    assert!(without.1.get("challenger").is_none());
+    assert_ne!(
+        with.0.action,
+        fraudstream::decision::Action::Allow,
+        "{}",
+        with.1
+    );
+    assert!(
+        with.1["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"].as_str().unwrap().starts_with("model:")),
+        "{}",
+        with.1
+    );
+}
