@@ -61,6 +61,21 @@ pub struct EventView<'a> {
 }
 
 impl<'a> EventView<'a> {
+    /// The view of a parsed payment event.
+    pub fn of(ev: &'a crate::source::event::PaymentEvent<'a>) -> Self {
+        Self {
+            event_id: &ev.event_id,
+            ts_ms: ev.ts.0,
+            amount: ev.amount.0,
+            account: &ev.account_id,
+            card: ev.card(),
+            terminal: &ev.terminal_id,
+            device: ev.device_id.as_deref(),
+            ip: ev.ip.as_deref(),
+            country: ev.country.as_deref(),
+        }
+    }
+
     fn field(&self, f: Field) -> Option<&'a str> {
         match f {
             Field::Account => Some(self.account),

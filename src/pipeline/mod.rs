@@ -498,17 +498,7 @@ impl Pipeline {
         let limits = self.limits;
         match parse_event(payload, &limits) {
             Ok(ev) => {
-                let view = EventView {
-                    event_id: &ev.event_id,
-                    ts_ms: ev.ts.0,
-                    amount: ev.amount.0,
-                    account: &ev.account_id,
-                    card: ev.card(),
-                    terminal: &ev.terminal_id,
-                    device: ev.device_id.as_deref(),
-                    ip: ev.ip.as_deref(),
-                    country: ev.country.as_deref(),
-                };
+                let view = EventView::of(&ev);
                 let worker =
                     Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
                 worker.engine.update(&view, self.decider.features_mut());

@@ -161,30 +161,9 @@ fn inputs_from_events(
         let bytes = serde_json::Value::Object(obj).to_string();
         let ev = parse_event_at(bytes.as_bytes(), &Limits::default(), i64::MAX / 4)
             .map_err(|e| format!("event {} is not a valid payment event: {e}", i + 1))?;
-        let view = EventView {
-            event_id: &ev.event_id,
-            ts_ms: ev.ts.0,
-            amount: ev.amount.0,
-            account: &ev.account_id,
-            card: ev.card(),
-            terminal: &ev.terminal_id,
-            device: ev.device_id.as_deref(),
-            ip: ev.ip.as_deref(),
-            country: ev.country.as_deref(),
-        };
-        engine.update(&view, &mut nums[..set.len()]);
-        let mcc = ev.mcc.map(|m| m.0.to_string());
-        let fields = [
-            Some(ev.account_id.as_ref()),
-            Some(ev.card()),
-            Some(ev.terminal_id.as_ref()),
-            ev.device_id.as_deref(),
-            ev.ip.as_deref(),
-            ev.country.as_deref(),
-            Some(ev.currency.as_ref()),
-            ev.channel.as_deref(),
-            mcc.as_deref(),
-        ];
+        engine.update(&EventView::of(&ev), &mut nums[..set.len()]);
+        let mut mcc = crate::decision::itoa_buf::Buf::default();
+        let fields = crate::decision::Subject::of(&ev, &mut mcc).strings;
         hash_string_fields(u16::MAX, fields, &mut strs);
     }
     for (name, v) in overrides {
