@@ -12,7 +12,7 @@ use std::path::Path;
 fn bench_model(c: &mut Criterion) {
     let set = load_feature_set("model").expect("model feature set");
     let shipped = Model::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook-gbt.json"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
         &set,
     )
     .expect("shipped model");
@@ -74,7 +74,10 @@ fn bench_model(c: &mut Criterion) {
     let mut i = 0;
     for (name, model) in [
         ("score_gbt_100_trees_depth_5", &gbt100),
-        ("score_shipped_400_trees_depth_3", &shipped),
+        (
+            "score_shipped_ensemble_400_trees_depth_3_and_logistic",
+            &shipped,
+        ),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -20,20 +20,20 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
     };
     let input = dir.join("transactions.csv.gz");
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("handbook-gbt.json");
+    let out = tmp.path().join("handbook.json");
     let opts = TrainOptions {
-        name: "handbook-gbt".into(),
+        name: "handbook".into(),
         from: "2018-07-25".into(),
         to: "2018-07-31".into(),
         feature_set: "model".into(),
-        algorithm: Algorithm::Gbt,
+        algorithm: Algorithm::Ensemble,
         label_delay_days: 7,
         validation_share: 0.25,
         gbt: Default::default(),
     };
     let trained = train(&input, &out, &opts, |_, _| {}).unwrap();
     assert_eq!(trained.training.rows, 67_240, "the chapter-3 training week");
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook-gbt.json");
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
     let shipped_file: fraudstream::model::ModelFile =
         serde_json::from_str(&std::fs::read_to_string(&shipped).unwrap()).unwrap();
     assert_eq!(
@@ -70,7 +70,9 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
         "CP@100 {}",
         r.card_precision_at_100
     );
+    // The project's targets: AUC and AP are met; CP@100 is 0.2986 (target 0.30).
     assert!(r.auc >= 0.88, "AUC {}", r.auc);
+    assert!(r.average_precision >= 0.70, "AP {}", r.average_precision);
 
     let lines = std::fs::read_to_string(&scores).unwrap();
     assert_eq!(lines.lines().count(), 58_265);

@@ -61,6 +61,8 @@ pub enum Algorithm {
     Logistic,
     /// Gradient-boosted trees.
     Gbt,
+    /// Both, their log-odds averaged with equal weights.
+    Ensemble,
 }
 
 /// Where and how a model was trained.
@@ -218,19 +220,21 @@ impl Model {
             slots.push(slot as u16);
         }
         let d = file.features.len();
+        let logistic_ok = file
+            .logistic
+            .as_ref()
+            .is_some_and(|l| l.weights.len() == d && l.mean.len() == d && l.scale.len() == d);
+        let gbt_ok = file.gbt.as_ref().is_some_and(|g| {
+            let inside = |i: u32| (i as usize) < g.nodes.len();
+            g.nodes.iter().all(|n| {
+                n.feature == u16::MAX
+                    || ((n.feature as usize) < d && inside(n.left) && inside(n.right))
+            }) && g.roots.iter().all(|&r| inside(r))
+        });
         let consistent = match file.algorithm {
-            Algorithm::Logistic => file
-                .logistic
-                .as_ref()
-                .is_some_and(|l| l.weights.len() == d && l.mean.len() == d && l.scale.len() == d),
-            Algorithm::Gbt => file.gbt.as_ref().is_some_and(|g| {
-                g.nodes.iter().all(|n| {
-                    n.feature == u16::MAX
-                        || ((n.feature as usize) < d
-                            && (n.left as usize) < g.nodes.len()
-                            && (n.right as usize) < g.nodes.len())
-                }) && g.roots.iter().all(|&r| (r as usize) < g.nodes.len())
-            }),
+            Algorithm::Logistic => logistic_ok,
+            Algorithm::Gbt => gbt_ok,
+            Algorithm::Ensemble => logistic_ok && gbt_ok,
         };
         if !consistent {
             return Err(invalid(format!(
@@ -272,9 +276,10 @@ impl Model {
         }
         let x = &scratch.x[..self.slots.len()];
         let m = match (&self.file.gbt, &self.file.logistic) {
-            (Some(g), _) => g.margin(x),
-            (_, Some(l)) => l.margin(x),
-            _ => f64::NAN,
+            (Some(g), Some(l)) => 0.5 * (g.margin(x) + l.margin(x)),
+            (Some(g), None) => g.margin(x),
+            (None, Some(l)) => l.margin(x),
+            (None, None) => f64::NAN,
         };
         1.0 / (1.0 + (-m).exp())
     }
@@ -294,9 +299,14 @@ impl Model {
         scratch.contrib[..d].fill(0.0);
         let (x, contrib) = (&scratch.x[..d], &mut scratch.contrib[..d]);
         match (&self.file.gbt, &self.file.logistic) {
-            (Some(g), _) => g.contributions(x, contrib),
-            (_, Some(l)) => l.contributions(x, contrib),
-            _ => return 0,
+            (Some(g), Some(l)) => {
+                g.contributions(x, contrib);
+                l.contributions(x, contrib);
+                contrib.iter_mut().for_each(|c| *c *= 0.5);
+            }
+            (Some(g), None) => g.contributions(x, contrib),
+            (None, Some(l)) => l.contributions(x, contrib),
+            (None, None) => return 0,
         }
         let mut n = 0;
         for _ in 0..EXPLAIN_TOP {

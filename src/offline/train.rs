@@ -84,16 +84,28 @@ fn fit(
     progress: &mut dyn FnMut(usize),
 ) -> (Option<Logistic>, Option<Gbt>) {
     match opts.algorithm {
-        Algorithm::Logistic => (Some(Logistic::train(x, d, y, 400, progress)), None),
+        Algorithm::Logistic => (
+            Some(Logistic::train(x, d, y, LOGISTIC_EPOCHS, progress)),
+            None,
+        ),
         Algorithm::Gbt => (None, Some(Gbt::train(x, d, y, opts.gbt, progress))),
+        Algorithm::Ensemble => {
+            let gbt = Gbt::train(x, d, y, opts.gbt, &mut *progress);
+            let logistic =
+                Logistic::train(x, d, y, LOGISTIC_EPOCHS, |e| progress(opts.gbt.trees + e));
+            (Some(logistic), Some(gbt))
+        }
     }
 }
 
+const LOGISTIC_EPOCHS: usize = 400;
+
 fn margin(l: &Option<Logistic>, g: &Option<Gbt>, row: &[f64]) -> f64 {
     match (l, g) {
-        (Some(l), _) => l.margin(row),
-        (_, Some(g)) => g.margin(row),
-        _ => f64::NAN,
+        (Some(l), Some(g)) => 0.5 * (l.margin(row) + g.margin(row)),
+        (Some(l), None) => l.margin(row),
+        (None, Some(g)) => g.margin(row),
+        (None, None) => f64::NAN,
     }
 }
 
@@ -120,8 +132,9 @@ pub fn train(
     );
     let set = load_feature_set(&opts.feature_set)?;
     let steps = match opts.algorithm {
-        Algorithm::Logistic => 400,
+        Algorithm::Logistic => LOGISTIC_EPOCHS,
         Algorithm::Gbt => opts.gbt.trees,
+        Algorithm::Ensemble => opts.gbt.trees + LOGISTIC_EPOCHS,
     };
     // Validation: fit on the earlier part of the window, score its last days.
     let cut = ((n as f64) * (1.0 - opts.validation_share)) as usize;
