@@ -11,6 +11,7 @@ fn bench_features(c: &mut Criterion) {
         ("default", 10_000usize),
         ("default", 1_000_000),
         ("handbook", 10_000),
+        ("model", 10_000),
     ] {
         let set = Arc::new(load_feature_set(set_name).expect("feature set"));
         let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());

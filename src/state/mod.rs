@@ -212,7 +212,9 @@ impl EntityTable {
                 &self.trackers,
                 distinct,
                 ts_s,
-                applied == Applied::Late || forced > 0,
+                // Truncation drops entries from the front and sequence numbers are
+                // absolute, so only a late insert (which shifts them) needs a rebuild.
+                applied == Applied::Late,
             );
         }
         Observation {
@@ -402,7 +404,7 @@ impl EntityTable {
 }
 
 /// Brings min/max deques and distinct tables up to date after an event;
-/// `rebuild` after sequence numbers moved (late insert, forced truncation).
+/// `rebuild` after sequence numbers moved (a late insert).
 fn update_trackers(
     st: &mut EntityState,
     windows: &[WindowSpec],

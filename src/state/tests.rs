@@ -270,3 +270,44 @@ fn distinct_counts_saturate_at_the_cap() {
     let obs = t.observe(1, 7_200_000, 1.0, &[99]);
     assert_eq!(t.tracker(obs.slot, 0), 1.0);
 }
+
+#[test]
+fn min_and_max_follow_truncation_without_a_rebuild() {
+    let limits = TableLimits {
+        max_events_per_entity: 4,
+        ..TableLimits::default()
+    };
+    let trackers = vec![
+        TrackerSpec::Extreme {
+            window: 0,
+            max: true,
+        },
+        TrackerSpec::Extreme {
+            window: 0,
+            max: false,
+        },
+    ];
+    let mut t = EntityTable::new(vec![spec(3600, 0)], trackers, 0, limits);
+    let mut obs = t.observe(1, 0, 10.0, &[]);
+    for (i, amount) in [50.0, 20.0, 30.0, 40.0, 5.0].into_iter().enumerate() {
+        obs = t.observe(1, (i as i64 + 1) * 1000, amount, &[]);
+    }
+    // The cap keeps the last four: 20, 30, 40, 5.
+    assert_eq!(t.acc(obs.slot, 0).count, 4);
+    assert_eq!(
+        (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
+        (40.0, 5.0)
+    );
+    obs = t.observe(1, 7000, 1.0, &[]);
+    assert_eq!(
+        (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
+        (40.0, 1.0)
+    );
+    obs = t.observe(1, 8000, 2.0, &[]);
+    obs = t.observe(1, 9000, 3.0, &[]);
+    assert_eq!(
+        (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
+        (5.0, 1.0),
+        "40 left with the cap"
+    );
+}
