@@ -100,15 +100,7 @@ fn dashboard_and_alerts_are_valid_and_use_exported_metrics() {
     );
     let running = Running::start(&cluster.config);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let addr = rt
-        .block_on(fraudstream::http::serve(
-            "127.0.0.1:0",
-            running.metrics.clone(),
-            running.health.clone(),
-            running.stop.clone(),
-        ))
-        .unwrap()
-        .to_string();
+    let addr = running.serve_http(&rt);
     // Wait (bounded) for the periodic series too: lag comes with librdkafka's statistics.
     let deadline = Instant::now() + Duration::from_secs(90);
     let scrape = loop {

@@ -210,15 +210,7 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = Running::start(&cluster.config);
-    let addr = rt
-        .block_on(fraudstream::http::serve(
-            "127.0.0.1:0",
-            running.metrics.clone(),
-            running.health.clone(),
-            running.stop.clone(),
-        ))
-        .unwrap()
-        .to_string();
+    let addr = running.serve_http(&rt);
     let reader = cluster.reader();
     let mut out = Output::default();
     read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 4);

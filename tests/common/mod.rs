@@ -98,6 +98,14 @@ impl Running {
         }
     }
 
+    /// Serves `/metrics`, `/healthz` and `/readyz` for this processor on `rt`; returns the address.
+    pub fn serve_http(&self, rt: &tokio::runtime::Runtime) -> String {
+        let (m, h, s) = (self.metrics.clone(), self.health.clone(), self.stop.clone());
+        rt.block_on(fraudstream::http::serve("127.0.0.1:0", m, h, s))
+            .expect("metrics endpoint")
+            .to_string()
+    }
+
     pub fn stop(self) -> RunStats {
         self.stop.trigger();
         self.handle
