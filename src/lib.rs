@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! fraudstream: real-time card-fraud detection over Kafka.
 //!
 //! Data flows one way: [`source`] (payment events in) -> [`state`] (per-entity
