@@ -303,7 +303,7 @@ fn min_and_max_follow_truncation_without_a_rebuild() {
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
         (40.0, 1.0)
     );
-    obs = t.observe(1, 8000, 2.0, &[]);
+    t.observe(1, 8000, 2.0, &[]);
     obs = t.observe(1, 9000, 3.0, &[]);
     assert_eq!(
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
