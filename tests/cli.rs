@@ -128,9 +128,9 @@ fn run_stops_cleanly_on_sigterm_and_commits_what_it_decided() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = common::Output::default();
-    common::read_until(&reader, &mut out, Duration::from_secs(60), |o| {
+    common::read_until(&mut reader, &mut out, Duration::from_secs(60), |o| {
         o.decisions.len() == 3000
     });
     let status = Command::new("kill")

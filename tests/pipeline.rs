@@ -24,10 +24,10 @@ fn every_event_gets_exactly_one_decision() {
         .collect();
     cluster.produce("payments", &events);
     let running = Running::start(&cluster.config);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 2000);
-    drain(&reader, &mut out);
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == 2000);
+    drain(&mut reader, &mut out);
     let stats = running.stop();
     assert_eq!(out.decisions.len(), 2000);
     for i in 0..2000 {
@@ -83,10 +83,10 @@ fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
     records.push(event("last", "acc", now, 5.0));
     cluster.produce("payments", &records);
     let running = Running::start(&cluster.config);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
-    read_until(&reader, &mut out, WAIT, |o| o.total() == records.len());
-    drain(&reader, &mut out);
+    read_until(&mut reader, &mut out, WAIT, |o| o.total() == records.len());
+    drain(&mut reader, &mut out);
     running.stop();
     assert_eq!(
         out.decisions.len(),
@@ -118,11 +118,11 @@ fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
         })
         .collect();
     cluster.produce("payments", &events);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
 
     let first = Running::start(&cluster.config);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() >= n / 10);
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() >= n / 10);
     let stats = first.stop();
     assert!(
         stats.decided < n as u64,
@@ -132,10 +132,10 @@ fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
     // Everything committed was decided, and everything decided was committed.
     let committed: i64 = committed(&cluster.config, 2).values().sum();
     assert_eq!(committed as u64, stats.decided);
-    read_until(&reader, &mut out, WAIT, |o| {
+    read_until(&mut reader, &mut out, WAIT, |o| {
         o.decisions.len() as u64 >= stats.decided
     });
-    drain(&reader, &mut out);
+    drain(&mut reader, &mut out);
     assert_eq!(
         out.decisions.len() as u64,
         stats.decided,
@@ -143,8 +143,8 @@ fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
     );
 
     let second = Running::start(&cluster.config);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == n);
-    drain(&reader, &mut out);
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == n);
+    drain(&mut reader, &mut out);
     let stats2 = second.stop();
     assert_eq!(stats.decided + stats2.decided, n as u64);
     let dups: Vec<_> = out
@@ -173,9 +173,9 @@ fn at_least_once_mode_also_decides_everything() {
         .collect();
     cluster.produce("payments", &events);
     let running = Running::start(&cluster.config);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 3000);
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == 3000);
     let stats = running.stop();
     assert_eq!(stats.decided, 3000);
     let committed: i64 = committed(&cluster.config, 2).values().sum();
@@ -211,9 +211,9 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = Running::start(&cluster.config);
     let addr = running.serve_http(&rt);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.len() == 4);
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == 4);
     // Wait (bounded) until the labels were consumed, then pay at the rogue terminal.
     let deadline = std::time::Instant::now() + WAIT;
     while !fraudstream::http::get(&addr, "/metrics")
@@ -228,7 +228,7 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     cluster.produce("payments", &[event_at("next", "someone", "rogue", now)]);
-    read_until(&reader, &mut out, WAIT, |o| {
+    read_until(&mut reader, &mut out, WAIT, |o| {
         o.decisions.contains_key("next")
     });
     let d = &out.decisions["next"][0];
@@ -282,10 +282,12 @@ fn rules_hot_reload_while_running_and_bad_files_keep_the_running_ruleset() {
     cluster.config.rules.dir = rules.display().to_string();
     let now = now_ms();
     let running = Running::start(&cluster.config);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
     cluster.produce("payments", &[event("a1", "acc", now - 3000, 150.0)]);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("a1"));
+    read_until(&mut reader, &mut out, WAIT, |o| {
+        o.decisions.contains_key("a1")
+    });
     let first = out.decisions["a1"][0].clone();
     assert_eq!(first["action"], "block");
 
@@ -297,7 +299,9 @@ fn rules_hot_reload_while_running_and_bad_files_keep_the_running_ruleset() {
         i += 1;
         let id = format!("b{i}");
         cluster.produce("payments", &[event(&id, "acc", now - 2000 + i, 150.0)]);
-        read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key(&id));
+        read_until(&mut reader, &mut out, WAIT, |o| {
+            o.decisions.contains_key(&id)
+        });
         let d = out.decisions[&id][0].clone();
         if d["rules_version"] != first["rules_version"] {
             break d;
@@ -325,7 +329,9 @@ fn rules_hot_reload_while_running_and_bad_files_keep_the_running_ruleset() {
         std::thread::sleep(Duration::from_millis(20));
     }
     cluster.produce("payments", &[event("c1", "acc", now - 1000, 5000.0)]);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("c1"));
+    read_until(&mut reader, &mut out, WAIT, |o| {
+        o.decisions.contains_key("c1")
+    });
     let third = &out.decisions["c1"][0];
     assert_eq!(third["rules_version"], second["rules_version"]);
     assert_eq!(
@@ -348,11 +354,13 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
     cluster.config.model.path = model_path.display().to_string();
     let now = now_ms();
     let running = Running::start(&cluster.config);
-    let reader = cluster.reader();
+    let mut reader = cluster.reader();
     let mut out = Output::default();
     // No model file yet: decided on rules alone, and the decision says so.
     cluster.produce("payments", &[event("m1", "acc", now - 5000, 500.0)]);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("m1"));
+    read_until(&mut reader, &mut out, WAIT, |o| {
+        o.decisions.contains_key("m1")
+    });
     let d = &out.decisions["m1"][0];
     assert_eq!(d["model_version"], "none");
     assert!(
@@ -377,7 +385,9 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
         })
         .collect();
     cluster.produce("payments", &history);
-    read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key("h27"));
+    read_until(&mut reader, &mut out, WAIT, |o| {
+        o.decisions.contains_key("h27")
+    });
     // The model appears: it is picked up and scores, with explanations.
     std::fs::copy(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
@@ -390,7 +400,9 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
         i += 1;
         let id = format!("m{}", i + 1);
         cluster.produce("payments", &[event(&id, "acc", now - 4000 + i, 900.0)]);
-        read_until(&reader, &mut out, WAIT, |o| o.decisions.contains_key(&id));
+        read_until(&mut reader, &mut out, WAIT, |o| {
+            o.decisions.contains_key(&id)
+        });
         let d = out.decisions[&id][0].clone();
         if d["model_version"] != "none" {
             break d;

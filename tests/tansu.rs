@@ -91,17 +91,18 @@ fn exactly_once_across_a_restart_with_malformed_input_on_tansu() {
     fraudstream::demo::flush(&p).unwrap();
 
     let k = &config.kafka;
-    let reader = fraudstream::demo::reader(&brokers, &[&k.output_topic, &k.dlq_topic], 2).unwrap();
+    let mut reader =
+        fraudstream::demo::reader(&brokers, &[&k.output_topic, &k.dlq_topic], 2).unwrap();
     let mut out = Output::default();
     let wait = Duration::from_secs(180);
     let first = Running::start(&config);
-    read_until(&reader, &mut out, wait, |o| o.decisions.len() >= 1000);
+    read_until(&mut reader, &mut out, wait, |o| o.decisions.len() >= 1000);
     let s1 = first.stop();
     let second = Running::start(&config);
-    read_until(&reader, &mut out, wait, |o| {
+    read_until(&mut reader, &mut out, wait, |o| {
         o.decisions.len() == 3000 && o.dlq.len() == 30
     });
-    drain(&reader, &mut out);
+    drain(&mut reader, &mut out);
     let s2 = second.stop();
     let dups: Vec<_> = out
         .decisions

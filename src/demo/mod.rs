@@ -4,7 +4,7 @@
 mod embedded;
 pub mod generator;
 
-pub use embedded::{flush, producer, reader, send, EmbeddedKafka};
+pub use embedded::{flush, producer, reader, send, EmbeddedKafka, Reader};
 pub use generator::{Generator, Pattern};
 
 use crate::config::Config;
@@ -131,7 +131,7 @@ pub fn run(
         )?
     };
 
-    let consumer = reader(
+    let mut consumer = reader(
         &brokers,
         &[&config.kafka.output_topic, &config.kafka.dlq_topic],
         kafka.partitions,
@@ -142,7 +142,7 @@ pub fn run(
     let mut last_progress = Instant::now();
     let mut stopped_at: Option<Instant> = None;
     loop {
-        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(50)) {
+        if let Some(msg) = consumer.poll(Duration::from_millis(50)) {
             let payload = msg.payload().unwrap_or(&[]);
             if msg.topic() == config.kafka.dlq_topic {
                 s.dlq += 1;

@@ -58,7 +58,7 @@ impl Cluster {
         demo::flush(&p).unwrap();
     }
 
-    pub fn reader(&self) -> BaseConsumer {
+    pub fn reader(&self) -> fraudstream::demo::Reader {
         let k = &self.config.kafka;
         demo::reader(
             &k.brokers,
@@ -133,7 +133,7 @@ impl Output {
 /// Reads until `done(output)` holds; panics after `timeout` (a hang is a failure,
 /// not a timing assertion).
 pub fn read_until(
-    reader: &BaseConsumer,
+    reader: &mut fraudstream::demo::Reader,
     out: &mut Output,
     timeout: Duration,
     done: impl Fn(&Output) -> bool,
@@ -148,7 +148,6 @@ pub fn read_until(
         let Some(msg) = reader.poll(Duration::from_millis(100)) else {
             continue;
         };
-        let msg = msg.expect("reader error");
         let payload = msg.payload().unwrap_or(&[]).to_vec();
         let mut reason = String::new();
         let mut offset = String::new();
@@ -173,7 +172,7 @@ pub fn read_until(
 }
 
 /// Drains whatever else is readable for a short while (to catch duplicates).
-pub fn drain(reader: &BaseConsumer, out: &mut Output) {
+pub fn drain(reader: &mut fraudstream::demo::Reader, out: &mut Output) {
     let until = Instant::now() + Duration::from_millis(1500);
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         read_until(reader, out, Duration::from_secs(3), |_| {
