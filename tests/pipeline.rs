@@ -104,9 +104,10 @@ fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
 
 #[test]
 fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
-    let cluster = Cluster::start(2);
+    let cluster = Cluster::start(4);
     let now = now_ms();
-    let n = 20_000;
+    // Volume kept well under the mock broker's 5 MiB per partition.
+    let n = 12_000;
     let events: Vec<_> = (0..n)
         .map(|i| {
             event(
@@ -130,7 +131,7 @@ fn shutdown_mid_stream_loses_nothing_and_commits_only_decided_offsets() {
         stats.decided
     );
     // Everything committed was decided, and everything decided was committed.
-    let committed: i64 = committed(&cluster.config, 2).values().sum();
+    let committed: i64 = committed(&cluster.config, 4).values().sum();
     assert_eq!(committed as u64, stats.decided);
     read_until(&mut reader, &mut out, WAIT, |o| {
         o.decisions.len() as u64 >= stats.decided

@@ -5,11 +5,10 @@ use crate::config::Config;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// A running mock cluster and its topics.
@@ -91,37 +90,18 @@ pub fn flush(producer: &BaseProducer) -> Result<(), KafkaError> {
 }
 
 /// A `read_committed` reader of whole topics from the beginning, for the demo
-/// and tests. It remembers how far it read, and if the broker ever answers a
-/// fetch with "offset out of range" (librdkafka's mock broker does so briefly
-/// at transaction boundaries under load) it resumes there instead of skipping
-/// to the end or re-reading from the start.
+/// and tests. The mock broker keeps at most 5 MiB per partition; a reader that
+/// falls further behind continues from the oldest data still held
+/// (`auto.offset.reset=earliest`), never from the end.
 pub struct Reader {
     consumer: BaseConsumer,
-    next: HashMap<(String, i32), i64>,
-    partitions: Vec<(String, i32)>,
 }
 
 impl Reader {
     /// The next message, or `None` when nothing arrived within `timeout`.
     pub fn poll(&mut self, timeout: Duration) -> Option<BorrowedMessage<'_>> {
         match self.consumer.poll(timeout) {
-            Some(Ok(msg)) => {
-                self.next
-                    .insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
-                Some(msg)
-            }
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                for (topic, p) in &self.partitions {
-                    let offset = self
-                        .next
-                        .get(&(topic.clone(), *p))
-                        .map_or(Offset::Beginning, |&n| Offset::Offset(n));
-                    let _ = self
-                        .consumer
-                        .seek(topic, *p, offset, Duration::from_secs(5));
-                }
-                None
-            }
+            Some(Ok(msg)) => Some(msg),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "reader error");
                 None
@@ -138,20 +118,14 @@ pub fn reader(brokers: &str, topics: &[&str], partitions: i32) -> Result<Reader,
         .set("group.id", "fraudstream-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "error")
+        .set("auto.offset.reset", "earliest")
         .create()?;
     let mut tpl = TopicPartitionList::new();
-    let mut all = Vec::new();
     for topic in topics {
         for p in 0..partitions {
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-            all.push((topic.to_string(), p));
         }
     }
     consumer.assign(&tpl)?;
-    Ok(Reader {
-        consumer,
-        next: HashMap::new(),
-        partitions: all,
-    })
+    Ok(Reader { consumer })
 }

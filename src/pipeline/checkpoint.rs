@@ -74,10 +74,9 @@ pub fn read_latest(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        // Never skip ahead or start over: a transient out-of-range answer (seen
-        // from librdkafka's mock broker at transaction boundaries) must not
-        // lose the latest checkpoint.
-        .set("auto.offset.reset", "error")
+        // If old data was deleted, read what is left (the latest checkpoint is
+        // always the newest record), never jump to the end.
+        .set("auto.offset.reset", "earliest")
         .create_with_context(QuietContext)?;
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
@@ -85,7 +84,6 @@ pub fn read_latest(
     }
     consumer.assign(&tpl)?;
     let mut open: Vec<i32> = partitions.to_vec();
-    let mut next: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
     let deadline = Instant::now() + timeout;
     while !open.is_empty() {
         if Instant::now() > deadline {
@@ -95,7 +93,6 @@ pub fn read_latest(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
-                next.insert(msg.partition(), msg.offset() + 1);
                 if let Some(cp) = msg
                     .payload()
                     .and_then(|p| serde_json::from_slice::<Checkpoint>(p).ok())
@@ -104,14 +101,6 @@ pub fn read_latest(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => open.retain(|&x| x != p),
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                for &p in &open {
-                    let at = next
-                        .get(&p)
-                        .map_or(Offset::Beginning, |&n| Offset::Offset(n));
-                    let _ = consumer.seek(topic, p, at, Duration::from_secs(5));
-                }
-            }
             Some(Err(e)) => return Err(e),
             None => {}
         }
