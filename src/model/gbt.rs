@@ -86,6 +86,16 @@ impl Gbt {
         m
     }
 
+    /// Depth of the tree rooted at `node` (a lone leaf has depth 0).
+    fn depth_of(&self, node: u32) -> u32 {
+        let n = &self.nodes[node as usize];
+        if n.feature == LEAF {
+            0
+        } else {
+            1 + self.depth_of(n.left).max(self.depth_of(n.right))
+        }
+    }
+
     /// Adds each feature's contribution to the margin into `contrib` (Saabas).
     pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
         for &root in &self.roots {
@@ -310,9 +320,123 @@ impl TreeBuilder<'_> {
     }
 }
 
+/// Deepest tree served from the branch-free [`FlatGbt`] layout (deeper ensembles
+/// are walked node by node).
+pub const MAX_FLAT_DEPTH: u32 = 10;
+
+/// The serving form of a [`Gbt`], built at load: every tree padded to a complete
+/// binary tree of the ensemble's depth and stored in flat arrays, so scoring walks
+/// `depth` comparisons per tree with no branches on the data and no pointer chasing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatGbt {
+    depth: u32,
+    base: f64,
+    /// Split feature of each internal node, `2^depth - 1` per tree, breadth first.
+    features: Vec<u16>,
+    /// Go right when `x > threshold` (so missing values go left, as in training).
+    thresholds: Vec<f64>,
+    /// `2^depth` leaf values per tree.
+    leaves: Vec<f64>,
+}
+
+impl FlatGbt {
+    /// The flat form of `gbt`, or `None` when a tree is deeper than [`MAX_FLAT_DEPTH`].
+    pub fn new(gbt: &Gbt) -> Option<Self> {
+        // At least one level, so that every tree has a node to walk.
+        let depth = gbt.roots.iter().map(|&r| gbt.depth_of(r)).max().unwrap_or(0).max(1);
+        if depth > MAX_FLAT_DEPTH {
+            return None;
+        }
+        let internal = (1usize << depth) - 1;
+        let mut flat = FlatGbt {
+            depth,
+            base: gbt.base,
+            features: vec![0; internal * gbt.roots.len()],
+            // A padding node sends everything left: nothing is greater than +inf.
+            thresholds: vec![f64::INFINITY; internal * gbt.roots.len()],
+            leaves: vec![0.0; (internal + 1) * gbt.roots.len()],
+        };
+        for (t, &root) in gbt.roots.iter().enumerate() {
+            flat.place(gbt, t, root, 0, 0);
+        }
+        Some(flat)
+    }
+
+    /// Puts node `node` of tree `t` at breadth-first position `pos` (at `level`).
+    fn place(&mut self, gbt: &Gbt, t: usize, node: u32, pos: usize, level: u32) {
+        let internal = (1usize << self.depth) - 1;
+        let n = &gbt.nodes[node as usize];
+        if level == self.depth {
+            self.leaves[t * (internal + 1) + pos - internal] = n.value;
+            return;
+        }
+        let (left, right) = if n.feature == LEAF {
+            // A leaf above the last level: both subtrees repeat it.
+            (node, node)
+        } else {
+            self.features[t * internal + pos] = n.feature;
+            self.thresholds[t * internal + pos] = n.threshold;
+            (n.left, n.right)
+        };
+        self.place(gbt, t, left, 2 * pos + 1, level + 1);
+        self.place(gbt, t, right, 2 * pos + 2, level + 1);
+    }
+
+    /// Margin (log-odds) of one feature vector; equal to [`Gbt::margin`] to the bit.
+    #[inline]
+    pub fn margin(&self, x: &[f64]) -> f64 {
+        let internal = (1usize << self.depth) - 1;
+        let mut m = self.base;
+        let trees = self
+            .features
+            .chunks_exact(internal)
+            .zip(self.thresholds.chunks_exact(internal))
+            .zip(self.leaves.chunks_exact(internal + 1));
+        for ((features, thresholds), leaves) in trees {
+            let mut i = 0;
+            for _ in 0..self.depth {
+                let right = x[features[i] as usize] > thresholds[i];
+                i = 2 * i + 1 + usize::from(right);
+            }
+            m += leaves[i - internal];
+        }
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The flat serving form scores exactly like the node walk, missing values included.
+        #[test]
+        fn flat_form_scores_like_the_nodes(
+            seed in 0u64..1000,
+            depth in 1usize..6,
+            trees in 1usize..20,
+            probe in proptest::collection::vec(proptest::option::of(-5.0f64..15.0), 3),
+        ) {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for i in 0..600u64 {
+                let h = (i + 1).wrapping_mul(6364136223846793005).wrapping_add(seed);
+                let a = (h >> 33) as f64 % 10.0;
+                let b = (h >> 13) as f64 % 7.0;
+                let c = if i % 11 == 0 { f64::NAN } else { (h >> 40) as f64 % 3.0 };
+                x.extend_from_slice(&[a, b, c]);
+                y.push(a + b > 9.0 || (c == 1.0 && a > 6.0));
+            }
+            let params = GbtParams { trees, max_depth: depth, ..GbtParams::default() };
+            let g = Gbt::train(&x, 3, &y, params, |_| {});
+            let flat = FlatGbt::new(&g).expect("shallow trees flatten");
+            let probe: Vec<f64> = probe.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            proptest::prop_assert_eq!(flat.margin(&probe).to_bits(), g.margin(&probe).to_bits());
+            for row in x.chunks(3).take(50) {
+                proptest::prop_assert_eq!(flat.margin(row).to_bits(), g.margin(row).to_bits());
+            }
+        }
+    }
 
     #[test]
     fn learns_a_threshold_and_an_interaction() {

@@ -8,7 +8,7 @@ pub mod logistic;
 use crate::features::FeatureSet;
 use crate::state::key_hash;
 use arc_swap::ArcSwapOption;
-use gbt::Gbt;
+use gbt::{FlatGbt, Gbt};
 use logistic::Logistic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,8 @@ pub struct Model {
     /// `name@hash`, shown in decisions.
     pub version: String,
     slots: Vec<u16>,
+    /// The trees' serving form (`None`: no trees, or too deep to flatten).
+    flat: Option<FlatGbt>,
     codes: Vec<String>,
     texts: Vec<String>,
 }
@@ -261,6 +263,7 @@ impl Model {
                 file.name,
                 &file.content_hash[..8.min(file.content_hash.len())]
             ),
+            flat: file.gbt.as_ref().and_then(FlatGbt::new),
             file,
             slots,
             codes,
@@ -275,9 +278,13 @@ impl Model {
             scratch.x[i] = features[s as usize];
         }
         let x = &scratch.x[..self.slots.len()];
+        let trees = |g: &Gbt| match &self.flat {
+            Some(flat) => flat.margin(x),
+            None => g.margin(x),
+        };
         let m = match (&self.file.gbt, &self.file.logistic) {
-            (Some(g), Some(l)) => 0.5 * (g.margin(x) + l.margin(x)),
-            (Some(g), None) => g.margin(x),
+            (Some(g), Some(l)) => 0.5 * (trees(g) + l.margin(x)),
+            (Some(g), None) => trees(g),
             (None, Some(l)) => l.margin(x),
             (None, None) => f64::NAN,
         };
