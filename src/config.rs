@@ -117,12 +117,27 @@ pub enum Guarantee {
     AtLeastOnce,
 }
 
+/// What the processor does with each input event.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Features, rules, model and a decision per event.
+    #[default]
+    Decide,
+    /// Copy each input record to the output topic unchanged, with the same
+    /// batching, transactions and offsets: the load test's baseline of what the
+    /// Kafka I/O alone costs.
+    Passthrough,
+}
+
 /// Event handling and commit behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessingConfig {
     /// Delivery guarantee.
     pub guarantee: Guarantee,
+    /// `decide`, or `passthrough` to measure the Kafka I/O baseline.
+    pub mode: Mode,
     /// Longest time a batch stays open before it is committed, ms.
     pub commit_interval_ms: u64,
     /// Most events in one batch.
@@ -141,6 +156,7 @@ impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
             guarantee: Guarantee::ExactlyOnce,
+            mode: Mode::Decide,
             commit_interval_ms: 100,
             max_batch_events: 5000,
             max_message_bytes: 64 * 1024,

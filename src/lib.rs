@@ -15,7 +15,9 @@ pub mod demo;
 pub mod features;
 /// The `/metrics`, `/healthz` and `/readyz` endpoint.
 pub mod http;
+pub mod latency;
 pub mod lifecycle;
+pub mod loadtest;
 pub mod metrics;
 pub mod model;
 pub mod offline;

@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod loadtest;
 mod model;
 mod rules;
 mod run;
@@ -39,6 +40,8 @@ pub enum Command {
     Train(model::TrainArgs),
     /// Run features, rules, model and policy over a transactions file and measure them.
     Backtest(model::BacktestArgs),
+    /// Measure the processor against a Kafka pass-through baseline on an embedded broker.
+    Loadtest(loadtest::LoadTestArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -58,6 +61,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             model::run_backtest(args)
+        }
+        Command::Loadtest(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            loadtest::run(args)
         }
         Command::Rules(args) => {
             let code = rules::run(args)?;

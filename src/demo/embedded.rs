@@ -119,6 +119,8 @@ pub fn reader(brokers: &str, topics: &[&str], partitions: i32) -> Result<Reader,
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
+        // The mock broker answers an empty fetch only when this expires.
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     for topic in topics {

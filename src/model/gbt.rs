@@ -343,7 +343,13 @@ impl FlatGbt {
     /// The flat form of `gbt`, or `None` when a tree is deeper than [`MAX_FLAT_DEPTH`].
     pub fn new(gbt: &Gbt) -> Option<Self> {
         // At least one level, so that every tree has a node to walk.
-        let depth = gbt.roots.iter().map(|&r| gbt.depth_of(r)).max().unwrap_or(0).max(1);
+        let depth = gbt
+            .roots
+            .iter()
+            .map(|&r| gbt.depth_of(r))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         if depth > MAX_FLAT_DEPTH {
             return None;
         }

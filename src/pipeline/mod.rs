@@ -11,22 +11,20 @@ mod partition;
 mod reload;
 
 pub use checkpoint::Checkpoint;
-pub use partition::{OffsetTrack, PartitionWorker};
+pub use partition::{Encoded, OffsetTrack, PartitionWorker};
 
 use crate::config::Config;
-use crate::config::Guarantee;
-use crate::decision::{itoa_buf, Action, Decider, ModelInput, Subject};
-use crate::features::{
-    load_feature_set, EngineLimits, EventView, FeatureSet, FeatureSpecError, LabelOutcome,
-};
+use crate::config::{Guarantee, Mode};
+use crate::decision::{Action, Decider, ModelInput};
+use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError, LabelOutcome};
+use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use crate::model::ModelStore;
-use crate::rules::reload::RuleStore;
+use crate::rules::reload::{RuleStore, RulesSource};
 use crate::sink::{DeadLetter, Sink, SinkError};
-use crate::source::event::{parse_event, InvalidEvent, InvalidReason, Limits};
+use crate::source::event::{InvalidEvent, InvalidReason, Limits};
 use crate::source::kafka::{consumer_config, parse_label, LabelKind};
-use crate::source::time::now_ms;
 use crate::state::TableStats;
 use prometheus::IntCounter;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
@@ -68,7 +66,7 @@ pub enum PipelineError {
 }
 
 /// Totals of one run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunStats {
     /// Input messages read.
     pub consumed: u64,
@@ -82,6 +80,8 @@ pub struct RunStats {
     pub commits: u64,
     /// Batches aborted.
     pub aborts: u64,
+    /// Nanoseconds from reading each valid event to handing its output to the producer.
+    pub hot_path_ns: LatencyHistogram,
 }
 
 /// Runs the pipeline until `shutdown` is triggered, then finishes the open batch,
@@ -92,9 +92,21 @@ pub fn run(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
+    run_with_rules(config, config.rules.source(), metrics, health, shutdown)
+}
+
+/// [`run`] with rules from `rules` instead of `config.rules` (the load test's
+/// generated rulesets).
+pub fn run_with_rules(
+    config: &Config,
+    rules: RulesSource,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<RunStats, PipelineError> {
     let set = Arc::new(load_feature_set(&config.features.set)?);
     metrics.register_entities(set.entities.iter().map(|e| e.name.as_str()));
-    let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone())?);
+    let rules = Arc::new(RuleStore::load(rules, set.clone())?);
     tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
     metrics.set_rules_version(&rules.current().version);
     let (champion, challenger) = config.model.paths();
@@ -158,7 +170,7 @@ pub fn run(
         let mut p = consumer.context().lock();
         p.commit(&consumer)?;
         p.publish();
-        p.stats
+        std::mem::take(&mut p.stats)
     };
     consumer.unsubscribe();
     drop(consumer);
@@ -377,6 +389,8 @@ struct Pipeline {
     dlq_topic: String,
     checkpoint_topic: String,
     checkpoints: bool,
+    /// Forward input unchanged (the load test's Kafka-only baseline).
+    passthrough: bool,
     limits: Limits,
     max_batch_events: usize,
     commit_interval: Duration,
@@ -389,7 +403,7 @@ struct Pipeline {
     /// Decisions and dead letters of the open batch (discounted if it aborts).
     batch_output: (u64, u64),
     batch_started: Instant,
-    out: Vec<u8>,
+    out: Encoded,
     metrics: Arc<Metrics>,
     by_action: [IntCounter; 3],
     by_reason: Vec<IntCounter>,
@@ -416,6 +430,7 @@ impl Pipeline {
             dlq_topic: config.kafka.dlq_topic.clone(),
             checkpoint_topic: config.kafka.checkpoint_topic.clone(),
             checkpoints: p.guarantee == Guarantee::ExactlyOnce,
+            passthrough: p.mode == Mode::Passthrough,
             limits: Limits {
                 max_message_bytes: p.max_message_bytes,
                 max_amount: p.max_amount,
@@ -431,7 +446,7 @@ impl Pipeline {
             batch_events: 0,
             batch_output: (0, 0),
             batch_started: Instant::now(),
-            out: Vec::with_capacity(1024),
+            out: Encoded::default(),
             by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
             by_reason: InvalidReason::ALL
                 .iter()
@@ -495,25 +510,31 @@ impl Pipeline {
         self.stats.consumed += 1;
         self.metrics.events_consumed.inc();
         let payload = msg.payload().unwrap_or(&[]);
-        let limits = self.limits;
-        match parse_event(payload, &limits) {
-            Ok(ev) => {
-                let view = EventView::of(&ev);
-                let worker =
-                    Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
-                worker.engine.update(&view, self.decider.features_mut());
-                let mut mcc = itoa_buf::Buf::default();
-                let subject = Subject::of(&ev, &mut mcc);
-                let decided_at_ms = now_ms();
-                let latency = read_at.elapsed();
-                let outcome = self.decider.decide(
-                    &subject,
-                    decided_at_ms,
-                    latency.as_micros() as u64,
-                    &mut self.out,
-                );
-                self.sink
-                    .send(&self.output_topic, ev.account_id.as_bytes(), &self.out);
+        if self.passthrough {
+            self.sink
+                .send(&self.output_topic, msg.key().unwrap_or(&[]), payload);
+            self.stats.decided += 1;
+            self.batch_output.0 += 1;
+            self.stats
+                .hot_path_ns
+                .record(read_at.elapsed().as_nanos() as u64);
+            self.worker(partition).input.advance(offset);
+            return Ok(());
+        }
+        let worker = Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
+        match worker.decide(
+            payload,
+            &self.limits,
+            &mut self.decider,
+            read_at,
+            &mut self.out,
+        ) {
+            Ok(outcome) => {
+                let out = &self.out;
+                self.sink.send(&self.output_topic, &out.key, &out.decision);
+                self.stats
+                    .hot_path_ns
+                    .record(read_at.elapsed().as_nanos() as u64);
                 self.stats.decided += 1;
                 self.batch_output.0 += 1;
                 self.metrics.events_decided.inc();
@@ -524,9 +545,11 @@ impl Pipeline {
                     ModelInput::Unavailable => self.metrics.model_unavailable.inc(),
                     ModelInput::NotConfigured => {}
                 }
-                self.metrics.hot_path_seconds.observe(latency.as_secs_f64());
+                self.metrics
+                    .hot_path_seconds
+                    .observe(out.latency.as_secs_f64());
                 if let Some(produced_ms) = msg.timestamp().to_millis() {
-                    let e2e = (decided_at_ms - produced_ms).max(0) as f64 / 1000.0;
+                    let e2e = (out.decided_at_ms - produced_ms).max(0) as f64 / 1000.0;
                     self.metrics.end_to_end_seconds.observe(e2e);
                 }
             }

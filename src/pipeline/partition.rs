@@ -1,7 +1,11 @@
 //! One input partition's worker: its entity state and its offset bookkeeping.
 
-use crate::features::{EngineLimits, FeatureEngine, FeatureSet};
+use crate::decision::{itoa_buf, Decider, Outcome, Subject};
+use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet};
+use crate::source::event::{parse_event, InvalidEvent, Limits};
+use crate::source::time::now_ms;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Offsets of one topic-partition: what was read and what is durably committed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +60,50 @@ impl PartitionWorker {
             input: OffsetTrack::default(),
             labels: OffsetTrack::default(),
         }
+    }
+}
+
+/// Reusable buffers the hot path writes one decision into.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// Kafka key of the decision (the account id).
+    pub key: Vec<u8>,
+    /// The decision, JSON.
+    pub decision: Vec<u8>,
+    /// Wall clock when it was decided, epoch ms.
+    pub decided_at_ms: i64,
+    /// From reading the event to deciding it.
+    pub latency: Duration,
+}
+
+impl PartitionWorker {
+    /// The hot path for one input payload, up to the producer: parse and validate,
+    /// update this partition's state, extract features, decide, and encode the
+    /// decision into `out`. `read_at` is when the event was read.
+    pub fn decide(
+        &mut self,
+        payload: &[u8],
+        limits: &Limits,
+        decider: &mut Decider,
+        read_at: Instant,
+        out: &mut Encoded,
+    ) -> Result<Outcome, InvalidEvent> {
+        let ev = parse_event(payload, limits)?;
+        self.engine
+            .update(&EventView::of(&ev), decider.features_mut());
+        let mut mcc = itoa_buf::Buf::default();
+        let subject = Subject::of(&ev, &mut mcc);
+        out.decided_at_ms = now_ms();
+        out.latency = read_at.elapsed();
+        let outcome = decider.decide(
+            &subject,
+            out.decided_at_ms,
+            out.latency.as_micros() as u64,
+            &mut out.decision,
+        );
+        out.key.clear();
+        out.key.extend_from_slice(ev.account_id.as_bytes());
+        Ok(outcome)
     }
 }
 

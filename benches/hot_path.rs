@@ -1,0 +1,151 @@
+//! The in-process hot path, stage by stage and whole: parse and validate an
+//! event, decide and encode, and the whole path from payload bytes to the encoded
+//! decision (`model` feature set, 100 rules, the shipped model) with state for
+//! 10 thousand, 1 million and 10 million accounts.
+//!
+//! Each event is formatted into a reused buffer on the fly (so the accounts hit
+//! are spread over the whole state, as in production); `format_event` measures
+//! that part alone.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use fraudstream::decision::Decider;
+use fraudstream::features::{load_feature_set, EngineLimits, EventView};
+use fraudstream::model::ModelStore;
+use fraudstream::pipeline::{Encoded, PartitionWorker};
+use fraudstream::rules::reload::{RuleStore, RulesSource};
+use fraudstream::rules::synthetic::synthetic_rule_files;
+use fraudstream::source::event::{parse_event, Limits};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+const LIMITS: Limits = Limits {
+    max_message_bytes: 64 * 1024,
+    max_amount: 1.0e9,
+    max_future_skew_ms: 3_600_000,
+};
+
+/// A small deterministic generator of events over `accounts` accounts.
+struct Events {
+    accounts: u64,
+    n: u64,
+    ts_ms: i64,
+    buf: Vec<u8>,
+}
+
+impl Events {
+    fn new(accounts: u64) -> Self {
+        Self {
+            accounts,
+            n: 0,
+            ts_ms: 1_700_000_000_000,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    fn next(&mut self) -> &[u8] {
+        self.n += 1;
+        self.ts_ms += 20;
+        let h = self.n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let account = (h >> 20) % self.accounts;
+        self.buf.clear();
+        let _ = write!(
+            self.buf,
+            r#"{{"event_id":"ev-{}","ts":{},"account_id":"acc-{account}","card_id":"card-{account}","terminal_id":"term-{}","amount":{}.{:02},"currency":"EUR","channel":"pos"}}"#,
+            self.n,
+            self.ts_ms,
+            (h >> 8) % 20_000,
+            (h >> 40) % 150,
+            h % 100
+        );
+        &self.buf
+    }
+}
+
+fn bench_hot_path(c: &mut Criterion) {
+    // `cargo bench -- --test` (CI) runs each benchmark once: skip the 10M-account
+    // state there, it takes a minute and 4 GB to build.
+    let quick = std::env::args().any(|a| a == "--test");
+    let set = Arc::new(load_feature_set("model").expect("model feature set"));
+    let rules = Arc::new(
+        RuleStore::load(
+            RulesSource::Files(synthetic_rule_files(100, &set.names)),
+            set.clone(),
+        )
+        .expect("100 synthetic rules"),
+    );
+    let model_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
+    let (models, errors) = ModelStore::open(Some(model_path), None, set.clone());
+    assert!(errors.is_empty(), "{errors:?}");
+    let models = Arc::new(models);
+
+    let mut group = c.benchmark_group("hot_path");
+    group.throughput(Throughput::Elements(1));
+
+    let mut events = Events::new(10_000);
+    group.bench_function("format_event", |b| {
+        b.iter(|| black_box(events.next().len()))
+    });
+    group.bench_function("parse_and_validate_event", |b| {
+        let payload = events.next().to_vec();
+        b.iter(|| black_box(parse_event(black_box(&payload), &LIMITS).is_ok()))
+    });
+    let mut policy_only = Decider::new(
+        Arc::new(RuleStore::load(RulesSource::Files(Vec::new()), set.clone()).unwrap()),
+        set.len(),
+        None,
+    );
+    group.bench_function("decide_and_encode_without_rules_or_model", |b| {
+        let payload = events.next().to_vec();
+        let mut worker = PartitionWorker::new(set.clone(), EngineLimits::default());
+        let mut out = Encoded::default();
+        let ev = parse_event(&payload, &LIMITS).unwrap();
+        worker
+            .engine
+            .update(&EventView::of(&ev), policy_only.features_mut());
+        let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
+        let subject = fraudstream::decision::Subject::of(&ev, &mut mcc);
+        b.iter(|| {
+            policy_only.decide(&subject, 1_700_000_000_000, 3, &mut out.decision);
+            black_box(out.decision.len())
+        })
+    });
+
+    let sizes: &[u64] = if quick {
+        &[10_000, 1_000_000]
+    } else {
+        &[10_000, 1_000_000, 10_000_000]
+    };
+    for &accounts in sizes {
+        let mut decider = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
+        let limits = EngineLimits {
+            table: fraudstream::state::TableLimits {
+                max_entities: 20_000_000,
+                ..EngineLimits::default().table
+            },
+            ..EngineLimits::default()
+        };
+        let mut worker = PartitionWorker::new(set.clone(), limits);
+        let mut out = Encoded::default();
+        let mut events = Events::new(accounts);
+        // Most accounts seen once or twice before measuring.
+        for _ in 0..(2 * accounts).min(12_000_000) {
+            let payload = events.next();
+            let _ = worker.decide(payload, &LIMITS, &mut decider, Instant::now(), &mut out);
+        }
+        let id = BenchmarkId::new("parse_to_encoded_decision", format!("{accounts}_accounts"));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let payload = events.next();
+                let outcome =
+                    worker.decide(payload, &LIMITS, &mut decider, Instant::now(), &mut out);
+                black_box(outcome.map(|o| o.score).unwrap_or(0.0))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_hot_path);
+criterion_main!(benches);
