@@ -75,7 +75,7 @@ fn bench_model(c: &mut Criterion) {
     for (name, model) in [
         ("score_gbt_100_trees_depth_5", &gbt100),
         (
-            "score_shipped_ensemble_400_trees_depth_3_and_logistic",
+            "score_shipped_ensemble_800_trees_depth_4_and_logistic",
             &shipped,
         ),
     ] {

@@ -49,6 +49,10 @@ pub struct ReplayStats {
     pub emitted: u64,
     /// Labels applied to the state.
     pub labels: u64,
+    /// Time spent reading and decoding the file (the rest is the engine and `emit`).
+    pub decode: std::time::Duration,
+    /// Wall time of the whole replay.
+    pub total: std::time::Duration,
 }
 
 /// Parses `YYYY-MM-DD` to epoch ms at 00:00 UTC.
@@ -75,7 +79,11 @@ pub fn replay(
     let mut pending: VecDeque<(i64, u64, bool)> = VecDeque::new();
     let mut id_buf = String::new();
     let mut stats = ReplayStats::default();
-    while let Some(row) = reader.next_row()? {
+    let started = std::time::Instant::now();
+    loop {
+        let read_at = std::time::Instant::now();
+        let Some(row) = reader.next_row()? else { break };
+        stats.decode += read_at.elapsed();
         if row.ts_ms >= opts.to_ms {
             break;
         }
@@ -115,5 +123,6 @@ pub fn replay(
         }
     }
     progress(reader.bytes_read());
+    stats.total = started.elapsed();
     Ok(stats)
 }

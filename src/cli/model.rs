@@ -174,6 +174,13 @@ fn print_report(r: &BacktestReport, secs: f64) {
         "model {} | rules {} | {:.1} s",
         r.model_version, r.rules_version, secs
     );
+    println!(
+        "replayed {} rows: decoding {:.1} s, engine {:.1} s ({:.0} rows/s single-threaded)",
+        r.replayed_rows,
+        r.decode_seconds,
+        r.engine_seconds,
+        r.replayed_rows as f64 / r.engine_seconds.max(1e-9)
+    );
     println!("transactions {} ({} fraud)", r.transactions, r.frauds);
     println!("AUC ROC            {:.4}", r.auc);
     println!("Average Precision  {:.4}", r.average_precision);

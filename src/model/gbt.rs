@@ -22,10 +22,11 @@ pub struct GbtParams {
 
 impl Default for GbtParams {
     fn default() -> Self {
-        // Chosen on the handbook's chapter-3 training week (see models/README.md).
+        // Chosen on the handbook's validation split, before the test week
+        // (scripts/model_selection.sh, models/selection.md).
         Self {
-            trees: 400,
-            max_depth: 3,
+            trees: 800,
+            max_depth: 4,
             learning_rate: 0.03,
             lambda: 1.0,
             min_child_weight: 1.0,

@@ -104,6 +104,13 @@ pub struct BacktestReport {
     pub daily: Vec<Day>,
     /// The comparison run, if any.
     pub comparison: Option<Comparison>,
+    /// Rows replayed through the engine (warm-up included).
+    pub replayed_rows: u64,
+    /// Seconds spent reading and decoding the file.
+    pub decode_seconds: f64,
+    /// Seconds spent in the engine (features, rules, model, policy) and the
+    /// report's bookkeeping: the replay minus decoding.
+    pub engine_seconds: f64,
     #[serde(skip)]
     pub(crate) scores: Vec<f64>,
     #[serde(skip)]
@@ -207,7 +214,7 @@ pub fn backtest(
         label_delay_ms: i64::from(opts.label_delay_days) * 86_400_000,
         ..ReplayOptions::default()
     };
-    replay(
+    let stats = replay(
         input,
         set.clone(),
         &replay_opts,
@@ -306,6 +313,9 @@ pub fn backtest(
         },
         progress,
     )?;
+    report.replayed_rows = stats.rows;
+    report.decode_seconds = stats.decode.as_secs_f64();
+    report.engine_seconds = (stats.total - stats.decode).as_secs_f64();
     if let Some(e) = io_error {
         return Err(e.into());
     }
