@@ -98,7 +98,7 @@ fn bench_hot_path(c: &mut Criterion) {
     );
     group.bench_function("decide_and_encode_without_rules_or_model", |b| {
         let payload = events.next().to_vec();
-        let mut worker = PartitionWorker::new(set.clone(), EngineLimits::default());
+        let mut worker = PartitionWorker::new(set.clone(), EngineLimits::default(), 0);
         let mut out = Encoded::default();
         let ev = parse_event(&payload, &LIMITS).unwrap();
         worker
@@ -126,7 +126,7 @@ fn bench_hot_path(c: &mut Criterion) {
             },
             ..EngineLimits::default()
         };
-        let mut worker = PartitionWorker::new(set.clone(), limits);
+        let mut worker = PartitionWorker::new(set.clone(), limits, 100_000);
         let mut out = Encoded::default();
         let mut events = Events::new(accounts);
         // Most accounts seen once or twice before measuring.
@@ -140,7 +140,7 @@ fn bench_hot_path(c: &mut Criterion) {
                 let payload = events.next();
                 let outcome =
                     worker.decide(payload, &LIMITS, &mut decider, Instant::now(), &mut out);
-                black_box(outcome.map(|o| o.score).unwrap_or(0.0))
+                black_box(outcome.ok().flatten().map_or(0.0, |o| o.score))
             })
         });
     }

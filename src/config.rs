@@ -150,6 +150,12 @@ pub struct ProcessingConfig {
     pub max_future_skew_secs: i64,
     /// How long to wait for Kafka operations (commit, flush) before retrying, ms.
     pub kafka_timeout_ms: u64,
+    /// Recent event ids remembered per partition; an event whose id is among them
+    /// is a duplicate and gets no second decision. 0 disables the check.
+    pub dedup_window_events: usize,
+    /// Rebuild a partition's state on assignment by re-reading its input up to the
+    /// checkpoint (exactly-once mode).
+    pub restore_state: bool,
 }
 
 impl Default for ProcessingConfig {
@@ -163,6 +169,8 @@ impl Default for ProcessingConfig {
             max_amount: 1.0e9,
             max_future_skew_secs: 3600,
             kafka_timeout_ms: 10_000,
+            dedup_window_events: 100_000,
+            restore_state: true,
         }
     }
 }

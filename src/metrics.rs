@@ -25,6 +25,12 @@ pub struct Metrics {
     pub events_decided: IntCounter,
     /// Invalid events, by reason.
     pub events_invalid: IntCounterVec,
+    /// Events whose id was seen recently: not decided again.
+    pub events_duplicate: IntCounter,
+    /// Events re-read to rebuild partition state after an assignment.
+    pub state_restored_events: IntCounter,
+    /// How long the last state restore took, seconds.
+    pub state_restore_seconds: Histogram,
     /// Decisions, by action.
     pub decisions: IntCounterVec,
     /// Records written to the dead-letter topic.
@@ -133,6 +139,22 @@ impl Metrics {
                 "fraudstream_events_invalid_total",
                 "Invalid events sent to the dead-letter topic, by reason.",
                 &["reason"],
+            ),
+            events_duplicate: counter(
+                &r,
+                "fraudstream_events_duplicate_total",
+                "Events whose event_id was seen recently on the partition; skipped without a second decision.",
+            ),
+            state_restored_events: counter(
+                &r,
+                "fraudstream_state_restored_events_total",
+                "Input events re-read to rebuild partition state after an assignment.",
+            ),
+            state_restore_seconds: histogram(
+                &r,
+                "fraudstream_state_restore_seconds",
+                "Time to rebuild one assigned partition's state.",
+                &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0],
             ),
             decisions: counter_vec(
                 &r,

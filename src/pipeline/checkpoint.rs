@@ -40,7 +40,7 @@ impl Checkpoint {
 }
 
 /// A client context that does not log end-of-partition, which this reader expects.
-struct QuietContext;
+pub(crate) struct QuietContext;
 
 impl rdkafka::ClientContext for QuietContext {
     fn error(&self, error: KafkaError, reason: &str) {

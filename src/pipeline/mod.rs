@@ -9,6 +9,7 @@
 pub mod checkpoint;
 mod partition;
 mod reload;
+pub mod restore;
 
 pub use checkpoint::Checkpoint;
 pub use partition::{Encoded, OffsetTrack, PartitionWorker};
@@ -80,6 +81,8 @@ pub struct RunStats {
     pub commits: u64,
     /// Batches aborted.
     pub aborts: u64,
+    /// Events skipped because their id was seen recently.
+    pub duplicates: u64,
     /// Nanoseconds from reading each valid event to handing its output to the producer.
     pub hot_path_ns: LatencyHistogram,
 }
@@ -277,13 +280,13 @@ impl ConsumerContext for PipelineContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.resume_from_checkpoints(tpl);
+                let checkpoints = self.resume_from_checkpoints(tpl);
+                self.assigned(tpl, &checkpoints);
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
                 };
-                self.assigned(tpl);
                 r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -309,9 +312,9 @@ impl ConsumerContext for PipelineContext {
 impl PipelineContext {
     /// Sets each assigned partition's start offset from its checkpoint, so a
     /// restarted or rebalanced worker resumes exactly after the last committed batch.
-    fn resume_from_checkpoints(&self, tpl: &mut TopicPartitionList) {
+    fn resume_from_checkpoints(&self, tpl: &mut TopicPartitionList) -> HashMap<i32, Checkpoint> {
         if self.config.processing.guarantee != Guarantee::ExactlyOnce {
-            return;
+            return HashMap::new();
         }
         let parts = partitions_of(tpl, &self.input_topic);
         let timeout = Duration::from_millis(self.config.processing.kafka_timeout_ms.max(1000) * 3);
@@ -332,6 +335,7 @@ impl PipelineContext {
                     }
                 }
                 tracing::info!(partitions = ?parts, restored = found.len(), "resuming from checkpoints");
+                found
             }
             Err(e) => {
                 self.metrics
@@ -339,15 +343,19 @@ impl PipelineContext {
                     .with_label_values(&["checkpoint"])
                     .inc();
                 tracing::error!(error = %e, "cannot read checkpoints; resuming from the group's committed offsets");
+                HashMap::new()
             }
         }
     }
 
-    fn assigned(&self, tpl: &TopicPartitionList) {
+    /// Creates the workers of newly assigned partitions, each with its state
+    /// rebuilt up to its checkpoint, before any of their events is scored.
+    fn assigned(&self, tpl: &TopicPartitionList, checkpoints: &HashMap<i32, Checkpoint>) {
         let mut p = self.lock();
         for el in tpl.elements() {
             if el.topic() == self.input_topic {
-                p.add_worker(el.partition());
+                let partition = el.partition();
+                p.fresh_worker(partition, checkpoints.get(&partition).copied());
             }
         }
         self.health.set_assigned(p.assigned());
@@ -391,6 +399,10 @@ struct Pipeline {
     checkpoints: bool,
     /// Forward input unchanged (the load test's Kafka-only baseline).
     passthrough: bool,
+    /// Rebuild state from the input on assignment and after an abort.
+    restore_state: bool,
+    dedup_window: usize,
+    config: Config,
     limits: Limits,
     max_batch_events: usize,
     commit_interval: Duration,
@@ -431,6 +443,9 @@ impl Pipeline {
             checkpoint_topic: config.kafka.checkpoint_topic.clone(),
             checkpoints: p.guarantee == Guarantee::ExactlyOnce,
             passthrough: p.mode == Mode::Passthrough,
+            restore_state: p.restore_state && p.guarantee == Guarantee::ExactlyOnce,
+            dedup_window: p.dedup_window_events,
+            config: config.clone(),
             limits: Limits {
                 max_message_bytes: p.max_message_bytes,
                 max_amount: p.max_amount,
@@ -464,8 +479,41 @@ impl Pipeline {
         self.workers.iter().filter(|w| w.is_some()).count()
     }
 
-    fn add_worker(&mut self, partition: i32) {
-        Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
+    /// Puts a worker with empty state at `partition` (replacing any) and, when
+    /// `restore_to` is given, rebuilds its state from the input up to there.
+    fn fresh_worker(&mut self, partition: i32, restore_to: Option<Checkpoint>) {
+        let i = partition.max(0) as usize;
+        if self.workers.len() <= i {
+            self.workers.resize_with(i + 1, || None);
+        }
+        let worker = self.workers[i].insert(PartitionWorker::new(
+            self.set.clone(),
+            self.engine_limits,
+            self.dedup_window,
+        ));
+        let Some(until) = restore_to.filter(|_| self.restore_state) else {
+            return;
+        };
+        match restore::restore(&self.config, partition, &until, worker, &self.limits) {
+            Ok(r) => {
+                self.metrics.state_restored_events.inc_by(r.events);
+                self.metrics.state_restore_seconds.observe(r.seconds);
+                tracing::info!(
+                    partition,
+                    events = r.events,
+                    labels = r.labels,
+                    seconds = r.seconds,
+                    "state restored"
+                );
+            }
+            Err(e) => {
+                self.metrics
+                    .kafka_errors
+                    .with_label_values(&["restore"])
+                    .inc();
+                tracing::error!(partition, error = %e, "state restore failed; the partition continues with the state re-read so far");
+            }
+        }
     }
 
     fn drop_worker(&mut self, partition: i32) {
@@ -475,7 +523,13 @@ impl Pipeline {
     }
 
     fn worker(&mut self, partition: i32) -> &mut PartitionWorker {
-        Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits)
+        Self::worker_in(
+            &mut self.workers,
+            partition,
+            &self.set,
+            self.engine_limits,
+            self.dedup_window,
+        )
     }
 
     /// The worker of `partition`, created if missing (a message can only come from
@@ -485,12 +539,13 @@ impl Pipeline {
         partition: i32,
         set: &Arc<FeatureSet>,
         limits: EngineLimits,
+        dedup_window: usize,
     ) -> &'w mut PartitionWorker {
         let i = partition.max(0) as usize;
         if workers.len() <= i {
             workers.resize_with(i + 1, || None);
         }
-        workers[i].get_or_insert_with(|| PartitionWorker::new(set.clone(), limits))
+        workers[i].get_or_insert_with(|| PartitionWorker::new(set.clone(), limits, dedup_window))
     }
 
     /// The hot path for one message.
@@ -521,7 +576,13 @@ impl Pipeline {
             self.worker(partition).input.advance(offset);
             return Ok(());
         }
-        let worker = Self::worker_in(&mut self.workers, partition, &self.set, self.engine_limits);
+        let worker = Self::worker_in(
+            &mut self.workers,
+            partition,
+            &self.set,
+            self.engine_limits,
+            self.dedup_window,
+        );
         match worker.decide(
             payload,
             &self.limits,
@@ -529,7 +590,11 @@ impl Pipeline {
             read_at,
             &mut self.out,
         ) {
-            Ok(outcome) => {
+            Ok(None) => {
+                self.stats.duplicates += 1;
+                self.metrics.events_duplicate.inc();
+            }
+            Ok(Some(outcome)) => {
                 let out = &self.out;
                 self.sink.send(&self.output_topic, &out.key, &out.decision);
                 self.stats
@@ -708,9 +773,14 @@ impl Pipeline {
             if !w.input.dirty() && !w.labels.dirty() {
                 continue;
             }
+            let until = Checkpoint {
+                version: Checkpoint::VERSION,
+                input_offset: w.input.rewind(),
+                labels_offset: w.labels.rewind(),
+            };
             let tracks = [
-                (&self.input_topic, w.input.rewind()),
-                (&self.labels_topic, w.labels.rewind()),
+                (&self.input_topic, until.input_offset),
+                (&self.labels_topic, until.labels_offset),
             ];
             for (topic, resume) in tracks {
                 if let Some(offset) = resume {
@@ -720,7 +790,8 @@ impl Pipeline {
                     }
                 }
             }
-            w.engine = crate::features::FeatureEngine::new(self.set.clone(), self.engine_limits);
+            // The state included the aborted events: rebuild it up to the last commit.
+            self.fresh_worker(p as i32, Some(until));
         }
     }
 

@@ -4,6 +4,7 @@ use crate::decision::{itoa_buf, Decider, Outcome, Subject};
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet};
 use crate::source::event::{parse_event, InvalidEvent, Limits};
 use crate::source::time::now_ms;
+use crate::state::{key_hash, RecentIds};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,16 +51,36 @@ pub struct PartitionWorker {
     pub input: OffsetTrack,
     /// Labels topic offsets.
     pub labels: OffsetTrack,
+    /// Ids of the latest events, to skip an event delivered twice.
+    recent: RecentIds,
+    /// Feature output of events replayed into the state, discarded.
+    scratch: Vec<f64>,
 }
 
 impl PartitionWorker {
-    /// A worker with empty state.
-    pub fn new(set: Arc<FeatureSet>, limits: EngineLimits) -> Self {
+    /// A worker with empty state that remembers the last `dedup_window` event ids.
+    pub fn new(set: Arc<FeatureSet>, limits: EngineLimits, dedup_window: usize) -> Self {
         Self {
+            scratch: vec![0.0; set.len()],
             engine: FeatureEngine::new(set, limits),
             input: OffsetTrack::default(),
             labels: OffsetTrack::default(),
+            recent: RecentIds::new(dedup_window),
         }
+    }
+
+    /// Replays one already-decided input payload into the state (state restore):
+    /// the same parsing, duplicate check and update as [`PartitionWorker::decide`],
+    /// without deciding. Returns whether it changed the state.
+    pub fn restore(&mut self, payload: &[u8], limits: &Limits) -> bool {
+        let Ok(ev) = parse_event(payload, limits) else {
+            return false;
+        };
+        if !self.recent.insert(key_hash(0, ev.event_id.as_bytes())) {
+            return false;
+        }
+        self.engine.update(&EventView::of(&ev), &mut self.scratch);
+        true
     }
 }
 
@@ -78,8 +99,9 @@ pub struct Encoded {
 
 impl PartitionWorker {
     /// The hot path for one input payload, up to the producer: parse and validate,
-    /// update this partition's state, extract features, decide, and encode the
-    /// decision into `out`. `read_at` is when the event was read.
+    /// skip it if its id was seen recently (`Ok(None)`), update this partition's
+    /// state, extract features, decide, and encode the decision into `out`.
+    /// `read_at` is when the event was read.
     pub fn decide(
         &mut self,
         payload: &[u8],
@@ -87,8 +109,11 @@ impl PartitionWorker {
         decider: &mut Decider,
         read_at: Instant,
         out: &mut Encoded,
-    ) -> Result<Outcome, InvalidEvent> {
+    ) -> Result<Option<Outcome>, InvalidEvent> {
         let ev = parse_event(payload, limits)?;
+        if !self.recent.insert(key_hash(0, ev.event_id.as_bytes())) {
+            return Ok(None);
+        }
         self.engine
             .update(&EventView::of(&ev), decider.features_mut());
         let mut mcc = itoa_buf::Buf::default();
@@ -103,7 +128,7 @@ impl PartitionWorker {
         );
         out.key.clear();
         out.key.extend_from_slice(ev.account_id.as_bytes());
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 }
 

@@ -6,9 +6,11 @@
 //! costs O(1) amortised and never rescans the window. Windows are exact to the
 //! second and driven by event time; nothing here reads the wall clock.
 
+mod recent;
 mod trackers;
 mod window;
 
+pub use recent::RecentIds;
 pub use trackers::{TrackerSpec, DISTINCT_CAP};
 pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
 

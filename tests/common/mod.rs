@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod chaos;
+
 /// Where the handbook data set is: `$FRAUDSTREAM_HANDBOOK_DIR` or `../shared/data/handbook`.
 /// Prints a loud notice and returns `None` when it is absent.
 pub fn handbook_dir() -> Option<PathBuf> {
