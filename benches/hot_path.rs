@@ -1,7 +1,7 @@
 //! The in-process hot path, stage by stage and whole: parse and validate an
 //! event, decide and encode, and the whole path from payload bytes to the encoded
-//! decision (`model` feature set, 100 rules, the shipped model) with state for
-//! 10 thousand, 1 million and 10 million accounts.
+//! decision (`model` feature set, 100 rules, and the shipped model or a 100-tree
+//! one) with state for 10 thousand, 1 million and 10 million accounts.
 //!
 //! Each event is formatted into a reused buffer on the fly (so the accounts hit
 //! are spread over the whole state, as in production); `format_event` measures
@@ -10,7 +10,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fraudstream::decision::Decider;
 use fraudstream::features::{load_feature_set, EngineLimits, EventView};
-use fraudstream::model::ModelStore;
+use fraudstream::model::{Algorithm, ModelFile, ModelStore};
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use fraudstream::rules::synthetic::synthetic_rule_files;
@@ -75,10 +75,29 @@ fn bench_hot_path(c: &mut Criterion) {
         )
         .expect("100 synthetic rules"),
     );
-    let model_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
-    let (models, errors) = ModelStore::open(Some(model_path), None, set.clone());
-    assert!(errors.is_empty(), "{errors:?}");
-    let models = Arc::new(models);
+    let shipped_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
+    // The reference model: 100 trees (the shipped ensemble's first 100).
+    let tmp = std::env::temp_dir().join(format!("fraudstream-hot-path-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let small_path = tmp.join("first100.json");
+    let mut small: ModelFile =
+        serde_json::from_str(&std::fs::read_to_string(&shipped_path).unwrap()).unwrap();
+    small.name = "first100".into();
+    small.algorithm = Algorithm::Gbt;
+    small.logistic = None;
+    small.gbt.as_mut().expect("trees").roots.truncate(100);
+    small.content_hash.clear();
+    small.save(&small_path).unwrap();
+    let open = |path: &Path| {
+        let (models, errors) = ModelStore::open(Some(path.to_path_buf()), None, set.clone());
+        assert!(errors.is_empty(), "{errors:?}");
+        Arc::new(models)
+    };
+    let models = [
+        ("shipped_model", open(&shipped_path)),
+        ("100_tree_model", open(&small_path)),
+    ];
+    let _ = std::fs::remove_dir_all(&tmp);
 
     let mut group = c.benchmark_group("hot_path");
     group.throughput(Throughput::Elements(1));
@@ -117,7 +136,11 @@ fn bench_hot_path(c: &mut Criterion) {
     } else {
         &[10_000, 1_000_000, 10_000_000]
     };
-    for &accounts in sizes {
+    let runs = sizes
+        .iter()
+        .map(|&a| (a, &models[0]))
+        .chain([(10_000, &models[1]), (1_000_000, &models[1])]);
+    for (accounts, (model_name, models)) in runs {
         let mut decider = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
         let limits = EngineLimits {
             table: fraudstream::state::TableLimits {
@@ -134,7 +157,10 @@ fn bench_hot_path(c: &mut Criterion) {
             let payload = events.next();
             let _ = worker.decide(payload, &LIMITS, &mut decider, Instant::now(), &mut out);
         }
-        let id = BenchmarkId::new("parse_to_encoded_decision", format!("{accounts}_accounts"));
+        let id = BenchmarkId::new(
+            format!("parse_to_encoded_decision_{model_name}"),
+            format!("{accounts}_accounts"),
+        );
         group.bench_function(id, |b| {
             b.iter(|| {
                 let payload = events.next();

@@ -331,11 +331,15 @@ pub const MAX_FLAT_DEPTH: u32 = 10;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlatGbt {
     depth: u32,
+    /// One more than the largest feature index used: the shortest valid input.
+    inputs: usize,
     base: f64,
     /// Split feature of each internal node, `2^depth - 1` per tree, breadth first.
     features: Vec<u16>,
     /// Go right when `x > threshold` (so missing values go left, as in training).
     thresholds: Vec<f64>,
+    /// Output of each internal node (for explanations).
+    values: Vec<f64>,
     /// `2^depth` leaf values per tree.
     leaves: Vec<f64>,
 }
@@ -357,15 +361,23 @@ impl FlatGbt {
         let internal = (1usize << depth) - 1;
         let mut flat = FlatGbt {
             depth,
+            inputs: 0,
             base: gbt.base,
             features: vec![0; internal * gbt.roots.len()],
             // A padding node sends everything left: nothing is greater than +inf.
             thresholds: vec![f64::INFINITY; internal * gbt.roots.len()],
+            values: vec![0.0; internal * gbt.roots.len()],
             leaves: vec![0.0; (internal + 1) * gbt.roots.len()],
         };
         for (t, &root) in gbt.roots.iter().enumerate() {
             flat.place(gbt, t, root, 0, 0);
         }
+        flat.inputs = flat
+            .features
+            .iter()
+            .map(|&f| f as usize + 1)
+            .max()
+            .unwrap_or(0);
         Some(flat)
     }
 
@@ -377,6 +389,7 @@ impl FlatGbt {
             self.leaves[t * (internal + 1) + pos - internal] = n.value;
             return;
         }
+        self.values[t * internal + pos] = n.value;
         let (left, right) = if n.feature == LEAF {
             // A leaf above the last level: both subtrees repeat it.
             (node, node)
@@ -390,8 +403,11 @@ impl FlatGbt {
     }
 
     /// Margin (log-odds) of one feature vector; equal to [`Gbt::margin`] to the bit.
+    ///
+    /// Panics if `x` is shorter than the largest feature index the trees use.
     #[inline]
     pub fn margin(&self, x: &[f64]) -> f64 {
+        assert!(x.len() >= self.inputs, "feature vector too short");
         let internal = (1usize << self.depth) - 1;
         let mut m = self.base;
         let trees = self
@@ -402,12 +418,45 @@ impl FlatGbt {
         for ((features, thresholds), leaves) in trees {
             let mut i = 0;
             for _ in 0..self.depth {
-                let right = x[features[i] as usize] > thresholds[i];
+                // SAFETY: `i < internal` (a complete tree of `depth` levels has
+                // `internal` inner nodes, walked breadth first), and every feature
+                // index is below `self.inputs <= x.len()`, checked above.
+                let right = unsafe {
+                    *x.get_unchecked(*features.get_unchecked(i) as usize)
+                        > *thresholds.get_unchecked(i)
+                };
                 i = 2 * i + 1 + usize::from(right);
             }
-            m += leaves[i - internal];
+            // SAFETY: after `depth` steps, `internal <= i < 2 * internal + 1`.
+            m += unsafe { *leaves.get_unchecked(i - internal) };
         }
         m
+    }
+
+    /// Adds each feature's contribution to the margin into `contrib` (Saabas), as
+    /// [`Gbt::contributions`] does (padding nodes add zero).
+    pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
+        let internal = (1usize << self.depth) - 1;
+        let trees = self
+            .features
+            .chunks_exact(internal)
+            .zip(self.thresholds.chunks_exact(internal))
+            .zip(self.values.chunks_exact(internal))
+            .zip(self.leaves.chunks_exact(internal + 1));
+        for (((features, thresholds), values), leaves) in trees {
+            let mut i = 0;
+            for _ in 0..self.depth {
+                let f = features[i] as usize;
+                let child = 2 * i + 1 + usize::from(x[f] > thresholds[i]);
+                let below = if child < internal {
+                    values[child]
+                } else {
+                    leaves[child - internal]
+                };
+                contrib[f] += below - values[i];
+                i = child;
+            }
+        }
     }
 }
 
@@ -441,6 +490,10 @@ mod tests {
             proptest::prop_assert_eq!(flat.margin(&probe).to_bits(), g.margin(&probe).to_bits());
             for row in x.chunks(3).take(50) {
                 proptest::prop_assert_eq!(flat.margin(row).to_bits(), g.margin(row).to_bits());
+                let (mut a, mut b) = ([0.0; 3], [0.0; 3]);
+                flat.contributions(row, &mut a);
+                g.contributions(row, &mut b);
+                proptest::prop_assert_eq!(a, b);
             }
         }
     }

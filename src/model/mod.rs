@@ -291,6 +291,13 @@ impl Model {
         1.0 / (1.0 + (-m).exp())
     }
 
+    fn tree_contributions(&self, g: &Gbt, x: &[f64], contrib: &mut [f64]) {
+        match &self.flat {
+            Some(flat) => flat.contributions(x, contrib),
+            None => g.contributions(x, contrib),
+        }
+    }
+
     /// The features that pushed the score of `features` up most (at most
     /// [`EXPLAIN_TOP`], largest first).
     pub fn explain(
@@ -307,11 +314,11 @@ impl Model {
         let (x, contrib) = (&scratch.x[..d], &mut scratch.contrib[..d]);
         match (&self.file.gbt, &self.file.logistic) {
             (Some(g), Some(l)) => {
-                g.contributions(x, contrib);
+                self.tree_contributions(g, x, contrib);
                 l.contributions(x, contrib);
                 contrib.iter_mut().for_each(|c| *c *= 0.5);
             }
-            (Some(g), None) => g.contributions(x, contrib),
+            (Some(g), None) => self.tree_contributions(g, x, contrib),
             (None, Some(l)) => l.contributions(x, contrib),
             (None, None) => return 0,
         }
