@@ -318,7 +318,16 @@ impl PipelineContext {
         }
         let parts = partitions_of(tpl, &self.input_topic);
         let timeout = Duration::from_millis(self.config.processing.kafka_timeout_ms.max(1000) * 3);
-        match checkpoint::read_latest(&self.config, &parts, timeout) {
+        // Resuming anywhere else would decide events twice or skip them: retry a
+        // few times before falling back to the group's committed offsets.
+        let mut read = checkpoint::read_latest(&self.config, &parts, timeout);
+        for attempt in 1..=4 {
+            let Err(e) = &read else { break };
+            tracing::warn!(error = %e, attempt, "cannot read checkpoints yet; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            read = checkpoint::read_latest(&self.config, &parts, timeout);
+        }
+        match read {
             Ok(found) => {
                 let labels = &self.config.kafka.labels_topic;
                 for (p, cp) in &found {

@@ -83,7 +83,9 @@ impl Sink {
         let mut c = client_config(config);
         c.set("enable.idempotence", "true")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", "30000")
+            // Long enough to ride out a broker outage of most of a minute without
+            // failing the batch (and below `transaction.timeout.ms`).
+            .set("message.timeout.ms", "55000")
             .set("queue.buffering.max.messages", "200000");
         let transactional = config.processing.guarantee == Guarantee::ExactlyOnce;
         if transactional {
@@ -262,8 +264,10 @@ impl Sink {
     /// Aborts the open transaction, if any.
     pub fn abort(&mut self) {
         if self.transactional && self.in_transaction {
-            if let Err(e) = self.producer.abort_transaction(self.timeout) {
-                tracing::warn!(error = %e, "abort_transaction failed");
+            // An abort that timed out (e.g. the broker is unreachable) must be
+            // retried until it completes: until then the transaction stays open.
+            if let Err(e) = self.retry(|p, t| p.abort_transaction(t)) {
+                tracing::error!(error = %e, "abort_transaction failed");
             }
             self.in_transaction = false;
         }
@@ -283,7 +287,12 @@ impl Sink {
             match op(&self.producer, self.timeout) {
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 20 => {
                     tracing::warn!(error = %e, attempt, "transaction step failed; retrying");
-                    std::thread::sleep(backoff);
+                    // Serve delivery reports while waiting: an abort or commit
+                    // cannot finish while they are queued.
+                    let until = std::time::Instant::now() + backoff;
+                    while std::time::Instant::now() < until {
+                        self.producer.poll(Duration::from_millis(10));
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 other => return other,

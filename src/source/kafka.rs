@@ -18,7 +18,10 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         .set("isolation.level", "read_committed")
         .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", "5000")
-        .set("session.timeout.ms", "10000");
+        // Kafka's default: a broker outage shorter than this keeps the assignment
+        // (no rebalance, no state restore); a crashed instance's partitions move
+        // after it.
+        .set("session.timeout.ms", "45000");
     for (k, v) in &config.kafka.consumer {
         c.set(k, v);
     }
