@@ -105,3 +105,47 @@ fn ten_million_accounts_fit_the_memory_budget() {
         "{rss} resident bytes per account"
     );
 }
+
+/// The engine side of a state restore (`PartitionWorker::restore`: parse, duplicate
+/// check, window update) over two payments for each of a million accounts.
+/// Prints the time; asserts only that every account was restored.
+#[test]
+fn restoring_a_million_accounts() {
+    use fraudstream::pipeline::PartitionWorker;
+    use fraudstream::source::event::Limits;
+    use std::io::Write;
+    let set = Arc::new(fraudstream::features::load_feature_set("model").unwrap());
+    let mut limits = EngineLimits::default();
+    limits.table.max_entities = 2_000_000;
+    let mut worker = PartitionWorker::new(set, limits, 100_000);
+    let event_limits = Limits {
+        max_message_bytes: 65_536,
+        max_amount: 1e9,
+        max_future_skew_ms: 3_600_000,
+    };
+    let n = 1_000_000u64;
+    let mut buf = Vec::with_capacity(256);
+    let started = std::time::Instant::now();
+    let mut applied = 0;
+    for i in 0..2 * n {
+        buf.clear();
+        let account = (i * 7_919) % n;
+        write!(buf, r#"{{"event_id":"r{i}","ts":{},"account_id":"acc-{account}","terminal_id":"t{}","amount":{}.5,"currency":"EUR"}}"#,
+            1_700_000_000_000u64 + i * 50, i % 20_000, i % 300).unwrap();
+        applied += u64::from(worker.restore(&buf, &event_limits));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(applied, 2 * n);
+    let accounts = worker
+        .engine
+        .table_stats()
+        .find(|(name, _, _)| *name == "account")
+        .map(|(_, live, _)| live)
+        .unwrap();
+    assert_eq!(accounts, n as usize);
+    eprintln!(
+        "restore: {} events for {n} accounts in {secs:.2} s ({:.0} events/s, engine side only)",
+        2 * n,
+        2.0 * n as f64 / secs
+    );
+}

@@ -119,3 +119,10 @@ fn exactly_once_across_a_restart_with_malformed_input_on_tansu() {
         "the restart resumed exactly where the first run committed"
     );
 }
+
+#[test]
+fn sigkill_chaos_on_tansu() {
+    let Some(brokers) = brokers() else { return };
+    let config = fresh_config(&brokers, 2);
+    common::chaos::run_chaos(&config, 2, 1_000, 3);
+}
