@@ -10,6 +10,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use std::time::Duration;
 
+/// The tests share one broker and run one at a time (tansu answers concurrent
+/// topic creation slowly).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn brokers() -> Option<String> {
     let b = std::env::var("FRAUDSTREAM_TEST_BROKERS")
         .ok()
@@ -22,7 +26,9 @@ fn brokers() -> Option<String> {
 
 /// A config with fresh topics and group on the external broker.
 fn fresh_config(brokers: &str, partitions: i32) -> Config {
-    let suffix = format!("{}-{}", std::process::id(), now_ms());
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let suffix = format!("{}-{}-{n}", std::process::id(), now_ms());
     let mut c = Config::default();
     c.kafka.brokers = brokers.to_string();
     c.kafka.group_id = format!("fraudstream-{suffix}");
@@ -66,6 +72,7 @@ fn fresh_config(brokers: &str, partitions: i32) -> Config {
 
 #[test]
 fn exactly_once_across_a_restart_with_malformed_input_on_tansu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(brokers) = brokers() else { return };
     let config = fresh_config(&brokers, 2);
     let now = now_ms();
@@ -122,6 +129,7 @@ fn exactly_once_across_a_restart_with_malformed_input_on_tansu() {
 
 #[test]
 fn sigkill_chaos_on_tansu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(brokers) = brokers() else { return };
     let config = fresh_config(&brokers, 2);
     common::chaos::run_chaos(&config, 2, 1_000, 3);
