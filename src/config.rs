@@ -200,6 +200,17 @@ impl Default for StateConfig {
     }
 }
 
+impl ProcessingConfig {
+    /// The input validation limits these settings describe.
+    pub fn event_limits(&self) -> crate::source::event::Limits {
+        crate::source::event::Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_amount: self.max_amount,
+            max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
+        }
+    }
+}
+
 impl StateConfig {
     /// The engine limits these settings describe.
     pub fn engine_limits(&self) -> crate::features::EngineLimits {

@@ -118,11 +118,7 @@ fn restoring_a_million_accounts() {
     let mut limits = EngineLimits::default();
     limits.table.max_entities = 2_000_000;
     let mut worker = PartitionWorker::new(set, limits, 100_000);
-    let event_limits = Limits {
-        max_message_bytes: 65_536,
-        max_amount: 1e9,
-        max_future_skew_ms: 3_600_000,
-    };
+    let event_limits = Limits::default();
     let n = 1_000_000u64;
     let mut buf = Vec::with_capacity(256);
     let started = std::time::Instant::now();

@@ -455,11 +455,7 @@ impl Pipeline {
             restore_state: p.restore_state && p.guarantee == Guarantee::ExactlyOnce,
             dedup_window: p.dedup_window_events,
             config: config.clone(),
-            limits: Limits {
-                max_message_bytes: p.max_message_bytes,
-                max_amount: p.max_amount,
-                max_future_skew_ms: p.max_future_skew_secs.saturating_mul(1000),
-            },
+            limits: p.event_limits(),
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             engine_limits: config.state.engine_limits(),

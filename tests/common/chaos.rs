@@ -10,7 +10,6 @@ use fraudstream::features::load_feature_set;
 use fraudstream::model::ModelStore;
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
-use fraudstream::source::event::Limits;
 use fraudstream::state::key_hash;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -119,11 +118,7 @@ pub fn reference_decisions(
         ModelStore::open(Some(config.model.path.clone().into()), None, set.clone());
     assert!(errors.is_empty(), "{errors:?}");
     let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
-    let limits = Limits {
-        max_message_bytes: config.processing.max_message_bytes,
-        max_amount: config.processing.max_amount,
-        max_future_skew_ms: config.processing.max_future_skew_secs * 1000,
-    };
+    let limits = config.processing.event_limits();
     let mut workers: HashMap<i32, PartitionWorker> = HashMap::new();
     let mut out = Encoded::default();
     let mut decided = HashMap::new();
