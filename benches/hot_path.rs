@@ -117,7 +117,7 @@ fn bench_hot_path(c: &mut Criterion) {
     );
     group.bench_function("decide_and_encode_without_rules_or_model", |b| {
         let payload = events.next().to_vec();
-        let mut worker = PartitionWorker::new(set.clone(), EngineLimits::default(), 0);
+        let mut worker = PartitionWorker::new(set.clone(), EngineLimits::default(), 0, None);
         let mut out = Encoded::default();
         let ev = parse_event(&payload, &LIMITS).unwrap();
         worker
@@ -149,7 +149,7 @@ fn bench_hot_path(c: &mut Criterion) {
             },
             ..EngineLimits::default()
         };
-        let mut worker = PartitionWorker::new(set.clone(), limits, 100_000);
+        let mut worker = PartitionWorker::new(set.clone(), limits, 100_000, None);
         let mut out = Encoded::default();
         let mut events = Events::new(accounts);
         // Most accounts seen once or twice before measuring.

@@ -65,6 +65,11 @@ pub struct KafkaConfig {
     /// Compacted topic of per-partition checkpoints (exactly-once mode); at least as
     /// many partitions as the input topic.
     pub checkpoint_topic: String,
+    /// Repartition topic that routes each event to the owner of its terminal, so
+    /// terminal features count the terminal's payments from every partition and
+    /// instance. Exactly as many partitions as the input topic. Empty: terminal
+    /// features count only the payments of the event's own input partition.
+    pub terminal_topic: String,
     /// `transactional.id` of this instance; empty derives `fraudstream-<group_id>-<instance_id>`.
     pub transactional_id: String,
     /// Stable id of this instance within the group (hostname-like); used for the transactional id.
@@ -87,6 +92,7 @@ impl Default for KafkaConfig {
             labels_topic: "labels".into(),
             dlq_topic: "payments-dlq".into(),
             checkpoint_topic: "fraudstream-checkpoints".into(),
+            terminal_topic: String::new(),
             transactional_id: String::new(),
             instance_id: "0".into(),
             client: BTreeMap::new(),

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub events_invalid: IntCounterVec,
     /// Events whose id was seen recently: not decided again.
     pub events_duplicate: IntCounter,
+    /// Events forwarded to their terminal's owner (terminal features repartitioned).
+    pub events_routed: IntCounter,
     /// Events re-read to rebuild partition state after an assignment.
     pub state_restored_events: IntCounter,
     /// How long the last state restore took, seconds.
@@ -35,7 +37,8 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// Records written to the dead-letter topic.
     pub dlq_records: IntCounter,
-    /// Labels read, by outcome (`applied`, `parked`, `unknown`, `invalid`).
+    /// Labels read, by outcome (`applied`, `parked`, `unknown`, `invalid`; `routed` when
+    /// forwarded to the owner of their terminal).
     pub labels: IntCounterVec,
     /// Read-to-decision time in the processor.
     pub hot_path_seconds: Histogram,
@@ -144,6 +147,11 @@ impl Metrics {
                 &r,
                 "fraudstream_events_duplicate_total",
                 "Events whose event_id was seen recently on the partition; skipped without a second decision.",
+            ),
+            events_routed: counter(
+                &r,
+                "fraudstream_events_routed_total",
+                "Events forwarded to the owner of their terminal through the terminal topic, to be decided there.",
             ),
             state_restored_events: counter(
                 &r,
@@ -315,7 +323,7 @@ impl Metrics {
         for kind in ["client", "consume", "rebalance", "checkpoint"] {
             m.kafka_errors.with_label_values(&[kind]);
         }
-        for outcome in ["applied", "parked", "unknown", "invalid"] {
+        for outcome in ["applied", "parked", "unknown", "invalid", "routed"] {
             m.labels.with_label_values(&[outcome]);
         }
         m

@@ -117,7 +117,7 @@ fn restoring_a_million_accounts() {
     let set = Arc::new(fraudstream::features::load_feature_set("model").unwrap());
     let mut limits = EngineLimits::default();
     limits.table.max_entities = 2_000_000;
-    let mut worker = PartitionWorker::new(set, limits, 100_000);
+    let mut worker = PartitionWorker::new(set, limits, 100_000, None);
     let event_limits = Limits::default();
     let n = 1_000_000u64;
     let mut buf = Vec::with_capacity(256);

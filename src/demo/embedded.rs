@@ -29,6 +29,7 @@ impl EmbeddedKafka {
             &k.output_topic,
             &k.checkpoint_topic,
             &k.dlq_topic,
+            &k.terminal_topic,
         ] {
             if !topic.is_empty() {
                 cluster.create_topic(topic, partitions, 1)?;

@@ -117,9 +117,39 @@ pub enum LabelOutcome {
     Unknown,
 }
 
+/// Which entity kinds an engine keeps state for.
+///
+/// With terminal features repartitioned, an event is processed twice: by the
+/// owner of its account (everything not keyed by the terminal), then by the owner
+/// of its terminal (entities keyed by the terminal, alone or first of a pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every entity kind of the set.
+    #[default]
+    All,
+    /// Entity kinds not keyed by the terminal.
+    ByAccount,
+    /// Entity kinds keyed by the terminal.
+    ByTerminal,
+}
+
+impl Scope {
+    /// Whether an engine in this scope keeps `entity`.
+    pub fn holds(self, entity: &spec::EntityDef) -> bool {
+        let by_terminal = entity.fields.0 == Field::Terminal;
+        match self {
+            Scope::All => true,
+            Scope::ByAccount => !by_terminal,
+            Scope::ByTerminal => by_terminal,
+        }
+    }
+}
+
 /// Entity state and feature extraction for the keys of one partition.
 pub struct FeatureEngine {
     set: Arc<FeatureSet>,
+    /// Per entity kind: whether this engine keeps it ([`Scope`]).
+    held: Vec<bool>,
     tables: Vec<EntityTable>,
     observed: Vec<Option<Observation>>,
     joins: LabelJoin,
@@ -127,8 +157,16 @@ pub struct FeatureEngine {
 }
 
 impl FeatureEngine {
-    /// An empty engine for `set`.
+    /// An empty engine for every entity kind of `set`.
     pub fn new(set: Arc<FeatureSet>, limits: EngineLimits) -> Self {
+        Self::scoped(set, limits, Scope::All)
+    }
+
+    /// An empty engine for the entity kinds of `set` in `scope`. [`FeatureEngine::update`]
+    /// then writes only the features of those kinds, plus event and ratio features,
+    /// and leaves the others in `out` as they were.
+    pub fn scoped(set: Arc<FeatureSet>, limits: EngineLimits, scope: Scope) -> Self {
+        let held: Vec<bool> = set.entities.iter().map(|e| scope.holds(e)).collect();
         let tables = set
             .entities
             .iter()
@@ -145,7 +183,7 @@ impl FeatureEngine {
             .entities
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.needs_labels)
+            .filter(|(i, e)| e.needs_labels && held[*i])
             .map(|(i, _)| i)
             .collect();
         let joins = LabelJoin::new(
@@ -159,6 +197,7 @@ impl FeatureEngine {
         Self {
             observed: vec![None; set.entities.len()],
             set,
+            held,
             tables,
             joins,
             label_entities,
@@ -175,6 +214,9 @@ impl FeatureEngine {
     pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) {
         debug_assert_eq!(out.len(), self.set.len());
         for (i, def) in self.set.entities.iter().enumerate() {
+            if !self.held[i] {
+                continue;
+            }
             let mut distinct = [0u32; spec::MAX_DISTINCT_PER_ENTITY];
             for (d, f) in def.distinct_fields.iter().enumerate() {
                 // Low 32 bits of the value's hash; 0 means "no value".
@@ -187,6 +229,9 @@ impl FeatureEngine {
                 .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
         }
         for (i, slot) in self.set.slots.iter().enumerate() {
+            if slot.entity().is_some_and(|e| !self.held[e as usize]) {
+                continue;
+            }
             out[i] = match *slot {
                 Slot::Window {
                     entity,

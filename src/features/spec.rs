@@ -125,6 +125,18 @@ pub enum Slot {
     },
 }
 
+impl Slot {
+    /// The entity kind this feature reads, if any.
+    pub fn entity(&self) -> Option<u16> {
+        match *self {
+            Slot::Window { entity, .. }
+            | Slot::Entity { entity, .. }
+            | Slot::Tracker { entity, .. } => Some(entity),
+            Slot::Event(_) | Slot::Ratio(..) => None,
+        }
+    }
+}
+
 /// Most distinct-count features per entity kind.
 pub const MAX_DISTINCT_PER_ENTITY: usize = 8;
 

@@ -161,3 +161,55 @@ window = "1h"
     .unwrap_err();
     assert!(e.message.contains("needs 'of'"), "{e}");
 }
+
+/// An event processed by the account-side engine, then by the terminal-side one
+/// (the repartitioned path), gets exactly the features one engine gives it.
+#[test]
+fn account_then_terminal_scope_equals_one_engine() {
+    for name in ["default", "handbook", "model"] {
+        let set = Arc::new(load_feature_set(name).unwrap());
+        let limits = EngineLimits::default();
+        let mut whole = FeatureEngine::new(set.clone(), limits);
+        let mut by_account = FeatureEngine::scoped(set.clone(), limits, Scope::ByAccount);
+        let mut by_terminal = FeatureEngine::scoped(set.clone(), limits, Scope::ByTerminal);
+        let (mut expected, mut split) = (vec![0.0; set.len()], vec![0.0; set.len()]);
+        let mut rng = 7u64;
+        let mut next = move |n: u64| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) % n
+        };
+        let ids: Vec<String> = (0..3000).map(|i| format!("e{i}")).collect();
+        let accounts: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        let terminals: Vec<String> = (0..15).map(|i| format!("t{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let ts = i as i64 * 600_000 + next(60_000) as i64;
+            let ev = view(
+                id,
+                ts,
+                1.0 + next(20_000) as f64 / 100.0,
+                &accounts[next(40) as usize],
+                &terminals[next(15) as usize],
+            );
+            whole.update(&ev, &mut expected);
+            split.fill(-1.0);
+            by_account.update(&ev, &mut split);
+            by_terminal.update(&ev, &mut split);
+            for (f, (a, b)) in expected.iter().zip(&split).enumerate() {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{name}: event {i} feature {}: {a} vs {b}",
+                    set.names[f]
+                );
+            }
+            if i >= 50 && next(3) == 0 {
+                let labelled = &ids[i - 50];
+                let fraud = next(4) == 0;
+                whole.apply_label(labelled, fraud);
+                by_account.apply_label(labelled, fraud);
+                by_terminal.apply_label(labelled, fraud);
+            }
+        }
+    }
+}

@@ -27,6 +27,9 @@ pub struct Checkpoint {
     pub input_offset: Option<i64>,
     /// Next offset of the labels topic partition.
     pub labels_offset: Option<i64>,
+    /// Next offset of the terminal topic partition (terminal features repartitioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_offset: Option<i64>,
 }
 
 impl Checkpoint {

@@ -4,38 +4,41 @@
 //! One thread polls the consumer and runs the hot path. State is owned per
 //! partition ([`PartitionWorker`]); nothing is shared between partitions. The
 //! rebalance callbacks run on the same thread, inside `poll`, so they commit the
-//! open batch before partitions are revoked.
+//! open batch before partitions are revoked ([`assignment`]). With terminal
+//! features repartitioned, events make a second pass through the terminal topic
+//! ([`terminal`]) and are decided there.
 
+mod assignment;
 pub mod checkpoint;
+mod handle;
 mod partition;
 mod reload;
 pub mod restore;
+pub mod terminal;
 
 pub use checkpoint::Checkpoint;
-pub use partition::{Encoded, OffsetTrack, PartitionWorker};
+pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
 
 use crate::config::Config;
 use crate::config::{Guarantee, Mode};
-use crate::decision::{Action, Decider, ModelInput};
-use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError, LabelOutcome};
+use crate::decision::{Action, Decider};
+use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use crate::model::ModelStore;
 use crate::rules::reload::{RuleStore, RulesSource};
-use crate::sink::{DeadLetter, Sink, SinkError};
-use crate::source::event::{InvalidEvent, InvalidReason, Limits};
-use crate::source::kafka::{consumer_config, parse_label, LabelKind};
+use crate::sink::{Sink, SinkError};
+use crate::source::event::{InvalidReason, Limits};
+use crate::source::kafka::consumer_config;
 use crate::state::TableStats;
+use assignment::PipelineContext;
 use prometheus::IntCounter;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why the pipeline stopped with an error.
@@ -85,6 +88,9 @@ pub struct RunStats {
     pub duplicates: u64,
     /// Nanoseconds from reading each valid event to handing its output to the producer.
     pub hot_path_ns: LatencyHistogram,
+    /// With terminal features repartitioned: nanoseconds from reading each valid
+    /// input event to handing it to the producer for its terminal's owner.
+    pub route_ns: LatencyHistogram,
 }
 
 /// Runs the pipeline until `shutdown` is triggered, then finishes the open batch,
@@ -141,9 +147,12 @@ pub fn run_with_rules(
     if !config.kafka.labels_topic.is_empty() {
         topics.push(config.kafka.labels_topic.as_str());
     }
-    if config.processing.guarantee == Guarantee::ExactlyOnce {
-        check_checkpoint_topic(&consumer, config)?;
+    let terminal_partitions = assignment::check_topics(&consumer, config)?
+        .filter(|_| config.processing.mode == Mode::Decide);
+    if terminal_partitions.is_some() {
+        topics.push(config.kafka.terminal_topic.as_str());
     }
+    consumer.context().lock().workers.terminal_partitions = terminal_partitions;
     consumer.subscribe(&topics)?;
     tracing::info!(
         brokers = %config.kafka.brokers,
@@ -151,6 +160,7 @@ pub fn run_with_rules(
         input = %config.kafka.input_topic,
         output = %config.kafka.output_topic,
         guarantee = ?config.processing.guarantee,
+        terminal_topic = %config.kafka.terminal_topic,
         "pipeline started"
     );
     while !shutdown.is_triggered() {
@@ -181,221 +191,63 @@ pub fn run_with_rules(
     Ok(stats)
 }
 
-/// The checkpoint topic must exist with at least as many partitions as the input.
-fn check_checkpoint_topic<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    config: &Config,
-) -> Result<(), PipelineError> {
-    let k = &config.kafka;
-    let timeout = Duration::from_millis(config.processing.kafka_timeout_ms);
-    let count = |topic: &str| -> Result<usize, PipelineError> {
-        let md = consumer.fetch_metadata(Some(topic), timeout)?;
-        let t = md.topics().iter().find(|t| t.name() == topic);
-        match t {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                Ok(t.partitions().len())
-            }
-            _ => Err(PipelineError::Topic {
-                topic: topic.to_string(),
-                problem: "does not exist".into(),
-            }),
-        }
-    };
-    let (input, checkpoints) = (count(&k.input_topic)?, count(&k.checkpoint_topic)?);
-    if checkpoints < input {
-        return Err(PipelineError::Topic {
-            topic: k.checkpoint_topic.clone(),
-            problem: format!("has {checkpoints} partitions but the input topic has {input}; it needs at least as many"),
-        });
-    }
-    Ok(())
+/// This instance's partition workers, by partition number.
+struct Workers {
+    slots: Vec<Option<PartitionWorker>>,
+    set: Arc<FeatureSet>,
+    limits: EngineLimits,
+    dedup_window: usize,
+    /// Partitions of the terminal topic, when terminal features are repartitioned.
+    terminal_partitions: Option<i32>,
 }
 
-/// Consumer context: owns the pipeline so the rebalance callbacks can commit it.
-struct PipelineContext {
-    pipeline: Mutex<Pipeline>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    input_topic: String,
-    config: Config,
-}
-
-impl PipelineContext {
-    fn lock(&self) -> MutexGuard<'_, Pipeline> {
-        // Only this thread takes the lock; a poisoned lock means a panic already unwound.
-        self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl ClientContext for PipelineContext {
-    fn stats(&self, stats: Statistics) {
-        if let Some(topic) = stats.topics.get(&self.input_topic) {
-            for (id, p) in &topic.partitions {
-                // Offsets are committed in transactions, so librdkafka's own
-                // `consumer_lag` (from the group's committed offset) may be unknown;
-                // the distance from the last stable offset to what was consumed is
-                // the lag that matters here.
-                let lag = if p.ls_offset >= 0 && p.app_offset >= 0 {
-                    (p.ls_offset - p.app_offset).max(0)
-                } else {
-                    p.consumer_lag
-                };
-                if *id >= 0 && p.fetch_state == "active" && lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[&id.to_string()])
-                        .set(lag);
-                }
-            }
-        }
+impl Workers {
+    fn new_worker(&self) -> PartitionWorker {
+        PartitionWorker::new(
+            self.set.clone(),
+            self.limits,
+            self.dedup_window,
+            self.terminal_partitions,
+        )
     }
 
-    fn error(&self, error: KafkaError, reason: &str) {
-        use rdkafka::types::RDKafkaErrorCode as C;
-        let code = error.rdkafka_error_code();
-        if matches!(
-            code,
-            Some(C::AllBrokersDown) | Some(C::BrokerTransportFailure)
-        ) {
-            self.health.set_broker_ok(false);
+    fn slot(&mut self, partition: i32) -> &mut Option<PartitionWorker> {
+        let i = partition.max(0) as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
         }
-        self.metrics
-            .kafka_errors
-            .with_label_values(&["client"])
-            .inc();
-        tracing::warn!(error = %error, reason, "kafka client error");
+        &mut self.slots[i]
     }
-}
 
-impl ConsumerContext for PipelineContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let checkpoints = self.resume_from_checkpoints(tpl);
-                self.assigned(tpl, &checkpoints);
-                let r = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                r
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.revoking(consumer, tpl);
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => Err(KafkaError::Rebalance(other.into())),
-        };
-        if let Err(e) = result {
-            self.metrics
-                .kafka_errors
-                .with_label_values(&["rebalance"])
-                .inc();
-            tracing::error!(error = %e, "rebalance failed");
+    /// The worker of `partition`, created if missing (a message can only come from
+    /// an assigned partition, but be safe if not).
+    fn get(&mut self, partition: i32) -> &mut PartitionWorker {
+        if self.slot(partition).is_none() {
+            let w = self.new_worker();
+            return self.slot(partition).insert(w);
         }
+        self.slot(partition).as_mut().expect("just checked")
     }
-}
 
-impl PipelineContext {
-    /// Sets each assigned partition's start offset from its checkpoint, so a
-    /// restarted or rebalanced worker resumes exactly after the last committed batch.
-    fn resume_from_checkpoints(&self, tpl: &mut TopicPartitionList) -> HashMap<i32, Checkpoint> {
-        if self.config.processing.guarantee != Guarantee::ExactlyOnce {
-            return HashMap::new();
-        }
-        let parts = partitions_of(tpl, &self.input_topic);
-        let timeout = Duration::from_millis(self.config.processing.kafka_timeout_ms.max(1000) * 3);
-        // Resuming anywhere else would decide events twice or skip them: retry a
-        // few times before falling back to the group's committed offsets.
-        let mut read = checkpoint::read_latest(&self.config, &parts, timeout);
-        for attempt in 1..=4 {
-            let Err(e) = &read else { break };
-            tracing::warn!(error = %e, attempt, "cannot read checkpoints yet; retrying");
-            std::thread::sleep(Duration::from_secs(1));
-            read = checkpoint::read_latest(&self.config, &parts, timeout);
-        }
-        match read {
-            Ok(found) => {
-                let labels = &self.config.kafka.labels_topic;
-                for (p, cp) in &found {
-                    let targets = [
-                        (&self.input_topic, cp.input_offset),
-                        (labels, cp.labels_offset),
-                    ];
-                    for (topic, offset) in targets {
-                        if let Some(o) = offset {
-                            if tpl.find_partition(topic, *p).is_some() {
-                                let _ = tpl.set_partition_offset(topic, *p, Offset::Offset(o));
-                            }
-                        }
-                    }
-                }
-                tracing::info!(partitions = ?parts, restored = found.len(), "resuming from checkpoints");
-                found
-            }
-            Err(e) => {
-                self.metrics
-                    .kafka_errors
-                    .with_label_values(&["checkpoint"])
-                    .inc();
-                tracing::error!(error = %e, "cannot read checkpoints; resuming from the group's committed offsets");
-                HashMap::new()
-            }
+    /// A worker with empty state at `partition`, replacing any.
+    fn fresh(&mut self, partition: i32) -> &mut PartitionWorker {
+        let w = self.new_worker();
+        self.slot(partition).insert(w)
+    }
+
+    fn remove(&mut self, partition: i32) {
+        if let Some(w) = self.slots.get_mut(partition.max(0) as usize) {
+            *w = None;
         }
     }
 
-    /// Creates the workers of newly assigned partitions, each with its state
-    /// rebuilt up to its checkpoint, before any of their events is scored.
-    fn assigned(&self, tpl: &TopicPartitionList, checkpoints: &HashMap<i32, Checkpoint>) {
-        let mut p = self.lock();
-        for el in tpl.elements() {
-            if el.topic() == self.input_topic {
-                let partition = el.partition();
-                p.fresh_worker(partition, checkpoints.get(&partition).copied());
-            }
-        }
-        self.health.set_assigned(p.assigned());
-        self.health.set_broker_ok(true);
-        self.metrics.assigned_partitions.set(p.assigned() as i64);
-        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions assigned");
+    fn assigned(&self) -> usize {
+        self.iter().count()
     }
 
-    /// Commits the open batch before partitions go, then drops their state.
-    fn revoking(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let mut p = self.lock();
-        if let Err(e) = p.commit(consumer) {
-            tracing::error!(error = %e, "commit before revocation failed");
-        }
-        for el in tpl.elements() {
-            if el.topic() == self.input_topic {
-                p.drop_worker(el.partition());
-            }
-        }
-        self.health.set_assigned(p.assigned());
-        self.metrics.assigned_partitions.set(p.assigned() as i64);
-        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
+    fn iter(&self) -> impl Iterator<Item = &PartitionWorker> {
+        self.slots.iter().flatten()
     }
-}
-
-fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
-    tpl.elements()
-        .iter()
-        .filter(|e| e.topic() == topic)
-        .map(|e| e.partition())
-        .collect()
 }
 
 /// Everything the hot path touches, owned by the polling thread.
@@ -405,26 +257,26 @@ struct Pipeline {
     output_topic: String,
     dlq_topic: String,
     checkpoint_topic: String,
+    terminal_topic: String,
     checkpoints: bool,
     /// Forward input unchanged (the load test's Kafka-only baseline).
     passthrough: bool,
     /// Rebuild state from the input on assignment and after an abort.
     restore_state: bool,
-    dedup_window: usize,
     config: Config,
     limits: Limits,
     max_batch_events: usize,
     commit_interval: Duration,
-    engine_limits: EngineLimits,
-    set: Arc<FeatureSet>,
     decider: Decider,
     sink: Sink,
-    workers: Vec<Option<PartitionWorker>>,
+    workers: Workers,
     batch_events: usize,
     /// Decisions and dead letters of the open batch (discounted if it aborts).
     batch_output: (u64, u64),
     batch_started: Instant,
     out: Encoded,
+    routed: Routed,
+    label_record: Vec<u8>,
     metrics: Arc<Metrics>,
     by_action: [IntCounter; 3],
     by_reason: Vec<IntCounter>,
@@ -450,23 +302,29 @@ impl Pipeline {
             output_topic: config.kafka.output_topic.clone(),
             dlq_topic: config.kafka.dlq_topic.clone(),
             checkpoint_topic: config.kafka.checkpoint_topic.clone(),
+            terminal_topic: config.kafka.terminal_topic.clone(),
             checkpoints: p.guarantee == Guarantee::ExactlyOnce,
             passthrough: p.mode == Mode::Passthrough,
             restore_state: p.restore_state && p.guarantee == Guarantee::ExactlyOnce,
-            dedup_window: p.dedup_window_events,
             config: config.clone(),
             limits: p.event_limits(),
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
-            engine_limits: config.state.engine_limits(),
             decider: Decider::new(rules, set.len(), Some(metrics.clone())).with_models(models),
-            set,
+            workers: Workers {
+                slots: Vec::new(),
+                set,
+                limits: config.state.engine_limits(),
+                dedup_window: p.dedup_window_events,
+                terminal_partitions: None,
+            },
             sink,
-            workers: Vec::new(),
             batch_events: 0,
             batch_output: (0, 0),
             batch_started: Instant::now(),
             out: Encoded::default(),
+            routed: Routed::default(),
+            label_record: Vec::new(),
             by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
             by_reason: InvalidReason::ALL
                 .iter()
@@ -480,22 +338,10 @@ impl Pipeline {
         }
     }
 
-    fn assigned(&self) -> usize {
-        self.workers.iter().filter(|w| w.is_some()).count()
-    }
-
     /// Puts a worker with empty state at `partition` (replacing any) and, when
     /// `restore_to` is given, rebuilds its state from the input up to there.
     fn fresh_worker(&mut self, partition: i32, restore_to: Option<Checkpoint>) {
-        let i = partition.max(0) as usize;
-        if self.workers.len() <= i {
-            self.workers.resize_with(i + 1, || None);
-        }
-        let worker = self.workers[i].insert(PartitionWorker::new(
-            self.set.clone(),
-            self.engine_limits,
-            self.dedup_window,
-        ));
+        let worker = self.workers.fresh(partition);
         let Some(until) = restore_to.filter(|_| self.restore_state) else {
             return;
         };
@@ -507,6 +353,7 @@ impl Pipeline {
                     partition,
                     events = r.events,
                     labels = r.labels,
+                    routed = r.routed,
                     seconds = r.seconds,
                     "state restored"
                 );
@@ -518,173 +365,6 @@ impl Pipeline {
                     .inc();
                 tracing::error!(partition, error = %e, "state restore failed; the partition continues with the state re-read so far");
             }
-        }
-    }
-
-    fn drop_worker(&mut self, partition: i32) {
-        if let Some(w) = self.workers.get_mut(partition as usize) {
-            *w = None;
-        }
-    }
-
-    fn worker(&mut self, partition: i32) -> &mut PartitionWorker {
-        Self::worker_in(
-            &mut self.workers,
-            partition,
-            &self.set,
-            self.engine_limits,
-            self.dedup_window,
-        )
-    }
-
-    /// The worker of `partition`, created if missing (a message can only come from
-    /// an assigned partition, but be safe if not).
-    fn worker_in<'w>(
-        workers: &'w mut Vec<Option<PartitionWorker>>,
-        partition: i32,
-        set: &Arc<FeatureSet>,
-        limits: EngineLimits,
-        dedup_window: usize,
-    ) -> &'w mut PartitionWorker {
-        let i = partition.max(0) as usize;
-        if workers.len() <= i {
-            workers.resize_with(i + 1, || None);
-        }
-        workers[i].get_or_insert_with(|| PartitionWorker::new(set.clone(), limits, dedup_window))
-    }
-
-    /// The hot path for one message.
-    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SinkError> {
-        let read_at = Instant::now();
-        if self.batch_events == 0 {
-            self.batch_started = read_at;
-        }
-        self.sink.begin()?;
-        self.batch_events += 1;
-        let (partition, offset) = (msg.partition(), msg.offset());
-        if msg.topic() == self.labels_topic {
-            self.handle_label(msg);
-            self.worker(partition).labels.advance(offset);
-            return Ok(());
-        }
-        self.stats.consumed += 1;
-        self.metrics.events_consumed.inc();
-        let payload = msg.payload().unwrap_or(&[]);
-        if self.passthrough {
-            self.sink
-                .send(&self.output_topic, msg.key().unwrap_or(&[]), payload);
-            self.stats.decided += 1;
-            self.batch_output.0 += 1;
-            self.stats
-                .hot_path_ns
-                .record(read_at.elapsed().as_nanos() as u64);
-            self.worker(partition).input.advance(offset);
-            return Ok(());
-        }
-        let worker = Self::worker_in(
-            &mut self.workers,
-            partition,
-            &self.set,
-            self.engine_limits,
-            self.dedup_window,
-        );
-        match worker.decide(
-            payload,
-            &self.limits,
-            &mut self.decider,
-            read_at,
-            &mut self.out,
-        ) {
-            Ok(None) => {
-                self.stats.duplicates += 1;
-                self.metrics.events_duplicate.inc();
-            }
-            Ok(Some(outcome)) => {
-                let out = &self.out;
-                self.sink.send(&self.output_topic, &out.key, &out.decision);
-                self.stats
-                    .hot_path_ns
-                    .record(read_at.elapsed().as_nanos() as u64);
-                self.stats.decided += 1;
-                self.batch_output.0 += 1;
-                self.metrics.events_decided.inc();
-                self.by_action[outcome.action as usize].inc();
-                self.metrics.score.observe(outcome.score);
-                match outcome.model {
-                    ModelInput::Score(s) => self.metrics.model_score.observe(s),
-                    ModelInput::Unavailable => self.metrics.model_unavailable.inc(),
-                    ModelInput::NotConfigured => {}
-                }
-                self.metrics
-                    .hot_path_seconds
-                    .observe(out.latency.as_secs_f64());
-                if let Some(produced_ms) = msg.timestamp().to_millis() {
-                    let e2e = (out.decided_at_ms - produced_ms).max(0) as f64 / 1000.0;
-                    self.metrics.end_to_end_seconds.observe(e2e);
-                }
-            }
-            Err(invalid) => self.dead_letter(msg, &invalid),
-        }
-        self.worker(partition).input.advance(offset);
-        Ok(())
-    }
-
-    fn handle_label(&mut self, msg: &BorrowedMessage<'_>) {
-        self.stats.labels += 1;
-        let payload = msg.payload().unwrap_or(&[]);
-        match parse_label(payload) {
-            Ok(label) => {
-                let fraud = label.label == LabelKind::Fraud;
-                let outcome = self
-                    .worker(msg.partition())
-                    .engine
-                    .apply_label(&label.event_id, fraud);
-                let name = match outcome {
-                    LabelOutcome::Applied => "applied",
-                    LabelOutcome::Parked => "parked",
-                    LabelOutcome::Unknown => "unknown",
-                };
-                self.metrics.labels.with_label_values(&[name]).inc();
-            }
-            Err(error) => {
-                self.metrics.labels.with_label_values(&["invalid"]).inc();
-                let invalid = InvalidEvent {
-                    reason: InvalidReason::WrongType,
-                    detail: format!("invalid label: {error}"),
-                };
-                self.dead_letter(msg, &invalid);
-            }
-        }
-    }
-
-    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, invalid: &InvalidEvent) {
-        let dl = DeadLetter {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            reason: invalid.reason.code(),
-            error: &invalid.detail,
-        };
-        self.sink.send_dead_letter(
-            &self.dlq_topic,
-            msg.key(),
-            msg.payload().unwrap_or(&[]),
-            &dl,
-        );
-        self.stats.invalid += 1;
-        self.batch_output.1 += 1;
-        self.by_reason[invalid.reason.index()].inc();
-        self.metrics.dlq_records.inc();
-        if let Some(suppressed) = self.dlq_log.allow() {
-            tracing::warn!(
-                reason = dl.reason,
-                error = dl.error,
-                topic = dl.topic,
-                partition = dl.partition,
-                offset = dl.offset,
-                suppressed,
-                "invalid event sent to the dead-letter topic"
-            );
         }
     }
 
@@ -703,26 +383,15 @@ impl Pipeline {
             return Ok(());
         }
         let mut offsets = TopicPartitionList::new();
-        for (p, w) in self.workers.iter().enumerate() {
-            let Some(w) = w else { continue };
-            if !w.input.dirty() && !w.labels.dirty() {
+        for (p, w) in self.workers.slots.iter().enumerate() {
+            let Some(w) = w.as_ref().filter(|w| w.dirty()) else {
                 continue;
-            }
-            let tracks = [
-                (&self.input_topic, &w.input),
-                (&self.labels_topic, &w.labels),
-            ];
-            for (topic, track) in tracks {
-                if let (true, Some(next)) = (track.dirty(), track.next) {
-                    let _ = offsets.add_partition_offset(topic, p as i32, Offset::Offset(next));
-                }
+            };
+            let cp = w.checkpoint();
+            for (topic, next) in self.tracked(&cp) {
+                let _ = offsets.add_partition_offset(topic, p as i32, Offset::Offset(next));
             }
             if self.checkpoints {
-                let cp = Checkpoint {
-                    version: Checkpoint::VERSION,
-                    input_offset: w.input.next,
-                    labels_offset: w.labels.next,
-                };
                 let value = serde_json::to_vec(&cp).unwrap_or_default();
                 let key = Checkpoint::key(p as i32);
                 self.sink.send_to_partition(
@@ -735,9 +404,8 @@ impl Pipeline {
         }
         match self.sink.commit(&offsets, consumer) {
             Ok(()) => {
-                for w in self.workers.iter_mut().flatten() {
-                    w.input.mark_committed();
-                    w.labels.mark_committed();
+                for w in self.workers.slots.iter_mut().flatten() {
+                    w.mark_committed();
                 }
                 self.batch_events = 0;
                 self.batch_output = (0, 0);
@@ -771,33 +439,34 @@ impl Pipeline {
     fn rewind(&mut self, consumer: &BaseConsumer<PipelineContext>) {
         self.batch_events = 0;
         let timeout = Duration::from_secs(5);
-        for p in 0..self.workers.len() {
-            let Some(w) = self.workers[p].as_mut() else {
+        for p in 0..self.workers.slots.len() {
+            let Some(w) = self.workers.slots[p].as_mut() else {
                 continue;
             };
-            if !w.input.dirty() && !w.labels.dirty() {
+            if !w.dirty() {
                 continue;
             }
-            let until = Checkpoint {
-                version: Checkpoint::VERSION,
-                input_offset: w.input.rewind(),
-                labels_offset: w.labels.rewind(),
-            };
-            let tracks = [
-                (&self.input_topic, until.input_offset),
-                (&self.labels_topic, until.labels_offset),
-            ];
-            for (topic, resume) in tracks {
-                if let Some(offset) = resume {
-                    if let Err(e) = consumer.seek(topic, p as i32, Offset::Offset(offset), timeout)
-                    {
-                        tracing::error!(error = %e, topic = %topic, partition = p, "seek after abort failed");
-                    }
+            let until = w.rewind();
+            for (topic, offset) in self.tracked(&until) {
+                if let Err(e) = consumer.seek(topic, p as i32, Offset::Offset(offset), timeout) {
+                    tracing::error!(error = %e, topic = %topic, partition = p, "seek after abort failed");
                 }
             }
             // The state included the aborted events: rebuild it up to the last commit.
             self.fresh_worker(p as i32, Some(until));
         }
+    }
+
+    /// The topics and offsets a checkpoint records, for the topics in use.
+    fn tracked<'a>(&'a self, cp: &Checkpoint) -> impl Iterator<Item = (&'a str, i64)> {
+        [
+            (self.input_topic.as_str(), cp.input_offset),
+            (self.labels_topic.as_str(), cp.labels_offset),
+            (self.terminal_topic.as_str(), cp.terminal_offset),
+        ]
+        .into_iter()
+        .filter_map(|(topic, offset)| Some((topic, offset?)))
+        .filter(|(topic, _)| !topic.is_empty())
     }
 
     fn kafka_error(&mut self, kind: &str, e: &KafkaError) {
@@ -816,7 +485,7 @@ impl Pipeline {
         self.last_publish = Instant::now();
         let mut totals: HashMap<&str, (usize, TableStats)> = HashMap::new();
         let mut bytes = 0;
-        for w in self.workers.iter().flatten() {
+        for w in self.workers.iter() {
             bytes += w.engine.memory_bytes();
             for (name, len, st) in w.engine.table_stats() {
                 let t = totals.entry(name).or_default();

@@ -29,12 +29,15 @@ pub struct Restored {
     pub events: u64,
     /// Labels applied.
     pub labels: u64,
+    /// Terminal topic records (events and labels) applied to the terminal side.
+    pub routed: u64,
     /// Wall time, seconds.
     pub seconds: f64,
 }
 
 /// Rebuilds `worker`'s state (input partition `partition`) from the input and
-/// labels topics up to `until` (exclusive offsets).
+/// labels topics, and the terminal topic when terminal features are repartitioned,
+/// up to `until` (exclusive offsets).
 pub fn restore(
     config: &Config,
     partition: i32,
@@ -63,10 +66,24 @@ pub fn restore(
             end,
             |payload| {
                 if let Ok(label) = parse_label(payload) {
-                    let fraud = label.label == LabelKind::Fraud;
-                    worker.engine.apply_label(&label.event_id, fraud);
+                    // Routed labels were forwarded the first time round.
+                    let _ = worker.apply_label(&label.event_id, label.label == LabelKind::Fraud);
                     r.labels += 1;
                 }
+            },
+        )?;
+    }
+    if let (Some(end), false) = (
+        until.terminal_offset,
+        config.kafka.terminal_topic.is_empty(),
+    ) {
+        read_until(
+            config,
+            &config.kafka.terminal_topic,
+            partition,
+            end,
+            |record| {
+                r.routed += u64::from(worker.restore_routed(record, limits));
             },
         )?;
     }

@@ -128,6 +128,7 @@ pub fn reference_decisions(
                 set.clone(),
                 config.state.engine_limits(),
                 config.processing.dedup_window_events,
+                None,
             )
         });
         if let Ok(Some(_)) = w.decide(payload, &limits, &mut decider, Instant::now(), &mut out) {

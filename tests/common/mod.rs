@@ -44,7 +44,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(partitions: i32) -> Cluster {
+        Self::start_with(partitions, |_| {})
+    }
+
+    /// A cluster whose topics follow `config` as `configure` leaves it.
+    pub fn start_with(partitions: i32, configure: impl FnOnce(&mut Config)) -> Cluster {
         let mut config = Config::default();
+        configure(&mut config);
         config.metrics.addr = String::new();
         config.processing.commit_interval_ms = 50;
         let kafka = EmbeddedKafka::start(&config, partitions).expect("mock cluster");

@@ -1,0 +1,253 @@
+//! The consumer's context: rebalance callbacks that resume each assigned partition
+//! from its checkpoint with its state restored, and commit before revocation.
+
+use super::checkpoint::{self, Checkpoint};
+use super::{Pipeline, PipelineError};
+use crate::config::{Config, Guarantee};
+use crate::lifecycle::Health;
+use crate::metrics::Metrics;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The topics the pipeline writes its own records to must fit the input: the
+/// checkpoint topic needs at least as many partitions, the terminal topic exactly
+/// as many (partition `p` of each belongs to the owner of input partition `p`).
+pub(super) fn check_topics<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    config: &Config,
+) -> Result<Option<i32>, PipelineError> {
+    let k = &config.kafka;
+    let timeout = Duration::from_millis(config.processing.kafka_timeout_ms);
+    let count = |topic: &str| -> Result<usize, PipelineError> {
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        let t = md.topics().iter().find(|t| t.name() == topic);
+        match t {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                Ok(t.partitions().len())
+            }
+            _ => Err(PipelineError::Topic {
+                topic: topic.to_string(),
+                problem: "does not exist".into(),
+            }),
+        }
+    };
+    let input = count(&k.input_topic)?;
+    if config.processing.guarantee == Guarantee::ExactlyOnce {
+        let checkpoints = count(&k.checkpoint_topic)?;
+        if checkpoints < input {
+            return Err(PipelineError::Topic {
+                topic: k.checkpoint_topic.clone(),
+                problem: format!("has {checkpoints} partitions but the input topic has {input}; it needs at least as many"),
+            });
+        }
+    }
+    if k.terminal_topic.is_empty() {
+        return Ok(None);
+    }
+    let terminal = count(&k.terminal_topic)?;
+    if terminal != input {
+        return Err(PipelineError::Topic {
+            topic: k.terminal_topic.clone(),
+            problem: format!("has {terminal} partitions but the input topic has {input}; it needs exactly as many"),
+        });
+    }
+    Ok(Some(terminal as i32))
+}
+
+/// Consumer context: owns the pipeline so the rebalance callbacks can commit it.
+pub(super) struct PipelineContext {
+    pub(super) pipeline: Mutex<Pipeline>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    pub(super) input_topic: String,
+    pub(super) config: Config,
+}
+
+impl PipelineContext {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Pipeline> {
+        // Only this thread takes the lock; a poisoned lock means a panic already unwound.
+        self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for PipelineContext {
+    fn stats(&self, stats: Statistics) {
+        if let Some(topic) = stats.topics.get(&self.input_topic) {
+            for (id, p) in &topic.partitions {
+                // Offsets are committed in transactions, so librdkafka's own
+                // `consumer_lag` (from the group's committed offset) may be unknown;
+                // the distance from the last stable offset to what was consumed is
+                // the lag that matters here.
+                let lag = if p.ls_offset >= 0 && p.app_offset >= 0 {
+                    (p.ls_offset - p.app_offset).max(0)
+                } else {
+                    p.consumer_lag
+                };
+                if *id >= 0 && p.fetch_state == "active" && lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&id.to_string()])
+                        .set(lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(C::AllBrokersDown) | Some(C::BrokerTransportFailure)
+        ) {
+            self.health.set_broker_ok(false);
+        }
+        self.metrics
+            .kafka_errors
+            .with_label_values(&["client"])
+            .inc();
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for PipelineContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let checkpoints = self.resume_from_checkpoints(tpl);
+                self.assigned(tpl, &checkpoints);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                r
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoking(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => Err(KafkaError::Rebalance(other.into())),
+        };
+        if let Err(e) = result {
+            self.metrics
+                .kafka_errors
+                .with_label_values(&["rebalance"])
+                .inc();
+            tracing::error!(error = %e, "rebalance failed");
+        }
+    }
+}
+
+impl PipelineContext {
+    /// Sets each assigned partition's start offset from its checkpoint, so a
+    /// restarted or rebalanced worker resumes exactly after the last committed batch.
+    fn resume_from_checkpoints(&self, tpl: &mut TopicPartitionList) -> HashMap<i32, Checkpoint> {
+        if self.config.processing.guarantee != Guarantee::ExactlyOnce {
+            return HashMap::new();
+        }
+        let parts = partitions_of(tpl, &self.input_topic);
+        let timeout = Duration::from_millis(self.config.processing.kafka_timeout_ms.max(1000) * 3);
+        // Resuming anywhere else would decide events twice or skip them: retry a
+        // few times before falling back to the group's committed offsets.
+        let mut read = checkpoint::read_latest(&self.config, &parts, timeout);
+        for attempt in 1..=4 {
+            let Err(e) = &read else { break };
+            tracing::warn!(error = %e, attempt, "cannot read checkpoints yet; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            read = checkpoint::read_latest(&self.config, &parts, timeout);
+        }
+        match read {
+            Ok(found) => {
+                let labels = &self.config.kafka.labels_topic;
+                for (p, cp) in &found {
+                    let targets = [
+                        (&self.input_topic, cp.input_offset),
+                        (labels, cp.labels_offset),
+                        (&self.config.kafka.terminal_topic, cp.terminal_offset),
+                    ];
+                    for (topic, offset) in targets {
+                        if let Some(o) = offset {
+                            if tpl.find_partition(topic, *p).is_some() {
+                                let _ = tpl.set_partition_offset(topic, *p, Offset::Offset(o));
+                            }
+                        }
+                    }
+                }
+                tracing::info!(partitions = ?parts, restored = found.len(), "resuming from checkpoints");
+                found
+            }
+            Err(e) => {
+                self.metrics
+                    .kafka_errors
+                    .with_label_values(&["checkpoint"])
+                    .inc();
+                tracing::error!(error = %e, "cannot read checkpoints; resuming from the group's committed offsets");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Creates the workers of newly assigned partitions, each with its state
+    /// rebuilt up to its checkpoint, before any of their events is scored.
+    fn assigned(&self, tpl: &TopicPartitionList, checkpoints: &HashMap<i32, Checkpoint>) {
+        let mut p = self.lock();
+        for el in tpl.elements() {
+            if el.topic() == self.input_topic {
+                let partition = el.partition();
+                p.fresh_worker(partition, checkpoints.get(&partition).copied());
+            }
+        }
+        self.health.set_assigned(p.workers.assigned());
+        self.health.set_broker_ok(true);
+        self.metrics
+            .assigned_partitions
+            .set(p.workers.assigned() as i64);
+        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions assigned");
+    }
+
+    /// Commits the open batch before partitions go, then drops their state.
+    fn revoking(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut p = self.lock();
+        if let Err(e) = p.commit(consumer) {
+            tracing::error!(error = %e, "commit before revocation failed");
+        }
+        for el in tpl.elements() {
+            if el.topic() == self.input_topic {
+                p.workers.remove(el.partition());
+            }
+        }
+        self.health.set_assigned(p.workers.assigned());
+        self.metrics
+            .assigned_partitions
+            .set(p.workers.assigned() as i64);
+        tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .map(|e| e.partition())
+        .collect()
+}
