@@ -10,7 +10,7 @@
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fraudstream::decision::Decider;
 use fraudstream::features::{load_feature_set, EngineLimits, EventView};
-use fraudstream::model::{Algorithm, ModelFile, ModelStore};
+use fraudstream::model::{ModelFile, ModelStore};
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use fraudstream::rules::synthetic::synthetic_rule_files;
@@ -80,13 +80,9 @@ fn bench_hot_path(c: &mut Criterion) {
     let tmp = std::env::temp_dir().join(format!("fraudstream-hot-path-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let small_path = tmp.join("first100.json");
-    let mut small: ModelFile =
+    let shipped: ModelFile =
         serde_json::from_str(&std::fs::read_to_string(&shipped_path).unwrap()).unwrap();
-    small.name = "first100".into();
-    small.algorithm = Algorithm::Gbt;
-    small.logistic = None;
-    small.gbt.as_mut().expect("trees").roots.truncate(100);
-    small.content_hash.clear();
+    let small = shipped.first_trees(100).expect("trees");
     small.save(&small_path).unwrap();
     let open = |path: &Path| {
         let (models, errors) = ModelStore::open(Some(path.to_path_buf()), None, set.clone());

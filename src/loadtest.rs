@@ -13,6 +13,7 @@ use crate::demo::{flush, producer, reader, send, EmbeddedKafka};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
+use crate::model::ModelFile;
 use crate::rules::reload::RulesSource;
 use crate::rules::synthetic::synthetic_rule_files;
 use crate::source::time::now_ms;
@@ -41,6 +42,8 @@ pub struct LoadTestOptions {
     pub rules: usize,
     /// Model file; `None` for the shipped one.
     pub model: Option<PathBuf>,
+    /// Score with only the model's first this many trees (the reference is 100).
+    pub trees: Option<usize>,
     /// Generator seed.
     pub seed: u64,
 }
@@ -54,6 +57,7 @@ impl Default for LoadTestOptions {
             in_flight: 40_000,
             rules: 100,
             model: None,
+            trees: None,
             seed: 7,
         }
     }
@@ -141,6 +145,18 @@ pub fn run(
             std::fs::write(&p, SHIPPED_MODEL)?;
             p
         }
+    };
+    let model_path = match opts.trees {
+        Some(n) => {
+            let file: ModelFile = serde_json::from_str(&std::fs::read_to_string(&model_path)?)?;
+            let small = file
+                .first_trees(n)
+                .ok_or_else(|| anyhow::anyhow!("{} has no trees", model_path.display()))?;
+            let p = dir.join("first-trees.json");
+            small.save(&p)?;
+            p
+        }
+        None => model_path,
     };
     let set = crate::features::load_feature_set("model")?;
     let model = crate::model::Model::load(&model_path, &set)?;

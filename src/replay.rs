@@ -64,40 +64,43 @@ pub fn parse_date_ms(s: &str) -> Option<i64> {
     ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
 }
 
-/// Replays `input` through a fresh engine for `set`, calling `emit` with each row
-/// in range and its features. `progress` receives uncompressed bytes read so far.
-pub fn replay(
-    input: &Path,
-    set: Arc<FeatureSet>,
-    opts: &ReplayOptions,
-    mut emit: impl FnMut(&TxRow<'_>, &[f64]),
-    mut progress: impl FnMut(u64),
-) -> Result<ReplayStats, CsvError> {
-    let mut reader = HandbookReader::open(input)?;
-    let mut engine = FeatureEngine::new(set.clone(), opts.limits);
-    let mut features = vec![0.0; set.len()];
-    let mut pending: VecDeque<(i64, u64, bool)> = VecDeque::new();
-    let mut id_buf = String::new();
-    let mut stats = ReplayStats::default();
-    let started = std::time::Instant::now();
-    loop {
-        let read_at = std::time::Instant::now();
-        let Some(row) = reader.next_row()? else { break };
-        stats.decode += read_at.elapsed();
-        if row.ts_ms >= opts.to_ms {
-            break;
+/// The replay engine without its input: a fresh feature engine, fed one row at
+/// a time in time order, with each row's label applied `label_delay_ms` later.
+pub struct Replayer {
+    engine: FeatureEngine,
+    features: Vec<f64>,
+    pending: VecDeque<(i64, u64, bool)>,
+    id_buf: String,
+    label_delay_ms: i64,
+    /// Labels applied so far.
+    pub labels: u64,
+}
+
+impl Replayer {
+    /// A replayer for `set` with `opts`' limits and label delay.
+    pub fn new(set: Arc<FeatureSet>, opts: &ReplayOptions) -> Self {
+        Self {
+            features: vec![0.0; set.len()],
+            engine: FeatureEngine::new(set, opts.limits),
+            pending: VecDeque::new(),
+            id_buf: String::new(),
+            label_delay_ms: opts.label_delay_ms,
+            labels: 0,
         }
-        stats.rows += 1;
-        while let Some(&(due, id, fraud)) = pending.front() {
+    }
+
+    /// Applies the labels due by `row`, then `row` itself; returns its features.
+    pub fn step(&mut self, row: &TxRow<'_>) -> &[f64] {
+        while let Some(&(due, id, fraud)) = self.pending.front() {
             if due > row.ts_ms {
                 break;
             }
-            pending.pop_front();
-            id_buf.clear();
+            self.pending.pop_front();
+            self.id_buf.clear();
             use std::fmt::Write;
-            let _ = write!(id_buf, "{id}");
-            engine.apply_label(&id_buf, fraud);
-            stats.labels += 1;
+            let _ = write!(self.id_buf, "{id}");
+            self.engine.apply_label(&self.id_buf, fraud);
+            self.labels += 1;
         }
         let view = EventView {
             event_id: row.transaction_id,
@@ -110,19 +113,47 @@ pub fn replay(
             ip: None,
             country: None,
         };
-        engine.update(&view, &mut features);
+        self.engine.update(&view, &mut self.features);
         if let Ok(id) = row.transaction_id.parse::<u64>() {
-            pending.push_back((row.ts_ms + opts.label_delay_ms, id, row.fraud));
+            self.pending
+                .push_back((row.ts_ms + self.label_delay_ms, id, row.fraud));
         }
+        &self.features
+    }
+}
+
+/// Replays `input` through a fresh engine for `set`, calling `emit` with each row
+/// in range and its features. `progress` receives uncompressed bytes read so far.
+pub fn replay(
+    input: &Path,
+    set: Arc<FeatureSet>,
+    opts: &ReplayOptions,
+    mut emit: impl FnMut(&TxRow<'_>, &[f64]),
+    mut progress: impl FnMut(u64),
+) -> Result<ReplayStats, CsvError> {
+    let mut reader = HandbookReader::open(input)?;
+    let mut replayer = Replayer::new(set, opts);
+    let mut stats = ReplayStats::default();
+    let started = std::time::Instant::now();
+    loop {
+        let read_at = std::time::Instant::now();
+        let Some(row) = reader.next_row()? else { break };
+        stats.decode += read_at.elapsed();
+        if row.ts_ms >= opts.to_ms {
+            break;
+        }
+        stats.rows += 1;
+        let features = replayer.step(&row);
         if row.ts_ms >= opts.from_ms {
             stats.emitted += 1;
-            emit(&row, &features);
+            emit(&row, features);
         }
         if stats.rows % 65_536 == 0 {
             progress(reader.bytes_read());
         }
     }
     progress(reader.bytes_read());
+    stats.labels = replayer.labels;
     stats.total = started.elapsed();
     Ok(stats)
 }

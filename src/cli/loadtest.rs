@@ -25,6 +25,9 @@ pub struct LoadTestArgs {
     /// Model file (default: the shipped model).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Score with only the model's first N trees (e.g. 100, the reference of issue 8).
+    #[arg(long)]
+    pub trees: Option<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -39,6 +42,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         in_flight: args.in_flight,
         rules: args.rules,
         model: args.model,
+        trees: args.trees,
         ..LoadTestOptions::default()
     };
     let quiet = args.json;

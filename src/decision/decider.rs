@@ -1,9 +1,10 @@
 //! The decision step of the hot path: rules over the feature vector, the policy,
 //! and the encoded decision. Shared by the pipeline, replays and benchmarks.
 
+use super::policy::Verdict;
 use super::{Action, Decision, Mode, ModelInput, Reason, RuleReasons};
 use crate::metrics::Metrics;
-use crate::model::{ModelStore, Scratch, EXPLAIN_TOP};
+use crate::model::{Model, ModelStore, Scratch, EXPLAIN_TOP};
 use crate::rules::compile::{EXTRA_NUMBERS, STRING_FIELDS};
 use crate::rules::reload::RuleStore;
 use crate::rules::{hash_string_fields, Hits, Ruleset};
@@ -80,6 +81,25 @@ pub struct Outcome {
     pub score: f64,
     /// What the model contributed.
     pub model: ModelInput,
+}
+
+/// What [`Decider::judge`] found, for encoding.
+struct Judged {
+    rules: arc_swap::Guard<Arc<Ruleset>>,
+    champion: Option<Arc<Model>>,
+    challenger: Option<(Arc<Model>, f64)>,
+    verdict: Verdict,
+    model: ModelInput,
+}
+
+impl Judged {
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            action: self.verdict.action,
+            score: self.verdict.score,
+            model: self.model,
+        }
+    }
 }
 
 /// Reusable scratch space and handles for deciding events one after another.
@@ -166,6 +186,58 @@ impl Decider {
         latency_us: u64,
         out: &mut Vec<u8>,
     ) -> Outcome {
+        let j = self.judge(subject, true);
+        let mut model_reasons = [Reason {
+            code: "",
+            text: "",
+            mode: Mode::Live,
+        }; EXPLAIN_TOP];
+        if let Some(m) = &j.champion {
+            for (k, &f) in self.explained[..self.n_explained].iter().enumerate() {
+                let (code, text) = m.reason(f);
+                model_reasons[k] = Reason {
+                    code,
+                    text,
+                    mode: Mode::Live,
+                };
+            }
+        }
+        let reasons = RuleReasons {
+            rules: &j.rules,
+            hits: &self.hits,
+            model: &model_reasons[..self.n_explained],
+            policy: j.rules.policy.reason(j.verdict.outcome),
+        };
+        let decision = Decision {
+            event_id: subject.event_id,
+            account_id: subject.account_id,
+            action: j.verdict.action,
+            score: j.verdict.score,
+            reasons: &reasons,
+            rules_version: &j.rules.version,
+            model_version: j.champion.as_ref().map_or("none", |m| m.version.as_str()),
+            challenger: j
+                .challenger
+                .as_ref()
+                .map(|(c, score)| (c.version.as_str(), *score)),
+            event_ts_ms: subject.event_ts_ms,
+            decided_at_ms,
+            latency_us,
+        };
+        decision.encode(out);
+        j.outcome()
+    }
+
+    /// [`Decider::decide`] without encoding a decision, for replays: the action,
+    /// score and, with `explain`, the model's reasons for
+    /// [`Decider::reason_codes`].
+    pub fn assess(&mut self, subject: &Subject<'_>, explain: bool) -> Outcome {
+        self.judge(subject, explain).outcome()
+    }
+
+    /// Scores the features with the models, runs the rules and the policy, and
+    /// explains reviewed or blocked payments when `explain` is set.
+    fn judge(&mut self, subject: &Subject<'_>, explain: bool) -> Judged {
         let rules = self.rules.current();
         let champion = self.models.as_ref().and_then(|s| s.champion());
         let challenger = self.models.as_ref().and_then(|s| s.challenger());
@@ -182,24 +254,22 @@ impl Decider {
             (None, Some(store)) if store.configured() => ModelInput::Unavailable,
             _ => ModelInput::NotConfigured,
         };
-        let challenger_score = challenger.as_ref().map(|c| {
-            (
-                c.version.as_str(),
-                c.score(&self.nums[..self.n_features], &mut self.scratch),
-            )
+        let challenger = challenger.map(|c| {
+            let score = c.score(&self.nums[..self.n_features], &mut self.scratch);
+            (c, score)
         });
         self.nums[self.n_features] = match model {
             ModelInput::Score(s) => s,
             _ => f64::NAN,
         };
-        self.nums[self.n_features + 1] = challenger_score.map_or(f64::NAN, |c| c.1);
+        self.nums[self.n_features + 1] = challenger.as_ref().map_or(f64::NAN, |c| c.1);
         hash_string_fields(rules.string_fields, subject.strings, &mut self.strs);
         rules.evaluate(&self.nums, &self.strs, &mut self.hits);
         let verdict = rules.policy.decide(&rules, &self.hits.live, model);
         self.count_hits(&rules);
         // Explanations are for payments someone will look at: reviewed or blocked.
-        if let (Some(m), ModelInput::Score(_), true) =
-            (&champion, model, verdict.action != Action::Allow)
+        if let (Some(m), ModelInput::Score(_), true, true) =
+            (&champion, model, verdict.action != Action::Allow, explain)
         {
             self.n_explained = m.explain(
                 &self.nums[..self.n_features],
@@ -207,44 +277,11 @@ impl Decider {
                 &mut self.explained,
             );
         }
-        let mut model_reasons = [Reason {
-            code: "",
-            text: "",
-            mode: Mode::Live,
-        }; EXPLAIN_TOP];
-        if let Some(m) = &champion {
-            for (k, &f) in self.explained[..self.n_explained].iter().enumerate() {
-                let (code, text) = m.reason(f);
-                model_reasons[k] = Reason {
-                    code,
-                    text,
-                    mode: Mode::Live,
-                };
-            }
-        }
-        let reasons = RuleReasons {
-            rules: &rules,
-            hits: &self.hits,
-            model: &model_reasons[..self.n_explained],
-            policy: rules.policy.reason(verdict.outcome),
-        };
-        let decision = Decision {
-            event_id: subject.event_id,
-            account_id: subject.account_id,
-            action: verdict.action,
-            score: verdict.score,
-            reasons: &reasons,
-            rules_version: &rules.version,
-            model_version: champion.as_ref().map_or("none", |m| m.version.as_str()),
-            challenger: challenger_score,
-            event_ts_ms: subject.event_ts_ms,
-            decided_at_ms,
-            latency_us,
-        };
-        decision.encode(out);
-        Outcome {
-            action: verdict.action,
-            score: verdict.score,
+        Judged {
+            rules,
+            champion,
+            challenger,
+            verdict,
             model,
         }
     }

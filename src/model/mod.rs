@@ -130,6 +130,20 @@ impl ModelFile {
         format!("{:016x}", key_hash(0, &bytes))
     }
 
+    /// The model of this file's first `n` trees alone (no logistic part), named
+    /// `<name>-first<n>`: the smaller reference model of benchmarks and load tests.
+    /// `None` when the file has no trees.
+    pub fn first_trees(&self, n: usize) -> Option<ModelFile> {
+        let mut small = self.clone();
+        let gbt = small.gbt.as_mut()?;
+        gbt.roots.truncate(n);
+        small.name = format!("{}-first{n}", self.name);
+        small.algorithm = Algorithm::Gbt;
+        small.logistic = None;
+        small.content_hash.clear();
+        Some(small)
+    }
+
     /// Writes the file with its content hash filled in.
     pub fn save(mut self, path: &Path) -> std::io::Result<ModelFile> {
         self.content_hash = self.compute_hash();

@@ -137,7 +137,6 @@ fn read_ids(path: &Path) -> anyhow::Result<HashSet<u64>> {
 
 struct Engine {
     decider: Decider,
-    out: Vec<u8>,
     version: (String, String),
 }
 
@@ -158,7 +157,6 @@ fn engine(
     let decider = Decider::new(Arc::new(store), set.len(), None).with_models(models);
     Ok(Engine {
         decider,
-        out: Vec::with_capacity(1024),
         version: (model_version, rules_version),
     })
 }
@@ -206,6 +204,7 @@ pub fn backtest(
         ..Default::default()
     });
     let mut days: BTreeMap<i64, Day> = BTreeMap::new();
+    let mut confusion: [Confusion; 3] = Default::default();
     let mut reasons = String::new();
     let mut io_error = None;
     let replay_opts = ReplayOptions {
@@ -244,9 +243,11 @@ pub fn backtest(
                     None,
                 ],
             };
+            // Reasons are only read when they are written out.
+            let explain = scores_out.is_some();
             let decide = |e: &mut Engine| -> Outcome {
                 e.decider.features_mut().copy_from_slice(features);
-                e.decider.decide(&subject, row.ts_ms, 0, &mut e.out)
+                e.decider.assess(&subject, explain)
             };
             let o = decide(&mut a);
             let day = row.ts_ms.div_euclid(86_400_000);
@@ -261,10 +262,7 @@ pub fn backtest(
                 score: o.score,
                 fraud: row.fraud,
             });
-            let c = report
-                .confusion
-                .entry(o.action.as_str().to_string())
-                .or_default();
+            let c = &mut confusion[o.action as usize];
             if row.fraud {
                 c.fraud += 1
             } else {
@@ -313,6 +311,11 @@ pub fn backtest(
         },
         progress,
     )?;
+    for (action, c) in Action::ALL.iter().zip(confusion) {
+        if c.fraud + c.legit > 0 {
+            report.confusion.insert(action.as_str().to_string(), c);
+        }
+    }
     report.replayed_rows = stats.rows;
     report.decode_seconds = stats.decode.as_secs_f64();
     report.engine_seconds = (stats.total - stats.decode).as_secs_f64();
