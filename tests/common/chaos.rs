@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `(partition, key, payload)` of `n` valid events over a few accounts and
-/// terminals, ending an hour ago, each routed to its account's partition.
+/// terminals, ending an hour ago, each routed to its account's partition. Each
+/// terminal is used by the accounts of one partition only, so its events reach
+/// it in one order even when terminal features are repartitioned, and an
+/// uninterrupted per-partition run is the reference either way.
 pub fn chaos_events(n: usize, partitions: i32, now_ms: i64) -> Vec<(i32, String, Vec<u8>)> {
     let mut rng = SmallRng::seed_from_u64(11);
     let start = now_ms - 3_600_000 - n as i64 * 1_000;
@@ -35,7 +38,7 @@ pub fn chaos_events(n: usize, partitions: i32, now_ms: i64) -> Vec<(i32, String,
                 rng.gen_range(2.0..120.0)
             };
             let payload = format!(
-                r#"{{"event_id":"chaos-{i}","ts":{},"account_id":"{account}","card_id":"{account}","terminal_id":"term-{}","amount":{amount:.2},"currency":"EUR"}}"#,
+                r#"{{"event_id":"chaos-{i}","ts":{},"account_id":"{account}","card_id":"{account}","terminal_id":"term-{partition}-{}","amount":{amount:.2},"currency":"EUR"}}"#,
                 start + i as i64 * 1_000,
                 rng.gen_range(0..15)
             );
@@ -107,15 +110,8 @@ pub fn reference_decisions(
     events: &[(i32, String, Vec<u8>)],
 ) -> HashMap<String, serde_json::Value> {
     let set = Arc::new(load_feature_set(&config.features.set).unwrap());
-    let rules = Arc::new(
-        RuleStore::load(
-            RulesSource::Dir(config.rules.dir.clone().into()),
-            set.clone(),
-        )
-        .unwrap(),
-    );
-    let (models, errors) =
-        ModelStore::open(Some(config.model.path.clone().into()), None, set.clone());
+    let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone()).unwrap());
+    let (models, errors) = ModelStore::open(config.model.paths().0, None, set.clone());
     assert!(errors.is_empty(), "{errors:?}");
     let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
     let limits = config.processing.event_limits();
@@ -164,8 +160,20 @@ fn spawn(config_file: &Path, log: &Path) -> Child {
 /// partitions): produce, kill the processor `kills` times at random moments,
 /// finish, and check the output.
 pub fn run_chaos(base: &Config, partitions: i32, n: usize, kills: usize) {
+    run_chaos_with(base, partitions, n, kills, |_| {})
+}
+
+/// [`run_chaos`] with the processor's settings changed by `configure`.
+pub fn run_chaos_with(
+    base: &Config,
+    partitions: i32,
+    n: usize,
+    kills: usize,
+    configure: impl FnOnce(&mut Config),
+) {
     let dir = tempfile::tempdir().unwrap();
-    let config = chaos_config(base, dir.path());
+    let mut config = chaos_config(base, dir.path());
+    configure(&mut config);
     let config_file = dir.path().join("fraudstream.toml");
     std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
     let log = dir.path().join("fraudstream.log");
