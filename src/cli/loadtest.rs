@@ -28,6 +28,10 @@ pub struct LoadTestArgs {
     /// Score with only the model's first N trees (e.g. 100, the reference of issue 8).
     #[arg(long)]
     pub trees: Option<usize>,
+    /// Processor phase with terminal features repartitioned (`kafka.terminal_topic`):
+    /// every event crosses the broker twice.
+    #[arg(long)]
+    pub repartition_terminals: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +47,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         rules: args.rules,
         model: args.model,
         trees: args.trees,
+        repartition_terminals: args.repartition_terminals,
         ..LoadTestOptions::default()
     };
     let quiet = args.json;

@@ -12,7 +12,12 @@ struct Pending {
     id: u64,
     ts_s: u32,
     keys: [u64; MAX_LABEL_ENTITIES],
+    seqs: [u32; MAX_LABEL_ENTITIES],
 }
+
+/// Where a remembered event sits in its entities' state: per label entity kind,
+/// the entity key (0 when the event has none) and the entry's sequence number.
+pub type LabelTargets = ([u64; MAX_LABEL_ENTITIES], [u32; MAX_LABEL_ENTITIES]);
 
 /// Most labels parked while waiting for their event.
 pub const MAX_EARLY_LABELS: usize = 65_536;
@@ -72,18 +77,19 @@ impl LabelJoin {
         self.early.remove(&id)
     }
 
-    /// Remembers event `id` at `ts_s` with its entity keys.
-    pub fn remember(&mut self, id: u64, ts_s: u32, keys: impl Iterator<Item = u64>) {
+    /// Remembers event `id` at `ts_s` with its entity keys and sequence numbers.
+    pub fn remember(&mut self, id: u64, ts_s: u32, targets: impl Iterator<Item = (u64, u32)>) {
         if self.cap == 0 {
             return;
         }
         let mut p = Pending {
             id,
             ts_s,
-            keys: [0; MAX_LABEL_ENTITIES],
+            ..Pending::default()
         };
-        for (slot, k) in p.keys.iter_mut().zip(keys).take(self.kinds) {
-            *slot = k;
+        for (k, (key, seq)) in targets.take(self.kinds).enumerate() {
+            p.keys[k] = key;
+            p.seqs[k] = seq;
         }
         if self.ring.len() < self.cap {
             self.ring.push(p);
@@ -99,11 +105,11 @@ impl LabelJoin {
         }
     }
 
-    /// Forgets and returns the time and keys of event `id`, if remembered.
-    pub fn take(&mut self, id: u64) -> Option<(u32, [u64; MAX_LABEL_ENTITIES])> {
+    /// Forgets and returns the time and targets of event `id`, if remembered.
+    pub fn take(&mut self, id: u64) -> Option<(u32, LabelTargets)> {
         let i = self.index.remove(&id)? as usize;
         let p = self.ring[i];
-        Some((p.ts_s, p.keys))
+        Some((p.ts_s, (p.keys, p.seqs)))
     }
 
     /// Approximate bytes held.

@@ -151,6 +151,8 @@ pub struct FeatureEngine {
     /// Per entity kind: whether this engine keeps it ([`Scope`]).
     held: Vec<bool>,
     tables: Vec<EntityTable>,
+    /// Per entity kind, the key of the event being processed (0: none).
+    keys: Vec<u64>,
     observed: Vec<Option<Observation>>,
     joins: LabelJoin,
     label_entities: Vec<usize>,
@@ -196,6 +198,7 @@ impl FeatureEngine {
         );
         Self {
             observed: vec![None; set.entities.len()],
+            keys: vec![0; set.entities.len()],
             set,
             held,
             tables,
@@ -225,8 +228,10 @@ impl FeatureEngine {
                 });
             }
             let distinct = &distinct[..def.distinct_fields.len()];
-            self.observed[i] = entity_key(ev, def.fields)
-                .map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
+            let key = entity_key(ev, def.fields);
+            self.keys[i] = key.unwrap_or(0);
+            self.observed[i] =
+                key.map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
         }
         for (i, slot) in self.set.slots.iter().enumerate() {
             if slot.entity().is_some_and(|e| !self.held[e as usize]) {
@@ -280,13 +285,13 @@ impl FeatureEngine {
         // so an early label never leaks into the features of its own event.
         if !self.label_entities.is_empty() {
             let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
-            let set = &self.set;
-            let keys = self
+            let (keys, observed) = (&self.keys, &self.observed);
+            let targets = self
                 .label_entities
                 .iter()
-                .map(|&i| entity_key(ev, set.entities[i].fields).unwrap_or(0));
+                .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
             let id = key_hash(0, ev.event_id.as_bytes());
-            self.joins.remember(id, ts_s, keys);
+            self.joins.remember(id, ts_s, targets);
             if let Some(fraud) = self.joins.take_early(id) {
                 self.apply_label_id(id, fraud);
             }
@@ -309,11 +314,11 @@ impl FeatureEngine {
 
     /// `None` when the event is not remembered; else whether any window took the label.
     fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
-        let (ts_s, keys) = self.joins.take(id)?;
+        let (ts_s, (keys, seqs)) = self.joins.take(id)?;
         let mut applied = false;
         for (k, &entity) in self.label_entities.iter().enumerate() {
             if keys[k] != 0 {
-                applied |= self.tables[entity].apply_label(keys[k], ts_s, fraud);
+                applied |= self.tables[entity].apply_label(keys[k], ts_s, seqs[k], fraud);
             }
         }
         Some(applied)

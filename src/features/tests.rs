@@ -99,11 +99,11 @@ fn missing_entities_give_nan_and_ratios_guard_zero() {
 fn label_join_is_bounded() {
     let mut j = LabelJoin::new(3, 1);
     for id in 1..=5u64 {
-        j.remember(id, id as u32, [id * 10].into_iter());
+        j.remember(id, id as u32, [(id * 10, 0)].into_iter());
     }
     assert!(j.take(1).is_none());
     assert!(j.take(2).is_none());
-    assert_eq!(j.take(5).map(|(ts, k)| (ts, k[0])), Some((5, 50)));
+    assert_eq!(j.take(5).map(|(ts, (k, _))| (ts, k[0])), Some((5, 50)));
     assert!(j.take(5).is_none());
 }
 

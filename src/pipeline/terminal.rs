@@ -149,7 +149,7 @@ impl TerminalSide {
     pub fn remember_route(&mut self, id: u64, ts_ms: i64, partition: i32) -> Option<bool> {
         let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
         self.routes
-            .remember(id, ts_s, std::iter::once(partition as u64 + 1));
+            .remember(id, ts_s, std::iter::once((partition as u64 + 1, 0)));
         self.routes.take_early(id)
     }
 
@@ -157,7 +157,7 @@ impl TerminalSide {
     /// seen yet (the label waits, bounded) or is no longer remembered.
     pub fn route_label(&mut self, id: u64, fraud: bool) -> Option<i32> {
         match self.routes.take(id) {
-            Some((_, keys)) => Some(keys[0] as i32 - 1),
+            Some((_, (keys, _))) => Some(keys[0] as i32 - 1),
             None => {
                 self.routes.park(id, fraud);
                 None

@@ -79,6 +79,9 @@ pub struct Observation {
     pub prev_seen_ms: Option<i64>,
     /// How the event was applied.
     pub applied: Applied,
+    /// Sequence number of the event's entry in the entity's history (a hint for
+    /// [`EntityTable::apply_label`]; a later late insert can shift it).
+    pub seq: u32,
 }
 
 struct EntityState {
@@ -189,15 +192,14 @@ impl EntityTable {
             labelled: 0,
             fraud: 0,
         };
-        let applied = if ts_s >= st.newest_s {
+        let (applied, seq) = if ts_s >= st.newest_s {
             st.ring.push_back(entry);
             st.newest_s = ts_s;
-            Applied::OnTime
+            (Applied::OnTime, st.base + st.ring.len() as u32 - 1)
         } else if st.newest_s - ts_s <= lateness {
-            insert_late(st, &self.windows, entry);
-            Applied::Late
+            (Applied::Late, insert_late(st, &self.windows, entry))
         } else {
-            Applied::Dropped
+            (Applied::Dropped, u32::MAX)
         };
         match applied {
             Applied::Late => self.stats.late_applied += 1,
@@ -224,6 +226,7 @@ impl EntityTable {
             first_seen,
             prev_seen_ms,
             applied,
+            seq,
         }
     }
 
@@ -249,20 +252,33 @@ impl EntityTable {
         }
     }
 
-    /// Applies a fraud/legit label to the event of entity `key` at `ts_s`.
-    /// Returns false when the entity or event is no longer held.
-    pub fn apply_label(&mut self, key: u64, ts_s: u32, fraud: bool) -> bool {
+    /// Applies a fraud/legit label to the event of entity `key` at `ts_s`, whose
+    /// [`Observation::seq`] was `seq`. Returns false when the entity or event is no
+    /// longer held.
+    pub fn apply_label(&mut self, key: u64, ts_s: u32, seq: u32, fraud: bool) -> bool {
         let Some(&slot) = self.index.get(&key) else {
             return false;
         };
         let st = &mut self.slots[slot as usize];
-        let mut i = st.ring.partition_point(|e| e.ts < ts_s);
-        while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled == 1 {
-            i += 1;
-        }
-        if i == st.ring.len() || st.ring[i].ts != ts_s {
-            return false;
-        }
+        let unlabelled_at = |i: usize| {
+            st.ring
+                .get(i)
+                .is_some_and(|e| e.ts == ts_s && e.labelled == 0)
+        };
+        let hint = seq.wrapping_sub(st.base) as usize;
+        let i = if unlabelled_at(hint) {
+            hint
+        } else {
+            // A late insert shifted it: the first unlabelled entry at that time.
+            let mut i = st.ring.partition_point(|e| e.ts < ts_s);
+            while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled == 1 {
+                i += 1;
+            }
+            if i == st.ring.len() || st.ring[i].ts != ts_s {
+                return false;
+            }
+            i
+        };
         let e = &mut st.ring[i];
         e.labelled = 1;
         e.fraud = u8::from(fraud);
@@ -440,7 +456,8 @@ fn update_trackers(
 }
 
 /// Inserts an out-of-order entry in time order and fixes every window's cursors.
-fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) {
+/// Inserts a late entry in time order; returns its sequence number.
+fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) -> u32 {
     let pos = st.ring.partition_point(|e| e.ts <= entry.ts);
     let seq = st.base + pos as u32;
     for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
@@ -453,6 +470,7 @@ fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) {
         }
     }
     st.ring.insert(pos, entry);
+    seq
 }
 
 /// Moves every window of `st` to end at `now_s` (minus its delay).

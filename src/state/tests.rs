@@ -145,7 +145,8 @@ proptest! {
                         if naive.events[idx].2.is_none() {
                             // The table labels the first unlabelled event of that second.
                             let first = naive.events.iter().position(|e| e.0 == ts && e.2.is_none()).unwrap();
-                            let hit = table.apply_label(7, ts, fraud);
+                            // No sequence hint: the fallback search (the hint is tested below).
+                            let hit = table.apply_label(7, ts, u32::MAX, fraud);
                             let held = i64::from(ts) > i64::from(naive.newest) - 86_400 - 300;
                             if hit {
                                 naive.events[first].2 = Some(fraud);
@@ -309,5 +310,40 @@ fn min_and_max_follow_truncation_without_a_rebuild() {
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
         (5.0, 1.0),
         "40 left with the cap"
+    );
+}
+
+/// A label carries its event's sequence number, so of two payments in the same
+/// second the labelled one is the one counted, even after a late insert.
+#[test]
+fn labels_go_to_their_own_event_within_a_second() {
+    let small = WindowSpec {
+        length_s: 3600,
+        delay_s: 0,
+        filter: AmountFilter {
+            min: f32::NEG_INFINITY,
+            max: 5.0,
+        },
+    };
+    let limits = TableLimits {
+        lateness_s: 600,
+        ..TableLimits::default()
+    };
+    let mut t = EntityTable::new(vec![small], vec![], 0, limits);
+    let a = t.observe(7, 1_000_000, 100.0, &[]);
+    let b = t.observe(7, 1_000_500, 2.0, &[]);
+    assert_eq!((a.seq + 1, b.seq), (b.seq, a.seq + 1));
+    // The small payment (second of that second) is the fraud.
+    assert!(t.apply_label(7, 1000, b.seq, true));
+    let c = t.observe(7, 1_001_000, 1.0, &[]);
+    assert_eq!((t.acc(c.slot, 0).labelled, t.acc(c.slot, 0).fraud), (1, 1));
+    // A late payment shifts later entries; a stale hint falls back to the search.
+    t.observe(7, 999_000, 50.0, &[]);
+    assert!(t.apply_label(7, 1000, a.seq, false));
+    let d = t.observe(7, 1_002_000, 1.0, &[]);
+    assert_eq!(
+        t.acc(d.slot, 0).labelled,
+        1,
+        "the legit label went to the 100.00 payment"
     );
 }
