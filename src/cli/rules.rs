@@ -102,7 +102,8 @@ pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
                     );
                     for (i, op) in program.ops.iter().enumerate() {
                         let note = match op {
-                            crate::rules::program::Op::Load(slot) => {
+                            crate::rules::program::Op::Load(slot)
+                            | crate::rules::program::Op::CmpConst { slot, .. } => {
                                 let names = set
                                     .names
                                     .iter()

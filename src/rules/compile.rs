@@ -1,7 +1,7 @@
 //! Name resolution, type checking and code generation for rule expressions.
 
 use super::parser::{parse, BinOp, Expr, ExprKind, ListRef, Literal, Span};
-use super::program::{CompiledList, Op, Program, MAX_STACK};
+use super::program::{Cmp, CompiledList, Op, Program, MAX_STACK};
 use crate::features::FeatureSet;
 use crate::state::key_hash;
 use std::collections::HashMap;
@@ -354,14 +354,27 @@ impl Compiler<'_> {
                         ),
                     ));
                 }
-                self.ops.push(match op {
+                let compare = match op {
                     BinOp::Lt => Op::Lt,
                     BinOp::Le => Op::Le,
                     BinOp::Gt => Op::Gt,
                     BinOp::Ge => Op::Ge,
                     BinOp::Eq => Op::Eq,
                     _ => Op::Ne,
-                });
+                };
+                // `feature <cmp> constant`: one instruction instead of three.
+                let n = self.ops.len();
+                if let (Some(cmp), [.., Op::Load(slot), Op::Const(c)]) =
+                    (Cmp::of(&compare), &self.ops[..])
+                {
+                    let (slot, c) = (*slot, *c);
+                    if matches!(a.kind, ExprKind::Name(_)) && matches!(b.kind, ExprKind::Num(_)) {
+                        self.ops.truncate(n - 2);
+                        self.ops.push(Op::CmpConst { slot, cmp, c });
+                        return Ok(Ty::Bool);
+                    }
+                }
+                self.ops.push(compare);
                 Ok(Ty::Bool)
             }
         }

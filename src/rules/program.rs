@@ -95,6 +95,61 @@ pub enum Op {
     Abs,
     /// `default(x, d)`: `d` when `x` is missing.
     Default,
+    /// `nums[slot] <cmp> c` in one step: `Load`, `Const` and a comparison fused
+    /// (the commonest rule condition, so the commonest instruction).
+    CmpConst {
+        /// Numeric slot.
+        slot: u16,
+        /// The comparison.
+        cmp: Cmp,
+        /// The constant.
+        c: f64,
+    },
+}
+
+/// A numeric comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `==`.
+    Eq,
+    /// `!=`.
+    Ne,
+}
+
+impl Cmp {
+    /// The comparison `op` performs, if it is one.
+    pub fn of(op: &Op) -> Option<Cmp> {
+        Some(match op {
+            Op::Lt => Cmp::Lt,
+            Op::Le => Cmp::Le,
+            Op::Gt => Cmp::Gt,
+            Op::Ge => Cmp::Ge,
+            Op::Eq => Cmp::Eq,
+            Op::Ne => Cmp::Ne,
+            _ => return None,
+        })
+    }
+
+    /// Three-valued `a <cmp> b`: unknown when either is missing.
+    #[inline]
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Cmp::Lt => cmp(a, b, |a, b| a < b),
+            Cmp::Le => cmp(a, b, |a, b| a <= b),
+            Cmp::Gt => cmp(a, b, |a, b| a > b),
+            Cmp::Ge => cmp(a, b, |a, b| a >= b),
+            Cmp::Eq => cmp(a, b, |a, b| a == b),
+            Cmp::Ne => cmp(a, b, |a, b| a != b),
+        }
+    }
 }
 
 /// A compiled list: sorted hashes (for strings) and sorted numbers.
@@ -199,17 +254,14 @@ impl Program {
                     let a = st[sp - 1];
                     st[sp - 1] = if b == 0.0 { f64::NAN } else { a / b };
                 }
+                Op::CmpConst { slot, cmp, c } => {
+                    let a = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
+                    push!(cmp.apply(a, c))
+                }
                 Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
                     let b = pop!();
                     let a = st[sp - 1];
-                    st[sp - 1] = match *op {
-                        Op::Lt => cmp(a, b, |a, b| a < b),
-                        Op::Le => cmp(a, b, |a, b| a <= b),
-                        Op::Gt => cmp(a, b, |a, b| a > b),
-                        Op::Ge => cmp(a, b, |a, b| a >= b),
-                        Op::Eq => cmp(a, b, |a, b| a == b),
-                        _ => cmp(a, b, |a, b| a != b),
-                    };
+                    st[sp - 1] = Cmp::of(op).map_or(f64::NAN, |c| c.apply(a, b));
                 }
                 Op::And => {
                     let b = pop!();
@@ -330,6 +382,7 @@ impl Program {
             depth += match op {
                 Op::Const(_)
                 | Op::Load(_)
+                | Op::CmpConst { .. }
                 | Op::StrEq { .. }
                 | Op::StrFieldEq { .. }
                 | Op::StrIn { .. } => 1,
