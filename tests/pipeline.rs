@@ -238,14 +238,25 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
 
     assert_eq!(fraudstream::http::get(&addr, "/healthz").unwrap().0, 200);
     assert_eq!(fraudstream::http::get(&addr, "/readyz").unwrap().0, 200);
-    let metrics = fraudstream::http::get(&addr, "/metrics").unwrap().1;
-    for line in [
+    // Per-event metrics are flushed with each commit: wait (bounded) for them.
+    let expected = [
         "fraudstream_events_decided_total 5",
         "fraudstream_decisions_total{action=\"allow\"} 4",
         "fraudstream_assigned_partitions 1",
-    ] {
-        assert!(metrics.contains(line), "missing {line}");
-    }
+    ];
+    let deadline = std::time::Instant::now() + WAIT;
+    let metrics = loop {
+        let metrics = fraudstream::http::get(&addr, "/metrics").unwrap().1;
+        if expected.iter().all(|line| metrics.contains(line)) {
+            break metrics;
+        }
+        let missing: Vec<_> = expected.iter().filter(|l| !metrics.contains(*l)).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         !metrics.contains("someone") && !metrics.contains("victim"),
         "no entity ids in metrics"

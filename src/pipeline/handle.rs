@@ -35,7 +35,7 @@ impl Pipeline {
             return Ok(());
         }
         self.stats.consumed += 1;
-        self.metrics.events_consumed.inc();
+        self.hot.events_consumed.inc();
         let payload = msg.payload().unwrap_or(&[]);
         if self.passthrough {
             self.sink
@@ -132,20 +132,18 @@ impl Pipeline {
             .record(read_at.elapsed().as_nanos() as u64);
         self.stats.decided += 1;
         self.batch_output.0 += 1;
-        self.metrics.events_decided.inc();
-        self.by_action[outcome.action as usize].inc();
-        self.metrics.score.observe(outcome.score);
+        self.hot.events_decided.inc();
+        self.hot.decisions[outcome.action as usize].inc();
+        self.hot.score.observe(outcome.score);
         match outcome.model {
-            ModelInput::Score(s) => self.metrics.model_score.observe(s),
+            ModelInput::Score(s) => self.hot.model_score.observe(s),
             ModelInput::Unavailable => self.metrics.model_unavailable.inc(),
             ModelInput::NotConfigured => {}
         }
-        self.metrics
-            .hot_path_seconds
-            .observe(out.latency.as_secs_f64());
+        self.hot.hot_path_seconds.observe(out.latency.as_secs_f64());
         if let Some(produced_ms) = out.input_ts_ms {
             let e2e = (out.decided_at_ms - produced_ms).max(0) as f64 / 1000.0;
-            self.metrics.end_to_end_seconds.observe(e2e);
+            self.hot.end_to_end_seconds.observe(e2e);
         }
     }
 

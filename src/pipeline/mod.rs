@@ -21,11 +21,11 @@ pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
 
 use crate::config::Config;
 use crate::config::{Guarantee, Mode};
-use crate::decision::{Action, Decider};
+use crate::decision::Decider;
 use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::metrics::{HotPathMetrics, Metrics};
 use crate::model::ModelStore;
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::sink::{Sink, SinkError};
@@ -278,7 +278,8 @@ struct Pipeline {
     routed: Routed,
     label_record: Vec<u8>,
     metrics: Arc<Metrics>,
-    by_action: [IntCounter; 3],
+    /// Per-event metrics, flushed with each commit and publish.
+    hot: HotPathMetrics,
     by_reason: Vec<IntCounter>,
     stats: RunStats,
     last_publish: Instant,
@@ -325,7 +326,7 @@ impl Pipeline {
             out: Encoded::default(),
             routed: Routed::default(),
             label_record: Vec::new(),
-            by_action: Action::ALL.map(|a| metrics.decisions.with_label_values(&[a.as_str()])),
+            hot: HotPathMetrics::new(&metrics),
             by_reason: InvalidReason::ALL
                 .iter()
                 .map(|r| metrics.events_invalid.with_label_values(&[r.code()]))
@@ -379,6 +380,7 @@ impl Pipeline {
 
     /// Commits the open batch: output and input offsets together.
     fn commit(&mut self, consumer: &BaseConsumer<PipelineContext>) -> Result<(), SinkError> {
+        self.hot.flush();
         if self.batch_events == 0 {
             return Ok(());
         }
@@ -483,6 +485,7 @@ impl Pipeline {
     /// Publishes state gauges and counters (once a second, off the per-event path).
     fn publish(&mut self) {
         self.last_publish = Instant::now();
+        self.hot.flush();
         let mut totals: HashMap<&str, (usize, TableStats)> = HashMap::new();
         let mut bytes = 0;
         for w in self.workers.iter() {
