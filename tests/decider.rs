@@ -89,3 +89,54 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
         with.1
     );
 }
+
+#[test]
+fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
+    let set = Arc::new(load_feature_set("model").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |threshold: u32| {
+        format!(
+            "rules:\n  - id: big\n    when: TX_AMOUNT > {threshold}\n    action: block\n    \
+             reason: {{ code: big, text: Big payment }}\n"
+        )
+    };
+    std::fs::write(dir.path().join("big.yaml"), rule(1000)).unwrap();
+    let rules =
+        Arc::new(RuleStore::load(RulesSource::Dir(dir.path().into()), set.clone()).unwrap());
+    let shipped: fraudstream::model::ModelFile = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let model_path = dir.path().join("model.json");
+    shipped.first_trees(10).unwrap().save(&model_path).unwrap();
+    let models = Arc::new(ModelStore::load(Some(model_path.clone()), None, set.clone()).unwrap());
+    let mut d = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
+    let subject = Subject {
+        event_id: "e1",
+        account_id: "a1",
+        event_ts_ms: 1_533_000_000_000,
+        strings: [None; 9],
+    };
+    let mut decide = |d: &mut Decider| {
+        d.features_mut().fill(f64::NAN);
+        d.features_mut()[0] = 500.0;
+        let mut out = Vec::new();
+        let outcome = d.decide(&subject, 0, 1, &mut out);
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        (outcome.action, json)
+    };
+    let (action, before) = decide(&mut d);
+    assert_ne!(action, fraudstream::decision::Action::Block, "{before}");
+
+    std::fs::write(dir.path().join("big.yaml"), rule(100)).unwrap();
+    rules.reload().unwrap();
+    shipped.first_trees(20).unwrap().save(&model_path).unwrap();
+    assert!(models.reload().iter().all(Result::is_ok));
+    let (action, after) = decide(&mut d);
+    assert_eq!(action, fraudstream::decision::Action::Block, "{after}");
+    assert_ne!(before["rules_version"], after["rules_version"]);
+    assert_ne!(before["model_version"], after["model_version"], "{after}");
+}

@@ -85,9 +85,7 @@ pub struct Outcome {
 
 /// What [`Decider::judge`] found, for encoding.
 struct Judged {
-    rules: arc_swap::Guard<Arc<Ruleset>>,
-    champion: Option<Arc<Model>>,
-    challenger: Option<(Arc<Model>, f64)>,
+    challenger_score: Option<f64>,
     verdict: Verdict,
     model: ModelInput,
 }
@@ -102,9 +100,45 @@ impl Judged {
     }
 }
 
+/// This decider's own handles on the running ruleset and models, refreshed when
+/// their store's generation moves: one atomic load per event instead of a
+/// reference-counted load of each.
+struct Running {
+    rules: Arc<Ruleset>,
+    rules_generation: u64,
+    champion: Option<Arc<Model>>,
+    challenger: Option<Arc<Model>>,
+    models_generation: u64,
+}
+
+impl Running {
+    fn of(rules: &RuleStore, models: Option<&ModelStore>) -> Self {
+        // Generations first: a swap after them is picked up by the next refresh.
+        let (rules_generation, models_generation) =
+            (rules.generation(), models.map_or(0, ModelStore::generation));
+        Self {
+            rules: rules.current().clone(),
+            rules_generation,
+            champion: models.and_then(ModelStore::champion),
+            challenger: models.and_then(ModelStore::challenger),
+            models_generation,
+        }
+    }
+
+    #[inline]
+    fn refresh(&mut self, rules: &RuleStore, models: Option<&ModelStore>) {
+        if rules.generation() != self.rules_generation
+            || models.map_or(0, ModelStore::generation) != self.models_generation
+        {
+            *self = Self::of(rules, models);
+        }
+    }
+}
+
 /// Reusable scratch space and handles for deciding events one after another.
 pub struct Decider {
     rules: Arc<RuleStore>,
+    running: Running,
     n_features: usize,
     nums: Vec<f64>,
     strs: [u64; STRING_FIELDS.len()],
@@ -122,6 +156,7 @@ impl Decider {
     /// counted in `metrics` when given.
     pub fn new(rules: Arc<RuleStore>, n_features: usize, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
+            running: Running::of(&rules, None),
             rules,
             n_features,
             nums: vec![f64::NAN; n_features + EXTRA_NUMBERS.len()],
@@ -138,6 +173,7 @@ impl Decider {
 
     /// Scores events with the champion (and challenger) of `models`.
     pub fn with_models(mut self, models: Arc<ModelStore>) -> Self {
+        self.running = Running::of(&self.rules, Some(&models));
         self.models = Some(models);
         self
     }
@@ -145,11 +181,11 @@ impl Decider {
     /// Reason codes of the last decision, joined by `;` (for reports).
     pub fn reason_codes(&self, out: &mut String) {
         out.clear();
-        let rules = self.rules.current();
+        let rules = &self.running.rules;
         for &i in self.hits.live.iter() {
             push_code(out, &rules.rules[i as usize].code);
         }
-        if let Some(m) = self.models.as_ref().and_then(|s| s.champion()) {
+        if let Some(m) = &self.running.champion {
             for &f in &self.explained[..self.n_explained] {
                 push_code(out, m.reason(f).0);
             }
@@ -187,12 +223,15 @@ impl Decider {
         out: &mut Vec<u8>,
     ) -> Outcome {
         let j = self.judge(subject, true);
+        let Running {
+            rules, champion, ..
+        } = &self.running;
         let mut model_reasons = [Reason {
             code: "",
             text: "",
             mode: Mode::Live,
         }; EXPLAIN_TOP];
-        if let Some(m) = &j.champion {
+        if let Some(m) = champion {
             for (k, &f) in self.explained[..self.n_explained].iter().enumerate() {
                 let (code, text) = m.reason(f);
                 model_reasons[k] = Reason {
@@ -203,10 +242,10 @@ impl Decider {
             }
         }
         let reasons = RuleReasons {
-            rules: &j.rules,
+            rules,
             hits: &self.hits,
             model: &model_reasons[..self.n_explained],
-            policy: j.rules.policy.reason(j.verdict.outcome),
+            policy: rules.policy.reason(j.verdict.outcome),
         };
         let decision = Decision {
             event_id: subject.event_id,
@@ -214,12 +253,14 @@ impl Decider {
             action: j.verdict.action,
             score: j.verdict.score,
             reasons: &reasons,
-            rules_version: &j.rules.version,
-            model_version: j.champion.as_ref().map_or("none", |m| m.version.as_str()),
-            challenger: j
+            rules_version: &rules.version,
+            model_version: champion.as_ref().map_or("none", |m| m.version.as_str()),
+            challenger: self
+                .running
                 .challenger
                 .as_ref()
-                .map(|(c, score)| (c.version.as_str(), *score)),
+                .zip(j.challenger_score)
+                .map(|(c, score)| (c.version.as_str(), score)),
             event_ts_ms: subject.event_ts_ms,
             decided_at_ms,
             latency_us,
@@ -238,11 +279,15 @@ impl Decider {
     /// Scores the features with the models, runs the rules and the policy, and
     /// explains reviewed or blocked payments when `explain` is set.
     fn judge(&mut self, subject: &Subject<'_>, explain: bool) -> Judged {
-        let rules = self.rules.current();
-        let champion = self.models.as_ref().and_then(|s| s.champion());
-        let challenger = self.models.as_ref().and_then(|s| s.challenger());
+        self.running.refresh(&self.rules, self.models.as_deref());
+        let Running {
+            rules,
+            champion,
+            challenger,
+            ..
+        } = &self.running;
         self.n_explained = 0;
-        let model = match (&champion, &self.models) {
+        let model = match (champion, &self.models) {
             (Some(m), _) => {
                 let s = m.score(&self.nums[..self.n_features], &mut self.scratch);
                 if s.is_finite() {
@@ -254,22 +299,26 @@ impl Decider {
             (None, Some(store)) if store.configured() => ModelInput::Unavailable,
             _ => ModelInput::NotConfigured,
         };
-        let challenger = challenger.map(|c| {
-            let score = c.score(&self.nums[..self.n_features], &mut self.scratch);
-            (c, score)
-        });
+        let challenger_score = challenger
+            .as_ref()
+            .map(|c| c.score(&self.nums[..self.n_features], &mut self.scratch));
         self.nums[self.n_features] = match model {
             ModelInput::Score(s) => s,
             _ => f64::NAN,
         };
-        self.nums[self.n_features + 1] = challenger.as_ref().map_or(f64::NAN, |c| c.1);
+        self.nums[self.n_features + 1] = challenger_score.unwrap_or(f64::NAN);
         hash_string_fields(rules.string_fields, subject.strings, &mut self.strs);
         rules.evaluate(&self.nums, &self.strs, &mut self.hits);
-        let verdict = rules.policy.decide(&rules, &self.hits.live, model);
-        self.count_hits(&rules);
+        let verdict = rules.policy.decide(rules, &self.hits.live, model);
+        count_hits(
+            &mut self.counters,
+            self.metrics.as_deref(),
+            rules,
+            &self.hits,
+        );
         // Explanations are for payments someone will look at: reviewed or blocked.
         if let (Some(m), ModelInput::Score(_), true, true) =
-            (&champion, model, verdict.action != Action::Allow, explain)
+            (champion, model, verdict.action != Action::Allow, explain)
         {
             self.n_explained = m.explain(
                 &self.nums[..self.n_features],
@@ -278,37 +327,40 @@ impl Decider {
             );
         }
         Judged {
-            rules,
-            champion,
-            challenger,
+            challenger_score,
             verdict,
             model,
         }
     }
+}
 
-    fn count_hits(&mut self, rules: &Arc<Ruleset>) {
-        let Some(metrics) = &self.metrics else { return };
-        let key = Arc::as_ptr(rules) as usize;
-        if self.counters.as_ref().map(|c| c.0) != Some(key) {
-            // A new ruleset went live: resolve its counters once.
-            let counters = rules
-                .rules
-                .iter()
-                .map(|r| {
-                    ["live", "shadow"]
-                        .map(|mode| metrics.rule_hits.with_label_values(&[&r.id, mode]))
-                })
-                .collect();
-            self.counters = Some((key, counters));
-            metrics.set_rules_version(&rules.version);
+/// Counts the hits of `rules`, resolving a new ruleset's counters once.
+fn count_hits(
+    counters: &mut Option<(usize, Vec<[IntCounter; 2]>)>,
+    metrics: Option<&Metrics>,
+    rules: &Arc<Ruleset>,
+    hits: &Hits,
+) {
+    let Some(metrics) = metrics else { return };
+    let key = Arc::as_ptr(rules) as usize;
+    if counters.as_ref().map(|c| c.0) != Some(key) {
+        // A new ruleset went live: resolve its counters once.
+        let resolved = rules
+            .rules
+            .iter()
+            .map(|r| {
+                ["live", "shadow"].map(|mode| metrics.rule_hits.with_label_values(&[&r.id, mode]))
+            })
+            .collect();
+        *counters = Some((key, resolved));
+        metrics.set_rules_version(&rules.version);
+    }
+    if let Some((_, c)) = counters {
+        for &i in &hits.live {
+            c[i as usize][0].inc();
         }
-        if let Some((_, c)) = &self.counters {
-            for &i in &self.hits.live {
-                c[i as usize][0].inc();
-            }
-            for &i in &self.hits.shadow {
-                c[i as usize][1].inc();
-            }
+        for &i in &hits.shadow {
+            c[i as usize][1].inc();
         }
     }
 }

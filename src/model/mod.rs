@@ -12,6 +12,7 @@ use gbt::{FlatGbt, Gbt};
 use logistic::Logistic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Version of the model file format.
@@ -363,6 +364,7 @@ impl Model {
 pub struct ModelStore {
     champion: ArcSwapOption<Model>,
     challenger: ArcSwapOption<Model>,
+    generation: AtomicU64,
     paths: (Option<PathBuf>, Option<PathBuf>),
     set: Arc<FeatureSet>,
 }
@@ -402,6 +404,7 @@ impl ModelStore {
         let store = Self {
             champion: ArcSwapOption::new(c),
             challenger: ArcSwapOption::new(ch),
+            generation: AtomicU64::new(0),
             paths: (champion, challenger),
             set: set.clone(),
         };
@@ -417,6 +420,13 @@ impl ModelStore {
     #[inline]
     pub fn champion(&self) -> Option<Arc<Model>> {
         self.champion.load_full()
+    }
+
+    /// Bumped after each swap of either model: a reader that keeps its own `Arc`s
+    /// checks they are current with this one load.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The challenger, if loaded.
@@ -436,6 +446,7 @@ impl ModelStore {
                 out.push(Model::load(p, &self.set).map(|m| {
                     let v = m.version.clone();
                     slot.store(Some(Arc::new(m)));
+                    self.generation.fetch_add(1, Ordering::Release);
                     v
                 }));
             }

@@ -6,6 +6,7 @@ use crate::features::FeatureSet;
 use crate::lifecycle::Shutdown;
 use arc_swap::{ArcSwap, Guard};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub enum RulesSource {
 /// The running ruleset, swappable while events are being evaluated.
 pub struct RuleStore {
     current: ArcSwap<Ruleset>,
+    generation: AtomicU64,
     source: RulesSource,
     set: Arc<FeatureSet>,
 }
@@ -33,6 +35,7 @@ impl RuleStore {
         let rules = Self::compile(&source, &set)?;
         Ok(Self {
             current: ArcSwap::from_pointee(rules),
+            generation: AtomicU64::new(0),
             source,
             set,
         })
@@ -58,6 +61,13 @@ impl RuleStore {
         self.current.load()
     }
 
+    /// Bumped after each swap: a reader that keeps its own `Arc` of the ruleset
+    /// checks it is current with this one load instead of [`RuleStore::current`].
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Where the rules come from.
     pub fn source(&self) -> &RulesSource {
         &self.source
@@ -68,6 +78,7 @@ impl RuleStore {
     pub fn reload(&self) -> Result<Arc<Ruleset>, RulesError> {
         let next = Arc::new(Self::compile(&self.source, &self.set)?);
         self.current.store(next.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(next)
     }
 }
