@@ -2,7 +2,7 @@
 //! fraud labels fed back a fixed delay after each transaction. `features`,
 //! `train` and `backtest` all run on this, so offline and live can never differ.
 
-use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet};
+use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelTicket};
 use crate::source::handbook::{CsvError, HandbookReader, TxRow};
 use crate::source::time::days_from_civil;
 use std::collections::VecDeque;
@@ -69,8 +69,7 @@ pub fn parse_date_ms(s: &str) -> Option<i64> {
 pub struct Replayer {
     engine: FeatureEngine,
     features: Vec<f64>,
-    pending: VecDeque<(i64, u64, bool)>,
-    id_buf: String,
+    pending: VecDeque<(i64, LabelTicket, bool)>,
     label_delay_ms: i64,
     /// Labels applied so far.
     pub labels: u64,
@@ -81,9 +80,8 @@ impl Replayer {
     pub fn new(set: Arc<FeatureSet>, opts: &ReplayOptions) -> Self {
         Self {
             features: vec![0.0; set.len()],
-            engine: FeatureEngine::new(set, opts.limits),
+            engine: FeatureEngine::new(set, opts.limits).labels_by_ticket(),
             pending: VecDeque::new(),
-            id_buf: String::new(),
             label_delay_ms: opts.label_delay_ms,
             labels: 0,
         }
@@ -91,15 +89,12 @@ impl Replayer {
 
     /// Applies the labels due by `row`, then `row` itself; returns its features.
     pub fn step(&mut self, row: &TxRow<'_>) -> &[f64] {
-        while let Some(&(due, id, fraud)) = self.pending.front() {
+        while let Some(&(due, ticket, fraud)) = self.pending.front() {
             if due > row.ts_ms {
                 break;
             }
             self.pending.pop_front();
-            self.id_buf.clear();
-            use std::fmt::Write;
-            let _ = write!(self.id_buf, "{id}");
-            self.engine.apply_label(&self.id_buf, fraud);
+            self.engine.apply_label_ticket(ticket, fraud);
             self.labels += 1;
         }
         let view = EventView {
@@ -113,10 +108,9 @@ impl Replayer {
             ip: None,
             country: None,
         };
-        self.engine.update(&view, &mut self.features);
-        if let Ok(id) = row.transaction_id.parse::<u64>() {
+        if let Some(ticket) = self.engine.update(&view, &mut self.features) {
             self.pending
-                .push_back((row.ts_ms + self.label_delay_ms, id, row.fraud));
+                .push_back((row.ts_ms + self.label_delay_ms, ticket, row.fraud));
         }
         &self.features
     }

@@ -13,6 +13,16 @@ struct Pending {
     ts_s: u32,
     keys: [u64; MAX_LABEL_ENTITIES],
     seqs: [u32; MAX_LABEL_ENTITIES],
+    /// Its label was applied (by id or by ticket).
+    taken: bool,
+}
+
+/// Where [`LabelJoin::remember`] put an event: a replay that knows which label
+/// belongs to which event hands this back instead of the id, skipping the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelTicket {
+    pos: u32,
+    id: u64,
 }
 
 /// Where a remembered event sits in its entities' state: per label entity kind,
@@ -28,6 +38,8 @@ pub const MAX_EARLY_LABELS: usize = 65_536;
 pub struct LabelJoin {
     ring: Vec<Pending>,
     next: usize,
+    /// Whether events are indexed by id (off for joins fed only by ticket).
+    indexed: bool,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     kinds: usize,
     cap: usize,
@@ -45,12 +57,20 @@ impl LabelJoin {
         Self {
             ring: Vec::new(),
             next: 0,
+            indexed: true,
             index: HashMap::default(),
             kinds,
             cap: capacity,
             early: HashMap::default(),
             early_order: VecDeque::new(),
         }
+    }
+
+    /// The same join without the id index: labels come back only through
+    /// [`LabelJoin::take_ticket`] (replays, which hold every event's ticket).
+    pub fn by_ticket_only(mut self) -> Self {
+        self.indexed = false;
+        self
     }
 
     /// Parks a label whose event has not been seen yet.
@@ -78,9 +98,14 @@ impl LabelJoin {
     }
 
     /// Remembers event `id` at `ts_s` with its entity keys and sequence numbers.
-    pub fn remember(&mut self, id: u64, ts_s: u32, targets: impl Iterator<Item = (u64, u32)>) {
+    pub fn remember(
+        &mut self,
+        id: u64,
+        ts_s: u32,
+        targets: impl Iterator<Item = (u64, u32)>,
+    ) -> Option<LabelTicket> {
         if self.cap == 0 {
-            return;
+            return None;
         }
         let mut p = Pending {
             id,
@@ -91,24 +116,47 @@ impl LabelJoin {
             p.keys[k] = key;
             p.seqs[k] = seq;
         }
-        if self.ring.len() < self.cap {
+        let pos = if self.ring.len() < self.cap {
             self.ring.push(p);
-            self.index.insert(id, (self.ring.len() - 1) as u32);
+            self.ring.len() - 1
         } else {
-            let old = self.ring[self.next];
-            if self.index.get(&old.id) == Some(&(self.next as u32)) {
+            let pos = self.next;
+            let old = self.ring[pos];
+            if self.indexed && self.index.get(&old.id) == Some(&(pos as u32)) {
                 self.index.remove(&old.id);
             }
-            self.ring[self.next] = p;
-            self.index.insert(id, self.next as u32);
-            self.next = (self.next + 1) % self.cap;
+            self.ring[pos] = p;
+            self.next = (pos + 1) % self.cap;
+            pos
+        };
+        if self.indexed {
+            self.index.insert(id, pos as u32);
         }
+        Some(LabelTicket {
+            pos: pos as u32,
+            id,
+        })
     }
 
     /// Forgets and returns the time and targets of event `id`, if remembered.
     pub fn take(&mut self, id: u64) -> Option<(u32, LabelTargets)> {
         let i = self.index.remove(&id)? as usize;
-        let p = self.ring[i];
+        let p = &mut self.ring[i];
+        p.taken = true;
+        Some((p.ts_s, (p.keys, p.seqs)))
+    }
+
+    /// [`LabelJoin::take`] by ticket: `None` once the event was forgotten (its
+    /// place reused) or its label already taken.
+    pub fn take_ticket(&mut self, t: LabelTicket) -> Option<(u32, LabelTargets)> {
+        let p = self.ring.get_mut(t.pos as usize)?;
+        if p.id != t.id || p.taken {
+            return None;
+        }
+        p.taken = true;
+        if self.indexed && self.index.get(&t.id) == Some(&t.pos) {
+            self.index.remove(&t.id);
+        }
         Some((p.ts_s, (p.keys, p.seqs)))
     }
 

@@ -4,7 +4,7 @@
 mod labels;
 pub mod spec;
 
-pub use labels::LabelJoin;
+pub use labels::{LabelJoin, LabelTargets, LabelTicket};
 pub use spec::{FeatureSet, FeatureSpecError};
 
 use crate::state::{key_hash, mix64, EntityTable, Observation, TableLimits, TableStats};
@@ -212,9 +212,17 @@ impl FeatureEngine {
         &self.set
     }
 
+    /// Labels come back only by ticket ([`FeatureEngine::apply_label_ticket`]),
+    /// never by id: replays, which skip the id index this way.
+    pub fn labels_by_ticket(mut self) -> Self {
+        self.joins = std::mem::replace(&mut self.joins, LabelJoin::new(0, 0)).by_ticket_only();
+        self
+    }
+
     /// Applies `ev` to the state and writes its features into `out` (length = set size).
-    /// Missing values are NaN.
-    pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) {
+    /// Missing values are NaN. Returns where its label can be handed back, when the
+    /// set reads labels.
+    pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) -> Option<LabelTicket> {
         debug_assert_eq!(out.len(), self.set.len());
         for (i, def) in self.set.entities.iter().enumerate() {
             if !self.held[i] {
@@ -283,7 +291,10 @@ impl FeatureEngine {
         }
         // Remember the event for its label only after its own features are read,
         // so an early label never leaks into the features of its own event.
-        if !self.label_entities.is_empty() {
+        if self.label_entities.is_empty() {
+            return None;
+        }
+        {
             let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
             let (keys, observed) = (&self.keys, &self.observed);
             let targets = self
@@ -291,10 +302,11 @@ impl FeatureEngine {
                 .iter()
                 .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
             let id = key_hash(0, ev.event_id.as_bytes());
-            self.joins.remember(id, ts_s, targets);
+            let ticket = self.joins.remember(id, ts_s, targets);
             if let Some(fraud) = self.joins.take_early(id) {
                 self.apply_label_id(id, fraud);
             }
+            ticket
         }
     }
 
@@ -312,16 +324,29 @@ impl FeatureEngine {
         }
     }
 
+    /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for.
+    pub fn apply_label_ticket(&mut self, ticket: LabelTicket, fraud: bool) -> LabelOutcome {
+        match self.joins.take_ticket(ticket) {
+            Some(target) if self.apply_label_at(target, fraud) => LabelOutcome::Applied,
+            _ => LabelOutcome::Unknown,
+        }
+    }
+
     /// `None` when the event is not remembered; else whether any window took the label.
     fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
-        let (ts_s, (keys, seqs)) = self.joins.take(id)?;
+        let target = self.joins.take(id)?;
+        Some(self.apply_label_at(target, fraud))
+    }
+
+    /// Applies a label to the entries `target` points at; whether any window took it.
+    fn apply_label_at(&mut self, (ts_s, (keys, seqs)): (u32, LabelTargets), fraud: bool) -> bool {
         let mut applied = false;
         for (k, &entity) in self.label_entities.iter().enumerate() {
             if keys[k] != 0 {
                 applied |= self.tables[entity].apply_label(keys[k], ts_s, seqs[k], fraud);
             }
         }
-        Some(applied)
+        applied
     }
 
     /// Entities held and counters, per entity kind, in set order.

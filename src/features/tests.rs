@@ -213,3 +213,45 @@ fn account_then_terminal_scope_equals_one_engine() {
         }
     }
 }
+
+#[test]
+fn labels_by_ticket_equal_labels_by_id() {
+    let set = Arc::new(load_feature_set("model").unwrap());
+    let mut by_id = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut by_ticket = FeatureEngine::new(set.clone(), EngineLimits::default()).labels_by_ticket();
+    let (mut a, mut b) = (vec![0.0; set.len()], vec![0.0; set.len()]);
+    let mut pending = std::collections::VecDeque::new();
+    let mut x = 7u64;
+    for i in 0..20_000u64 {
+        x = crate::state::mix64(x);
+        let (ts, account, terminal) = (
+            i as i64 * 600_000,
+            format!("c{}", x % 50),
+            format!("t{}", (x >> 8) % 20),
+        );
+        let (id, amount, fraud) = (format!("e{i}"), (x % 500) as f64, x % 7 == 0);
+        let ev = view(&id, ts, amount, &account, &terminal);
+        by_id.update(&ev, &mut a);
+        let ticket = by_ticket.update(&ev, &mut b).expect("the set reads labels");
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "event {i}"
+        );
+        pending.push_back((ts + 86_400_000, id, ticket, fraud));
+        while pending.front().is_some_and(|p| p.0 <= ts) {
+            let (_, id, ticket, fraud) = pending.pop_front().unwrap();
+            let outcome = by_id.apply_label(&id, fraud);
+            assert_eq!(by_ticket.apply_label_ticket(ticket, fraud), outcome);
+            assert_eq!(
+                by_ticket.apply_label_ticket(ticket, fraud),
+                LabelOutcome::Unknown,
+                "a ticket is used once"
+            );
+        }
+    }
+    let fc = set
+        .index_of("TERMINAL_ID_FRAUD_COUNT_30DAY_DELAY7")
+        .unwrap();
+    assert!(b[fc] > 0.0, "labels reached the windows: {}", b[fc]);
+}
