@@ -147,7 +147,7 @@ pub fn compile(
             message: format!("a rule condition must be true or false, but this is {}; add a comparison such as '> 0'", ty.name()),
         });
     }
-    let program = Program { ops };
+    let program = Program::new(ops);
     if program.max_depth() > MAX_STACK {
         return Err(CompileError {
             at: 0,

@@ -166,6 +166,9 @@ pub struct CompiledList {
 pub struct Program {
     /// Instructions, in order.
     pub ops: Vec<Op>,
+    /// `nums[slot] <cmp> c` when the whole program is that comparison `and`
+    /// something: when it is false, so is the program, without interpreting it.
+    guard: Option<(u16, Cmp, f64)>,
 }
 
 /// Truth value of a three-valued boolean.
@@ -188,6 +191,20 @@ fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
 }
 
 impl Program {
+    /// The program of `ops`.
+    pub fn new(ops: Vec<Op>) -> Self {
+        let guard = match ops[..] {
+            [Op::CmpConst { slot, cmp, c }] => Some((slot, cmp, c)),
+            [Op::CmpConst { slot, cmp, c }, Op::SkipIfFalse(n), .., Op::And]
+                if 2 + n as usize == ops.len() =>
+            {
+                Some((slot, cmp, c))
+            }
+            _ => None,
+        };
+        Self { ops, guard }
+    }
+
     /// Evaluates over numeric slots `nums`, string-hash slots `strs` (0 = missing)
     /// and `lists`. Returns 1.0, 0.0 or NaN (unknown).
     #[inline]
@@ -204,6 +221,13 @@ impl Program {
         strs: &[u64],
         lists: &[CompiledList],
     ) -> f64 {
+        if let Some((slot, cmp, c)) = self.guard {
+            // A false first conjunct is what `SkipIfFalse` would find; unknown
+            // still needs the rest (unknown and false is false).
+            if cmp.apply(nums.get(slot as usize).copied().unwrap_or(f64::NAN), c) == 0.0 {
+                return 0.0;
+            }
+        }
         let mut sp = 0usize;
         let mut pc = 0usize;
         let ops = &self.ops[..];
