@@ -148,6 +148,7 @@ impl Scope {
 /// Entity state and feature extraction for the keys of one partition.
 pub struct FeatureEngine {
     set: Arc<FeatureSet>,
+    plan: Plan,
     /// Per entity kind: whether this engine keeps it ([`Scope`]).
     held: Vec<bool>,
     tables: Vec<EntityTable>,
@@ -197,6 +198,7 @@ impl FeatureEngine {
             label_entities.len(),
         );
         Self {
+            plan: Plan::new(&set, &held),
             observed: vec![None; set.entities.len()],
             keys: vec![0; set.entities.len()],
             set,
@@ -241,30 +243,27 @@ impl FeatureEngine {
             self.observed[i] =
                 key.map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
         }
-        for (i, slot) in self.set.slots.iter().enumerate() {
-            if slot.entity().is_some_and(|e| !self.held[e as usize]) {
-                continue;
-            }
-            out[i] = match *slot {
-                Slot::Window {
-                    entity,
-                    window,
-                    agg,
-                } => match self.observed[entity as usize] {
-                    None => f64::NAN,
-                    Some(obs) => {
-                        let acc = self.tables[entity as usize].acc(obs.slot, window as usize);
-                        match agg {
-                            WindowAgg::Count => f64::from(acc.count),
-                            WindowAgg::Sum => acc.sum,
-                            WindowAgg::Mean => acc.mean(),
-                            WindowAgg::FraudCount => f64::from(acc.fraud),
-                            WindowAgg::LabelledCount => f64::from(acc.labelled),
-                            WindowAgg::FraudRate => acc.fraud_rate(),
-                            WindowAgg::FraudShare => acc.fraud_share(),
-                        }
+        for (entity, reads) in self.plan.windows.iter().enumerate() {
+            let accs = self.observed[entity].map(|obs| self.tables[entity].accs(obs.slot));
+            for &(i, window, agg) in reads {
+                out[i as usize] = accs.map_or(f64::NAN, |accs| {
+                    let acc = &accs[window as usize];
+                    match agg {
+                        WindowAgg::Count => f64::from(acc.count),
+                        WindowAgg::Sum => acc.sum,
+                        WindowAgg::Mean => acc.mean(),
+                        WindowAgg::FraudCount => f64::from(acc.fraud),
+                        WindowAgg::LabelledCount => f64::from(acc.labelled),
+                        WindowAgg::FraudRate => acc.fraud_rate(),
+                        WindowAgg::FraudShare => acc.fraud_share(),
                     }
-                },
+                });
+            }
+        }
+        for &(i, slot) in &self.plan.others {
+            out[i as usize] = match slot {
+                // Read above, entity by entity.
+                Slot::Window { .. } => continue,
                 Slot::Entity { entity, agg } => match self.observed[entity as usize] {
                     None => f64::NAN,
                     Some(obs) => match agg {
@@ -365,6 +364,39 @@ impl FeatureEngine {
             .map(EntityTable::memory_bytes)
             .sum::<usize>()
             + self.joins.memory_bytes()
+    }
+}
+
+/// The features an engine writes, arranged for extraction: window reads grouped
+/// by entity kind (one state lookup each), then the rest in set order (so a ratio
+/// comes after the features it divides, which are defined above it).
+struct Plan {
+    /// Per entity kind: output index, window and aggregate of each window feature.
+    windows: Vec<Vec<(u16, u16, WindowAgg)>>,
+    /// Output index and slot of every other feature.
+    others: Vec<(u16, Slot)>,
+}
+
+impl Plan {
+    fn new(set: &FeatureSet, held: &[bool]) -> Self {
+        let mut plan = Plan {
+            windows: vec![Vec::new(); set.entities.len()],
+            others: Vec::new(),
+        };
+        for (i, &slot) in set.slots.iter().enumerate() {
+            if slot.entity().is_some_and(|e| !held[e as usize]) {
+                continue;
+            }
+            match slot {
+                Slot::Window {
+                    entity,
+                    window,
+                    agg,
+                } => plan.windows[entity as usize].push((i as u16, window, agg)),
+                other => plan.others.push((i as u16, other)),
+            }
+        }
+        plan
     }
 }
 

@@ -170,6 +170,12 @@ impl EntityTable {
         &self.slots[slot as usize].accs[w]
     }
 
+    /// Aggregates of every window of the entity in `slot`, in window order.
+    #[inline]
+    pub fn accs(&self, slot: u32) -> &[WindowAcc] {
+        &self.slots[slot as usize].accs
+    }
+
     /// Records an event of entity `key` and brings its windows to its newest time.
     /// `distinct` holds, per distinct tracker in order, the hash of the counted
     /// field's value (0 when the event has none).
