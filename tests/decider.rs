@@ -120,7 +120,7 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
         event_ts_ms: 1_533_000_000_000,
         strings: [None; 9],
     };
-    let mut decide = |d: &mut Decider| {
+    let decide = |d: &mut Decider| {
         d.features_mut().fill(f64::NAN);
         d.features_mut()[0] = 500.0;
         let mut out = Vec::new();

@@ -187,7 +187,7 @@ impl Binned {
                 .collect();
             vals.sort_by(f64::total_cmp);
             vals.dedup();
-            let e: Vec<f64> = if vals.len() <= max_bins - 1 {
+            let e: Vec<f64> = if vals.len() < max_bins {
                 vals
             } else {
                 let mut e: Vec<f64> = (1..max_bins)

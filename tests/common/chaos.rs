@@ -9,7 +9,7 @@ use fraudstream::decision::Decider;
 use fraudstream::features::load_feature_set;
 use fraudstream::model::ModelStore;
 use fraudstream::pipeline::{Encoded, PartitionWorker};
-use fraudstream::rules::reload::{RuleStore, RulesSource};
+use fraudstream::rules::reload::RuleStore;
 use fraudstream::state::key_hash;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
