@@ -66,11 +66,11 @@ impl LabelJoin {
         }
     }
 
-    /// The same join without the id index: labels come back only through
+    /// Stops indexing events by id: labels then come back only through
     /// [`LabelJoin::take_ticket`] (replays, which hold every event's ticket).
-    pub fn by_ticket_only(mut self) -> Self {
+    pub fn ticket_only(&mut self) {
         self.indexed = false;
-        self
+        self.index = HashMap::default();
     }
 
     /// Parks a label whose event has not been seen yet.

@@ -4,10 +4,11 @@
 mod labels;
 pub mod spec;
 
-pub use labels::{LabelJoin, LabelTargets, LabelTicket};
+pub use labels::{LabelJoin, LabelTicket};
 pub use spec::{FeatureSet, FeatureSpecError};
 
 use crate::state::{key_hash, mix64, EntityTable, Observation, TableLimits, TableStats};
+use labels::LabelTargets;
 use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
 use std::sync::Arc;
 
@@ -217,7 +218,7 @@ impl FeatureEngine {
     /// Labels come back only by ticket ([`FeatureEngine::apply_label_ticket`]),
     /// never by id: replays, which skip the id index this way.
     pub fn labels_by_ticket(mut self) -> Self {
-        self.joins = std::mem::replace(&mut self.joins, LabelJoin::new(0, 0)).by_ticket_only();
+        self.joins.ticket_only();
         self
     }
 
@@ -293,20 +294,18 @@ impl FeatureEngine {
         if self.label_entities.is_empty() {
             return None;
         }
-        {
-            let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
-            let (keys, observed) = (&self.keys, &self.observed);
-            let targets = self
-                .label_entities
-                .iter()
-                .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
-            let id = key_hash(0, ev.event_id.as_bytes());
-            let ticket = self.joins.remember(id, ts_s, targets);
-            if let Some(fraud) = self.joins.take_early(id) {
-                self.apply_label_id(id, fraud);
-            }
-            ticket
+        let ts_s = ev.ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
+        let (keys, observed) = (&self.keys, &self.observed);
+        let targets = self
+            .label_entities
+            .iter()
+            .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
+        let id = key_hash(0, ev.event_id.as_bytes());
+        let ticket = self.joins.remember(id, ts_s, targets);
+        if let Some(fraud) = self.joins.take_early(id) {
+            self.apply_label_id(id, fraud);
         }
+        ticket
     }
 
     /// Feeds a fraud/legit label for `event_id` back into the windows of its entities.
