@@ -89,7 +89,6 @@ struct EntityState {
     ring: VecDeque<Entry>,
     /// Sequence number of `ring[0]`.
     base: u32,
-    accs: Box<[WindowAcc]>,
     extremes: Box<[Extreme]>,
     distincts: Box<[Distinct]>,
     newest_s: u32,
@@ -102,6 +101,9 @@ struct EntityState {
 pub struct EntityTable {
     windows: Box<[WindowSpec]>,
     trackers: Box<[TrackerSpec]>,
+    /// Window aggregates of every slot, `windows.len()` per slot: found from the
+    /// slot number alone, without a pointer to follow.
+    accs: Vec<WindowAcc>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     slots: Vec<EntityState>,
     free: Vec<u32>,
@@ -137,6 +139,7 @@ impl EntityTable {
         Self {
             windows: windows.into_boxed_slice(),
             trackers: trackers.into_boxed_slice(),
+            accs: Vec::new(),
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -167,13 +170,14 @@ impl EntityTable {
     /// Aggregates of window `w` of the entity in `slot`.
     #[inline]
     pub fn acc(&self, slot: u32, w: usize) -> &WindowAcc {
-        &self.slots[slot as usize].accs[w]
+        &self.accs(slot)[w]
     }
 
     /// Aggregates of every window of the entity in `slot`, in window order.
     #[inline]
     pub fn accs(&self, slot: u32) -> &[WindowAcc] {
-        &self.slots[slot as usize].accs
+        let n = self.windows.len();
+        &self.accs[slot as usize * n..(slot as usize + 1) * n]
     }
 
     /// Records an event of entity `key` and brings its windows to its newest time.
@@ -189,6 +193,8 @@ impl EntityTable {
         };
         self.touch(slot);
         let lateness = self.limits.lateness_s;
+        let n = self.windows.len();
+        let accs = &mut self.accs[slot as usize * n..(slot as usize + 1) * n];
         let st = &mut self.slots[slot as usize];
         let prev_seen_ms = (!first_seen).then_some(st.last_seen_ms);
         st.last_seen_ms = st.last_seen_ms.max(ts_ms);
@@ -203,7 +209,7 @@ impl EntityTable {
             st.newest_s = ts_s;
             (Applied::OnTime, st.base + st.ring.len() as u32 - 1)
         } else if st.newest_s - ts_s <= lateness {
-            (Applied::Late, insert_late(st, &self.windows, entry))
+            (Applied::Late, insert_late(st, accs, &self.windows, entry))
         } else {
             (Applied::Dropped, u32::MAX)
         };
@@ -212,12 +218,13 @@ impl EntityTable {
             Applied::Dropped => self.stats.late_dropped += 1,
             Applied::OnTime => {}
         }
-        advance(st, &self.windows, st.newest_s);
-        let forced = trim(st, &self.windows, self.limits.max_events_per_entity);
+        advance(st, accs, &self.windows, st.newest_s);
+        let forced = trim(st, accs, &self.windows, self.limits.max_events_per_entity);
         self.stats.truncated += forced;
         if !self.trackers.is_empty() {
             update_trackers(
                 st,
+                accs,
                 &self.windows,
                 &self.trackers,
                 distinct,
@@ -265,6 +272,8 @@ impl EntityTable {
         let Some(&slot) = self.index.get(&key) else {
             return false;
         };
+        let n = self.windows.len();
+        let accs = &mut self.accs[slot as usize * n..(slot as usize + 1) * n];
         let st = &mut self.slots[slot as usize];
         let unlabelled_at = |i: usize| {
             st.ring
@@ -289,7 +298,7 @@ impl EntityTable {
         e.labelled = 1;
         e.fraud = u8::from(fraud);
         let (amount, seq) = (e.amount, st.base + i as u32);
-        for (spec, acc) in self.windows.iter().zip(st.accs.iter_mut()) {
+        for (spec, acc) in self.windows.iter().zip(accs.iter_mut()) {
             if acc.start <= seq && seq < acc.end && spec.filter.accepts(amount) {
                 acc.labelled += 1;
                 acc.fraud += u32::from(fraud);
@@ -302,6 +311,7 @@ impl EntityTable {
     pub fn memory_bytes(&self) -> usize {
         let per_slot = std::mem::size_of::<EntityState>()
             + self.windows.len() * std::mem::size_of::<WindowAcc>();
+        // (of which the window aggregates live in `accs`, one run per initialised slot)
         let rings: usize = self
             .slots
             .iter()
@@ -326,7 +336,6 @@ impl EntityTable {
                     key,
                     ring: VecDeque::new(),
                     base: 0,
-                    accs: vec![WindowAcc::default(); self.windows.len()].into_boxed_slice(),
                     extremes: (0..self
                         .trackers
                         .iter()
@@ -347,6 +356,8 @@ impl EntityTable {
                     prev: NIL,
                     next: NIL,
                 });
+                self.accs
+                    .resize(self.slots.len() * self.windows.len(), WindowAcc::default());
                 (self.slots.len() - 1) as u32
             }
         };
@@ -357,7 +368,8 @@ impl EntityTable {
             st.ring.shrink_to(16);
         }
         st.base = 0;
-        st.accs.fill(WindowAcc::default());
+        let n = self.windows.len();
+        self.accs[slot as usize * n..(slot as usize + 1) * n].fill(WindowAcc::default());
         for e in st.extremes.iter_mut() {
             e.reset(0);
         }
@@ -431,6 +443,7 @@ impl EntityTable {
 /// `rebuild` after sequence numbers moved (a late insert).
 fn update_trackers(
     st: &mut EntityState,
+    accs: &[WindowAcc],
     windows: &[WindowSpec],
     trackers: &[TrackerSpec],
     distinct: &[u32],
@@ -441,7 +454,7 @@ fn update_trackers(
     for t in trackers {
         match *t {
             TrackerSpec::Extreme { window, max } => {
-                let acc = &st.accs[window as usize];
+                let acc = &accs[window as usize];
                 let ex = &mut st.extremes[e];
                 if rebuild {
                     ex.reset(acc.start);
@@ -463,10 +476,15 @@ fn update_trackers(
 
 /// Inserts an out-of-order entry in time order and fixes every window's cursors.
 /// Inserts a late entry in time order; returns its sequence number.
-fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) -> u32 {
+fn insert_late(
+    st: &mut EntityState,
+    accs: &mut [WindowAcc],
+    windows: &[WindowSpec],
+    entry: Entry,
+) -> u32 {
     let pos = st.ring.partition_point(|e| e.ts <= entry.ts);
     let seq = st.base + pos as u32;
-    for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+    for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
         if seq < acc.start {
             acc.start += 1;
             acc.end += 1;
@@ -480,9 +498,9 @@ fn insert_late(st: &mut EntityState, windows: &[WindowSpec], entry: Entry) -> u3
 }
 
 /// Moves every window of `st` to end at `now_s` (minus its delay).
-fn advance(st: &mut EntityState, windows: &[WindowSpec], now_s: u32) {
+fn advance(st: &mut EntityState, accs: &mut [WindowAcc], windows: &[WindowSpec], now_s: u32) {
     let last = st.base + st.ring.len() as u32;
-    for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+    for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
         let hi = i64::from(now_s) - i64::from(spec.delay_s);
         let lo = hi - i64::from(spec.length_s);
         while acc.end < last {
@@ -506,9 +524,8 @@ fn advance(st: &mut EntityState, windows: &[WindowSpec], now_s: u32) {
 
 /// Drops entries no window needs any more, and the oldest beyond the cap.
 /// Returns how many entries the cap forced out.
-fn trim(st: &mut EntityState, windows: &[WindowSpec], cap: usize) -> u64 {
-    let needed = st
-        .accs
+fn trim(st: &mut EntityState, accs: &mut [WindowAcc], windows: &[WindowSpec], cap: usize) -> u64 {
+    let needed = accs
         .iter()
         .map(|a| a.start)
         .min()
@@ -520,7 +537,7 @@ fn trim(st: &mut EntityState, windows: &[WindowSpec], cap: usize) -> u64 {
     let mut forced = 0;
     while st.ring.len() > cap.max(1) {
         let front = st.ring[0];
-        for (spec, acc) in windows.iter().zip(st.accs.iter_mut()) {
+        for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
             if acc.start == st.base {
                 if acc.end > st.base {
                     acc.add(&front, spec, -1);
