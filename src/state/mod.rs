@@ -176,8 +176,14 @@ impl EntityTable {
     /// Aggregates of every window of the entity in `slot`, in window order.
     #[inline]
     pub fn accs(&self, slot: u32) -> &[WindowAcc] {
+        &self.accs[self.accs_of(slot)]
+    }
+
+    /// Where the aggregates of the entity in `slot` sit in `accs`.
+    #[inline]
+    fn accs_of(&self, slot: u32) -> std::ops::Range<usize> {
         let n = self.windows.len();
-        &self.accs[slot as usize * n..(slot as usize + 1) * n]
+        slot as usize * n..(slot as usize + 1) * n
     }
 
     /// Records an event of entity `key` and brings its windows to its newest time.
@@ -193,8 +199,8 @@ impl EntityTable {
         };
         self.touch(slot);
         let lateness = self.limits.lateness_s;
-        let n = self.windows.len();
-        let accs = &mut self.accs[slot as usize * n..(slot as usize + 1) * n];
+        let range = self.accs_of(slot);
+        let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
         let prev_seen_ms = (!first_seen).then_some(st.last_seen_ms);
         st.last_seen_ms = st.last_seen_ms.max(ts_ms);
@@ -272,8 +278,8 @@ impl EntityTable {
         let Some(&slot) = self.index.get(&key) else {
             return false;
         };
-        let n = self.windows.len();
-        let accs = &mut self.accs[slot as usize * n..(slot as usize + 1) * n];
+        let range = self.accs_of(slot);
+        let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
         let unlabelled_at = |i: usize| {
             st.ring
@@ -361,6 +367,8 @@ impl EntityTable {
                 (self.slots.len() - 1) as u32
             }
         };
+        let range = self.accs_of(slot);
+        self.accs[range].fill(WindowAcc::default());
         let st = &mut self.slots[slot as usize];
         st.key = key;
         st.ring.clear();
@@ -368,8 +376,6 @@ impl EntityTable {
             st.ring.shrink_to(16);
         }
         st.base = 0;
-        let n = self.windows.len();
-        self.accs[slot as usize * n..(slot as usize + 1) * n].fill(WindowAcc::default());
         for e in st.extremes.iter_mut() {
             e.reset(0);
         }
