@@ -1,7 +1,7 @@
 //! Name resolution, type checking and code generation for rule expressions.
 
 use super::parser::{parse, BinOp, Expr, ExprKind, ListRef, Literal, Span};
-use super::program::{Cmp, CompiledList, Op, Program, MAX_STACK};
+use super::program::{Cmp, CompiledList, Op, Program, Screen, MAX_STACK};
 use crate::features::FeatureSet;
 use crate::state::key_hash;
 use std::collections::HashMap;
@@ -147,7 +147,10 @@ pub fn compile(
             message: format!("a rule condition must be true or false, but this is {}; add a comparison such as '> 0'", ty.name()),
         });
     }
-    let program = Program::new(ops);
+    let program = Program {
+        ops,
+        screen: screen_of(&expr, scope),
+    };
     if program.max_depth() > MAX_STACK {
         return Err(CompileError {
             at: 0,
@@ -156,6 +159,67 @@ pub fn compile(
     }
     lists.extend(inline);
     Ok(program)
+}
+
+/// The screen of the first top-level conjunct of `e` that bounds a numeric
+/// slot by constants (`x > 5`, `5 < x`, `x between 1 and 9`); open if none does.
+/// Three-valued `and` is false when any conjunct is false, whatever its place.
+fn screen_of(e: &Expr, scope: &Scope) -> Screen {
+    let slot = |e: &Expr| match &e.kind {
+        ExprKind::Name(n) => scope.number(n),
+        _ => None,
+    };
+    let constant = |e: &Expr| match &e.kind {
+        ExprKind::Num(n) => Some(*n),
+        ExprKind::Neg(x) => match x.kind {
+            ExprKind::Num(n) => Some(-n),
+            _ => None,
+        },
+        _ => None,
+    };
+    let screen = match &e.kind {
+        ExprKind::Binary(BinOp::And, a, b) => {
+            let first = screen_of(a, scope);
+            return if first == Screen::OPEN {
+                screen_of(b, scope)
+            } else {
+                first
+            };
+        }
+        ExprKind::Binary(op, a, b) => {
+            let cmp = |op| match op {
+                BinOp::Lt => Some(Cmp::Lt),
+                BinOp::Le => Some(Cmp::Le),
+                BinOp::Gt => Some(Cmp::Gt),
+                BinOp::Ge => Some(Cmp::Ge),
+                BinOp::Eq => Some(Cmp::Eq),
+                _ => None,
+            };
+            // `c < x` is `x > c`.
+            let mirrored = |op| match op {
+                BinOp::Lt => BinOp::Gt,
+                BinOp::Le => BinOp::Ge,
+                BinOp::Gt => BinOp::Lt,
+                BinOp::Ge => BinOp::Le,
+                other => other,
+            };
+            match (slot(a), constant(b), constant(a), slot(b)) {
+                (Some(s), Some(c), _, _) => cmp(*op).map(|k| Screen::of_comparison(s, k, c)),
+                (_, _, Some(c), Some(s)) => {
+                    cmp(mirrored(*op)).map(|k| Screen::of_comparison(s, k, c))
+                }
+                _ => None,
+            }
+        }
+        ExprKind::Between(x, lo, hi) => match (slot(x), constant(lo), constant(hi)) {
+            (Some(slot), Some(lo), Some(hi)) if !lo.is_nan() && !hi.is_nan() => {
+                Some(Screen { slot, lo, hi })
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    screen.unwrap_or(Screen::OPEN)
 }
 
 struct Compiler<'a> {

@@ -109,6 +109,17 @@ pub struct Ruleset {
     pub string_fields: u16,
     /// In-file test cases that ran and passed at load.
     pub tests_passed: usize,
+    /// The rules [`Ruleset::evaluate`] runs, in order, with their screens packed
+    /// together so that rules a screen rejects cost two comparisons.
+    screened: Vec<ScreenedRule>,
+}
+
+/// A live or shadow rule as [`Ruleset::evaluate`] visits it.
+#[derive(Debug, Clone)]
+struct ScreenedRule {
+    screen: program::Screen,
+    rule: u16,
+    shadow: bool,
 }
 
 /// Hits of one evaluation, reused across events (no allocation once warm).
@@ -277,8 +288,20 @@ impl Ruleset {
                 .cmp(&rules[a].priority)
                 .then(rules[a].id.cmp(&rules[b].id))
         });
+        let rules: Vec<Rule> = order.iter().map(|&i| rules[i].clone()).collect();
+        let screened = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.mode != RuleMode::Off)
+            .map(|(i, r)| ScreenedRule {
+                screen: r.program.screen,
+                rule: i as u16,
+                shadow: r.mode == RuleMode::Shadow,
+            })
+            .collect();
         let ruleset = Ruleset {
-            rules: order.iter().map(|&i| rules[i].clone()).collect(),
+            rules,
+            screened,
             lists,
             policy: DecisionPolicy::new(&policy),
             version: format!("{:016x}", key_hash(0, &hash_input)),
@@ -297,14 +320,18 @@ impl Ruleset {
         hits.live.clear();
         hits.shadow.clear();
         let mut stack = [0.0; program::MAX_STACK];
-        for (i, r) in self.rules.iter().enumerate() {
-            let target = match r.mode {
-                RuleMode::Live => &mut hits.live,
-                RuleMode::Shadow => &mut hits.shadow,
-                RuleMode::Off => continue,
-            };
-            if r.program.eval_with(&mut stack, nums, strs, &self.lists) == 1.0 {
-                target.push(i as u16);
+        for s in &self.screened {
+            if s.screen.rejects(nums) {
+                continue;
+            }
+            let program = &self.rules[s.rule as usize].program;
+            if program.run(&mut stack, nums, strs, &self.lists) == 1.0 {
+                let target = if s.shadow {
+                    &mut hits.shadow
+                } else {
+                    &mut hits.live
+                };
+                target.push(s.rule);
             }
         }
     }

@@ -161,14 +161,65 @@ pub struct CompiledList {
     pub numbers: Vec<f64>,
 }
 
+/// A range numeric slot `slot` must fall in (bounds included) for a program
+/// to be true: one of its top-level `and` conjuncts, such as `amount > 500` or
+/// `x between 1 and 9`. A value outside it makes the program false without
+/// interpreting it; a missing value (NaN) is never outside, so the program runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Screen {
+    /// Numeric slot.
+    pub slot: u16,
+    /// Smallest value that may pass.
+    pub lo: f64,
+    /// Largest value that may pass.
+    pub hi: f64,
+}
+
+impl Screen {
+    /// The screen every value passes.
+    pub const OPEN: Screen = Screen {
+        slot: 0,
+        lo: f64::NEG_INFINITY,
+        hi: f64::INFINITY,
+    };
+
+    /// The values `x` for which `x <cmp> c` can be true (`!=` can be true anywhere).
+    pub fn of_comparison(slot: u16, cmp: Cmp, c: f64) -> Screen {
+        let (lo, hi) = match cmp {
+            Cmp::Lt => (f64::NEG_INFINITY, c.next_down()),
+            Cmp::Le => (f64::NEG_INFINITY, c),
+            Cmp::Gt => (c.next_up(), f64::INFINITY),
+            Cmp::Ge => (c, f64::INFINITY),
+            Cmp::Eq => (c, c),
+            Cmp::Ne => return Screen::OPEN,
+        };
+        if c.is_nan() {
+            return Screen::OPEN;
+        }
+        Screen { slot, lo, hi }
+    }
+
+    /// Whether `nums` are certainly outside the screen (so the program is false).
+    #[inline]
+    pub fn rejects(&self, nums: &[f64]) -> bool {
+        let x = nums.get(self.slot as usize).copied().unwrap_or(f64::NAN);
+        x < self.lo || x > self.hi
+    }
+}
+
+impl Default for Screen {
+    fn default() -> Self {
+        Screen::OPEN
+    }
+}
+
 /// A compiled expression.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Program {
     /// Instructions, in order.
     pub ops: Vec<Op>,
-    /// `nums[slot] <cmp> c` when the whole program is that comparison `and`
-    /// something: when it is false, so is the program, without interpreting it.
-    guard: Option<(u16, Cmp, f64)>,
+    /// A range a slot must fall in for the program to be true.
+    pub screen: Screen,
 }
 
 /// Truth value of a three-valued boolean.
@@ -191,43 +242,26 @@ fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
 }
 
 impl Program {
-    /// The program of `ops`.
-    pub fn new(ops: Vec<Op>) -> Self {
-        let guard = match ops[..] {
-            [Op::CmpConst { slot, cmp, c }] => Some((slot, cmp, c)),
-            [Op::CmpConst { slot, cmp, c }, Op::SkipIfFalse(n), .., Op::And]
-                if 2 + n as usize == ops.len() =>
-            {
-                Some((slot, cmp, c))
-            }
-            _ => None,
-        };
-        Self { ops, guard }
-    }
-
     /// Evaluates over numeric slots `nums`, string-hash slots `strs` (0 = missing)
     /// and `lists`. Returns 1.0, 0.0 or NaN (unknown).
     #[inline]
     pub fn eval(&self, nums: &[f64], strs: &[u64], lists: &[CompiledList]) -> f64 {
-        self.eval_with(&mut [0.0; MAX_STACK], nums, strs, lists)
+        if self.screen.rejects(nums) {
+            return 0.0;
+        }
+        self.run(&mut [0.0; MAX_STACK], nums, strs, lists)
     }
 
-    /// [`Program::eval`] with a caller-provided stack, reused across programs.
+    /// Interprets the instructions, without the screen, on a caller-provided
+    /// stack reused across programs.
     #[inline]
-    pub fn eval_with(
+    pub fn run(
         &self,
         st: &mut [f64; MAX_STACK],
         nums: &[f64],
         strs: &[u64],
         lists: &[CompiledList],
     ) -> f64 {
-        if let Some((slot, cmp, c)) = self.guard {
-            // A false first conjunct is what `SkipIfFalse` would find; unknown
-            // still needs the rest (unknown and false is false).
-            if cmp.apply(nums.get(slot as usize).copied().unwrap_or(f64::NAN), c) == 0.0 {
-                return 0.0;
-            }
-        }
         let mut sp = 0usize;
         let mut pc = 0usize;
         let ops = &self.ops[..];

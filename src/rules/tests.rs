@@ -1,5 +1,5 @@
 use super::compile::{compile, Scope};
-use super::program::CompiledList;
+use super::program::{CompiledList, Screen};
 use super::reload::{RuleStore, RulesSource};
 use super::*;
 use crate::features::load_feature_set;
@@ -106,6 +106,96 @@ fn duplicate_ids_and_bad_scores_are_rejected() {
     )])
     .unwrap_err();
     assert!(bad_policy.0[0].message.contains("thresholds"));
+}
+
+#[test]
+fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
+    let set = default_set();
+    let scope = Scope::new(&set, &[]);
+    let amount = set.index_of("amount").unwrap() as u16;
+    let screen = |src: &str| compile(src, &scope, &mut Vec::new()).unwrap().screen;
+    let bounded = |lo: f64, hi: f64| Screen {
+        slot: amount,
+        lo,
+        hi,
+    };
+    let inf = f64::INFINITY;
+    assert_eq!(
+        screen("amount > 500 and country == 'DE'"),
+        bounded(500f64.next_up(), inf)
+    );
+    assert_eq!(screen("country == 'DE' and 3 >= amount"), bounded(-inf, 3.0));
+    assert_eq!(
+        screen("amount != 5 and (country == 'DE' and amount < -2)"),
+        bounded(-inf, (-2f64).next_down())
+    );
+    assert_eq!(screen("amount between 10 and 20"), bounded(10.0, 20.0));
+    assert_eq!(screen("amount == 7"), bounded(7.0, 7.0));
+    for open in [
+        "amount > 5 or country == 'DE'",
+        "not (amount > 5)",
+        "amount != 5",
+        "amount * 2 > 5",
+        "amount > account.avg_amount_30d",
+    ] {
+        assert_eq!(screen(open), Screen::OPEN, "{open}");
+    }
+}
+
+#[test]
+fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
+    let set = load_feature_set("model").unwrap();
+    let files = synthetic::synthetic_rule_files(100, &set.names);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let rs = Ruleset::from_files(&refs, &set).unwrap();
+    let strs: Vec<u64> = ["RU", "DE"]
+        .iter()
+        .map(|c| {
+            let mut strs = [0u64; 9];
+            strs[Scope::string_field("country").unwrap() as usize] = compile::str_hash(c);
+            strs[Scope::string_field("terminal.id").unwrap() as usize] = compile::str_hash("term-7");
+            strs
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    // Values around every threshold the synthetic rules use, and missing ones.
+    let pool: Vec<f64> = [f64::NAN, -0.0, 0.0, 1.0, 5.0, 60.0, 0.95]
+        .into_iter()
+        .chain((2..9).flat_map(|k| {
+            let k = f64::from(k);
+            [k, k * 10.0, k * 100.0, k * 1000.0, k * 1000.0 + 50.0, k * 100_000.0]
+                .into_iter()
+                .flat_map(|v| [v.next_down(), v, v.next_up()])
+        }))
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let (mut hits, mut fired, mut rejected) = (Hits::default(), 0, 0);
+    for event in 0..3000 {
+        let nums: Vec<f64> = (0..rs.numeric_slots)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                pool[(state % pool.len() as u64) as usize]
+            })
+            .collect();
+        let strs = &strs[(event % 2) * 9..][..9];
+        rs.evaluate(&nums, strs, &mut hits);
+        let (mut live, mut shadow) = (Vec::new(), Vec::new());
+        for (i, r) in rs.rules.iter().enumerate() {
+            let fires = r.program.run(&mut [0.0; program::MAX_STACK], &nums, strs, &rs.lists) == 1.0;
+            rejected += usize::from(r.program.screen.rejects(&nums));
+            match r.mode {
+                RuleMode::Live if fires => live.push(i as u16),
+                RuleMode::Shadow if fires => shadow.push(i as u16),
+                _ => {}
+            }
+        }
+        fired += live.len() + shadow.len();
+        assert_eq!((&hits.live, &hits.shadow), (&live, &shadow), "event {event}");
+    }
+    // The comparison means something only if rules both fire and get screened out.
+    assert!(fired > 1000 && rejected > 100_000, "fired {fired}, rejected {rejected}");
 }
 
 #[test]
@@ -352,6 +442,70 @@ fn bool_ref(g: &Gen, f: &[Option<f64>], country: Option<&str>) -> Option<bool> {
     }
 }
 
+/// A condition that starts or ends with a bound a screen can use.
+fn screened_gen() -> impl Strategy<Value = Gen> {
+    let op = prop_oneof![
+        Just("<"),
+        Just("<="),
+        Just(">"),
+        Just(">="),
+        Just("=="),
+        Just("!=")
+    ];
+    let bound = prop_oneof![
+        (op, 0usize..4, -5i32..20, any::<bool>()).prop_map(|(o, i, n, flip)| {
+            let (f, n) = (Box::new(Gen::Feat(i)), Box::new(Gen::Num(n)));
+            if flip {
+                Gen::Cmp(o, n, f)
+            } else {
+                Gen::Cmp(o, f, n)
+            }
+        }),
+        (0usize..4, -5i32..20, -5i32..20).prop_map(|(i, a, b)| Gen::Between(
+            Box::new(Gen::Feat(i)),
+            Box::new(Gen::Num(a)),
+            Box::new(Gen::Num(b))
+        )),
+    ];
+    (bound, bool_gen(), any::<bool>()).prop_map(|(b, rest, first)| {
+        let (b, rest) = (Box::new(b), Box::new(rest));
+        if first {
+            Gen::And(b, rest)
+        } else {
+            Gen::And(rest, b)
+        }
+    })
+}
+
+/// Compiles `g` and checks its evaluation against [`bool_ref`].
+fn check_against_reference(
+    g: &Gen,
+    values: &[Option<i32>],
+    country: Option<&str>,
+) -> Result<(), TestCaseError> {
+    let set = default_set();
+    let scope = Scope::new(&set, &[]);
+    let src = render(g);
+    let mut lists: Vec<CompiledList> = Vec::new();
+    let program = compile(&src, &scope, &mut lists).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+    let f: Vec<Option<f64>> = values.iter().map(|v| v.map(f64::from)).collect();
+    let mut nums = vec![f64::NAN; scope.numeric_slots()];
+    for (i, name) in FEATS.iter().enumerate() {
+        nums[set.index_of(name).unwrap()] = f[i].unwrap_or(f64::NAN);
+    }
+    let mut strs = [0u64; 9];
+    strs[Scope::string_field("country").unwrap() as usize] = country.map_or(0, compile::str_hash);
+    let want = bool_ref(g, &f, country);
+    for got in [
+        program.eval(&nums, &strs, &lists),
+        program.run(&mut [0.0; program::MAX_STACK], &nums, &strs, &lists),
+    ] {
+        let got = if got.is_nan() { None } else { Some(got == 1.0) };
+        prop_assert_eq!(got, want, "{}", src);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -361,22 +515,16 @@ proptest! {
         values in proptest::collection::vec(proptest::option::of(-3i32..15), 4),
         country in proptest::option::of(prop_oneof![Just("DE"), Just("FR"), Just("NL")]),
     ) {
-        let set = default_set();
-        let scope = Scope::new(&set, &[]);
-        let src = render(&g);
-        let mut lists: Vec<CompiledList> = Vec::new();
-        let program = compile(&src, &scope, &mut lists).unwrap_or_else(|e| panic!("{src}: {e:?}"));
-        let f: Vec<Option<f64>> = values.iter().map(|v| v.map(f64::from)).collect();
-        let mut nums = vec![f64::NAN; scope.numeric_slots()];
-        for (i, name) in FEATS.iter().enumerate() {
-            nums[set.index_of(name).unwrap()] = f[i].unwrap_or(f64::NAN);
-        }
-        let mut strs = [0u64; 9];
-        strs[Scope::string_field("country").unwrap() as usize] = country.map_or(0, compile::str_hash);
-        let got = program.eval(&nums, &strs, &lists);
-        let want = bool_ref(&g, &f, country);
-        let got = if got.is_nan() { None } else { Some(got == 1.0) };
-        prop_assert_eq!(got, want, "{}", src);
+        check_against_reference(&g, &values, country)?;
+    }
+
+    #[test]
+    fn screens_never_reject_a_condition_that_could_be_true(
+        g in screened_gen(),
+        values in proptest::collection::vec(proptest::option::of(-6i32..21), 4),
+        country in proptest::option::of(prop_oneof![Just("DE"), Just("FR"), Just("NL")]),
+    ) {
+        check_against_reference(&g, &values, country)?;
     }
 
     #[test]
