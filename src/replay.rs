@@ -3,7 +3,7 @@
 //! `train` and `backtest` all run on this, so offline and live can never differ.
 
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelTicket};
-use crate::source::handbook::{CsvError, HandbookReader, TxRow};
+use crate::source::handbook::{CsvError, HandbookReader, OwnedTxRow, TxRow};
 use crate::source::time::days_from_civil;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -87,6 +87,31 @@ impl Replayer {
         }
     }
 
+    /// Starts loading the state that the `step` after the next one, of `row`,
+    /// will read, and that of the first label it may apply. Changes nothing.
+    /// A replay that knows its next row overlaps its cache misses with the
+    /// current row's work this way (the state is too big for the caches).
+    pub fn prefetch(&self, row: &TxRow<'_>) {
+        if let Some(&(_, ticket, _)) = self.pending.front() {
+            self.engine.prefetch_label(ticket);
+        }
+        self.engine.prefetch(&Self::view(row));
+    }
+
+    fn view<'a>(row: &TxRow<'a>) -> EventView<'a> {
+        EventView {
+            event_id: row.transaction_id,
+            ts_ms: row.ts_ms,
+            amount: row.amount,
+            account: row.customer_id,
+            card: row.customer_id,
+            terminal: row.terminal_id,
+            device: None,
+            ip: None,
+            country: None,
+        }
+    }
+
     /// Applies the labels due by `row`, then `row` itself; returns its features.
     pub fn step(&mut self, row: &TxRow<'_>) -> &[f64] {
         while let Some(&(due, ticket, fraud)) = self.pending.front() {
@@ -97,18 +122,7 @@ impl Replayer {
             self.engine.apply_label_ticket(ticket, fraud);
             self.labels += 1;
         }
-        let view = EventView {
-            event_id: row.transaction_id,
-            ts_ms: row.ts_ms,
-            amount: row.amount,
-            account: row.customer_id,
-            card: row.customer_id,
-            terminal: row.terminal_id,
-            device: None,
-            ip: None,
-            country: None,
-        };
-        if let Some(ticket) = self.engine.update(&view, &mut self.features) {
+        if let Some(ticket) = self.engine.update(&Self::view(row), &mut self.features) {
             self.pending
                 .push_back((row.ts_ms + self.label_delay_ms, ticket, row.fraud));
         }
@@ -129,18 +143,28 @@ pub fn replay(
     let mut replayer = Replayer::new(set, opts);
     let mut stats = ReplayStats::default();
     let started = std::time::Instant::now();
+    // Each row is read one step ahead of its turn, to prefetch its state.
+    let mut current: Option<OwnedTxRow> = None;
     loop {
         let read_at = std::time::Instant::now();
-        let Some(row) = reader.next_row()? else { break };
+        let next = reader.next_row()?.filter(|row| row.ts_ms < opts.to_ms);
         stats.decode += read_at.elapsed();
-        if row.ts_ms >= opts.to_ms {
-            break;
+        if let Some(next) = &next {
+            replayer.prefetch(next);
         }
-        stats.rows += 1;
-        let features = replayer.step(&row);
-        if row.ts_ms >= opts.from_ms {
-            stats.emitted += 1;
-            emit(&row, features);
+        if let Some(row) = &current {
+            let row = row.view();
+            stats.rows += 1;
+            let features = replayer.step(&row);
+            if row.ts_ms >= opts.from_ms {
+                stats.emitted += 1;
+                emit(&row, features);
+            }
+        }
+        match (next, current.as_mut()) {
+            (None, _) => break,
+            (Some(next), Some(current)) => current.fill(&next),
+            (Some(next), None) => current = Some(OwnedTxRow::of(&next)),
         }
         if stats.rows % 65_536 == 0 {
             progress(reader.bytes_read());
@@ -150,4 +174,93 @@ pub fn replay(
     stats.labels = replayer.labels;
     stats.total = started.elapsed();
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::load_feature_set;
+    use crate::source::handbook::OwnedTxRow;
+    use std::fmt::Write as _;
+
+    /// `replay` reads each row a step early to prefetch its state; what it emits
+    /// must be exactly what stepping a replayer row by row gives.
+    #[test]
+    fn replay_with_lookahead_emits_what_stepping_each_row_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tx.csv");
+        let mut csv = String::from("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n");
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut secs = 0;
+        for id in 0..5000 {
+            secs += next(600);
+            let (day, s) = (1 + secs / 86_400, secs % 86_400);
+            writeln!(
+                csv,
+                "{id},2018-04-{day:02} {:02}:{:02}:{:02},{},{},{}.{:02},{}",
+                s / 3600,
+                s % 3600 / 60,
+                s % 60,
+                next(40),
+                next(25),
+                next(300),
+                next(100),
+                u8::from(next(10) == 0)
+            )
+            .unwrap();
+        }
+        std::fs::write(&path, csv).unwrap();
+        let set = Arc::new(load_feature_set("model").unwrap());
+        let opts = ReplayOptions {
+            from_ms: parse_date_ms("2018-04-05").unwrap(),
+            to_ms: parse_date_ms("2018-04-15").unwrap(),
+            label_delay_ms: 86_400_000,
+            ..ReplayOptions::default()
+        };
+        let mut emitted: Vec<(String, Vec<f64>)> = Vec::new();
+        let stats = replay(
+            &path,
+            set.clone(),
+            &opts,
+            |row, f| emitted.push((row.transaction_id.to_string(), f.to_vec())),
+            |_| {},
+        )
+        .unwrap();
+
+        let mut reader = HandbookReader::open(&path).unwrap();
+        let mut rows = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            rows.push(OwnedTxRow::of(&row));
+        }
+        let mut replayer = Replayer::new(set, &opts);
+        let mut want: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut read = 0;
+        for row in &rows {
+            let row = row.view();
+            if row.ts_ms >= opts.to_ms {
+                break;
+            }
+            read += 1;
+            let f = replayer.step(&row).to_vec();
+            if row.ts_ms >= opts.from_ms {
+                want.push((row.transaction_id.to_string(), f));
+            }
+        }
+        assert!(want.len() > 1000 && read < rows.len(), "the range cuts both ends");
+        assert!(replayer.labels > 500, "labels were applied");
+        assert_eq!((stats.rows, stats.emitted), (read as u64, want.len() as u64));
+        assert_eq!(stats.labels, replayer.labels);
+        assert_eq!(emitted.len(), want.len());
+        for ((id, got), (want_id, want)) in emitted.iter().zip(&want) {
+            assert_eq!(id, want_id);
+            let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "row {id}: {got:?} != {want:?}");
+        }
+    }
 }

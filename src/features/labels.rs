@@ -146,6 +146,12 @@ impl LabelJoin {
         Some((p.ts_s, (p.keys, p.seqs)))
     }
 
+    /// What [`LabelJoin::take_ticket`] would return for `t`, without taking it.
+    pub fn peek_ticket(&self, t: LabelTicket) -> Option<(u32, LabelTargets)> {
+        let p = self.ring.get(t.pos as usize)?;
+        (p.id == t.id && !p.taken).then_some((p.ts_s, (p.keys, p.seqs)))
+    }
+
     /// [`LabelJoin::take`] by ticket: `None` once the event was forgotten (its
     /// place reused) or its label already taken.
     pub fn take_ticket(&mut self, t: LabelTicket) -> Option<(u32, LabelTargets)> {

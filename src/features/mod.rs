@@ -330,6 +330,29 @@ impl FeatureEngine {
         }
     }
 
+    /// Starts loading the state that [`FeatureEngine::update`] of `ev` will
+    /// read. Changes nothing.
+    pub fn prefetch(&self, ev: &EventView<'_>) {
+        for (i, def) in self.set.entities.iter().enumerate() {
+            if let (true, Some(key)) = (self.held[i], entity_key(ev, def.fields)) {
+                self.tables[i].prefetch(key, None);
+            }
+        }
+    }
+
+    /// Starts loading the state that [`FeatureEngine::apply_label_ticket`] of
+    /// `ticket` will read. Changes nothing.
+    pub fn prefetch_label(&self, ticket: LabelTicket) {
+        let Some((_, (keys, seqs))) = self.joins.peek_ticket(ticket) else {
+            return;
+        };
+        for (k, &entity) in self.label_entities.iter().enumerate() {
+            if keys[k] != 0 {
+                self.tables[entity].prefetch(keys[k], Some(seqs[k]));
+            }
+        }
+    }
+
     /// `None` when the event is not remembered; else whether any window took the label.
     fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
         let target = self.joins.take(id)?;

@@ -55,6 +55,55 @@ pub struct TxRow<'a> {
     pub scenario: u8,
 }
 
+/// A [`TxRow`] with its own text, refilled in place (no allocation once its
+/// strings have grown to the longest row).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedTxRow {
+    transaction_id: String,
+    customer_id: String,
+    terminal_id: String,
+    ts_ms: i64,
+    amount: f64,
+    fraud: bool,
+    scenario: u8,
+}
+
+impl OwnedTxRow {
+    /// A copy of `row`.
+    pub fn of(row: &TxRow<'_>) -> Self {
+        let mut owned = Self::default();
+        owned.fill(row);
+        owned
+    }
+
+    /// Makes this a copy of `row`.
+    pub fn fill(&mut self, row: &TxRow<'_>) {
+        for (to, from) in [
+            (&mut self.transaction_id, row.transaction_id),
+            (&mut self.customer_id, row.customer_id),
+            (&mut self.terminal_id, row.terminal_id),
+        ] {
+            to.clear();
+            to.push_str(from);
+        }
+        (self.ts_ms, self.amount, self.fraud, self.scenario) =
+            (row.ts_ms, row.amount, row.fraud, row.scenario);
+    }
+
+    /// The row, borrowing from this copy.
+    pub fn view(&self) -> TxRow<'_> {
+        TxRow {
+            transaction_id: &self.transaction_id,
+            ts_ms: self.ts_ms,
+            customer_id: &self.customer_id,
+            terminal_id: &self.terminal_id,
+            amount: self.amount,
+            fraud: self.fraud,
+            scenario: self.scenario,
+        }
+    }
+}
+
 const COLUMNS: [&str; 6] = [
     "TRANSACTION_ID",
     "TX_DATETIME",
