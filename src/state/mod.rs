@@ -200,6 +200,12 @@ impl EntityTable {
             return fetch(seq);
         }
         fetch((st.base + st.ring.len() as u32).wrapping_sub(1));
+        // Moving it to the front of the recency list rewrites its neighbours.
+        for n in [st.prev, st.next] {
+            if let Some(n) = self.slots.get(n as usize) {
+                prefetch(&n.prev);
+            }
+        }
         for acc in accs {
             fetch(acc.start);
             fetch(acc.end);
