@@ -408,12 +408,31 @@ impl FlatGbt {
     #[inline]
     pub fn margin(&self, x: &[f64]) -> f64 {
         assert!(x.len() >= self.inputs, "feature vector too short");
-        let internal = (1usize << self.depth) - 1;
+        // One walk per depth, so that the levels unroll into straight-line code.
+        match self.depth {
+            1 => self.margin_of_depth::<1>(x),
+            2 => self.margin_of_depth::<2>(x),
+            3 => self.margin_of_depth::<3>(x),
+            4 => self.margin_of_depth::<4>(x),
+            5 => self.margin_of_depth::<5>(x),
+            6 => self.margin_of_depth::<6>(x),
+            7 => self.margin_of_depth::<7>(x),
+            8 => self.margin_of_depth::<8>(x),
+            9 => self.margin_of_depth::<9>(x),
+            _ => self.margin_of_depth::<MAX_FLAT_DEPTH>(x),
+        }
+    }
+
+    /// [`FlatGbt::margin`] for trees of depth `D` (`self.depth == D`, and `x` long enough).
+    #[inline(always)]
+    fn margin_of_depth<const D: u32>(&self, x: &[f64]) -> f64 {
+        debug_assert!(self.depth == D && x.len() >= self.inputs);
+        let internal = (1usize << D) - 1;
         let (features, thresholds) = (&self.features[..], &self.thresholds[..]);
         // SAFETY (both closures): `t` is a tree index below `self.leaves.len() /
         // (internal + 1)`, so `t * internal + i` with `i < internal` is inside
         // `features` and `thresholds`; every feature index is below `self.inputs
-        // <= x.len()`, checked above; after `depth` steps, `internal <= i < 2 *
+        // <= x.len()`, checked by the caller; after `D` steps, `internal <= i < 2 *
         // internal + 1`, so the leaf index is inside `leaves`.
         let step = |t: usize, i: usize| unsafe {
             let node = t * internal + i;
@@ -431,7 +450,7 @@ impl FlatGbt {
         let mut t = 0;
         while t + 4 <= trees {
             let mut i = [0usize; 4];
-            for _ in 0..self.depth {
+            for _ in 0..D {
                 for (k, i) in i.iter_mut().enumerate() {
                     *i = step(t + k, *i);
                 }
@@ -444,7 +463,7 @@ impl FlatGbt {
         }
         for t in t..trees {
             let mut i = 0;
-            for _ in 0..self.depth {
+            for _ in 0..D {
                 i = step(t, i);
             }
             m += leaf(t, i);
@@ -513,6 +532,65 @@ mod tests {
                 flat.contributions(row, &mut a);
                 g.contributions(row, &mut b);
                 proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    /// Every depth the flat form serves, 1 to [`MAX_FLAT_DEPTH`], scores like the
+    /// nodes: trees that are chains (a split whose left side is a leaf) of each depth.
+    #[test]
+    fn flat_form_of_every_depth_scores_like_the_nodes() {
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for depth in 1..=MAX_FLAT_DEPTH {
+            let mut g = Gbt {
+                base: -1.5,
+                nodes: Vec::new(),
+                roots: Vec::new(),
+                params: GbtParams::default(),
+            };
+            // 7 trees: one group of four walked together, then three alone.
+            for t in 0..7u32 {
+                g.roots.push(g.nodes.len() as u32);
+                for level in 0..depth {
+                    let at = g.nodes.len() as u32;
+                    let split = Node {
+                        feature: ((t + level) % 3) as u16,
+                        threshold: next() * 10.0,
+                        left: at + 1,
+                        right: at + 2,
+                        value: next(),
+                    };
+                    let leaf = Node {
+                        feature: LEAF,
+                        value: next() - 0.5,
+                        ..split
+                    };
+                    // The split, its left leaf, then (at the bottom) its right leaf.
+                    g.nodes.extend([split, leaf]);
+                    if level + 1 == depth {
+                        g.nodes.push(Node {
+                            value: next() - 0.5,
+                            ..leaf
+                        });
+                    }
+                }
+            }
+            let flat = FlatGbt::new(&g).expect("flattens");
+            assert_eq!(flat.depth, depth);
+            for _ in 0..2000 {
+                let x: Vec<f64> = (0..3)
+                    .map(|_| match next() {
+                        v if v < 0.1 => f64::NAN,
+                        v => v * 10.0,
+                    })
+                    .collect();
+                assert_eq!(flat.margin(&x).to_bits(), g.margin(&x).to_bits(), "depth {depth}");
             }
         }
     }
