@@ -1,14 +1,14 @@
 //! Offline replay throughput, single-threaded: the handbook's 1.75 M
 //! transactions (decoded into memory first, so file decoding is not measured)
 //! through the feature engine with labels fed back 7 days later, then rules and
-//! model, as `fraudstream backtest` runs them. Skips, loudly, without the data
+//! model, in blocks of rows as `fraudstream backtest` runs them. Skips, loudly, without the data
 //! (`FRAUDSTREAM_HANDBOOK_DIR` or `../shared/data/handbook`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fraudstream::decision::{Decider, Subject};
 use fraudstream::features::load_feature_set;
 use fraudstream::model::{ModelFile, ModelStore};
-use fraudstream::replay::{ReplayOptions, Replayer};
+use fraudstream::replay::{ReplayBlock, ReplayOptions, Replayer};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use fraudstream::rules::synthetic::synthetic_rule_files;
 use fraudstream::source::handbook::{HandbookReader, OwnedTxRow};
@@ -91,39 +91,43 @@ fn bench_replay(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(1));
+    let mut block = ReplayBlock::new(set.len());
     for (name, mut decider) in variants {
         group.bench_function(name, |b| {
             b.iter_custom(|passes| {
                 let started = Instant::now();
                 let mut flagged = 0u64;
                 for _ in 0..passes {
+                    // As `fraudstream backtest` runs: features for a block of
+                    // rows, then rules and model over the block.
                     let mut replayer = Replayer::new(set.clone(), &ReplayOptions::default());
-                    for (n, row) in rows.iter().enumerate() {
-                        // As `replay` does: the next row's state loads meanwhile.
-                        if let Some(next) = rows.get(n + 1) {
-                            replayer.prefetch(&next.view());
+                    for chunk in rows.chunks(ReplayBlock::ROWS) {
+                        block.clear();
+                        for row in chunk {
+                            block.push(&row.view());
                         }
-                        let row = row.view();
-                        let features = replayer.step(&row);
+                        replayer.step_block(&mut block, i64::MIN);
                         let Some(d) = decider.as_mut() else { continue };
-                        d.features_mut().copy_from_slice(features);
-                        let subject = Subject {
-                            event_id: row.transaction_id,
-                            account_id: row.customer_id,
-                            event_ts_ms: row.ts_ms,
-                            strings: [
-                                Some(row.customer_id),
-                                Some(row.customer_id),
-                                Some(row.terminal_id),
-                                None,
-                                None,
-                                None,
-                                Some("EUR"),
-                                None,
-                                None,
-                            ],
-                        };
-                        flagged += u64::from(d.assess(&subject, false).score > 0.5);
+                        for (row, features) in block.rows() {
+                            d.features_mut().copy_from_slice(features);
+                            let subject = Subject {
+                                event_id: row.transaction_id,
+                                account_id: row.customer_id,
+                                event_ts_ms: row.ts_ms,
+                                strings: [
+                                    Some(row.customer_id),
+                                    Some(row.customer_id),
+                                    Some(row.terminal_id),
+                                    None,
+                                    None,
+                                    None,
+                                    Some("EUR"),
+                                    None,
+                                    None,
+                                ],
+                            };
+                            flagged += u64::from(d.assess(&subject, false).score > 0.5);
+                        }
                     }
                 }
                 std::hint::black_box(flagged);

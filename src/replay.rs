@@ -64,6 +64,71 @@ pub fn parse_date_ms(s: &str) -> Option<i64> {
     ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
 }
 
+/// Rows a replay hands on together with their features. Replays work in blocks
+/// so that the feature engine's state and the consumer's working set (rules,
+/// trees) each stay in cache for a whole block instead of evicting each other
+/// at every row.
+pub struct ReplayBlock {
+    rows: Vec<OwnedTxRow>,
+    features: Vec<f64>,
+    emit: Vec<bool>,
+    len: usize,
+    width: usize,
+}
+
+impl ReplayBlock {
+    /// Rows per block in [`replay_blocks`].
+    pub const ROWS: usize = 256;
+
+    /// An empty block for feature vectors of `width` features.
+    pub fn new(width: usize) -> Self {
+        Self {
+            rows: Vec::new(),
+            features: Vec::new(),
+            emit: Vec::new(),
+            len: 0,
+            width,
+        }
+    }
+
+    /// Empties the block (keeping its memory).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a copy of `row` (its features come from [`Replayer::step_block`]).
+    pub fn push(&mut self, row: &TxRow<'_>) {
+        if self.len == self.rows.len() {
+            self.rows.push(OwnedTxRow::of(row));
+            self.features.resize(self.rows.len() * self.width, f64::NAN);
+            self.emit.push(false);
+        } else {
+            self.rows[self.len].fill(row);
+        }
+        self.len += 1;
+    }
+
+    /// The stepped rows inside the replay's range, with their features, in order.
+    pub fn rows(&self) -> impl Iterator<Item = (TxRow<'_>, &[f64])> + '_ {
+        (0..self.len).filter(|&k| self.emit[k]).map(|k| {
+            (
+                self.rows[k].view(),
+                &self.features[k * self.width..][..self.width],
+            )
+        })
+    }
+}
+
 /// The replay engine without its input: a fresh feature engine, fed one row at
 /// a time in time order, with each row's label applied `label_delay_ms` later.
 pub struct Replayer {
@@ -87,10 +152,10 @@ impl Replayer {
         }
     }
 
-    /// Starts loading the state that the `step` after the next one, of `row`,
-    /// will read, and that of the first label it may apply. Changes nothing.
-    /// A replay that knows its next row overlaps its cache misses with the
-    /// current row's work this way (the state is too big for the caches).
+    /// Starts loading the state that a coming `step` of `row` will read, and
+    /// that of the next label due. Changes nothing. Called for the next row
+    /// just before stepping the current one, it overlaps the next row's cache
+    /// misses with the current row's work (the state outgrows the caches).
     pub fn prefetch(&self, row: &TxRow<'_>) {
         if let Some(&(_, ticket, _)) = self.pending.front() {
             self.engine.prefetch_label(ticket);
@@ -114,6 +179,14 @@ impl Replayer {
 
     /// Applies the labels due by `row`, then `row` itself; returns its features.
     pub fn step(&mut self, row: &TxRow<'_>) -> &[f64] {
+        let mut features = std::mem::take(&mut self.features);
+        self.step_into(row, &mut features);
+        self.features = features;
+        &self.features
+    }
+
+    /// [`Replayer::step`], writing the features to `out` (one per feature of the set).
+    pub fn step_into(&mut self, row: &TxRow<'_>, out: &mut [f64]) {
         while let Some(&(due, ticket, fraud)) = self.pending.front() {
             if due > row.ts_ms {
                 break;
@@ -122,11 +195,25 @@ impl Replayer {
             self.engine.apply_label_ticket(ticket, fraud);
             self.labels += 1;
         }
-        if let Some(ticket) = self.engine.update(&Self::view(row), &mut self.features) {
+        if let Some(ticket) = self.engine.update(&Self::view(row), out) {
             self.pending
                 .push_back((row.ts_ms + self.label_delay_ms, ticket, row.fraud));
         }
-        &self.features
+    }
+
+    /// Steps every row of `block` in order, filling its features; rows before
+    /// `from_ms` only warm the state. Each row's state is prefetched while the
+    /// row before it runs.
+    pub fn step_block(&mut self, block: &mut ReplayBlock, from_ms: i64) {
+        let width = block.width;
+        for k in 0..block.len {
+            if let Some(next) = block.rows.get(k + 1).filter(|_| k + 1 < block.len) {
+                self.prefetch(&next.view());
+            }
+            let row = &block.rows[k];
+            self.step_into(&row.view(), &mut block.features[k * width..][..width]);
+            block.emit[k] = row.ts_ms() >= from_ms;
+        }
     }
 }
 
@@ -137,40 +224,54 @@ pub fn replay(
     set: Arc<FeatureSet>,
     opts: &ReplayOptions,
     mut emit: impl FnMut(&TxRow<'_>, &[f64]),
+    progress: impl FnMut(u64),
+) -> Result<ReplayStats, CsvError> {
+    replay_blocks(
+        input,
+        set,
+        opts,
+        |block| {
+            for (row, features) in block.rows() {
+                emit(&row, features);
+            }
+        },
+        progress,
+    )
+}
+
+/// [`replay`], handing rows on a [`ReplayBlock`] of up to [`ReplayBlock::ROWS`] at a time.
+pub fn replay_blocks(
+    input: &Path,
+    set: Arc<FeatureSet>,
+    opts: &ReplayOptions,
+    mut emit: impl FnMut(&ReplayBlock),
     mut progress: impl FnMut(u64),
 ) -> Result<ReplayStats, CsvError> {
     let mut reader = HandbookReader::open(input)?;
+    let mut block = ReplayBlock::new(set.len());
     let mut replayer = Replayer::new(set, opts);
     let mut stats = ReplayStats::default();
     let started = std::time::Instant::now();
-    // Each row is read one step ahead of its turn, to prefetch its state.
-    let mut current: Option<OwnedTxRow> = None;
-    loop {
+    let mut done = false;
+    while !done {
         let read_at = std::time::Instant::now();
-        let next = reader.next_row()?.filter(|row| row.ts_ms < opts.to_ms);
-        stats.decode += read_at.elapsed();
-        if let Some(next) = &next {
-            replayer.prefetch(next);
-        }
-        if let Some(row) = &current {
-            let row = row.view();
-            stats.rows += 1;
-            let features = replayer.step(&row);
-            if row.ts_ms >= opts.from_ms {
-                stats.emitted += 1;
-                emit(&row, features);
+        block.clear();
+        while block.len() < ReplayBlock::ROWS {
+            match reader.next_row()? {
+                Some(row) if row.ts_ms < opts.to_ms => block.push(&row),
+                _ => {
+                    done = true;
+                    break;
+                }
             }
         }
-        match (next, current.as_mut()) {
-            (None, _) => break,
-            (Some(next), Some(current)) => current.fill(&next),
-            (Some(next), None) => current = Some(OwnedTxRow::of(&next)),
-        }
-        if stats.rows % 65_536 == 0 {
-            progress(reader.bytes_read());
-        }
+        stats.decode += read_at.elapsed();
+        replayer.step_block(&mut block, opts.from_ms);
+        stats.rows += block.len() as u64;
+        stats.emitted += block.emit[..block.len()].iter().filter(|&&e| e).count() as u64;
+        emit(&block);
+        progress(reader.bytes_read());
     }
-    progress(reader.bytes_read());
     stats.labels = replayer.labels;
     stats.total = started.elapsed();
     Ok(stats)
@@ -189,7 +290,8 @@ mod tests {
     fn replay_with_lookahead_emits_what_stepping_each_row_gives() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tx.csv");
-        let mut csv = String::from("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n");
+        let mut csv =
+            String::from("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n");
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: u64| {
             state ^= state << 13;
@@ -252,14 +354,23 @@ mod tests {
                 want.push((row.transaction_id.to_string(), f));
             }
         }
-        assert!(want.len() > 1000 && read < rows.len(), "the range cuts both ends");
+        assert!(
+            want.len() > 1000 && read < rows.len(),
+            "the range cuts both ends"
+        );
         assert!(replayer.labels > 500, "labels were applied");
-        assert_eq!((stats.rows, stats.emitted), (read as u64, want.len() as u64));
+        assert_eq!(
+            (stats.rows, stats.emitted),
+            (read as u64, want.len() as u64)
+        );
         assert_eq!(stats.labels, replayer.labels);
         assert_eq!(emitted.len(), want.len());
         for ((id, got), (want_id, want)) in emitted.iter().zip(&want) {
             assert_eq!(id, want_id);
-            let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "row {id}: {got:?} != {want:?}");
         }
     }

@@ -590,7 +590,11 @@ mod tests {
                         v => v * 10.0,
                     })
                     .collect();
-                assert_eq!(flat.margin(&x).to_bits(), g.margin(&x).to_bits(), "depth {depth}");
+                assert_eq!(
+                    flat.margin(&x).to_bits(),
+                    g.margin(&x).to_bits(),
+                    "depth {depth}"
+                );
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::decision::{Action, Decider, Outcome, Subject};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
 use crate::model::{Model, ModelStore};
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay_blocks, ReplayOptions};
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::state::key_hash;
 use serde::Serialize;
@@ -213,99 +213,104 @@ pub fn backtest(
         label_delay_ms: i64::from(opts.label_delay_days) * 86_400_000,
         ..ReplayOptions::default()
     };
-    let stats = replay(
+    // Blocks of rows: the feature state and the rules and trees each stay in
+    // cache for a whole block.
+    let stats = replay_blocks(
         input,
         set.clone(),
         &replay_opts,
-        |row, features| {
-            if let Some(ids) = &ids {
-                if row
-                    .transaction_id
-                    .parse::<u64>()
-                    .map_or(true, |id| !ids.contains(&id))
-                {
-                    return;
-                }
-            }
-            let subject = Subject {
-                event_id: row.transaction_id,
-                account_id: row.customer_id,
-                event_ts_ms: row.ts_ms,
-                strings: [
-                    Some(row.customer_id),
-                    Some(row.customer_id),
-                    Some(row.terminal_id),
-                    None,
-                    None,
-                    None,
-                    Some("EUR"),
-                    None,
-                    None,
-                ],
-            };
-            // Reasons are only read when they are written out.
-            let explain = scores_out.is_some();
-            let decide = |e: &mut Engine| -> Outcome {
-                e.decider.features_mut().copy_from_slice(features);
-                e.decider.assess(&subject, explain)
-            };
-            let o = decide(&mut a);
-            let day = row.ts_ms.div_euclid(86_400_000);
-            let card = key_hash(0, row.customer_id.as_bytes());
-            report.transactions += 1;
-            report.frauds += u64::from(row.fraud);
-            report.scores.push(o.score);
-            report.labels.push(row.fraud);
-            cards.push(CardScore {
-                day,
-                card,
-                score: o.score,
-                fraud: row.fraud,
-            });
-            let c = &mut confusion[o.action as usize];
-            if row.fraud {
-                c.fraud += 1
-            } else {
-                c.legit += 1
-            }
-            let d = days.entry(day).or_default();
-            d.transactions += 1;
-            d.frauds += u64::from(row.fraud);
-            let alert = o.action != Action::Allow;
-            d.alerts += u64::from(alert);
-            d.frauds_alerted += u64::from(alert && row.fraud);
-            if let (Some(e), Some(cmp)) = (b.as_mut(), comparison.as_mut()) {
-                let ob = decide(e);
-                b_scores.push(ob.score);
-                b_cards.push(CardScore {
-                    day,
-                    card,
-                    score: ob.score,
-                    fraud: row.fraud,
-                });
-                if ob.action != o.action {
-                    let c = cmp
-                        .changed
-                        .entry(format!("{}->{}", o.action.as_str(), ob.action.as_str()))
-                        .or_default();
-                    if row.fraud {
-                        c.fraud += 1
-                    } else {
-                        c.legit += 1
+        |block| {
+            for (row, features) in block.rows() {
+                let row = &row;
+                if let Some(ids) = &ids {
+                    if row
+                        .transaction_id
+                        .parse::<u64>()
+                        .map_or(true, |id| !ids.contains(&id))
+                    {
+                        continue;
                     }
                 }
-            }
-            if let (Some(w), None) = (scores_out.as_mut(), &io_error) {
-                a.decider.reason_codes(&mut reasons);
-                if let Err(e) = writeln!(
-                    w,
-                    "{},{:.6},{},{}",
-                    row.transaction_id,
-                    o.score,
-                    o.action.as_str(),
-                    reasons
-                ) {
-                    io_error = Some(e);
+                let subject = Subject {
+                    event_id: row.transaction_id,
+                    account_id: row.customer_id,
+                    event_ts_ms: row.ts_ms,
+                    strings: [
+                        Some(row.customer_id),
+                        Some(row.customer_id),
+                        Some(row.terminal_id),
+                        None,
+                        None,
+                        None,
+                        Some("EUR"),
+                        None,
+                        None,
+                    ],
+                };
+                // Reasons are only read when they are written out.
+                let explain = scores_out.is_some();
+                let decide = |e: &mut Engine| -> Outcome {
+                    e.decider.features_mut().copy_from_slice(features);
+                    e.decider.assess(&subject, explain)
+                };
+                let o = decide(&mut a);
+                let day = row.ts_ms.div_euclid(86_400_000);
+                let card = key_hash(0, row.customer_id.as_bytes());
+                report.transactions += 1;
+                report.frauds += u64::from(row.fraud);
+                report.scores.push(o.score);
+                report.labels.push(row.fraud);
+                cards.push(CardScore {
+                    day,
+                    card,
+                    score: o.score,
+                    fraud: row.fraud,
+                });
+                let c = &mut confusion[o.action as usize];
+                if row.fraud {
+                    c.fraud += 1
+                } else {
+                    c.legit += 1
+                }
+                let d = days.entry(day).or_default();
+                d.transactions += 1;
+                d.frauds += u64::from(row.fraud);
+                let alert = o.action != Action::Allow;
+                d.alerts += u64::from(alert);
+                d.frauds_alerted += u64::from(alert && row.fraud);
+                if let (Some(e), Some(cmp)) = (b.as_mut(), comparison.as_mut()) {
+                    let ob = decide(e);
+                    b_scores.push(ob.score);
+                    b_cards.push(CardScore {
+                        day,
+                        card,
+                        score: ob.score,
+                        fraud: row.fraud,
+                    });
+                    if ob.action != o.action {
+                        let c = cmp
+                            .changed
+                            .entry(format!("{}->{}", o.action.as_str(), ob.action.as_str()))
+                            .or_default();
+                        if row.fraud {
+                            c.fraud += 1
+                        } else {
+                            c.legit += 1
+                        }
+                    }
+                }
+                if let (Some(w), None) = (scores_out.as_mut(), &io_error) {
+                    a.decider.reason_codes(&mut reasons);
+                    if let Err(e) = writeln!(
+                        w,
+                        "{},{:.6},{},{}",
+                        row.transaction_id,
+                        o.score,
+                        o.action.as_str(),
+                        reasons
+                    ) {
+                        io_error = Some(e);
+                    }
                 }
             }
         },

@@ -124,7 +124,10 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
         screen("amount > 500 and country == 'DE'"),
         bounded(500f64.next_up(), inf)
     );
-    assert_eq!(screen("country == 'DE' and 3 >= amount"), bounded(-inf, 3.0));
+    assert_eq!(
+        screen("country == 'DE' and 3 >= amount"),
+        bounded(-inf, 3.0)
+    );
     assert_eq!(
         screen("amount != 5 and (country == 'DE' and amount < -2)"),
         bounded(-inf, (-2f64).next_down())
@@ -146,14 +149,18 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
 fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
     let set = load_feature_set("model").unwrap();
     let files = synthetic::synthetic_rule_files(100, &set.names);
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let rs = Ruleset::from_files(&refs, &set).unwrap();
     let strs: Vec<u64> = ["RU", "DE"]
         .iter()
         .map(|c| {
             let mut strs = [0u64; 9];
             strs[Scope::string_field("country").unwrap() as usize] = compile::str_hash(c);
-            strs[Scope::string_field("terminal.id").unwrap() as usize] = compile::str_hash("term-7");
+            strs[Scope::string_field("terminal.id").unwrap() as usize] =
+                compile::str_hash("term-7");
             strs
         })
         .collect::<Vec<_>>()
@@ -163,9 +170,16 @@ fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
         .into_iter()
         .chain((2..9).flat_map(|k| {
             let k = f64::from(k);
-            [k, k * 10.0, k * 100.0, k * 1000.0, k * 1000.0 + 50.0, k * 100_000.0]
-                .into_iter()
-                .flat_map(|v| [v.next_down(), v, v.next_up()])
+            [
+                k,
+                k * 10.0,
+                k * 100.0,
+                k * 1000.0,
+                k * 1000.0 + 50.0,
+                k * 100_000.0,
+            ]
+            .into_iter()
+            .flat_map(|v| [v.next_down(), v, v.next_up()])
         }))
         .collect();
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -183,7 +197,10 @@ fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
         rs.evaluate(&nums, strs, &mut hits);
         let (mut live, mut shadow) = (Vec::new(), Vec::new());
         for (i, r) in rs.rules.iter().enumerate() {
-            let fires = r.program.run(&mut [0.0; program::MAX_STACK], &nums, strs, &rs.lists) == 1.0;
+            let fires = r
+                .program
+                .run(&mut [0.0; program::MAX_STACK], &nums, strs, &rs.lists)
+                == 1.0;
             rejected += usize::from(r.program.screen.rejects(&nums));
             match r.mode {
                 RuleMode::Live if fires => live.push(i as u16),
@@ -192,10 +209,17 @@ fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
             }
         }
         fired += live.len() + shadow.len();
-        assert_eq!((&hits.live, &hits.shadow), (&live, &shadow), "event {event}");
+        assert_eq!(
+            (&hits.live, &hits.shadow),
+            (&live, &shadow),
+            "event {event}"
+        );
     }
     // The comparison means something only if rules both fire and get screened out.
-    assert!(fired > 1000 && rejected > 100_000, "fired {fired}, rejected {rejected}");
+    assert!(
+        fired > 1000 && rejected > 100_000,
+        "fired {fired}, rejected {rejected}"
+    );
 }
 
 #[test]

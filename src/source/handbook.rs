@@ -90,6 +90,11 @@ impl OwnedTxRow {
             (row.ts_ms, row.amount, row.fraud, row.scenario);
     }
 
+    /// Event time, epoch ms.
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ms
+    }
+
     /// The row, borrowing from this copy.
     pub fn view(&self) -> TxRow<'_> {
         TxRow {
