@@ -278,6 +278,13 @@ impl Program {
                 sp += 1;
             }};
         }
+        // The top two compared (each arm with its comparison known).
+        macro_rules! compare {
+            ($cmp:expr) => {{
+                let b = pop!();
+                st[sp - 1] = $cmp.apply(st[sp - 1], b);
+            }};
+        }
         while pc < ops.len() {
             let op = &ops[pc];
             pc += 1;
@@ -316,11 +323,12 @@ impl Program {
                     let a = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
                     push!(cmp.apply(a, c))
                 }
-                Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
-                    let b = pop!();
-                    let a = st[sp - 1];
-                    st[sp - 1] = Cmp::of(op).map_or(f64::NAN, |c| c.apply(a, b));
-                }
+                Op::Lt => compare!(Cmp::Lt),
+                Op::Le => compare!(Cmp::Le),
+                Op::Gt => compare!(Cmp::Gt),
+                Op::Ge => compare!(Cmp::Ge),
+                Op::Eq => compare!(Cmp::Eq),
+                Op::Ne => compare!(Cmp::Ne),
                 Op::And => {
                     let b = pop!();
                     let a = st[sp - 1];
