@@ -2,13 +2,15 @@
 //! (flat arrays, no allocation) with per-event explanations.
 
 pub mod evaluate;
+pub mod flat;
 pub mod gbt;
 pub mod logistic;
 
 use crate::features::FeatureSet;
 use crate::state::key_hash;
 use arc_swap::ArcSwapOption;
-use gbt::{FlatGbt, Gbt};
+use flat::FlatGbt;
+use gbt::Gbt;
 use logistic::Logistic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
