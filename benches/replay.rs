@@ -110,22 +110,7 @@ fn bench_replay(c: &mut Criterion) {
                         let Some(d) = decider.as_mut() else { continue };
                         for (row, features) in block.rows() {
                             d.features_mut().copy_from_slice(features);
-                            let subject = Subject {
-                                event_id: row.transaction_id,
-                                account_id: row.customer_id,
-                                event_ts_ms: row.ts_ms,
-                                strings: [
-                                    Some(row.customer_id),
-                                    Some(row.customer_id),
-                                    Some(row.terminal_id),
-                                    None,
-                                    None,
-                                    None,
-                                    Some("EUR"),
-                                    None,
-                                    None,
-                                ],
-                            };
+                            let subject = Subject::of_row(&row);
                             flagged += u64::from(d.assess(&subject, false).score > 0.5);
                         }
                     }

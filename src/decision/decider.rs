@@ -9,6 +9,7 @@ use crate::rules::compile::{EXTRA_NUMBERS, STRING_FIELDS};
 use crate::rules::reload::RuleStore;
 use crate::rules::{hash_string_fields, Hits, Ruleset};
 use crate::source::event::PaymentEvent;
+use crate::source::handbook::TxRow;
 use prometheus::IntCounter;
 use std::sync::Arc;
 
@@ -43,6 +44,27 @@ impl<'a> Subject<'a> {
                 Some(&ev.currency),
                 ev.channel.as_deref(),
                 mcc,
+            ],
+        }
+    }
+
+    /// The subject of a handbook row: the customer is account and card, and
+    /// amounts are in euros.
+    pub fn of_row(row: &TxRow<'a>) -> Self {
+        Self {
+            event_id: row.transaction_id,
+            account_id: row.customer_id,
+            event_ts_ms: row.ts_ms,
+            strings: [
+                Some(row.customer_id),
+                Some(row.customer_id),
+                Some(row.terminal_id),
+                None,
+                None,
+                None,
+                Some("EUR"),
+                None,
+                None,
             ],
         }
     }

@@ -231,22 +231,7 @@ pub fn backtest(
                         continue;
                     }
                 }
-                let subject = Subject {
-                    event_id: row.transaction_id,
-                    account_id: row.customer_id,
-                    event_ts_ms: row.ts_ms,
-                    strings: [
-                        Some(row.customer_id),
-                        Some(row.customer_id),
-                        Some(row.terminal_id),
-                        None,
-                        None,
-                        None,
-                        Some("EUR"),
-                        None,
-                        None,
-                    ],
-                };
+                let subject = Subject::of_row(row);
                 // Reasons are only read when they are written out.
                 let explain = scores_out.is_some();
                 let decide = |e: &mut Engine| -> Outcome {
