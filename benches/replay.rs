@@ -99,7 +99,8 @@ fn bench_replay(c: &mut Criterion) {
                 let mut flagged = 0u64;
                 for _ in 0..passes {
                     // As `fraudstream backtest` runs: features for a block of
-                    // rows, then rules and model over the block.
+                    // rows, then the models over the block, then rules and policy
+                    // row by row.
                     let mut replayer = Replayer::new(set.clone(), &ReplayOptions::default());
                     for chunk in rows.chunks(ReplayBlock::ROWS) {
                         block.clear();
@@ -108,10 +109,12 @@ fn bench_replay(c: &mut Criterion) {
                         }
                         replayer.step_block(&mut block, i64::MIN);
                         let Some(d) = decider.as_mut() else { continue };
-                        for (row, features) in block.rows() {
+                        // Every row is in range here, so the block is what gets scored.
+                        d.score_block(block.features(), block.len());
+                        for (k, row, features) in block.rows() {
                             d.features_mut().copy_from_slice(features);
                             let subject = Subject::of_row(&row);
-                            flagged += u64::from(d.assess(&subject, false).score > 0.5);
+                            flagged += u64::from(d.assess_scored(k, &subject, false).score > 0.5);
                         }
                     }
                 }

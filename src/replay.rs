@@ -118,14 +118,27 @@ impl ReplayBlock {
         self.len += 1;
     }
 
-    /// The stepped rows inside the replay's range, with their features, in order.
-    pub fn rows(&self) -> impl Iterator<Item = (TxRow<'_>, &[f64])> + '_ {
+    /// The stepped rows inside the replay's range, in order: each one's place in
+    /// the block, the row and its features.
+    pub fn rows(&self) -> impl Iterator<Item = (usize, TxRow<'_>, &[f64])> + '_ {
         (0..self.len).filter(|&k| self.emit[k]).map(|k| {
-            (
-                self.rows[k].view(),
-                &self.features[k * self.width..][..self.width],
-            )
+            let (row, features) = self.row(k);
+            (k, row, features)
         })
+    }
+
+    /// The features of every row held (warm-up rows included), row after row.
+    pub fn features(&self) -> &[f64] {
+        &self.features[..self.len * self.width]
+    }
+
+    /// Row `k` of the block and its features.
+    pub fn row(&self, k: usize) -> (TxRow<'_>, &[f64]) {
+        assert!(k < self.len, "row {k} of a block of {}", self.len);
+        (
+            self.rows[k].view(),
+            &self.features[k * self.width..][..self.width],
+        )
     }
 }
 
@@ -231,7 +244,7 @@ pub fn replay(
         set,
         opts,
         |block| {
-            for (row, features) in block.rows() {
+            for (_, row, features) in block.rows() {
                 emit(&row, features);
             }
         },

@@ -140,3 +140,97 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
     assert_ne!(before["rules_version"], after["rules_version"]);
     assert_ne!(before["model_version"], after["model_version"], "{after}");
 }
+
+/// Scores taken for a block of rows decide each row as scoring it alone does,
+/// champion and challenger; after a model reload the decider scores afresh
+/// rather than use the old model's block scores.
+#[test]
+fn block_scores_decide_like_row_scores_until_the_models_change() {
+    let set = Arc::new(load_feature_set("model").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let shipped: fraudstream::model::ModelFile = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (champion, challenger) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    shipped.first_trees(60).unwrap().save(&champion).unwrap();
+    shipped.clone().save(&challenger).unwrap();
+    // Big payments are blocked, so that some decisions carry the model's explanation.
+    let big = "rules:\n  - id: big\n    when: TX_AMOUNT > 900\n    action: block\n    \
+               reason: { code: big, text: Big payment }\n";
+    let rules = Arc::new(
+        RuleStore::load(
+            RulesSource::Files(vec![("rules/big.yaml".into(), big.into())]),
+            set.clone(),
+        )
+        .unwrap(),
+    );
+    let models =
+        Arc::new(ModelStore::load(Some(champion.clone()), Some(challenger), set.clone()).unwrap());
+    let mut blocked = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
+    let mut alone = Decider::new(rules, set.len(), None).with_models(models.clone());
+    // Feature vectors all over the place, some values missing.
+    let (rows, width) = (300, set.len());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let features: Vec<f64> = (0..rows * width)
+        .map(|_| match next() % 10 {
+            0 => f64::NAN,
+            k => (next() % 100_000) as f64 / 10f64.powi(k as i32 % 4),
+        })
+        .collect();
+    let subject = Subject {
+        event_id: "e",
+        account_id: "a",
+        event_ts_ms: 1_533_000_000_000,
+        strings: [None; 9],
+    };
+    let decide_all = |blocked: &mut Decider, alone: &mut Decider| {
+        let (mut actions, mut scores) = (std::collections::BTreeSet::new(), Vec::new());
+        for (k, f) in features.chunks_exact(width).enumerate() {
+            blocked.features_mut().copy_from_slice(f);
+            alone.features_mut().copy_from_slice(f);
+            let (got, want) = (
+                blocked.assess_scored(k, &subject, true),
+                alone.assess(&subject, true),
+            );
+            assert_eq!(got.score.to_bits(), want.score.to_bits(), "row {k}");
+            assert_eq!(
+                (got.action, got.model),
+                (want.action, want.model),
+                "row {k}"
+            );
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            blocked.decide(&subject, 0, 1, &mut a);
+            alone.decide(&subject, 0, 1, &mut b);
+            assert_eq!(a, b, "row {k}: decisions, challenger score included");
+            actions.insert(format!("{:?}", got.action));
+            if let fraudstream::decision::ModelInput::Score(s) = got.model {
+                scores.push(s.to_bits());
+            }
+        }
+        scores.sort_unstable();
+        scores.dedup();
+        (actions, scores.len())
+    };
+    blocked.score_block(&features, rows);
+    let (actions, scores) = decide_all(&mut blocked, &mut alone);
+    assert!(
+        actions.len() > 1 && scores > 100,
+        "{actions:?}, {scores} distinct model scores"
+    );
+
+    // The block's scores are the old champion's; a reload must not use them.
+    blocked.score_block(&features, rows);
+    shipped.first_trees(5).unwrap().save(&champion).unwrap();
+    assert!(models.reload().iter().all(Result::is_ok));
+    decide_all(&mut blocked, &mut alone);
+}

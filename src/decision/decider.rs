@@ -4,7 +4,7 @@
 use super::policy::Verdict;
 use super::{Action, Decision, Mode, ModelInput, Reason, RuleReasons};
 use crate::metrics::Metrics;
-use crate::model::{Model, ModelStore, Scratch, EXPLAIN_TOP};
+use crate::model::{BlockScratch, Model, ModelStore, Scratch, EXPLAIN_TOP};
 use crate::rules::compile::{EXTRA_NUMBERS, STRING_FIELDS};
 use crate::rules::reload::RuleStore;
 use crate::rules::{hash_string_fields, Hits, Ruleset};
@@ -171,6 +171,25 @@ pub struct Decider {
     scratch: Box<Scratch>,
     explained: [u16; EXPLAIN_TOP],
     n_explained: usize,
+    block: BlockScores,
+}
+
+/// The scores of the last [`Decider::score_block`], and which models gave them.
+#[derive(Default)]
+struct BlockScores {
+    champion: Vec<f64>,
+    challenger: Vec<f64>,
+    scratch: BlockScratch,
+    models: (Option<Arc<Model>>, Option<Arc<Model>>),
+}
+
+/// Whether `a` and `b` are the same model (or both none).
+fn same(a: &Option<Arc<Model>>, b: &Option<Arc<Model>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Decider {
@@ -190,6 +209,7 @@ impl Decider {
             scratch: Box::default(),
             explained: [0; EXPLAIN_TOP],
             n_explained: 0,
+            block: BlockScores::default(),
         }
     }
 
@@ -244,7 +264,7 @@ impl Decider {
         latency_us: u64,
         out: &mut Vec<u8>,
     ) -> Outcome {
-        let j = self.judge(subject, true);
+        let j = self.judge(subject, true, None);
         let Running {
             rules, champion, ..
         } = &self.running;
@@ -295,13 +315,55 @@ impl Decider {
     /// score and, with `explain`, the model's reasons for
     /// [`Decider::reason_codes`].
     pub fn assess(&mut self, subject: &Subject<'_>, explain: bool) -> Outcome {
-        self.judge(subject, explain).outcome()
+        self.judge(subject, explain, None).outcome()
     }
 
-    /// Scores the features with the models, runs the rules and the policy, and
-    /// explains reviewed or blocked payments when `explain` is set.
-    fn judge(&mut self, subject: &Subject<'_>, explain: bool) -> Judged {
+    /// Scores a block of feature vectors, row `k` at `features[k * n..][..n]` for
+    /// `n` features, with the running models, all rows at once (their trees
+    /// stay in cache); [`Decider::assess_scored`] then decides row `k` without
+    /// scoring it again.
+    pub fn score_block(&mut self, features: &[f64], rows: usize) {
         self.running.refresh(&self.rules, self.models.as_deref());
+        let BlockScores {
+            champion,
+            challenger,
+            scratch,
+            models,
+        } = &mut self.block;
+        for (model, scores) in [
+            (&self.running.champion, &mut *champion),
+            (&self.running.challenger, &mut *challenger),
+        ] {
+            scores.clear();
+            if let Some(m) = model {
+                scores.resize(rows, f64::NAN);
+                m.score_block(features, self.n_features, scratch, scores);
+            }
+        }
+        *models = (
+            self.running.champion.clone(),
+            self.running.challenger.clone(),
+        );
+    }
+
+    /// [`Decider::assess`] of row `k` of the last [`Decider::score_block`], whose
+    /// features were written to [`Decider::features_mut`]. Scores it afresh if the
+    /// models changed since (or `k` was not in the block).
+    pub fn assess_scored(&mut self, k: usize, subject: &Subject<'_>, explain: bool) -> Outcome {
+        self.judge(subject, explain, Some(k)).outcome()
+    }
+
+    /// Scores the features with the models (or takes row `scored` of the last
+    /// block's scores), runs the rules and the policy, and explains reviewed or
+    /// blocked payments when `explain` is set.
+    fn judge(&mut self, subject: &Subject<'_>, explain: bool, scored: Option<usize>) -> Judged {
+        self.running.refresh(&self.rules, self.models.as_deref());
+        let block = &self.block;
+        let scored = scored.filter(|_| {
+            same(&block.models.0, &self.running.champion)
+                && same(&block.models.1, &self.running.challenger)
+        });
+        let prescored = |scores: &[f64]| scored.and_then(|k| scores.get(k).copied());
         let Running {
             rules,
             champion,
@@ -311,7 +373,8 @@ impl Decider {
         self.n_explained = 0;
         let model = match (champion, &self.models) {
             (Some(m), _) => {
-                let s = m.score(&self.nums[..self.n_features], &mut self.scratch);
+                let s = prescored(&block.champion)
+                    .unwrap_or_else(|| m.score(&self.nums[..self.n_features], &mut self.scratch));
                 if s.is_finite() {
                     ModelInput::Score(s)
                 } else {
@@ -321,9 +384,10 @@ impl Decider {
             (None, Some(store)) if store.configured() => ModelInput::Unavailable,
             _ => ModelInput::NotConfigured,
         };
-        let challenger_score = challenger
-            .as_ref()
-            .map(|c| c.score(&self.nums[..self.n_features], &mut self.scratch));
+        let challenger_score = challenger.as_ref().map(|c| {
+            prescored(&block.challenger)
+                .unwrap_or_else(|| c.score(&self.nums[..self.n_features], &mut self.scratch))
+        });
         self.nums[self.n_features] = match model {
             ModelInput::Score(s) => s,
             _ => f64::NAN,

@@ -3,6 +3,7 @@
 //! distinct thresholds) with splits compared as one-byte ranks.
 
 use super::gbt::{Gbt, LEAF};
+use std::ops::Range;
 
 /// Deepest tree served from the branch-free [`FlatGbt`] layout (deeper ensembles
 /// are walked node by node).
@@ -174,15 +175,75 @@ impl FlatGbt {
         }
     }
 
+    /// Margins of the rows `xs[k * stride..]`, one per element of `out`, each
+    /// equal to [`FlatGbt::margin`] of its row to the bit. The trees are walked a
+    /// chunk at a time for every row, so that a chunk stays in cache while the
+    /// rows go by. `ranks` is scratch space, reused across calls.
+    ///
+    /// Panics if a row is shorter than the largest feature index the trees use.
+    pub fn margins(&self, xs: &[f64], stride: usize, ranks: &mut Vec<u8>, out: &mut [f64]) {
+        assert!(stride >= self.inputs, "feature vector too short");
+        assert!(xs.len() >= out.len() * stride, "fewer rows than margins");
+        match self.depth {
+            1 => self.margins_of_depth::<1>(xs, stride, ranks, out),
+            2 => self.margins_of_depth::<2>(xs, stride, ranks, out),
+            3 => self.margins_of_depth::<3>(xs, stride, ranks, out),
+            4 => self.margins_of_depth::<4>(xs, stride, ranks, out),
+            5 => self.margins_of_depth::<5>(xs, stride, ranks, out),
+            6 => self.margins_of_depth::<6>(xs, stride, ranks, out),
+            7 => self.margins_of_depth::<7>(xs, stride, ranks, out),
+            8 => self.margins_of_depth::<8>(xs, stride, ranks, out),
+            9 => self.margins_of_depth::<9>(xs, stride, ranks, out),
+            _ => self.margins_of_depth::<MAX_FLAT_DEPTH>(xs, stride, ranks, out),
+        }
+    }
+
+    /// Trees per chunk in [`FlatGbt::margins`]: a few kilobytes of nodes and leaves.
+    const CHUNK: usize = 8 * LANES;
+
+    /// [`FlatGbt::margins`] for trees of depth `D`.
+    #[inline(always)]
+    fn margins_of_depth<const D: u32>(
+        &self,
+        xs: &[f64],
+        stride: usize,
+        ranks: &mut Vec<u8>,
+        out: &mut [f64],
+    ) {
+        let rows = xs.chunks(stride.max(1)).zip(out.iter_mut());
+        let Some(ranked) = &self.ranked else {
+            for (x, m) in rows {
+                *m = self.margin_of_depth::<D>(x);
+            }
+            return;
+        };
+        let n = self.inputs;
+        ranks.clear();
+        for (x, m) in rows {
+            ranks.extend((0..n).map(|f| ranked.rank(f, x[f])));
+            *m = self.base;
+        }
+        let trees = self.leaves.len() >> D;
+        let mut row_ranks = [0u8; 256];
+        for first in (0..trees).step_by(Self::CHUNK) {
+            let chunk = first..trees.min(first + Self::CHUNK);
+            for (r, m) in ranks.chunks_exact(n.max(1)).zip(out.iter_mut()) {
+                row_ranks[..r.len()].copy_from_slice(r);
+                *m = self.walk_ranked::<D>(ranked, &row_ranks, chunk.clone(), *m);
+            }
+        }
+    }
+
     /// [`FlatGbt::margin`] for trees of depth `D` (`self.depth == D`, and `x` long enough).
     #[inline(always)]
     fn margin_of_depth<const D: u32>(&self, x: &[f64]) -> f64 {
         debug_assert!(self.depth == D && x.len() >= self.inputs);
+        let trees = 0..self.leaves.len() >> D;
         let Some(ranked) = &self.ranked else {
             let (features, thresholds) = (&self.features[..], &self.thresholds[..]);
             // SAFETY: `walk` passes node indices below `features.len() ==
             // thresholds.len()`; feature indices are below `self.inputs <= x.len()`.
-            return self.walk::<D>(|node| unsafe {
+            return self.walk::<D>(trees, self.base, |node| unsafe {
                 *x.get_unchecked(*features.get_unchecked(node) as usize)
                     > *thresholds.get_unchecked(node)
             });
@@ -191,18 +252,36 @@ impl FlatGbt {
         for (f, (r, &v)) in ranks.iter_mut().zip(x).take(self.inputs).enumerate() {
             *r = ranked.rank(f, v);
         }
+        self.walk_ranked::<D>(ranked, &ranks, trees, self.base)
+    }
+
+    /// `m` plus the leaves of `trees` for the row whose ranks are `ranks`.
+    #[inline(always)]
+    fn walk_ranked<const D: u32>(
+        &self,
+        ranked: &Ranked,
+        ranks: &[u8; 256],
+        trees: Range<usize>,
+        m: f64,
+    ) -> f64 {
         let nodes = &ranked.nodes[..];
         // SAFETY: `walk` passes node indices below `nodes.len()`; a `u8` indexes `ranks`.
-        self.walk::<D>(|node| unsafe {
+        self.walk::<D>(trees, m, |node| unsafe {
             let [f, rank] = *nodes.get_unchecked(node);
             ranks[f as usize] > rank
         })
     }
 
-    /// The base plus each tree's leaf, summed in tree order, where `right(node)`
-    /// says whether internal node `node` (an index into `features`) sends the walk right.
+    /// `m` plus each tree's leaf, for the trees `trees` in order, where
+    /// `right(node)` says whether internal node `node` (an index into
+    /// `features`) sends the walk right.
     #[inline(always)]
-    fn walk<const D: u32>(&self, right: impl Fn(usize) -> bool) -> f64 {
+    fn walk<const D: u32>(
+        &self,
+        trees: Range<usize>,
+        mut m: f64,
+        right: impl Fn(usize) -> bool,
+    ) -> f64 {
         let internal = (1usize << D) - 1;
         let step = |t: usize, i: usize| 2 * i + 1 + usize::from(right(t * internal + i));
         // SAFETY: `t` is a tree index below `self.leaves.len() / (internal + 1)` and,
@@ -210,13 +289,12 @@ impl FlatGbt {
         let leaf = |t: usize, i: usize| unsafe {
             *self.leaves.get_unchecked(t * (internal + 1) + i - internal)
         };
-        let trees = self.leaves.len() / (internal + 1);
-        let mut m = self.base;
+        debug_assert!(trees.end <= self.leaves.len() / (internal + 1));
         // `LANES` trees at a time: their walks are independent chains of dependent
         // loads, which the CPU overlaps when they are interleaved (8 measured
         // fastest: 4 leaves it idle, 16 runs out of registers).
-        let mut t = 0;
-        while t + LANES <= trees {
+        let mut t = trees.start;
+        while t + LANES <= trees.end {
             let mut i = [0usize; LANES];
             for _ in 0..D {
                 for (k, i) in i.iter_mut().enumerate() {
@@ -229,7 +307,7 @@ impl FlatGbt {
             }
             t += LANES;
         }
-        for t in t..trees {
+        for t in t..trees.end {
             let mut i = 0;
             for _ in 0..D {
                 i = step(t, i);
@@ -374,18 +452,28 @@ mod tests {
 
     /// Checks `flat` against the node walk of `g` on `n` inputs of `width`
     /// features: missing, on the edge values, or anywhere in [0, 10).
+    /// Also checks [`FlatGbt::margins`] over all those rows at once, in rows one
+    /// wider than needed.
     fn assert_scores_like_nodes(g: &Gbt, flat: &FlatGbt, width: usize, seed: u64) {
         let mut next = uniform(seed);
+        let (mut xs, mut want) = (Vec::new(), Vec::new());
         for _ in 0..2000 {
-            let x: Vec<f64> = (0..width)
+            let x: Vec<f64> = (0..=width)
                 .map(|_| match next() {
                     v if v < 0.1 => f64::NAN,
                     v if v < 0.5 => EDGES[(v * 100.0) as usize % EDGES.len()],
                     v => v * 10.0,
                 })
                 .collect();
-            assert_eq!(flat.margin(&x).to_bits(), g.margin(&x).to_bits(), "{x:?}");
+            let m = g.margin(&x);
+            assert_eq!(flat.margin(&x).to_bits(), m.to_bits(), "{x:?}");
+            xs.extend_from_slice(&x);
+            want.push(m.to_bits());
         }
+        let mut got = vec![0.0; want.len()];
+        flat.margins(&xs, width + 1, &mut Vec::new(), &mut got);
+        let got: Vec<u64> = got.iter().map(|m| m.to_bits()).collect();
+        assert!(got == want, "margins of a block differ from the node walk");
     }
 
     /// Every depth the flat form serves, 1 to [`MAX_FLAT_DEPTH`], scores like the

@@ -214,29 +214,38 @@ pub fn backtest(
         ..ReplayOptions::default()
     };
     // Blocks of rows: the feature state and the rules and trees each stay in
-    // cache for a whole block.
+    // cache for a whole block, and the models score the block's rows together.
+    let (mut chosen, mut matrix) = (Vec::new(), Vec::new());
     let stats = replay_blocks(
         input,
         set.clone(),
         &replay_opts,
         |block| {
-            for (row, features) in block.rows() {
-                let row = &row;
-                if let Some(ids) = &ids {
-                    if row
-                        .transaction_id
+            chosen.clear();
+            matrix.clear();
+            for (k, row, features) in block.rows() {
+                let wanted = ids.as_ref().is_none_or(|ids| {
+                    row.transaction_id
                         .parse::<u64>()
-                        .map_or(true, |id| !ids.contains(&id))
-                    {
-                        continue;
-                    }
+                        .is_ok_and(|id| ids.contains(&id))
+                });
+                if wanted {
+                    chosen.push(k);
+                    matrix.extend_from_slice(features);
                 }
+            }
+            for e in std::iter::once(&mut a).chain(b.as_mut()) {
+                e.decider.score_block(&matrix, chosen.len());
+            }
+            for (j, &k) in chosen.iter().enumerate() {
+                let (row, features) = block.row(k);
+                let row = &row;
                 let subject = Subject::of_row(row);
                 // Reasons are only read when they are written out.
                 let explain = scores_out.is_some();
                 let decide = |e: &mut Engine| -> Outcome {
                     e.decider.features_mut().copy_from_slice(features);
-                    e.decider.assess(&subject, explain)
+                    e.decider.assess_scored(j, &subject, explain)
                 };
                 let o = decide(&mut a);
                 let day = row.ts_ms.div_euclid(86_400_000);
