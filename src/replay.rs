@@ -220,8 +220,8 @@ impl Replayer {
     pub fn step_block(&mut self, block: &mut ReplayBlock, from_ms: i64) {
         let width = block.width;
         for k in 0..block.len {
-            if let Some(next) = block.rows.get(k + 1).filter(|_| k + 1 < block.len) {
-                self.prefetch(&next.view());
+            if k + 1 < block.len {
+                self.prefetch(&block.rows[k + 1].view());
             }
             let row = &block.rows[k];
             self.step_into(&row.view(), &mut block.features[k * width..][..width]);
@@ -279,6 +279,9 @@ pub fn replay_blocks(
             }
         }
         stats.decode += read_at.elapsed();
+        if block.is_empty() {
+            break;
+        }
         replayer.step_block(&mut block, opts.from_ms);
         stats.rows += block.len() as u64;
         stats.emitted += block.emit[..block.len()].iter().filter(|&&e| e).count() as u64;

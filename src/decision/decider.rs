@@ -322,6 +322,8 @@ impl Decider {
     /// `n` features, with the running models, all rows at once (their trees
     /// stay in cache); [`Decider::assess_scored`] then decides row `k` without
     /// scoring it again.
+    ///
+    /// Panics if `features` holds fewer than `rows` rows.
     pub fn score_block(&mut self, features: &[f64], rows: usize) {
         self.running.refresh(&self.rules, self.models.as_deref());
         let BlockScores {

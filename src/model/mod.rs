@@ -299,6 +299,8 @@ impl Model {
     /// [`Model::score`] of the feature vectors `features[k * width..][..width]`,
     /// one per element of `out`, equal to it to the bit; the trees are walked
     /// for all rows together, which keeps them in cache.
+    ///
+    /// Panics if `features` holds fewer than `out.len()` rows.
     pub fn score_block(
         &self,
         features: &[f64],
