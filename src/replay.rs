@@ -298,6 +298,8 @@ mod tests {
     use super::*;
     use crate::features::load_feature_set;
     use crate::source::handbook::OwnedTxRow;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
     use std::fmt::Write as _;
 
     /// `replay` reads each row a step early to prefetch its state; what it emits
@@ -308,13 +310,8 @@ mod tests {
         let path = dir.path().join("tx.csv");
         let mut csv =
             String::from("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n");
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut next = |n: u64| rng.gen_range(0..n);
         let mut secs = 0;
         for id in 0..5000 {
             secs += next(600);

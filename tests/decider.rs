@@ -4,6 +4,8 @@ use fraudstream::decision::{Decider, Subject};
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
 use fraudstream::model::ModelStore;
 use fraudstream::rules::reload::{RuleStore, RulesSource};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -174,17 +176,11 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
     let mut alone = Decider::new(rules, set.len(), None).with_models(models.clone());
     // Feature vectors all over the place, some values missing.
     let (rows, width) = (300, set.len());
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = SmallRng::seed_from_u64(7);
     let features: Vec<f64> = (0..rows * width)
-        .map(|_| match next() % 10 {
+        .map(|_| match rng.gen_range(0..10) {
             0 => f64::NAN,
-            k => (next() % 100_000) as f64 / 10f64.powi(k as i32 % 4),
+            k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
         })
         .collect();
     let subject = Subject {

@@ -348,6 +348,8 @@ impl FlatGbt {
 mod tests {
     use super::*;
     use crate::model::gbt::{GbtParams, Node};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
 
     proptest::proptest! {
         /// The flat serving form scores exactly like the node walk, missing values included.
@@ -383,15 +385,10 @@ mod tests {
         }
     }
 
-    /// A little xorshift generator of floats in [0, 1).
+    /// Seeded floats in [0, 1).
     fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        }
+        let mut rng = SmallRng::seed_from_u64(seed);
+        move || rng.gen()
     }
 
     /// `trees` chains of `depth` splits (each split's left side a leaf), the

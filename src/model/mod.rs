@@ -522,6 +522,8 @@ impl ModelStore {
 mod tests {
     use super::*;
     use crate::features::load_feature_set;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
 
     fn tiny_model(set: &FeatureSet) -> ModelFile {
         let features: Vec<String> = ["TX_AMOUNT", "AMOUNT_TO_CUSTOMER_AVG_30D"]
@@ -611,19 +613,13 @@ mod tests {
             gbt: None,
             ..shipped.clone()
         };
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = SmallRng::seed_from_u64(7);
         let rows = 700;
         let features: Vec<f64> = (0..rows * set.len())
-            .map(|_| match next() % 10 {
+            .map(|_| match rng.gen_range(0..10) {
                 0 => f64::NAN,
                 1 => 0.0,
-                k => (next() % 100_000) as f64 / 10f64.powi(k as i32 % 4),
+                k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
             })
             .collect();
         for file in [shipped, trees_only, regression_only, tiny_model(&set)] {

@@ -4,6 +4,8 @@ use super::reload::{RuleStore, RulesSource};
 use super::*;
 use crate::features::load_feature_set;
 use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
 fn default_set() -> FeatureSet {
@@ -182,16 +184,11 @@ fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
             .flat_map(|v| [v.next_down(), v, v.next_up()])
         }))
         .collect();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = SmallRng::seed_from_u64(7);
     let (mut hits, mut fired, mut rejected) = (Hits::default(), 0, 0);
     for event in 0..3000 {
         let nums: Vec<f64> = (0..rs.numeric_slots)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                pool[(state % pool.len() as u64) as usize]
-            })
+            .map(|_| pool[rng.gen_range(0..pool.len())])
             .collect();
         let strs = &strs[(event % 2) * 9..][..9];
         rs.evaluate(&nums, strs, &mut hits);
