@@ -4,6 +4,7 @@ use fraudstream::decision::{Decider, Subject};
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
 use fraudstream::model::ModelStore;
 use fraudstream::rules::reload::{RuleStore, RulesSource};
+use fraudstream::source::handbook::TxRow;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -18,22 +19,16 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
         ModelStore::load(Some(shipped.clone()), Some(shipped.clone()), set.clone()).unwrap(),
     );
     let alone = Arc::new(ModelStore::load(Some(shipped), None, set.clone()).unwrap());
-    let subject = Subject {
-        event_id: "e1",
-        account_id: "a1",
-        event_ts_ms: 1_533_000_000_000,
-        strings: [
-            Some("a1"),
-            Some("a1"),
-            Some("t1"),
-            None,
-            None,
-            None,
-            Some("EUR"),
-            None,
-            None,
-        ],
+    let row = TxRow {
+        transaction_id: "e1",
+        ts_ms: 1_533_000_000_000,
+        customer_id: "a1",
+        terminal_id: "t1",
+        amount: 900.0,
+        fraud: false,
+        scenario: 0,
     };
+    let subject = Subject::of_row(&row);
     let mut outputs = Vec::new();
     for store in [with_challenger, alone] {
         let mut d = Decider::new(rules.clone(), set.len(), None).with_models(store);
