@@ -162,11 +162,18 @@ pub fn compile(
 }
 
 /// The screen of the first top-level conjunct of `e` that bounds a numeric
-/// slot by constants (`x > 5`, `5 < x`, `x between 1 and 9`); open if none does.
+/// slot, or the `max`/`min` of two, by constants (`x > 5`, `5 < x`,
+/// `x between 1 and 9`, `max(x, y) > 5`); open if none does.
 /// Three-valued `and` is false when any conjunct is false, whatever its place.
 fn screen_of(e: &Expr, scope: &Scope) -> Screen {
-    let slot = |e: &Expr| match &e.kind {
-        ExprKind::Name(n) => scope.number(n),
+    let slots = |e: &Expr| match &e.kind {
+        ExprKind::Name(n) => scope.number(n).map(|s| [s, s]),
+        ExprKind::Call(f, args) if (f == "max" || f == "min") && args.len() == 2 => {
+            match (&args[0].kind, &args[1].kind) {
+                (ExprKind::Name(a), ExprKind::Name(b)) => Some([scope.number(a)?, scope.number(b)?]),
+                _ => None,
+            }
+        }
         _ => None,
     };
     let constant = |e: &Expr| match &e.kind {
@@ -203,7 +210,7 @@ fn screen_of(e: &Expr, scope: &Scope) -> Screen {
                 BinOp::Ge => BinOp::Le,
                 other => other,
             };
-            match (slot(a), constant(b), constant(a), slot(b)) {
+            match (slots(a), constant(b), constant(a), slots(b)) {
                 (Some(s), Some(c), _, _) => cmp(*op).map(|k| Screen::of_comparison(s, k, c)),
                 (_, _, Some(c), Some(s)) => {
                     cmp(mirrored(*op)).map(|k| Screen::of_comparison(s, k, c))
@@ -211,9 +218,9 @@ fn screen_of(e: &Expr, scope: &Scope) -> Screen {
                 _ => None,
             }
         }
-        ExprKind::Between(x, lo, hi) => match (slot(x), constant(lo), constant(hi)) {
-            (Some(slot), Some(lo), Some(hi)) if !lo.is_nan() && !hi.is_nan() => {
-                Some(Screen { slot, lo, hi })
+        ExprKind::Between(x, lo, hi) => match (slots(x), constant(lo), constant(hi)) {
+            (Some(slots), Some(lo), Some(hi)) if !lo.is_nan() && !hi.is_nan() => {
+                Some(Screen { slots, lo, hi })
             }
             _ => None,
         },

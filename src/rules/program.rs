@@ -161,14 +161,16 @@ pub struct CompiledList {
     pub numbers: Vec<f64>,
 }
 
-/// A range numeric slot `slot` must fall in (bounds included) for a program
-/// to be true: one of its top-level `and` conjuncts, such as `amount > 500` or
-/// `x between 1 and 9`. A value outside it makes the program false without
-/// interpreting it; a missing value (NaN) is never outside, so the program runs.
+/// A range that numeric slot `slots[0]` or `slots[1]` must fall in (bounds
+/// included) for a program to be true: one of its top-level `and` conjuncts,
+/// such as `amount > 500`, `x between 1 and 9` or `max(a, b) > 9` (the maximum
+/// or minimum is one of its arguments, so one of them must be in range). When
+/// both are outside it the program is false without interpreting it; a missing
+/// value (NaN) is never outside, so the program runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Screen {
-    /// Numeric slot.
-    pub slot: u16,
+    /// Numeric slots, the same one twice when the bound is on one slot.
+    pub slots: [u16; 2],
     /// Smallest value that may pass.
     pub lo: f64,
     /// Largest value that may pass.
@@ -178,13 +180,14 @@ pub struct Screen {
 impl Screen {
     /// The screen every value passes.
     pub const OPEN: Screen = Screen {
-        slot: 0,
+        slots: [0, 0],
         lo: f64::NEG_INFINITY,
         hi: f64::INFINITY,
     };
 
-    /// The values `x` for which `x <cmp> c` can be true (`!=` can be true anywhere).
-    pub fn of_comparison(slot: u16, cmp: Cmp, c: f64) -> Screen {
+    /// The values `x` for which `x <cmp> c` can be true (`!=` can be true
+    /// anywhere), for `x` in `slots`.
+    pub fn of_comparison(slots: [u16; 2], cmp: Cmp, c: f64) -> Screen {
         let (lo, hi) = match cmp {
             Cmp::Lt => (f64::NEG_INFINITY, c.next_down()),
             Cmp::Le => (f64::NEG_INFINITY, c),
@@ -196,14 +199,17 @@ impl Screen {
         if c.is_nan() {
             return Screen::OPEN;
         }
-        Screen { slot, lo, hi }
+        Screen { slots, lo, hi }
     }
 
     /// Whether `nums` are certainly outside the screen (so the program is false).
     #[inline]
     pub fn rejects(&self, nums: &[f64]) -> bool {
-        let x = nums.get(self.slot as usize).copied().unwrap_or(f64::NAN);
-        x < self.lo || x > self.hi
+        let outside = |slot: u16| {
+            let x = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
+            x < self.lo || x > self.hi
+        };
+        outside(self.slots[0]) && outside(self.slots[1])
     }
 }
 

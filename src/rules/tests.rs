@@ -117,7 +117,7 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
     let amount = set.index_of("amount").unwrap() as u16;
     let screen = |src: &str| compile(src, &scope, &mut Vec::new()).unwrap().screen;
     let bounded = |lo: f64, hi: f64| Screen {
-        slot: amount,
+        slots: [amount, amount],
         lo,
         hi,
     };
@@ -136,7 +136,28 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
     );
     assert_eq!(screen("amount between 10 and 20"), bounded(10.0, 20.0));
     assert_eq!(screen("amount == 7"), bounded(7.0, 7.0));
+    let avg = set.index_of("account.avg_amount_30d").unwrap() as u16;
+    assert_eq!(
+        screen("max(amount, account.avg_amount_30d) > 9 and not (country == 'DE')"),
+        Screen {
+            slots: [amount, avg],
+            lo: 9f64.next_up(),
+            hi: inf
+        }
+    );
+    assert_eq!(
+        screen("min(account.avg_amount_30d, amount) between 1 and 2"),
+        Screen {
+            slots: [avg, amount],
+            lo: 1.0,
+            hi: 2.0
+        }
+    );
     for open in [
+        "max(amount, 2) > 5",
+        "max(amount, amount * 2) > 5",
+        "max(amount, account.avg_amount_30d, account.tx_count_10m) > 5",
+        "abs(amount) > 5",
         "amount > 5 or country == 'DE'",
         "not (amount > 5)",
         "amount != 5",
@@ -306,6 +327,8 @@ enum Gen {
     InList(Box<Gen>, Vec<i32>, bool),
     StrEq(bool, bool),
     Default(Box<Gen>, Box<Gen>),
+    /// `max(...)` (true) or `min(...)` (false).
+    Extreme(bool, Vec<Gen>),
 }
 
 const FEATS: [&str; 4] = [
@@ -329,7 +352,9 @@ fn num_gen() -> impl Strategy<Value = Gen> {
                 inner.clone()
             )
                 .prop_map(|(o, a, b)| Gen::Arith(o, Box::new(a), Box::new(b))),
-            (inner.clone(), inner).prop_map(|(a, b)| Gen::Default(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Gen::Default(Box::new(a), Box::new(b))),
+            (any::<bool>(), proptest::collection::vec(inner, 2..4))
+                .prop_map(|(max, args)| Gen::Extreme(max, args)),
         ]
     })
 }
@@ -400,6 +425,11 @@ fn render(g: &Gen) -> String {
             if *de { "DE" } else { "FR" }
         ),
         Gen::Default(a, b) => format!("default({}, {})", render(a), render(b)),
+        Gen::Extreme(max, args) => format!(
+            "{}({})",
+            if *max { "max" } else { "min" },
+            args.iter().map(render).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -421,6 +451,11 @@ fn num_ref(g: &Gen, f: &[Option<f64>]) -> Option<f64> {
             (!v.is_nan()).then_some(v)
         }
         Gen::Default(a, b) => num_ref(a, f).or_else(|| num_ref(b, f)),
+        // Missing arguments are ignored; missing only when all are.
+        Gen::Extreme(max, args) => args
+            .iter()
+            .filter_map(|a| num_ref(a, f))
+            .reduce(|x, y| if (y > x) == *max { y } else { x }),
         _ => unreachable!(),
     }
 }
@@ -473,17 +508,23 @@ fn screened_gen() -> impl Strategy<Value = Gen> {
         Just("=="),
         Just("!=")
     ];
+    // A feature, or the maximum or minimum of two.
+    let bounded = prop_oneof![
+        (0usize..4).prop_map(Gen::Feat),
+        (any::<bool>(), 0usize..4, 0usize..4)
+            .prop_map(|(max, i, j)| Gen::Extreme(max, vec![Gen::Feat(i), Gen::Feat(j)])),
+    ];
     let bound = prop_oneof![
-        (op, 0usize..4, -5i32..20, any::<bool>()).prop_map(|(o, i, n, flip)| {
-            let (f, n) = (Box::new(Gen::Feat(i)), Box::new(Gen::Num(n)));
+        (op, bounded.clone(), -5i32..20, any::<bool>()).prop_map(|(o, f, n, flip)| {
+            let (f, n) = (Box::new(f), Box::new(Gen::Num(n)));
             if flip {
                 Gen::Cmp(o, n, f)
             } else {
                 Gen::Cmp(o, f, n)
             }
         }),
-        (0usize..4, -5i32..20, -5i32..20).prop_map(|(i, a, b)| Gen::Between(
-            Box::new(Gen::Feat(i)),
+        (bounded, -5i32..20, -5i32..20).prop_map(|(x, a, b)| Gen::Between(
+            Box::new(x),
             Box::new(Gen::Num(a)),
             Box::new(Gen::Num(b))
         )),
