@@ -89,7 +89,6 @@ struct EntityState {
     ring: VecDeque<Entry>,
     /// Sequence number of `ring[0]`.
     base: u32,
-    extremes: Box<[Extreme]>,
     distincts: Box<[Distinct]>,
     newest_s: u32,
     last_seen_ms: i64,
@@ -104,6 +103,11 @@ pub struct EntityTable {
     /// Window aggregates of every slot, `windows.len()` per slot: found from the
     /// slot number alone, without a pointer to follow.
     accs: Vec<WindowAcc>,
+    /// Min/max trackers of every slot, `extremes_per_slot` per slot, likewise.
+    extremes: Vec<Extreme>,
+    extremes_per_slot: usize,
+    /// Index of each tracker among the trackers of its kind.
+    tracker_index: Box<[usize]>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
     slots: Vec<EntityState>,
     free: Vec<u32>,
@@ -136,10 +140,20 @@ impl EntityTable {
             .max()
             .unwrap_or(0)
             .max(horizon_s);
+        let is_extreme = |t: &TrackerSpec| matches!(t, TrackerSpec::Extreme { .. });
+        let extremes_per_slot = trackers.iter().filter(|t| is_extreme(t)).count();
+        let tracker_index = trackers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| trackers[..i].iter().filter(|u| is_extreme(u) == is_extreme(t)).count())
+            .collect();
         Self {
             windows: windows.into_boxed_slice(),
             trackers: trackers.into_boxed_slice(),
             accs: Vec::new(),
+            extremes: Vec::new(),
+            extremes_per_slot,
+            tracker_index,
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -210,12 +224,22 @@ impl EntityTable {
             fetch(acc.start);
             fetch(acc.end);
         }
+        for ex in &self.extremes[self.extremes_of(slot)] {
+            prefetch(ex);
+        }
     }
 
     /// Where the aggregates of the entity in `slot` sit in `accs`.
     #[inline]
     fn accs_of(&self, slot: u32) -> std::ops::Range<usize> {
         let n = self.windows.len();
+        slot as usize * n..(slot as usize + 1) * n
+    }
+
+    /// Where the min/max trackers of the entity in `slot` sit in `extremes`.
+    #[inline]
+    fn extremes_of(&self, slot: u32) -> std::ops::Range<usize> {
+        let n = self.extremes_per_slot;
         slot as usize * n..(slot as usize + 1) * n
     }
 
@@ -232,6 +256,7 @@ impl EntityTable {
         };
         self.touch(slot);
         let lateness = self.limits.lateness_s;
+        let extremes = self.extremes_of(slot);
         let range = self.accs_of(slot);
         let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
@@ -264,6 +289,7 @@ impl EntityTable {
             update_trackers(
                 st,
                 accs,
+                &mut self.extremes[extremes],
                 &self.windows,
                 &self.trackers,
                 distinct,
@@ -285,20 +311,11 @@ impl EntityTable {
     /// Tracker `t` of the entity in `slot`: the window's min/max amount (NaN when
     /// empty) or the distinct count up to the entity's newest event.
     pub fn tracker(&self, slot: u32, t: usize) -> f64 {
-        let st = &self.slots[slot as usize];
+        let i = self.tracker_index[t];
         match self.trackers[t] {
-            TrackerSpec::Extreme { .. } => {
-                let i = self.trackers[..t]
-                    .iter()
-                    .filter(|x| matches!(x, TrackerSpec::Extreme { .. }))
-                    .count();
-                st.extremes[i].value(&st.ring, st.base)
-            }
+            TrackerSpec::Extreme { .. } => self.extremes[self.extremes_of(slot)][i].value(),
             TrackerSpec::Distinct { length_s } => {
-                let i = self.trackers[..t]
-                    .iter()
-                    .filter(|x| matches!(x, TrackerSpec::Distinct { .. }))
-                    .count();
+                let st = &self.slots[slot as usize];
                 st.distincts[i].count(st.newest_s, length_s)
             }
         }
@@ -349,7 +366,8 @@ impl EntityTable {
     /// Approximate heap and inline bytes held by this table.
     pub fn memory_bytes(&self) -> usize {
         let per_slot = std::mem::size_of::<EntityState>()
-            + self.windows.len() * std::mem::size_of::<WindowAcc>();
+            + self.windows.len() * std::mem::size_of::<WindowAcc>()
+            + self.extremes_per_slot * std::mem::size_of::<Extreme>();
         // (of which the window aggregates live in `accs`, one run per initialised slot)
         let rings: usize = self
             .slots
@@ -375,13 +393,6 @@ impl EntityTable {
                     key,
                     ring: VecDeque::new(),
                     base: 0,
-                    extremes: (0..self
-                        .trackers
-                        .iter()
-                        .filter(|t| matches!(t, TrackerSpec::Extreme { .. }))
-                        .count())
-                        .map(|_| Extreme::default())
-                        .collect(),
                     distincts: vec![
                         Distinct::default();
                         self.trackers
@@ -397,11 +408,17 @@ impl EntityTable {
                 });
                 self.accs
                     .resize(self.slots.len() * self.windows.len(), WindowAcc::default());
+                self.extremes.resize(
+                    self.slots.len() * self.extremes_per_slot,
+                    Extreme::default(),
+                );
                 (self.slots.len() - 1) as u32
             }
         };
         let range = self.accs_of(slot);
         self.accs[range].fill(WindowAcc::default());
+        let range = self.extremes_of(slot);
+        self.extremes[range].fill(Extreme::default());
         let st = &mut self.slots[slot as usize];
         st.key = key;
         st.ring.clear();
@@ -409,9 +426,6 @@ impl EntityTable {
             st.ring.shrink_to(16);
         }
         st.base = 0;
-        for e in st.extremes.iter_mut() {
-            e.reset(0);
-        }
         st.distincts.fill(Distinct::default());
         st.newest_s = ts_s;
         st.last_seen_ms = i64::MIN;
@@ -490,9 +504,11 @@ fn prefetch<T>(p: *const T) {
 
 /// Brings min/max deques and distinct tables up to date after an event;
 /// `rebuild` after sequence numbers moved (a late insert).
+#[allow(clippy::too_many_arguments)]
 fn update_trackers(
     st: &mut EntityState,
     accs: &[WindowAcc],
+    extremes: &mut [Extreme],
     windows: &[WindowSpec],
     trackers: &[TrackerSpec],
     distinct: &[u32],
@@ -504,7 +520,7 @@ fn update_trackers(
         match *t {
             TrackerSpec::Extreme { window, max } => {
                 let acc = &accs[window as usize];
-                let ex = &mut st.extremes[e];
+                let ex = &mut extremes[e];
                 if rebuild {
                     ex.reset(acc.start);
                 }

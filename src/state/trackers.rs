@@ -25,10 +25,28 @@ pub enum TrackerSpec {
     },
 }
 
-/// A monotonic deque of sequence numbers: the candidates for the window's extreme.
-#[derive(Debug, Clone, Default)]
+/// Candidates an [`Extreme`] keeps inline: with the rest of it, one cache line.
+const EXTREME_CAP: usize = 7;
+
+/// A window's min or max: the monotonic deque of its candidates (each entry
+/// that no later entry beats), oldest (the extreme) first, with their amounts.
+///
+/// It keeps at most [`EXTREME_CAP`] candidates inline, so that an update reads
+/// one cache line and never the heap. Beyond that it keeps the oldest ones and
+/// notes that it is incomplete; the ones not kept are all beaten by the last one
+/// kept, so a new entry that beats it makes the deque complete again, and if
+/// the kept ones all leave the window first, the deque is rebuilt from the
+/// window's entries. The value is exact either way.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
 pub(crate) struct Extreme {
-    deque: VecDeque<u32>,
+    seqs: [u32; EXTREME_CAP],
+    amounts: [f32; EXTREME_CAP],
+    /// The candidates are `lo..hi`.
+    lo: u8,
+    hi: u8,
+    /// Candidates after `hi` exist but were not kept.
+    incomplete: bool,
     /// Entries up to (excluding) this sequence number have been offered.
     fed: u32,
 }
@@ -51,8 +69,12 @@ impl Extreme {
         max: bool,
     ) {
         // Entries that left the window first: they may already be gone from the ring.
-        while self.deque.front().is_some_and(|&f| f < acc.start) {
-            self.deque.pop_front();
+        while self.lo < self.hi && self.seqs[self.lo as usize] < acc.start {
+            self.lo += 1;
+        }
+        if self.lo == self.hi && self.incomplete {
+            // Candidates not kept may still be in the window: find them again.
+            self.reset(acc.start);
         }
         if self.fed < acc.start {
             self.fed = acc.start;
@@ -60,32 +82,61 @@ impl Extreme {
         while self.fed < acc.end {
             let e = ring[(self.fed - base) as usize];
             if spec.filter.accepts(e.amount) {
-                while let Some(&back) = self.deque.back() {
-                    let b = ring[(back - base) as usize].amount;
-                    if (max && b <= e.amount) || (!max && b >= e.amount) {
-                        self.deque.pop_back();
-                    } else {
-                        break;
-                    }
-                }
-                self.deque.push_back(self.fed);
+                self.offer(self.fed, e.amount, max);
             }
             self.fed += 1;
         }
     }
 
-    /// Forgets everything (after an out-of-order insert shifted sequence numbers).
+    /// Offers entry `seq` of amount `amount` as the newest candidate.
+    #[inline]
+    fn offer(&mut self, seq: u32, amount: f32, max: bool) {
+        let beaten = |b: f32| if max { b <= amount } else { b >= amount };
+        let hi = self.hi;
+        while self.lo < self.hi && beaten(self.amounts[self.hi as usize - 1]) {
+            self.hi -= 1;
+        }
+        if self.hi < hi {
+            // It beat the last candidate kept, so every one not kept too.
+            self.incomplete = false;
+        }
+        if self.incomplete {
+            return;
+        }
+        if self.hi as usize == EXTREME_CAP && self.lo > 0 {
+            let (lo, hi) = (self.lo as usize, self.hi as usize);
+            self.seqs.copy_within(lo..hi, 0);
+            self.amounts.copy_within(lo..hi, 0);
+            self.hi -= self.lo;
+            self.lo = 0;
+        }
+        if (self.hi as usize) < EXTREME_CAP {
+            self.seqs[self.hi as usize] = seq;
+            self.amounts[self.hi as usize] = amount;
+            self.hi += 1;
+        } else {
+            self.incomplete = true;
+        }
+    }
+
+    /// Forgets everything, to be fed again from sequence number `start` (after
+    /// an out-of-order insert shifted sequence numbers, or to find candidates
+    /// that were not kept).
     pub(crate) fn reset(&mut self, start: u32) {
-        self.deque.clear();
+        self.lo = 0;
+        self.hi = 0;
+        self.incomplete = false;
         self.fed = start;
     }
 
     /// The current extreme, or NaN when the window is empty.
-    pub(crate) fn value(&self, ring: &VecDeque<Entry>, base: u32) -> f64 {
-        self.deque
-            .front()
-            .and_then(|&s| ring.get(s.wrapping_sub(base) as usize))
-            .map_or(f64::NAN, |e| f64::from(e.amount))
+    #[inline]
+    pub(crate) fn value(&self) -> f64 {
+        if self.lo < self.hi {
+            f64::from(self.amounts[self.lo as usize])
+        } else {
+            f64::NAN
+        }
     }
 }
 
@@ -118,5 +169,96 @@ impl Distinct {
             })
             .count();
         n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::window::AmountFilter;
+    use proptest::prelude::*;
+
+    /// Feeds `amounts` one by one through an [`Extreme`] over the last `w`
+    /// entries, checking its value against a scan of the window after each;
+    /// returns how many updates found it incomplete.
+    fn check(amounts: &[f32], w: usize, max: bool, filter: AmountFilter) -> usize {
+        let spec = WindowSpec {
+            length_s: 0,
+            delay_s: 0,
+            filter,
+        };
+        let ring: VecDeque<Entry> = amounts
+            .iter()
+            .map(|&amount| Entry {
+                ts: 0,
+                amount,
+                labelled: 0,
+                fraud: 0,
+            })
+            .collect();
+        let (mut ex, mut incomplete) = (Extreme::default(), 0);
+        for end in 1..=amounts.len() {
+            let start = end.saturating_sub(w);
+            let acc = WindowAcc {
+                start: start as u32,
+                end: end as u32,
+                ..WindowAcc::default()
+            };
+            ex.update(&ring, 0, &acc, &spec, max);
+            incomplete += usize::from(ex.incomplete);
+            let inside = amounts[start..end]
+                .iter()
+                .filter(|&&a| filter.accepts(a))
+                .map(|&a| f64::from(a));
+            let want = if max {
+                inside.fold(f64::NAN, f64::max)
+            } else {
+                inside.fold(f64::NAN, f64::min)
+            };
+            let got = ex.value();
+            assert!(
+                got == want || (got.is_nan() && want.is_nan()),
+                "entry {end}: got {got}, want {want}"
+            );
+        }
+        incomplete
+    }
+
+    #[test]
+    fn a_run_longer_than_the_inline_deque_stays_exact() {
+        // Falling amounts: every entry is a candidate for the max, rising ones for the min.
+        let falling: Vec<f32> = (0..200).map(|i| 1000.0 - i as f32).collect();
+        let rising: Vec<f32> = falling.iter().rev().copied().collect();
+        assert!(check(&falling, 30, true, AmountFilter::ALL) > 100);
+        assert!(check(&rising, 30, false, AmountFilter::ALL) > 100);
+        // Then a new maximum beats every candidate, kept or not.
+        let mut jump = falling[..50].to_vec();
+        jump.extend([5000.0, 1.0, 2.0]);
+        check(&jump, 40, true, AmountFilter::ALL);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn extremes_equal_a_scan_of_the_window(
+            noise in proptest::collection::vec(0u16..40, 1..300),
+            trend in -4i32..=4,
+            w in 1usize..60,
+            max in any::<bool>(),
+            filtered in any::<bool>(),
+        ) {
+            let amounts: Vec<f32> = noise
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| (2000 + trend * i as i32 + i32::from(n)) as f32)
+                .collect();
+            let filter = if filtered {
+                AmountFilter { min: 1990.0, max: 2020.0 }
+            } else {
+                AmountFilter::ALL
+            };
+            check(&amounts, w, max, filter);
+        }
     }
 }
