@@ -17,6 +17,7 @@ pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
 use trackers::{Distinct, Extreme};
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::hash::{BuildHasherDefault, Hasher};
 
 const NIL: u32 = u32::MAX;
@@ -84,17 +85,22 @@ pub struct Observation {
     pub seq: u32,
 }
 
+/// One entity's own state: one cache line (its windows and trackers are in
+/// the table's per-slot arrays).
+#[repr(align(64))]
 struct EntityState {
     key: u64,
     ring: VecDeque<Entry>,
     /// Sequence number of `ring[0]`.
     base: u32,
-    distincts: Box<[Distinct]>,
     newest_s: u32,
     last_seen_ms: i64,
     prev: u32,
     next: u32,
 }
+
+// One cache line, not more: a lookup touches one line.
+const _: () = assert!(std::mem::size_of::<EntityState>() == 64);
 
 /// State of every entity of one kind in one partition.
 pub struct EntityTable {
@@ -106,6 +112,9 @@ pub struct EntityTable {
     /// Min/max trackers of every slot, `extremes_per_slot` per slot, likewise.
     extremes: Vec<Extreme>,
     extremes_per_slot: usize,
+    /// Distinct-count trackers of every slot, `distincts_per_slot` per slot, likewise.
+    distincts: Vec<Distinct>,
+    distincts_per_slot: usize,
     /// Index of each tracker among the trackers of its kind.
     tracker_index: Box<[usize]>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
@@ -142,6 +151,7 @@ impl EntityTable {
             .max(horizon_s);
         let is_extreme = |t: &TrackerSpec| matches!(t, TrackerSpec::Extreme { .. });
         let extremes_per_slot = trackers.iter().filter(|t| is_extreme(t)).count();
+        let distincts_per_slot = trackers.len() - extremes_per_slot;
         let tracker_index = trackers
             .iter()
             .enumerate()
@@ -153,6 +163,8 @@ impl EntityTable {
             accs: Vec::new(),
             extremes: Vec::new(),
             extremes_per_slot,
+            distincts: Vec::new(),
+            distincts_per_slot,
             tracker_index,
             index: HashMap::default(),
             slots: Vec::new(),
@@ -231,16 +243,20 @@ impl EntityTable {
 
     /// Where the aggregates of the entity in `slot` sit in `accs`.
     #[inline]
-    fn accs_of(&self, slot: u32) -> std::ops::Range<usize> {
-        let n = self.windows.len();
-        slot as usize * n..(slot as usize + 1) * n
+    fn accs_of(&self, slot: u32) -> Range<usize> {
+        run_of(slot, self.windows.len())
     }
 
     /// Where the min/max trackers of the entity in `slot` sit in `extremes`.
     #[inline]
-    fn extremes_of(&self, slot: u32) -> std::ops::Range<usize> {
-        let n = self.extremes_per_slot;
-        slot as usize * n..(slot as usize + 1) * n
+    fn extremes_of(&self, slot: u32) -> Range<usize> {
+        run_of(slot, self.extremes_per_slot)
+    }
+
+    /// Where the distinct-count trackers of the entity in `slot` sit in `distincts`.
+    #[inline]
+    fn distincts_of(&self, slot: u32) -> Range<usize> {
+        run_of(slot, self.distincts_per_slot)
     }
 
     /// Records an event of entity `key` and brings its windows to its newest time.
@@ -256,7 +272,7 @@ impl EntityTable {
         };
         self.touch(slot);
         let lateness = self.limits.lateness_s;
-        let extremes = self.extremes_of(slot);
+        let (extremes, distincts) = (self.extremes_of(slot), self.distincts_of(slot));
         let range = self.accs_of(slot);
         let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
@@ -290,6 +306,7 @@ impl EntityTable {
                 st,
                 accs,
                 &mut self.extremes[extremes],
+                &mut self.distincts[distincts],
                 &self.windows,
                 &self.trackers,
                 distinct,
@@ -314,10 +331,8 @@ impl EntityTable {
         let i = self.tracker_index[t];
         match self.trackers[t] {
             TrackerSpec::Extreme { .. } => self.extremes[self.extremes_of(slot)][i].value(),
-            TrackerSpec::Distinct { length_s } => {
-                let st = &self.slots[slot as usize];
-                st.distincts[i].count(st.newest_s, length_s)
-            }
+            TrackerSpec::Distinct { length_s } => self.distincts[self.distincts_of(slot)][i]
+                .count(self.slots[slot as usize].newest_s, length_s),
         }
     }
 
@@ -367,7 +382,8 @@ impl EntityTable {
     pub fn memory_bytes(&self) -> usize {
         let per_slot = std::mem::size_of::<EntityState>()
             + self.windows.len() * std::mem::size_of::<WindowAcc>()
-            + self.extremes_per_slot * std::mem::size_of::<Extreme>();
+            + self.extremes_per_slot * std::mem::size_of::<Extreme>()
+            + self.distincts_per_slot * std::mem::size_of::<Distinct>();
         // (of which the window aggregates live in `accs`, one run per initialised slot)
         let rings: usize = self
             .slots
@@ -393,14 +409,6 @@ impl EntityTable {
                     key,
                     ring: VecDeque::new(),
                     base: 0,
-                    distincts: vec![
-                        Distinct::default();
-                        self.trackers
-                            .iter()
-                            .filter(|t| matches!(t, TrackerSpec::Distinct { .. }))
-                            .count()
-                    ]
-                    .into_boxed_slice(),
                     newest_s: 0,
                     last_seen_ms: 0,
                     prev: NIL,
@@ -412,6 +420,10 @@ impl EntityTable {
                     self.slots.len() * self.extremes_per_slot,
                     Extreme::default(),
                 );
+                self.distincts.resize(
+                    self.slots.len() * self.distincts_per_slot,
+                    Distinct::default(),
+                );
                 (self.slots.len() - 1) as u32
             }
         };
@@ -419,6 +431,8 @@ impl EntityTable {
         self.accs[range].fill(WindowAcc::default());
         let range = self.extremes_of(slot);
         self.extremes[range].fill(Extreme::default());
+        let range = self.distincts_of(slot);
+        self.distincts[range].fill(Distinct::default());
         let st = &mut self.slots[slot as usize];
         st.key = key;
         st.ring.clear();
@@ -426,7 +440,6 @@ impl EntityTable {
             st.ring.shrink_to(16);
         }
         st.base = 0;
-        st.distincts.fill(Distinct::default());
         st.newest_s = ts_s;
         st.last_seen_ms = i64::MIN;
         self.index.insert(key, slot);
@@ -492,6 +505,12 @@ impl EntityTable {
     }
 }
 
+/// Where the `n` per-slot items of `slot` sit in a per-slot array.
+#[inline]
+fn run_of(slot: u32, n: usize) -> Range<usize> {
+    slot as usize * n..(slot as usize + 1) * n
+}
+
 /// Hints the CPU to load the cache line of `p` (nothing on other targets).
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
@@ -509,6 +528,7 @@ fn update_trackers(
     st: &mut EntityState,
     accs: &[WindowAcc],
     extremes: &mut [Extreme],
+    distincts: &mut [Distinct],
     windows: &[WindowSpec],
     trackers: &[TrackerSpec],
     distinct: &[u32],
@@ -530,7 +550,7 @@ fn update_trackers(
             TrackerSpec::Distinct { .. } => {
                 if let Some(&h) = distinct.get(d) {
                     if h != 0 {
-                        st.distincts[d].record(h, ts_s);
+                        distincts[d].record(h, ts_s);
                     }
                 }
                 d += 1;
