@@ -4,7 +4,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use fraudstream::features::load_feature_set;
 use fraudstream::model::gbt::{Gbt, GbtParams};
 use fraudstream::model::{
-    Algorithm, Model, ModelFile, Scratch, TrainingInfo, ValidationInfo, EXPLAIN_TOP,
+    Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, ValidationInfo, EXPLAIN_TOP,
     MODEL_FORMAT_VERSION,
 };
 use std::path::Path;
@@ -86,6 +86,17 @@ fn bench_model(c: &mut Criterion) {
             })
         });
     }
+    // Blocks of 256 rows, as `fraudstream backtest` scores them.
+    let block: Vec<f64> = (0..256).flat_map(|k| vectors[k % vectors.len()].clone()).collect();
+    let (mut block_scratch, mut scores) = (BlockScratch::default(), vec![0.0; 256]);
+    group.throughput(Throughput::Elements(256));
+    group.bench_function("score_block_of_256_gbt_100_trees_depth_5", |b| {
+        b.iter(|| {
+            gbt100.score_block(black_box(&block), d, &mut block_scratch, &mut scores);
+            black_box(scores[255])
+        })
+    });
+    group.throughput(Throughput::Elements(1));
     group.bench_function("score_and_explain_shipped", |b| {
         b.iter(|| {
             i = (i + 1) % vectors.len();

@@ -86,11 +86,16 @@ impl Ranked {
         Some(ranked)
     }
 
+    /// Feature `f`'s cuts, ascending.
+    #[inline]
+    fn cuts(&self, f: usize) -> &[f64] {
+        &self.cuts[self.starts[f] as usize..self.starts[f + 1] as usize]
+    }
+
     /// How many of feature `f`'s cuts lie below `v` (0 when `v` is NaN).
     #[inline]
     fn rank(&self, f: usize, v: f64) -> u8 {
-        let cuts = &self.cuts[self.starts[f] as usize..self.starts[f + 1] as usize];
-        cuts.partition_point(|&c| c < v) as u8
+        self.cuts(f).partition_point(|&c| c < v) as u8
     }
 }
 
@@ -210,19 +215,24 @@ impl FlatGbt {
         ranks: &mut Vec<u8>,
         out: &mut [f64],
     ) {
-        let rows = xs.chunks(stride.max(1)).zip(out.iter_mut());
         let Some(ranked) = &self.ranked else {
-            for (x, m) in rows {
+            for (x, m) in xs.chunks(stride.max(1)).zip(out.iter_mut()) {
                 *m = self.margin_of_depth::<D>(x);
             }
             return;
         };
         let n = self.inputs;
         ranks.clear();
-        for (x, m) in rows {
-            ranks.extend((0..n).map(|f| ranked.rank(f, x[f])));
-            *m = self.base;
+        ranks.resize(out.len() * n, 0);
+        // Feature by feature, so that one feature's cuts stay in registers and
+        // the rows' searches are independent of each other.
+        for f in 0..n {
+            let cuts = ranked.cuts(f);
+            for (r, x) in ranks.chunks_exact_mut(n).zip(xs.chunks(stride)) {
+                r[f] = cuts.partition_point(|&c| c < x[f]) as u8;
+            }
         }
+        out.fill(self.base);
         let trees = self.leaves.len() >> D;
         let mut row_ranks = [0u8; 256];
         for first in (0..trees).step_by(Self::CHUNK) {

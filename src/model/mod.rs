@@ -627,8 +627,11 @@ mod tests {
             let path = dir.path().join("m.json");
             let name = file.save(&path).unwrap().name;
             let m = Model::load(&path, &set).unwrap();
+            let mut block = BlockScratch::default();
+            // No rows is no scores (and no panic).
+            m.score_block(&[], set.len(), &mut block, &mut []);
             let mut got = vec![0.0; rows];
-            m.score_block(&features, set.len(), &mut BlockScratch::default(), &mut got);
+            m.score_block(&features, set.len(), &mut block, &mut got);
             let mut scratch = Scratch::default();
             for (k, row) in features.chunks_exact(set.len()).enumerate() {
                 let want = m.score(row, &mut scratch);
