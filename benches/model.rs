@@ -87,7 +87,9 @@ fn bench_model(c: &mut Criterion) {
         });
     }
     // Blocks of 256 rows, as `fraudstream backtest` scores them.
-    let block: Vec<f64> = (0..256).flat_map(|k| vectors[k % vectors.len()].clone()).collect();
+    let block: Vec<f64> = (0..256)
+        .flat_map(|k| vectors[k % vectors.len()].clone())
+        .collect();
     let (mut block_scratch, mut scores) = (BlockScratch::default(), vec![0.0; 256]);
     group.throughput(Throughput::Elements(256));
     group.bench_function("score_block_of_256_gbt_100_trees_depth_5", |b| {

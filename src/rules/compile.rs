@@ -170,7 +170,9 @@ fn screen_of(e: &Expr, scope: &Scope) -> Screen {
         ExprKind::Name(n) => scope.number(n).map(|s| [s, s]),
         ExprKind::Call(f, args) if (f == "max" || f == "min") && args.len() == 2 => {
             match (&args[0].kind, &args[1].kind) {
-                (ExprKind::Name(a), ExprKind::Name(b)) => Some([scope.number(a)?, scope.number(b)?]),
+                (ExprKind::Name(a), ExprKind::Name(b)) => {
+                    Some([scope.number(a)?, scope.number(b)?])
+                }
                 _ => None,
             }
         }

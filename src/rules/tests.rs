@@ -352,7 +352,8 @@ fn num_gen() -> impl Strategy<Value = Gen> {
                 inner.clone()
             )
                 .prop_map(|(o, a, b)| Gen::Arith(o, Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Gen::Default(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| Gen::Default(Box::new(a), Box::new(b))),
             (any::<bool>(), proptest::collection::vec(inner, 2..4))
                 .prop_map(|(max, args)| Gen::Extreme(max, args)),
         ]
@@ -452,10 +453,11 @@ fn num_ref(g: &Gen, f: &[Option<f64>]) -> Option<f64> {
         }
         Gen::Default(a, b) => num_ref(a, f).or_else(|| num_ref(b, f)),
         // Missing arguments are ignored; missing only when all are.
-        Gen::Extreme(max, args) => args
-            .iter()
-            .filter_map(|a| num_ref(a, f))
-            .reduce(|x, y| if (y > x) == *max { y } else { x }),
+        Gen::Extreme(max, args) => {
+            args.iter()
+                .filter_map(|a| num_ref(a, f))
+                .reduce(|x, y| if (y > x) == *max { y } else { x })
+        }
         _ => unreachable!(),
     }
 }

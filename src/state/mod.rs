@@ -17,8 +17,8 @@ pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
 use trackers::{Distinct, Extreme};
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 const NIL: u32 = u32::MAX;
 
@@ -155,7 +155,12 @@ impl EntityTable {
         let tracker_index = trackers
             .iter()
             .enumerate()
-            .map(|(i, t)| trackers[..i].iter().filter(|u| is_extreme(u) == is_extreme(t)).count())
+            .map(|(i, t)| {
+                trackers[..i]
+                    .iter()
+                    .filter(|u| is_extreme(u) == is_extreme(t))
+                    .count()
+            })
             .collect();
         Self {
             windows: windows.into_boxed_slice(),
