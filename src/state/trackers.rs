@@ -1,6 +1,8 @@
 //! Aggregates that running sums cannot give: sliding-window min/max (a monotonic
-//! deque per window, amortised O(1)) and distinct counts (a small fixed table of
-//! last-seen value hashes per entity, exact up to [`DISTINCT_CAP`] values).
+//! deque per window of up to seven candidates inline: amortised O(1), plus a
+//! rescan of the window when more were needed and the kept ones all left) and
+//! distinct counts (a small fixed table of last-seen value hashes per entity,
+//! exact up to [`DISTINCT_CAP`] values).
 
 use super::window::{Entry, WindowAcc, WindowSpec};
 use std::collections::VecDeque;
@@ -57,6 +59,8 @@ pub(crate) struct Distinct {
     hashes: [u32; DISTINCT_CAP],
     seen_s: [u32; DISTINCT_CAP],
 }
+
+const _: () = assert!(std::mem::size_of::<Extreme>() == 64);
 
 impl Extreme {
     /// Offers the window's new entries and drops the ones that left it.
