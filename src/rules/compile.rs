@@ -354,12 +354,32 @@ impl Compiler<'_> {
                 Ok(Ty::Bool)
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                let mark = self.ops.len();
                 self.expect(a, Ty::Num, &format!("'{op}'"))?;
+                // `c + x` and `c * x` are `x + c` and `x * c` (exactly, in floating point too).
+                let left_constant = match self.ops[mark..] {
+                    [Op::Const(c)] if matches!(op, BinOp::Add | BinOp::Mul) => Some(c),
+                    _ => None,
+                };
+                if left_constant.is_some() {
+                    self.ops.truncate(mark);
+                }
                 self.expect(b, Ty::Num, &format!("'{op}'"))?;
-                self.ops.push(match op {
-                    BinOp::Add => Op::Add,
-                    BinOp::Sub => Op::Sub,
-                    BinOp::Mul => Op::Mul,
+                let right_constant = match self.ops.last() {
+                    Some(&Op::Const(c)) if left_constant.is_none() => Some(c),
+                    _ => None,
+                };
+                if right_constant.is_some() {
+                    self.ops.pop();
+                }
+                self.ops.push(match (op, left_constant.or(right_constant)) {
+                    (BinOp::Add, Some(c)) => Op::AddConst(c),
+                    (BinOp::Sub, Some(c)) => Op::SubConst(c),
+                    (BinOp::Mul, Some(c)) => Op::MulConst(c),
+                    (BinOp::Div, Some(c)) => Op::DivConst(c),
+                    (BinOp::Add, None) => Op::Add,
+                    (BinOp::Sub, None) => Op::Sub,
+                    (BinOp::Mul, None) => Op::Mul,
                     _ => Op::Div,
                 });
                 Ok(Ty::Num)
@@ -571,9 +591,16 @@ impl Compiler<'_> {
                 if args.len() != 2 {
                     return Err(arity_err("2"));
                 }
+                let mark = self.ops.len();
                 self.expect(&args[0], Ty::Num, "default()")?;
                 self.expect(&args[1], Ty::Num, "default()")?;
-                self.ops.push(Op::Default);
+                // A feature or a constant, the commonest case, in one instruction.
+                if let [Op::Load(slot), Op::Const(d)] = self.ops[mark..] {
+                    self.ops.truncate(mark);
+                    self.ops.push(Op::LoadOr { slot, d });
+                } else {
+                    self.ops.push(Op::Default);
+                }
             }
             other => {
                 return Err(err(

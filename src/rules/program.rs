@@ -26,6 +26,22 @@ pub enum Op {
     Mul,
     /// `a / b` (missing when `b` is 0).
     Div,
+    /// Add a constant to the top (`x + c` or `c + x`).
+    AddConst(f64),
+    /// Subtract a constant from the top (`x - c`).
+    SubConst(f64),
+    /// Multiply the top by a constant (`x * c` or `c * x`).
+    MulConst(f64),
+    /// Divide the top by a constant (`x / c`; missing when `c` is 0).
+    DivConst(f64),
+    /// Push numeric slot `slot`, or `d` when it is missing: `default(x, d)`
+    /// for a feature and a constant.
+    LoadOr {
+        /// Numeric slot.
+        slot: u16,
+        /// The value for missing.
+        d: f64,
+    },
     /// Comparisons on the top two, giving a truth value.
     Lt,
     /// `<=`.
@@ -325,6 +341,17 @@ impl Program {
                     let a = st[sp - 1];
                     st[sp - 1] = if b == 0.0 { f64::NAN } else { a / b };
                 }
+                Op::AddConst(c) => st[sp - 1] += c,
+                Op::SubConst(c) => st[sp - 1] -= c,
+                Op::MulConst(c) => st[sp - 1] *= c,
+                Op::DivConst(c) => {
+                    let a = st[sp - 1];
+                    st[sp - 1] = if c == 0.0 { f64::NAN } else { a / c };
+                }
+                Op::LoadOr { slot, d } => {
+                    let x = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
+                    push!(if x.is_nan() { d } else { x })
+                }
                 Op::CmpConst { slot, cmp, c } => {
                     let a = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
                     push!(cmp.apply(a, c))
@@ -454,11 +481,13 @@ impl Program {
             depth += match op {
                 Op::Const(_)
                 | Op::Load(_)
+                | Op::LoadOr { .. }
                 | Op::CmpConst { .. }
                 | Op::StrEq { .. }
                 | Op::StrFieldEq { .. }
                 | Op::StrIn { .. } => 1,
                 Op::Neg | Op::Not | Op::IsMissing(_) | Op::NumIn { .. } | Op::Abs => 0,
+                Op::AddConst(_) | Op::SubConst(_) | Op::MulConst(_) | Op::DivConst(_) => 0,
                 Op::SkipIfFalse(_) | Op::SkipIfTrue(_) => 0,
                 Op::Between => -2,
                 Op::Min(n) | Op::Max(n) => 1 - i64::from(*n),

@@ -169,6 +169,40 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
 }
 
 #[test]
+fn constants_and_defaults_fuse_into_the_arithmetic() {
+    use super::program::Op;
+    let set = default_set();
+    let scope = Scope::new(&set, &[]);
+    let slot = |name: &str| set.index_of(name).unwrap() as u16;
+    let ops = |src: &str| compile(src, &scope, &mut Vec::new()).unwrap().ops;
+    assert_eq!(
+        ops("amount > 80 * default(account.avg_amount_30d, 50) + 8000"),
+        [
+            Op::Load(slot("amount")),
+            Op::LoadOr {
+                slot: slot("account.avg_amount_30d"),
+                d: 50.0
+            },
+            Op::MulConst(80.0),
+            Op::AddConst(8000.0),
+            Op::Gt,
+        ]
+    );
+    // Only `+` and `*` take a constant from the left.
+    assert_eq!(
+        ops("2 - amount / 4 > 1"),
+        [
+            Op::Const(2.0),
+            Op::Load(slot("amount")),
+            Op::DivConst(4.0),
+            Op::Sub,
+            Op::Const(1.0),
+            Op::Gt,
+        ]
+    );
+}
+
+#[test]
 fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
     let set = load_feature_set("model").unwrap();
     let files = synthetic::synthetic_rule_files(100, &set.names);
