@@ -1,6 +1,8 @@
 //! Model: training algorithms, the versioned model file, and the serving form
 //! (flat arrays, no allocation) with per-event explanations.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod evaluate;
 pub mod flat;
 pub mod gbt;
