@@ -20,7 +20,9 @@ pub const MAX_DEPTH: u32 = 8;
 
 /// Whether this CPU runs [`margins`].
 pub fn available() -> bool {
-    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("popcnt")
 }
 
 /// Where row `k`'s rank of feature `f` goes in the rank columns [`margins`]
@@ -28,6 +30,49 @@ pub fn available() -> bool {
 #[inline]
 pub fn column_index(k: usize, f: usize, inputs: usize) -> usize {
     ((k / ROWS) * inputs + f) * ROWS + k % ROWS
+}
+
+/// Writes the ranks of `rows` rows of `xs` (one every `stride` values, `inputs`
+/// features each) to `cols`, laid out by [`column_index`] and zeroed past the
+/// last row: for each feature, how many of its cuts lie below the value (0 for
+/// a missing one). `cuts` holds each feature's cuts ascending, padded with
+/// +inf to whole runs of eight; feature `f`'s run is `cuts[starts[f]..starts[f + 1]]`.
+/// Counting eight cuts per compare beats a binary search over a few dozen.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and POPCNT ([`available`]).
+#[target_feature(enable = "avx512f,popcnt")]
+pub unsafe fn ranks(
+    cuts: &[f64],
+    starts: &[u32],
+    xs: &[f64],
+    stride: usize,
+    rows: usize,
+    cols: &mut Vec<u8>,
+) {
+    let inputs = starts.len() - 1;
+    assert!(
+        stride >= inputs && xs.len() >= rows * stride,
+        "fewer rows than asked"
+    );
+    assert!(starts
+        .iter()
+        .all(|&s| s as usize <= cuts.len() && s % 8 == 0));
+    cols.clear();
+    cols.resize(rows.div_ceil(ROWS) * inputs * ROWS, 0);
+    for (k, x) in xs.chunks(stride).take(rows).enumerate() {
+        for f in 0..inputs {
+            let v = _mm512_set1_pd(x[f]);
+            let mut rank = 0;
+            for at in (starts[f]..starts[f + 1]).step_by(8) {
+                // SAFETY: `starts` are multiples of 8 within `cuts` (asserted).
+                let c = unsafe { _mm512_loadu_pd(cuts.as_ptr().add(at as usize)) };
+                // Ordered: a missing value is below no cut.
+                rank += _mm512_cmp_pd_mask::<_CMP_LT_OQ>(c, v).count_ones();
+            }
+            cols[column_index(k, f, inputs)] = rank as u8;
+        }
+    }
 }
 
 /// Writes to `out` the margin of each row: `base` plus, tree after tree, the

@@ -57,6 +57,9 @@ struct Ranked {
     starts: Vec<u32>,
     /// `(feature, rank of threshold)` of each internal node, laid out like `features`.
     nodes: Vec<[u8; 2]>,
+    /// `cuts` and `starts` again, each feature's run padded with +inf to a
+    /// multiple of eight, for counting eight cuts at a time.
+    padded: (Vec<f64>, Vec<u32>),
 }
 
 impl Ranked {
@@ -85,10 +88,20 @@ impl Ranked {
             cuts.extend(ts);
             starts.push(cuts.len() as u32);
         }
+        let mut padded = (Vec::new(), vec![0u32]);
+        for f in 0..flat.inputs {
+            let run = &cuts[starts[f] as usize..starts[f + 1] as usize];
+            padded.0.extend(run);
+            padded
+                .0
+                .resize(padded.0.len().next_multiple_of(8), f64::INFINITY);
+            padded.1.push(padded.0.len() as u32);
+        }
         let mut ranked = Ranked {
             cuts,
             starts,
             nodes: Vec::with_capacity(flat.features.len()),
+            padded,
         };
         for (&f, &t) in flat.features.iter().zip(&flat.thresholds) {
             let rank = ranked.rank(f as usize, t);
@@ -251,18 +264,13 @@ impl FlatGbt {
         let n = self.inputs;
         #[cfg(target_arch = "x86_64")]
         if wide && D <= avx512::MAX_DEPTH {
-            ranks.clear();
-            ranks.resize(out.len().div_ceil(avx512::ROWS) * n * avx512::ROWS, 0);
-            for f in 0..n {
-                let cuts = ranked.cuts(f);
-                for (k, x) in xs.chunks(stride).take(out.len()).enumerate() {
-                    ranks[avx512::column_index(k, f, n)] =
-                        cuts.partition_point(|&c| c < x[f]) as u8;
-                }
-            }
+            let (cuts, starts) = &ranked.padded;
             // SAFETY: `wide` only where the CPU has AVX-512 (`margins` asks
             // `wide_available`); node features are below `inputs` (its definition).
-            unsafe { avx512::margins::<D>(&ranked.nodes, &self.leaves, self.base, ranks, n, out) };
+            unsafe {
+                avx512::ranks(cuts, starts, xs, stride, out.len(), ranks);
+                avx512::margins::<D>(&ranked.nodes, &self.leaves, self.base, ranks, n, out);
+            }
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
