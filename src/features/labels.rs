@@ -32,12 +32,15 @@ pub type LabelTargets = ([u64; MAX_LABEL_ENTITIES], [u32; MAX_LABEL_ENTITIES]);
 /// Most labels parked while waiting for their event.
 pub const MAX_EARLY_LABELS: usize = 65_536;
 
-/// Both sides of the event/label join, bounded: a fixed-capacity ring of recent
-/// events indexed by event-id hash (the oldest is forgotten when full), and the
-/// labels that arrived before their event (oldest dropped beyond a cap).
+/// Both sides of the event/label join, bounded: the recent events, indexed by
+/// event-id hash (the oldest is forgotten beyond a capacity), and the labels
+/// that arrived before their event (oldest dropped beyond a cap). Events whose
+/// labels were taken leave from the old end, so when labels come back roughly
+/// in order (as in a replay) the join holds only the events still waiting.
 pub struct LabelJoin {
-    ring: Vec<Pending>,
-    next: usize,
+    /// Remembered events, oldest first: position `base + i` is `ring[i]`.
+    ring: VecDeque<Pending>,
+    base: u32,
     /// Whether events are indexed by id (off for joins fed only by ticket).
     indexed: bool,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
@@ -55,8 +58,8 @@ impl LabelJoin {
             "at most {MAX_LABEL_ENTITIES} label entity kinds"
         );
         Self {
-            ring: Vec::new(),
-            next: 0,
+            ring: VecDeque::new(),
+            base: 0,
             indexed: true,
             index: HashMap::default(),
             kinds,
@@ -116,54 +119,74 @@ impl LabelJoin {
             p.keys[k] = key;
             p.seqs[k] = seq;
         }
-        let pos = if self.ring.len() < self.cap {
-            self.ring.push(p);
-            self.ring.len() - 1
-        } else {
-            let pos = self.next;
-            let old = self.ring[pos];
-            if self.indexed && self.index.get(&old.id) == Some(&(pos as u32)) {
-                self.index.remove(&old.id);
+        if self.ring.len() == self.cap {
+            // Full: forget the oldest.
+            if let Some(old) = self.ring.pop_front() {
+                if self.indexed && self.index.get(&old.id) == Some(&self.base) {
+                    self.index.remove(&old.id);
+                }
+                self.base = self.base.wrapping_add(1);
             }
-            self.ring[pos] = p;
-            self.next = (pos + 1) % self.cap;
-            pos
-        };
-        if self.indexed {
-            self.index.insert(id, pos as u32);
         }
-        Some(LabelTicket {
-            pos: pos as u32,
-            id,
-        })
+        let pos = self.base.wrapping_add(self.ring.len() as u32);
+        self.ring.push_back(p);
+        if self.indexed {
+            self.index.insert(id, pos);
+        }
+        Some(LabelTicket { pos, id })
+    }
+
+    /// The event remembered at position `pos`, if still held.
+    fn at(&mut self, pos: u32) -> Option<&mut Pending> {
+        self.ring.get_mut(pos.wrapping_sub(self.base) as usize)
+    }
+
+    /// Marks the event at `pos` taken and returns its time and targets; then
+    /// lets taken events leave from the old end.
+    fn take_at(&mut self, pos: u32) -> Option<(u32, LabelTargets)> {
+        let p = self.at(pos)?;
+        p.taken = true;
+        let taken = (p.ts_s, (p.keys, p.seqs));
+        while self.ring.front().is_some_and(|p| p.taken) {
+            self.ring.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        Some(taken)
     }
 
     /// Forgets and returns the time and targets of event `id`, if remembered.
     pub fn take(&mut self, id: u64) -> Option<(u32, LabelTargets)> {
-        let i = self.index.remove(&id)? as usize;
-        let p = &mut self.ring[i];
-        p.taken = true;
-        Some((p.ts_s, (p.keys, p.seqs)))
+        let pos = self.index.remove(&id)?;
+        self.take_at(pos)
     }
 
     /// What [`LabelJoin::take_ticket`] would return for `t`, without taking it.
     pub fn peek_ticket(&self, t: LabelTicket) -> Option<(u32, LabelTargets)> {
-        let p = self.ring.get(t.pos as usize)?;
+        let p = self.ring.get(t.pos.wrapping_sub(self.base) as usize)?;
         (p.id == t.id && !p.taken).then_some((p.ts_s, (p.keys, p.seqs)))
     }
 
     /// [`LabelJoin::take`] by ticket: `None` once the event was forgotten (its
     /// place reused) or its label already taken.
     pub fn take_ticket(&mut self, t: LabelTicket) -> Option<(u32, LabelTargets)> {
-        let p = self.ring.get_mut(t.pos as usize)?;
+        let p = self.at(t.pos)?;
         if p.id != t.id || p.taken {
             return None;
         }
-        p.taken = true;
         if self.indexed && self.index.get(&t.id) == Some(&t.pos) {
             self.index.remove(&t.id);
         }
-        Some((p.ts_s, (p.keys, p.seqs)))
+        self.take_at(t.pos)
+    }
+
+    /// Events held (taken ones included until they leave from the old end).
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
     }
 
     /// Approximate bytes held.

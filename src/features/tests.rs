@@ -105,6 +105,58 @@ fn label_join_is_bounded() {
     assert!(j.take(2).is_none());
     assert_eq!(j.take(5).map(|(ts, (k, _))| (ts, k[0])), Some((5, 50)));
     assert!(j.take(5).is_none());
+    assert_eq!(j.len(), 3, "3 and 4 wait, 5 waits to leave after them");
+    assert_eq!(j.take(3).map(|(ts, _)| ts), Some(3));
+    assert_eq!(j.take(4).map(|(ts, _)| ts), Some(4));
+    assert!(j.is_empty(), "taken events leave from the old end");
+}
+
+/// Labels taken in order keep the join as small as the events still waiting,
+/// at any capacity; tickets of forgotten or taken events find nothing, and
+/// stale positions never reach a newer event.
+#[test]
+fn label_join_holds_only_the_events_still_waiting() {
+    for indexed in [true, false] {
+        let mut j = LabelJoin::new(1_000, 1);
+        if !indexed {
+            j.ticket_only();
+        }
+        let mut tickets = std::collections::VecDeque::new();
+        for id in 1..=10_000u64 {
+            let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
+            tickets.push_back((id, t));
+            // Each label comes back 50 events later.
+            if tickets.len() > 50 {
+                let (id, t) = tickets.pop_front().unwrap();
+                assert_eq!(j.peek_ticket(t).map(|(ts, _)| ts), Some(id as u32));
+                assert!(j.take_ticket(t).is_some());
+                assert!(j.take_ticket(t).is_none(), "a label is taken once");
+                if indexed {
+                    assert!(j.take(id).is_none());
+                }
+            }
+            assert!(j.len() <= 51, "{} events held", j.len());
+        }
+        // Out of order: while the oldest wait, taken events stay held behind
+        // them up to the capacity; then the oldest is forgotten.
+        let (_, oldest) = tickets.pop_front().unwrap();
+        let mut remember_and_take = |j: &mut LabelJoin, id: u64| {
+            let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
+            assert!(j.take_ticket(t).is_some());
+        };
+        for id in 20_000..20_950u64 {
+            remember_and_take(&mut j, id);
+        }
+        assert_eq!(j.len(), 1_000);
+        assert!(j.peek_ticket(oldest).is_some());
+        remember_and_take(&mut j, 30_000);
+        assert!(j.take_ticket(oldest).is_none(), "forgotten at capacity");
+        let (id, next) = tickets.pop_front().unwrap();
+        assert_eq!(j.take_ticket(next).map(|(ts, _)| ts), Some(id as u32));
+        if indexed {
+            assert!(j.take(id).is_none());
+        }
+    }
 }
 
 #[test]
