@@ -8,6 +8,8 @@ pub mod program;
 pub mod reload;
 pub mod synthetic;
 mod testing;
+#[cfg(target_arch = "x86_64")]
+mod wide;
 
 pub use file::{RuleAction, RuleError, RuleMode};
 pub use testing::TestOutcome;
@@ -112,6 +114,17 @@ pub struct Ruleset {
     /// The rules [`Ruleset::evaluate`] runs, in order, with their screens packed
     /// together so that rules a screen rejects cost two comparisons.
     screened: Vec<ScreenedRule>,
+    /// The same screens, eight to a group, for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    screen_lanes: wide::ScreenLanes,
+}
+
+/// Whether screens can be checked eight at a time with AVX-512.
+fn wide_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return wide::ScreenLanes::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// A live or shadow rule as [`Ruleset::evaluate`] visits it.
@@ -298,9 +311,11 @@ impl Ruleset {
                 rule: i as u16,
                 shadow: r.mode == RuleMode::Shadow,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let ruleset = Ruleset {
             rules,
+            #[cfg(target_arch = "x86_64")]
+            screen_lanes: wide::ScreenLanes::new(screened.iter().map(|s| s.screen)),
             screened,
             lists,
             policy: DecisionPolicy::new(&policy),
@@ -317,13 +332,17 @@ impl Ruleset {
     /// Allocates nothing once `hits` has grown to the ruleset's size.
     #[inline]
     pub fn evaluate(&self, nums: &[f64], strs: &[u64], hits: &mut Hits) {
+        self.evaluate_by(nums, strs, hits, wide_available());
+    }
+
+    /// [`Ruleset::evaluate`], checking the screens eight at a time with
+    /// AVX-512 when `wide` (which the CPU must support).
+    fn evaluate_by(&self, nums: &[f64], strs: &[u64], hits: &mut Hits, wide: bool) {
         hits.live.clear();
         hits.shadow.clear();
         let mut stack = [0.0; program::MAX_STACK];
-        for s in &self.screened {
-            if s.screen.rejects(nums) {
-                continue;
-            }
+        let mut run = |i: usize| {
+            let s = &self.screened[i];
             let program = &self.rules[s.rule as usize].program;
             if program.run(&mut stack, nums, strs, &self.lists) == 1.0 {
                 let target = if s.shadow {
@@ -332,6 +351,19 @@ impl Ruleset {
                     &mut hits.live
                 };
                 target.push(s.rule);
+            }
+        };
+        #[cfg(target_arch = "x86_64")]
+        if wide && self.screen_lanes.suits(nums) {
+            // SAFETY: `wide` only where the CPU has AVX-512 (`evaluate` asks
+            // `wide_available`).
+            return unsafe { self.screen_lanes.each_open(nums, run) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = wide;
+        for (i, s) in self.screened.iter().enumerate() {
+            if !s.screen.rejects(nums) {
+                run(i);
             }
         }
     }
