@@ -336,35 +336,58 @@ impl Ruleset {
     }
 
     /// [`Ruleset::evaluate`], checking the screens eight at a time with
-    /// AVX-512 when `wide` (which the CPU must support).
+    /// AVX-512 when `wide` (which the CPU must support) and there are enough.
+    #[inline]
     fn evaluate_by(&self, nums: &[f64], strs: &[u64], hits: &mut Hits, wide: bool) {
-        hits.live.clear();
-        hits.shadow.clear();
-        let mut stack = [0.0; program::MAX_STACK];
-        let mut run = |i: usize| {
-            let s = &self.screened[i];
-            let program = &self.rules[s.rule as usize].program;
-            if program.run(&mut stack, nums, strs, &self.lists) == 1.0 {
-                let target = if s.shadow {
-                    &mut hits.shadow
-                } else {
-                    &mut hits.live
-                };
-                target.push(s.rule);
-            }
-        };
         #[cfg(target_arch = "x86_64")]
         if wide && self.screen_lanes.suits(nums) {
-            // SAFETY: `wide` only where the CPU has AVX-512 (`evaluate` asks
-            // `wide_available`).
-            return unsafe { self.screen_lanes.each_open(nums, run) };
+            return self.evaluate_wide(nums, strs, hits);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
-        for (i, s) in self.screened.iter().enumerate() {
+        hits.live.clear();
+        hits.shadow.clear();
+        let mut stack = [0.0; program::MAX_STACK];
+        for s in &self.screened {
             if !s.screen.rejects(nums) {
-                run(i);
+                self.run_screened(s, &mut stack, nums, strs, hits);
             }
+        }
+    }
+
+    /// [`Ruleset::evaluate`] with the screens checked eight at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn evaluate_wide(&self, nums: &[f64], strs: &[u64], hits: &mut Hits) {
+        hits.live.clear();
+        hits.shadow.clear();
+        let mut stack = [0.0; program::MAX_STACK];
+        // SAFETY: only called where the CPU has AVX-512 (`evaluate_by`'s `wide`).
+        unsafe {
+            self.screen_lanes.each_open(nums, |i| {
+                self.run_screened(&self.screened[i], &mut stack, nums, strs, hits);
+            });
+        }
+    }
+
+    /// Interprets a screened rule and records it in `hits` if it fires.
+    #[inline(always)]
+    fn run_screened(
+        &self,
+        s: &ScreenedRule,
+        stack: &mut [f64; program::MAX_STACK],
+        nums: &[f64],
+        strs: &[u64],
+        hits: &mut Hits,
+    ) {
+        let program = &self.rules[s.rule as usize].program;
+        if program.run(stack, nums, strs, &self.lists) == 1.0 {
+            let target = if s.shadow {
+                &mut hits.shadow
+            } else {
+                &mut hits.live
+            };
+            target.push(s.rule);
         }
     }
 
