@@ -51,15 +51,15 @@ pub struct FlatGbt {
 /// cache lines; the price is one binary search per feature and event.
 #[derive(Debug, Clone, PartialEq)]
 struct Ranked {
-    /// Each feature's distinct thresholds, ascending, one run per feature.
+    /// Each feature's distinct thresholds, ascending, one run per feature,
+    /// padded with +inf to a multiple of eight (for counting eight at a time).
     cuts: Vec<f64>,
-    /// Where each feature's run starts in `cuts` (and, last, where the final one ends).
+    /// Where each feature's run starts in `cuts` (and, last, where the final one's padding ends).
     starts: Vec<u32>,
+    /// Where each feature's thresholds end in `cuts` (before the padding).
+    ends: Vec<u32>,
     /// `(feature, rank of threshold)` of each internal node, laid out like `features`.
     nodes: Vec<[u8; 2]>,
-    /// `cuts` and `starts` again, each feature's run padded with +inf to a
-    /// multiple of eight, for counting eight cuts at a time.
-    padded: (Vec<f64>, Vec<u32>),
 }
 
 impl Ranked {
@@ -77,7 +77,7 @@ impl Ranked {
                 per_feature[f as usize].push(t);
             }
         }
-        let (mut cuts, mut starts) = (Vec::new(), vec![0u32]);
+        let (mut cuts, mut starts, mut ends) = (Vec::new(), vec![0u32], Vec::new());
         for mut ts in per_feature {
             ts.sort_by(f64::total_cmp);
             // -0.0 and 0.0 split alike, so they are one cut.
@@ -86,22 +86,15 @@ impl Ranked {
                 return None;
             }
             cuts.extend(ts);
+            ends.push(cuts.len() as u32);
+            cuts.resize(cuts.len().next_multiple_of(8), f64::INFINITY);
             starts.push(cuts.len() as u32);
-        }
-        let mut padded = (Vec::new(), vec![0u32]);
-        for f in 0..flat.inputs {
-            let run = &cuts[starts[f] as usize..starts[f + 1] as usize];
-            padded.0.extend(run);
-            padded
-                .0
-                .resize(padded.0.len().next_multiple_of(8), f64::INFINITY);
-            padded.1.push(padded.0.len() as u32);
         }
         let mut ranked = Ranked {
             cuts,
             starts,
+            ends,
             nodes: Vec::with_capacity(flat.features.len()),
-            padded,
         };
         for (&f, &t) in flat.features.iter().zip(&flat.thresholds) {
             let rank = ranked.rank(f as usize, t);
@@ -113,7 +106,7 @@ impl Ranked {
     /// Feature `f`'s cuts, ascending.
     #[inline]
     fn cuts(&self, f: usize) -> &[f64] {
-        &self.cuts[self.starts[f] as usize..self.starts[f + 1] as usize]
+        &self.cuts[self.starts[f] as usize..self.ends[f] as usize]
     }
 
     /// How many of feature `f`'s cuts lie below `v` (0 when `v` is NaN).
@@ -264,11 +257,10 @@ impl FlatGbt {
         let n = self.inputs;
         #[cfg(target_arch = "x86_64")]
         if wide && D <= avx512::MAX_DEPTH {
-            let (cuts, starts) = &ranked.padded;
             // SAFETY: `wide` only where the CPU has AVX-512 (`margins` asks
             // `wide_available`); node features are below `inputs` (its definition).
             unsafe {
-                avx512::ranks(cuts, starts, xs, stride, out.len(), ranks);
+                avx512::ranks(&ranked.cuts, &ranked.starts, xs, stride, out.len(), ranks);
                 avx512::margins::<D>(&ranked.nodes, &self.leaves, self.base, ranks, n, out);
             }
             return;
