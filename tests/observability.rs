@@ -220,6 +220,19 @@ fn dashboard_and_alerts_are_valid_and_use_exported_metrics() {
     assert!(ok, "{out}");
 }
 
+/// Every alert fires once its condition has held for its `for:`, and not before,
+/// and all are quiet on a healthy instance (grafana/alerts_test.yml): the alerts
+/// whose `for:` is too long to wait for against a live server.
+#[test]
+fn alert_rules_pass_their_unit_tests() {
+    if !installed("promtool") {
+        return;
+    }
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/alerts_test.yml");
+    let (ok, out) = promtool_check(&["test", "rules", tests.to_str().unwrap()], None);
+    assert!(ok, "promtool test rules:\n{out}");
+}
+
 /// A child process killed when the test ends, however it ends.
 struct Killed(std::process::Child);
 
@@ -375,19 +388,6 @@ fn start_demo_and_prometheus(dir: &Path, root: &Path) -> (Killed, Killed, PathBu
         .spawn()
         .expect("prometheus starts");
     (demo, Killed(server), rules, addr)
-}
-
-/// Every alert fires once its condition has held for its `for:`, and not before,
-/// and all are quiet on a healthy instance (grafana/alerts_test.yml): the alerts
-/// whose `for:` is too long to wait for against a live server.
-#[test]
-fn alert_rules_pass_their_unit_tests() {
-    if !installed("promtool") {
-        return;
-    }
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/alerts_test.yml");
-    let (ok, out) = promtool_check(&["test", "rules", tests.to_str().unwrap()], None);
-    assert!(ok, "promtool test rules:\n{out}");
 }
 
 /// Waits until Prometheus evaluates every alert of the shipped `alerts` file.
