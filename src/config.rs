@@ -299,12 +299,21 @@ impl ModelConfig {
 pub struct MetricsConfig {
     /// Address of `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub addr: String,
+    /// Most HTTP connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait for a request head or for a read to progress, ms.
+    pub read_timeout_ms: u64,
+    /// Longest wait for a write to progress (a client that does not read), ms.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:9464".into(),
+            max_connections: 1024,
+            read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
         }
     }
 }

@@ -108,8 +108,13 @@ impl Running {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` for this processor on `rt`; returns the address.
     pub fn serve_http(&self, rt: &tokio::runtime::Runtime) -> String {
-        let (m, h, s) = (self.metrics.clone(), self.health.clone(), self.stop.clone());
-        rt.block_on(fraudstream::http::serve("127.0.0.1:0", m, h, s))
+        let state = fraudstream::http::OperatorState {
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            shutdown: self.stop.clone(),
+        };
+        let limits = fraudstream::http::HttpLimits::default();
+        rt.block_on(fraudstream::http::serve("127.0.0.1:0", limits, state))
             .expect("metrics endpoint")
             .to_string()
     }
