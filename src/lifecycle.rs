@@ -99,7 +99,7 @@ pub fn raise_fd_limit() -> u64 {
                 }
             }
         }
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
     #[cfg(not(unix))]
     u64::MAX

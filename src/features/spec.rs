@@ -421,8 +421,7 @@ fn compile_entry(
         min: f.amount_min.unwrap_or(f32::NEG_INFINITY),
         max: f.amount_max.unwrap_or(f32::INFINITY),
     };
-    // NaN compares false both ways, so this also refuses a NaN bound.
-    if !(filter.min <= filter.max) {
+    if filter.min.is_nan() || filter.max.is_nan() || filter.min > filter.max {
         return Err(err(
             entry_span,
             format!(
