@@ -3,6 +3,8 @@
 # the shipped feature sets and rules) and the corpus it grew before
 # (fuzz/corpus/TARGET):
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# FUZZ_ARGS adds libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1"
+# to go on past a known crash.
 # Only the stable toolchain is needed: RUSTC_BOOTSTRAP=1 unlocks the nightly
 # flags cargo-fuzz passes (sanitizer, coverage). Crashes land in
 # fuzz/artifacts/TARGET; each one found becomes a regression test.
@@ -26,7 +28,7 @@ for target in "${targets[@]}"; do
   [ "$target" = rule_file ] && dirs+=(rules)
   # The largest seed (a model file) is ~2 KiB; room to grow beyond it.
   if ! cargo fuzz run --release "$target" "${dirs[@]}" -- \
-    -max_total_time="$secs" -max_len=8192 -print_final_stats=1; then
+    -max_total_time="$secs" -max_len=8192 -print_final_stats=1 ${FUZZ_ARGS:-}; then
     failed+=("$target")
   fi
 done
