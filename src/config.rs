@@ -7,22 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A configuration problem (unknown key, wrong type, unreadable file).
+/// A configuration problem: one line per problem, each naming where the value
+/// came from (`file:line:col`, an environment variable or a flag), the key, and
+/// what was expected.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
-
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        // One line per problem, each naming the key and where its value came from.
-        ConfigError(
-            e.into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    }
-}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -299,12 +289,21 @@ impl ModelConfig {
 pub struct MetricsConfig {
     /// Address of `/metrics`, `/healthz`, `/readyz`; empty disables the endpoint.
     pub addr: String,
+    /// Most HTTP connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait for a request head or for a read to progress, ms.
+    pub read_timeout_ms: u64,
+    /// Longest wait for a write to progress (a client that does not read), ms.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:9464".into(),
+            max_connections: 1024,
+            read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
         }
     }
 }
@@ -338,7 +337,8 @@ impl Default for LogConfig {
     }
 }
 
-/// Loads the layered configuration. `overrides` are command-line values, applied last.
+/// Loads the layered configuration and checks every value. `overrides` are
+/// command-line values, applied last.
 pub fn load(config_file: Option<&Path>, overrides: Figment) -> Result<Config, ConfigError> {
     load_from(Path::new("config/default.toml"), config_file, overrides)
 }
@@ -351,6 +351,7 @@ pub fn load_from(
 ) -> Result<Config, ConfigError> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if default_file.exists() {
+        check_toml(default_file)?;
         fig = fig.merge(Toml::file(default_file));
     }
     if let Some(path) = config_file {
@@ -360,11 +361,172 @@ pub fn load_from(
                 path.display()
             )));
         }
+        check_toml(path)?;
         fig = fig.merge(Toml::file(path));
     }
-    fig = fig.merge(Env::prefixed("FRAUDSTREAM__").split("__"));
-    let config: Config = fig.merge(overrides).extract()?;
-    Ok(config)
+    fig = fig
+        .merge(Env::prefixed(ENV_PREFIX).split("__"))
+        .merge(overrides);
+    let config: Config = fig.extract().map_err(|e| {
+        let problems = e
+            .into_iter()
+            .map(|e| format!("{}: {}", origin(e.metadata.as_ref(), &e.path), e.kind));
+        ConfigError(problems.collect::<Vec<_>>().join("; "))
+    })?;
+    let problems: Vec<String> = config
+        .problems()
+        .into_iter()
+        .map(|(key, expected)| {
+            let path: Vec<String> = key.split('.').map(String::from).collect();
+            format!("{}: {expected}", origin(fig.find_metadata(key), &path))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError(problems.join("; ")))
+    }
+}
+
+const ENV_PREFIX: &str = "FRAUDSTREAM__";
+
+/// A TOML syntax error in `path` as `path:line:col: message`.
+fn check_toml(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+    toml_edit::ImDocument::parse(text.as_str()).map_err(|e| {
+        let (line, col) = crate::features::spec::line_col(&text, e.span().map_or(0, |s| s.start));
+        let message = e.message().trim_end();
+        ConfigError(format!("{}:{line}:{col}: {message}", path.display()))
+    })?;
+    Ok(())
+}
+
+/// Where the value at `key` came from: `file:line:col`, the environment
+/// variable, or the flag; then the key.
+fn origin(metadata: Option<&figment::Metadata>, key: &[String]) -> String {
+    let dotted = key.join(".");
+    let Some(metadata) = metadata else {
+        return dotted;
+    };
+    if let Some(figment::Source::File(path)) = &metadata.source {
+        let place = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| key_line_col(&text, key))
+            .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+        // Figment found the file by an absolute path; show it as the operator named it.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let shown = path.strip_prefix(&cwd).unwrap_or(path);
+        return format!("{}{place}: {dotted}", shown.display());
+    }
+    if metadata.name.contains(ENV_PREFIX) {
+        let var = key.join("__").to_uppercase();
+        return format!("environment variable {ENV_PREFIX}{var}");
+    }
+    format!("flag for {dotted}")
+}
+
+/// Line and column of the last key of `key` in TOML `text`, if it is there.
+fn key_line_col(text: &str, key: &[String]) -> Option<(usize, usize)> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let (last, parents) = key.split_last()?;
+    for k in parents {
+        table = table.get(k)?.as_table_like()?;
+    }
+    let (k, _) = table.get_key_value(last)?;
+    Some(crate::features::spec::line_col(text, k.span()?.start))
+}
+
+/// Most connections `metrics.max_connections` may allow.
+pub const MAX_HTTP_CONNECTIONS: usize = 100_000;
+/// Most event ids `processing.dedup_window_events` may remember per partition
+/// (allocated up front).
+pub const MAX_DEDUP_WINDOW_EVENTS: usize = 10_000_000;
+/// Longest timeout a `*_timeout_ms` key may give, ms (a day).
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+impl Config {
+    /// Every value outside its range, as (key, what was expected).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, key: &'static str, expected: &str| {
+            if !ok {
+                out.push((key, format!("expected {expected}")));
+            }
+        };
+        let k = &self.kafka;
+        for (value, key) in [
+            (&k.brokers, "kafka.brokers"),
+            (&k.group_id, "kafka.group_id"),
+            (&k.input_topic, "kafka.input_topic"),
+            (&k.output_topic, "kafka.output_topic"),
+            (&k.dlq_topic, "kafka.dlq_topic"),
+            (&k.checkpoint_topic, "kafka.checkpoint_topic"),
+        ] {
+            check(!value.trim().is_empty(), key, "a non-empty name");
+        }
+        let p = &self.processing;
+        check(
+            p.max_batch_events >= 1,
+            "processing.max_batch_events",
+            "at least 1",
+        );
+        check(
+            p.max_message_bytes >= 1,
+            "processing.max_message_bytes",
+            "at least 1",
+        );
+        check(
+            p.max_amount.is_finite() && p.max_amount > 0.0,
+            "processing.max_amount",
+            "a finite amount above 0",
+        );
+        check(
+            p.max_future_skew_secs >= 0,
+            "processing.max_future_skew_secs",
+            "0 or more",
+        );
+        let timeout = format!("1 to {MAX_TIMEOUT_MS} ms");
+        check(
+            (1..=MAX_TIMEOUT_MS).contains(&p.kafka_timeout_ms),
+            "processing.kafka_timeout_ms",
+            &timeout,
+        );
+        check(
+            p.dedup_window_events <= MAX_DEDUP_WINDOW_EVENTS,
+            "processing.dedup_window_events",
+            &format!("at most {MAX_DEDUP_WINDOW_EVENTS} (0 turns the check off)"),
+        );
+        check(
+            self.state.max_entities >= 1,
+            "state.max_entities",
+            "at least 1",
+        );
+        check(
+            self.state.max_events_per_entity >= 1,
+            "state.max_events_per_entity",
+            "at least 1",
+        );
+        let m = &self.metrics;
+        check(
+            (1..=MAX_HTTP_CONNECTIONS).contains(&m.max_connections),
+            "metrics.max_connections",
+            &format!("1 to {MAX_HTTP_CONNECTIONS}"),
+        );
+        for (value, key) in [
+            (m.read_timeout_ms, "metrics.read_timeout_ms"),
+            (m.write_timeout_ms, "metrics.write_timeout_ms"),
+        ] {
+            check((1..=MAX_TIMEOUT_MS).contains(&value), key, &timeout);
+        }
+        check(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "a tracing filter such as info or fraudstream=debug,rdkafka=warn",
+        );
+        out
+    }
 }
 
 #[cfg(test)]
@@ -412,6 +574,103 @@ mod tests {
             assert!(err.contains("max_entitiez"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn errors_say_file_line_col_or_variable_or_flag_and_what_was_expected() {
+        Jail::expect_with(|jail| {
+            let load_err = |file: &str, flags: Figment| {
+                load(Some(Path::new(file)), flags).unwrap_err().to_string()
+            };
+            jail.create_file("syntax.toml", "[kafka]\nbrokers = \"a\"\ngroup_id = = 1\n")?;
+            let err = load_err("syntax.toml", Figment::new());
+            assert!(
+                err.starts_with("invalid configuration: syntax.toml:3:12: "),
+                "{err}"
+            );
+            jail.create_file(
+                "type.toml",
+                "[processing]\n\n  max_batch_events = \"many\"\n",
+            )?;
+            let err = load_err("type.toml", Figment::new());
+            assert!(
+                err.contains("type.toml:3:3: processing.max_batch_events: invalid type: found string \"many\", expected")
+                    && err.contains("usize"),
+                "{err}"
+            );
+            jail.create_file("unknown.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = load_err("unknown.toml", Figment::new());
+            assert!(
+                err.contains("unknown.toml:2:1: kafka.brokerz: unknown field"),
+                "{err}"
+            );
+            jail.create_file(
+                "range.toml",
+                "[state]\nmax_entities = 0\n[metrics]\nmax_connections = 0\n",
+            )?;
+            let err = load_err("range.toml", Figment::new());
+            assert!(
+                err.contains("range.toml:2:1: state.max_entities: expected at least 1"),
+                "{err}"
+            );
+            assert!(
+                err.contains("range.toml:4:1: metrics.max_connections: expected 1 to 100000"),
+                "{err}"
+            );
+            jail.set_env("FRAUDSTREAM__METRICS__WRITE_TIMEOUT_MS", "0");
+            let flags = Figment::new().merge(Serialized::default("kafka.input_topic", ""));
+            let err = load_err("range.toml", flags);
+            assert!(err.contains("environment variable FRAUDSTREAM__METRICS__WRITE_TIMEOUT_MS: expected 1 to 86400000 ms"), "{err}");
+            assert!(
+                err.contains("flag for kafka.input_topic: expected a non-empty name"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    /// Each key with a value that used to crash or stall the processor, or
+    /// that can never work, and the line of the check that refuses it.
+    #[test]
+    fn every_value_out_of_range_is_refused_with_its_key() {
+        let cases = [
+            ("kafka", "brokers", "\"\""),
+            ("kafka", "group_id", "\" \""),
+            ("kafka", "input_topic", "\"\""),
+            ("kafka", "output_topic", "\"\""),
+            ("kafka", "dlq_topic", "\"\""),
+            ("kafka", "checkpoint_topic", "\"\""),
+            ("processing", "max_batch_events", "0"),
+            ("processing", "max_message_bytes", "0"),
+            ("processing", "max_amount", "nan"),
+            ("processing", "max_amount", "inf"),
+            ("processing", "max_amount", "-1.0"),
+            ("processing", "max_future_skew_secs", "-1"),
+            ("processing", "kafka_timeout_ms", "0"),
+            // Allocated up front per partition: this much aborted the process.
+            ("processing", "dedup_window_events", "1000000000000000"),
+            ("state", "max_entities", "0"),
+            ("state", "max_events_per_entity", "0"),
+            // More than a semaphore holds panicked.
+            ("metrics", "max_connections", "4611686018427387904"),
+            ("metrics", "read_timeout_ms", "0"),
+            ("metrics", "read_timeout_ms", "86400001"),
+            ("metrics", "write_timeout_ms", "0"),
+            ("log", "level", "\"fraudstream=loud=yes\""),
+        ];
+        for (section, key, value) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("c.toml", &format!("# bad\n[{section}]\n{key} = {value}\n"))?;
+                let err = load(Some(Path::new("c.toml")), Figment::new())
+                    .unwrap_err()
+                    .to_string();
+                let at = format!("c.toml:3:1: {section}.{key}: expected ");
+                assert!(err.contains(&at), "{section}.{key} = {value}: {err}");
+                Ok(())
+            });
+        }
+        assert!(Config::default().problems().is_empty());
+        assert!(load_from(Path::new("config/default.toml"), None, Figment::new()).is_ok());
     }
 
     #[test]

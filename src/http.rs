@@ -1,92 +1,253 @@
-//! The operator's HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+//! The operator's HTTP endpoint: `/metrics`, `/healthz`, `/readyz`, served by
+//! axum on hyper (HTTP/1.1).
+//!
+//! Routes are an axum [`Router`] over shared state, so later APIs add theirs
+//! with `Router::merge`. The server around them is ours because the endpoint
+//! shares the process with the Kafka clients: at most `max_connections` are
+//! open (beyond that, new ones wait in the listen backlog), a request head must
+//! arrive within the read timeout and every read and write must progress within
+//! its timeout (so neither an idle client nor one that never reads holds a
+//! connection), and accept errors such as running out of file descriptors are
+//! backed off instead of retried in a busy loop.
 
+use crate::config::MetricsConfig;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_io_timeout::TimeoutStream;
 
-/// Binds `addr` and serves for the life of the runtime, so `/readyz` keeps
-/// answering 503 while a graceful shutdown finishes. Returns the bound address.
+/// Bounds on what clients of the endpoint can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Longest wait for a request head, and for any read to progress.
+    pub read_timeout: Duration,
+    /// Longest wait for any write to progress (a client that stopped reading).
+    pub write_timeout: Duration,
+}
+
+impl HttpLimits {
+    /// The limits `[metrics]` configures.
+    pub fn of(cfg: &MetricsConfig) -> Self {
+        Self {
+            max_connections: cfg.max_connections,
+            read_timeout: Duration::from_millis(cfg.read_timeout_ms),
+            write_timeout: Duration::from_millis(cfg.write_timeout_ms),
+        }
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self::of(&MetricsConfig::default())
+    }
+}
+
+/// What the operator routes read: the metrics and the health of the processor.
+#[derive(Clone)]
+pub struct OperatorState {
+    /// Exported by `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Read by `/readyz`.
+    pub health: Arc<Health>,
+    /// Once triggered, `/readyz` answers 503.
+    pub shutdown: Shutdown,
+}
+
+impl OperatorState {
+    fn ready(&self) -> bool {
+        self.health.is_ready() && !self.shutdown.is_triggered()
+    }
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, GET and HEAD only (405 with `Allow`
+/// otherwise); any other path is 404.
+pub fn operator_routes(state: OperatorState) -> Router {
+    Router::new()
+        .route("/metrics", routing::get(metrics))
+        .route("/healthz", routing::get(|| async { "ok\n" }))
+        .route("/readyz", routing::get(readyz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<OperatorState>) -> impl IntoResponse {
+    s.metrics.ready.set(i64::from(s.ready()));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<OperatorState>) -> (StatusCode, &'static str) {
+    if s.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Binds `addr` and serves the operator routes for the life of the runtime, so
+/// `/readyz` keeps answering 503 while a graceful shutdown finishes. Returns the
+/// bound address.
 pub async fn serve(
     addr: &str,
+    limits: HttpLimits,
+    state: OperatorState,
+) -> std::io::Result<SocketAddr> {
+    let metrics = state.metrics.clone();
+    serve_router(addr, limits, operator_routes(state), metrics).await
+}
+
+/// Binds `addr` and serves `app` under `limits` for the life of the runtime;
+/// `metrics` counts its connections and accept errors. Returns the bound address.
+pub async fn serve_router(
+    addr: &str,
+    limits: HttpLimits,
+    app: Router,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    shutdown: Shutdown,
-) -> std::io::Result<std::net::SocketAddr> {
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, "metrics endpoint listening");
-    tokio::spawn(async move {
-        loop {
-            if let Ok((stream, _)) = listener.accept().await {
-                let (m, h, s) = (metrics.clone(), health.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    let _ = respond(stream, &m, &h, &s).await;
-                });
-            }
-        }
-    });
+    tracing::info!(addr = %local, max_connections = limits.max_connections, "HTTP endpoint listening");
+    tokio::spawn(accept_loop(listener, limits, app, metrics));
     Ok(local)
 }
 
-async fn respond(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: &Shutdown,
-) -> std::io::Result<()> {
-    // Read until the end of the request head (or 2 KiB, or 5 s).
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf[n..])).await {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(k)) => n += k,
-            Ok(Err(e)) => return Err(e),
+/// A source of connections: a TCP listener, or a fake one in tests.
+trait Accept: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = TcpStream;
+    async fn accept(&mut self) -> std::io::Result<TcpStream> {
+        let (stream, _) = TcpListener::accept(self).await?;
+        // Responses are written whole; don't hold their last segment back.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+/// First and longest pause after an accept error.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+async fn accept_loop(
+    mut listener: impl Accept,
+    limits: HttpLimits,
+    app: Router,
+    metrics: Arc<Metrics>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        // At the cap, stop accepting until a connection closes.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok(io) => {
+                backoff = BACKOFF_MIN;
+                let open = Open::new(slot, &metrics);
+                tokio::spawn(serve_connection(io, app.clone(), limits, open));
+            }
+            // A client that gave up before we accepted it: nothing to wait for.
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                // Out of file descriptors, for instance: retrying at once would
+                // spin a core and starve the Kafka clients of what frees up.
+                metrics.http_accept_errors.inc();
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "HTTP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
         }
     }
-    let request = String::from_utf8_lossy(&buf[..n]);
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let (status, content_type, body) = match path {
-        "/metrics" => {
-            let ready = health.is_ready() && !shutdown.is_triggered();
-            metrics.ready.set(i64::from(ready));
-            (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics.render(),
-            )
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+/// A connection slot, held while the connection is open.
+struct Open {
+    _slot: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Open {
+    fn new(slot: OwnedSemaphorePermit, metrics: &Arc<Metrics>) -> Self {
+        metrics.http_connections.inc();
+        Self {
+            _slot: slot,
+            metrics: metrics.clone(),
         }
-        "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-        "/readyz" if health.is_ready() && !shutdown.is_triggered() => {
-            ("200 OK", "text/plain", "ready\n".to_string())
-        }
-        "/readyz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_string(),
-        ),
-        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.http_connections.dec();
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client closes it, a timeout
+/// expires or it errs; then frees its slot.
+async fn serve_connection<IO>(io: IO, app: Router, limits: HttpLimits, open: Open)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let mut io = TimeoutStream::new(io);
+    io.set_read_timeout(Some(limits.read_timeout));
+    io.set_write_timeout(Some(limits.write_timeout));
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .serve_connection(TokioIo::new(Box::pin(io)), TowerToHyperService::new(app))
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP connection closed");
+    }
+    drop(open);
 }
 
 /// A minimal blocking HTTP GET for tests and the demo: returns (status code, body).
 pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    request(addr, "GET", path).map(|(code, _, body)| (code, body))
+}
+
+/// A minimal blocking HTTP request without a body: returns (status code, head, body).
+pub fn request(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
@@ -95,9 +256,9 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Ok((code, head.to_string(), body.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

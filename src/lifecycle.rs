@@ -73,3 +73,34 @@ pub fn request_reload() {
 pub fn reload_generation() -> u64 {
     RELOAD_GENERATION.load(Ordering::SeqCst)
 }
+
+/// Raises the soft limit on open file descriptors to the hard limit (as Go's
+/// runtime does), so HTTP connections and the Kafka clients' sockets have room;
+/// returns the soft limit then in force (`u64::MAX` when unlimited or unknown).
+pub fn raise_fd_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return u64::MAX;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        lim.rlim_cur
+    }
+    #[cfg(not(unix))]
+    u64::MAX
+}

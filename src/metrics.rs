@@ -85,6 +85,10 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Build information (`version` label), always 1.
     pub build_info: IntGaugeVec,
+    /// Open connections to the HTTP endpoint.
+    pub http_connections: IntGauge,
+    /// Failed accepts on the HTTP endpoint (each backed off), e.g. out of file descriptors.
+    pub http_accept_errors: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -305,6 +309,16 @@ impl Metrics {
                 "fraudstream_build_info",
                 "Build information.",
                 &["version"],
+            ),
+            http_connections: gauge(
+                &r,
+                "fraudstream_http_connections",
+                "Open connections to the HTTP endpoint.",
+            ),
+            http_accept_errors: counter(
+                &r,
+                "fraudstream_http_accept_errors_total",
+                "Failed accepts on the HTTP endpoint, each followed by a back-off.",
             ),
             registry: r,
         };

@@ -40,15 +40,15 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     let shutdown = Shutdown::new();
+    let mut config = Config::default();
+    config.kafka.group_id = "fraudstream-demo".into();
+    config.metrics.addr = args.metrics_addr.clone();
     let _rt = super::start_runtime(
-        &args.metrics_addr,
+        &config.metrics,
         metrics.clone(),
         health.clone(),
         shutdown.clone(),
     )?;
-    let mut config = Config::default();
-    config.kafka.group_id = "fraudstream-demo".into();
-    config.metrics.addr = args.metrics_addr.clone();
     config.rules.dir = args
         .rules
         .as_ref()

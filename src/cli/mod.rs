@@ -7,7 +7,7 @@ mod model;
 mod rules;
 mod run;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, MetricsConfig};
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use clap::{Parser, Subcommand};
@@ -89,10 +89,11 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
 }
 
-/// Starts the metrics endpoint (if `addr` is set) and the signal handler on a small
-/// runtime; returns the runtime, which must stay alive while the command runs.
+/// Starts the metrics endpoint (if `http.addr` is set) and the signal handler on a
+/// small runtime of its own, off the pipeline's threads; returns the runtime,
+/// which must stay alive while the command runs.
 fn start_runtime(
-    addr: &str,
+    http: &MetricsConfig,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: Shutdown,
@@ -102,14 +103,23 @@ fn start_runtime(
         .enable_all()
         .thread_name("fraudstream-io")
         .build()?;
-    if !addr.is_empty() {
-        rt.block_on(crate::http::serve(
-            addr,
+    if !http.addr.is_empty() {
+        let fds = crate::lifecycle::raise_fd_limit();
+        if fds < http.max_connections as u64 * 2 {
+            tracing::warn!(
+                max_connections = http.max_connections,
+                fd_limit = fds,
+                "metrics.max_connections may leave the Kafka clients too few file descriptors"
+            );
+        }
+        let state = crate::http::OperatorState {
             metrics,
-            health.clone(),
-            shutdown.clone(),
-        ))
-        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+            health: health.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let (addr, limits) = (&http.addr, crate::http::HttpLimits::of(http));
+        rt.block_on(crate::http::serve(addr, limits, state))
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
     }
     #[cfg(unix)]
     rt.spawn(async {

@@ -74,7 +74,7 @@ pub fn run(args: RunArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let health = Health::new();
     let shutdown = Shutdown::new();
     let _rt = super::start_runtime(
-        &cfg.metrics.addr,
+        &cfg.metrics,
         metrics.clone(),
         health.clone(),
         shutdown.clone(),

@@ -140,6 +140,13 @@ impl Slot {
 /// Most distinct-count features per entity kind.
 pub const MAX_DISTINCT_PER_ENTITY: usize = 8;
 
+/// Most features in one set (features and windows are numbered in 16 bits).
+pub const MAX_FEATURES: usize = 4096;
+
+/// Most entity kinds whose features read labels (an event remembered for the
+/// label join holds one key per kind).
+pub use super::labels::MAX_LABEL_ENTITIES;
+
 /// One entity kind (single field or pair) and the windows it maintains.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityDef {
@@ -249,6 +256,9 @@ impl FeatureSet {
             let f = entry.get_ref();
             if by_name.contains_key(&f.name) {
                 return Err(err(span, format!("duplicate feature name '{}'", f.name)));
+            }
+            if set.slots.len() == MAX_FEATURES {
+                return Err(err(span, format!("at most {MAX_FEATURES} features")));
             }
             let slot = compile_entry(f, span, &mut set.entities, &by_name, &err)?;
             by_name.insert(f.name.clone(), set.slots.len() as u16);
@@ -407,13 +417,23 @@ fn compile_entry(
                 )
             })?,
     };
+    let filter = AmountFilter {
+        min: f.amount_min.unwrap_or(f32::NEG_INFINITY),
+        max: f.amount_max.unwrap_or(f32::INFINITY),
+    };
+    if filter.min.is_nan() || filter.max.is_nan() || filter.min > filter.max {
+        return Err(err(
+            entry_span,
+            format!(
+                "amount_min {} and amount_max {}: expected numbers with amount_min <= amount_max",
+                filter.min, filter.max
+            ),
+        ));
+    }
     let spec = WindowSpec {
         length_s,
         delay_s,
-        filter: AmountFilter {
-            min: f.amount_min.unwrap_or(f32::NEG_INFINITY),
-            max: f.amount_max.unwrap_or(f32::INFINITY),
-        },
+        filter,
     };
     if let Some(kind) = tracker_kind {
         let def = &mut entities[entity_idx as usize];
@@ -462,16 +482,32 @@ fn compile_entry(
             tracker: (def.trackers.len() - 1) as u16,
         });
     }
-    let def = &mut entities[entity_idx as usize];
-    if matches!(
+    let reads_labels = matches!(
         agg,
         WindowAgg::FraudCount
             | WindowAgg::LabelledCount
             | WindowAgg::FraudRate
             | WindowAgg::FraudShare
-    ) {
-        def.needs_labels = true;
+    );
+    if reads_labels && !entities[entity_idx as usize].needs_labels {
+        let labelled: Vec<&str> = entities
+            .iter()
+            .filter(|e| e.needs_labels)
+            .map(|e| e.name.as_str())
+            .collect();
+        if labelled.len() == MAX_LABEL_ENTITIES {
+            return Err(err(
+                aggregate.span(),
+                format!(
+                    "at most {MAX_LABEL_ENTITIES} entity kinds can read labels (fraud_count, labelled_count, fraud_rate, fraud_share); '{}' would be one more than {}",
+                    entity.get_ref(),
+                    labelled.join(", ")
+                ),
+            ));
+        }
     }
+    let def = &mut entities[entity_idx as usize];
+    def.needs_labels |= reads_labels;
     let window_idx = match def.windows.iter().position(|w| *w == spec) {
         Some(i) => i,
         None => {
@@ -496,24 +532,28 @@ fn parse_entity(s: &str) -> Option<(Field, Option<Field>)> {
 /// How long an entity read by `first_seen`/`secs_since_last` is remembered by default.
 pub const DEFAULT_ENTITY_HORIZON_S: u32 = 30 * 86_400;
 
-/// Parses `30s`, `10m`, `1h`, `7d` to seconds.
+/// Parses `30s`, `10m`, `1h`, `7d` to seconds; `None` for anything else.
 pub fn parse_duration_s(s: &str) -> Option<u32> {
-    let (num, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: u32 = num.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
+    let (num, mult) = if let Some(n) = s.strip_suffix('s') {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600)
+    } else {
+        (s.strip_suffix('d')?, 86_400)
     };
-    n.checked_mul(mult)
+    num.parse::<u32>().ok()?.checked_mul(mult)
 }
 
-/// 1-based line and column of byte `offset` in `text`.
+/// 1-based line and column (in characters) of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
 }

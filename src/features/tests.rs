@@ -307,3 +307,155 @@ fn labels_by_ticket_equal_labels_by_id() {
         .unwrap();
     assert!(b[fc] > 0.0, "labels reached the windows: {}", b[fc]);
 }
+
+/// A set whose features read labels on each of `kinds`, one feature per kind.
+fn labelled_set(kinds: &[&str]) -> String {
+    let mut text = String::from("name = \"labelled\"\n");
+    for k in kinds {
+        text.push_str(&format!(
+            "\n[[feature]]\nname = \"{k}.frauds\"\nentity = \"{k}\"\naggregate = \"fraud_count\"\nwindow = \"30d\"\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn more_labelled_entity_kinds_than_supported_is_an_error_not_a_panic() {
+    let kinds = ["account", "card", "terminal", "device", "ip", "country"];
+    let four = FeatureSet::parse("l.toml", &labelled_set(&kinds[..4])).unwrap();
+    for scope in [Scope::All, Scope::ByAccount, Scope::ByTerminal] {
+        FeatureEngine::scoped(Arc::new(four.clone()), EngineLimits::default(), scope);
+    }
+    for n in 5..=kinds.len() {
+        let e = FeatureSet::parse("l.toml", &labelled_set(&kinds[..n])).unwrap_err();
+        // The fifth feature's `aggregate` value, on line 2 + 6 * 4 + 4.
+        assert_eq!((e.file.as_str(), e.line, e.col), ("l.toml", 30, 13), "{e}");
+        assert!(
+            e.message
+                .starts_with("at most 4 entity kinds can read labels")
+                && e.message
+                    .contains("'ip' would be one more than account, card, terminal, device"),
+            "{e}"
+        );
+    }
+    // Reading labels again on a kind that already does is no new kind.
+    let mut text = labelled_set(&kinds[..4]);
+    text.push_str("\n[[feature]]\nname = \"x\"\nentity = \"account\"\naggregate = \"fraud_rate\"\nwindow = \"7d\"\n");
+    FeatureSet::parse("l.toml", &text).unwrap();
+}
+
+#[test]
+fn bad_feature_sets_are_errors_that_say_where_and_what_was_expected() {
+    let entity = |rest: &str| {
+        format!("name = \"x\"\n[[feature]]\nname = \"f\"\nentity = \"account\"\n{rest}\n")
+    };
+    let cases = [
+        // A unit that is not one byte long once split a character in two.
+        (
+            entity("aggregate = \"count\"\nwindow = \"1é\""),
+            (6, 10),
+            "invalid window '1é'",
+        ),
+        (
+            entity("aggregate = \"count\"\nwindow = \"é\""),
+            (6, 10),
+            "invalid window 'é'",
+        ),
+        (
+            entity("aggregate = \"first_seen\"\nwindow = \"2ü\""),
+            (6, 10),
+            "invalid window '2ü'",
+        ),
+        (
+            entity("aggregate = \"count\"\nwindow = \"1h\"\ndelay = \"1日\""),
+            (7, 9),
+            "invalid delay '1日'",
+        ),
+        (
+            entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_min = nan"),
+            (2, 1),
+            "amount_min NaN",
+        ),
+        (
+            entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_max = nan"),
+            (2, 1),
+            "amount_max NaN",
+        ),
+        (
+            entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_min = 10.0\namount_max = 1.0"),
+            (2, 1),
+            "expected numbers with amount_min <= amount_max",
+        ),
+        (
+            entity("aggregate = \"count\"\nwindow = \"4294967295d\""),
+            (6, 10),
+            "at most 90d",
+        ),
+        (
+            entity("aggregate = \"count\""),
+            (5, 13),
+            "aggregate 'count' needs a 'window'",
+        ),
+        (
+            "name = \"x\"\n[[feature]]\nname = \"é\"\nentity = \"é+ü\"\n".into(),
+            (4, 10),
+            "unknown entity 'é+ü'",
+        ),
+        (
+            "name = \"é\"\nwindow = \"ü\"\n".into(),
+            (2, 1),
+            "unknown field `window`",
+        ),
+    ];
+    for (text, (line, col), expected) in cases {
+        let e = FeatureSet::parse("x.toml", &text).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line, e.col),
+            ("x.toml", line, col),
+            "{e}\n{text}"
+        );
+        assert!(e.message.contains(expected), "{e}\n{text}");
+    }
+}
+
+#[test]
+fn a_set_of_more_features_than_supported_is_an_error() {
+    let mut text = String::from("name = \"big\"\n");
+    for i in 0..=spec::MAX_FEATURES {
+        text.push_str(&format!(
+            "[[feature]]\nname = \"f{i}\"\nevent = \"amount\"\n"
+        ));
+    }
+    let e = FeatureSet::parse("big.toml", &text).unwrap_err();
+    assert_eq!(e.line, 2 + 3 * spec::MAX_FEATURES, "{e}");
+    assert!(e.message.contains("at most 4096 features"), "{e}");
+}
+
+#[test]
+fn durations_parse_every_unit_and_refuse_the_rest() {
+    for (text, secs) in [
+        ("30s", 30),
+        ("10m", 600),
+        ("1h", 3600),
+        ("7d", 604_800),
+        ("0s", 0),
+    ] {
+        assert_eq!(spec::parse_duration_s(text), Some(secs), "{text}");
+    }
+    for text in [
+        "", "s", "1", "1x", "1é", "é", "-1s", "1.5h", "49711d", " 1s", "1ss",
+    ] {
+        assert_eq!(spec::parse_duration_s(text), None, "{text}");
+    }
+}
+
+#[test]
+fn line_col_counts_characters_and_never_splits_one() {
+    let text = "é = 1\nab€cd\n";
+    assert_eq!(spec::line_col(text, 0), (1, 1));
+    assert_eq!(spec::line_col(text, 2), (1, 2), "after é (2 bytes)");
+    assert_eq!(spec::line_col(text, 9), (2, 3), "at €");
+    assert_eq!(spec::line_col(text, 10), (2, 3), "inside €");
+    assert_eq!(spec::line_col(text, 12), (2, 4), "after € (3 bytes)");
+    assert_eq!(spec::line_col(text, 1000), (3, 1));
+}

@@ -108,8 +108,21 @@ impl Running {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` for this processor on `rt`; returns the address.
     pub fn serve_http(&self, rt: &tokio::runtime::Runtime) -> String {
-        let (m, h, s) = (self.metrics.clone(), self.health.clone(), self.stop.clone());
-        rt.block_on(fraudstream::http::serve("127.0.0.1:0", m, h, s))
+        self.serve_http_with(rt, fraudstream::http::HttpLimits::default())
+    }
+
+    /// [`Running::serve_http`] under `limits`.
+    pub fn serve_http_with(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        limits: fraudstream::http::HttpLimits,
+    ) -> String {
+        let state = fraudstream::http::OperatorState {
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            shutdown: self.stop.clone(),
+        };
+        rt.block_on(fraudstream::http::serve("127.0.0.1:0", limits, state))
             .expect("metrics endpoint")
             .to_string()
     }
