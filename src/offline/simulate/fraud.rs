@@ -19,8 +19,8 @@ const RATES: [(Pattern, f64); 7] = [
     (Pattern::AccountTakeover, 0.6),
     (Pattern::CompromisedTerminal, 0.09),
     (Pattern::SlowDrain, 0.25),
-    (Pattern::HighRiskBurst, 0.2),
-    (Pattern::BinAttack, 0.05),
+    (Pattern::HighRiskBurst, 0.12),
+    (Pattern::BinAttack, 0.04),
     (Pattern::CrossBorderSpree, 0.2),
 ];
 
@@ -273,8 +273,10 @@ impl Frauds<'_> {
         }
         let t = last + self.rng.gen_range(DAY / 2..10 * DAY);
         if self.rng.gen_bool(0.6) {
+            self.incidents[Pattern::HighRiskBurst as usize] += 1;
             self.high_risk_burst(customer, card, t)
         } else {
+            self.incidents[Pattern::CrossBorderSpree as usize] += 1;
             self.cross_border_spree(customer, card, t)
         }
     }
@@ -371,7 +373,7 @@ impl Frauds<'_> {
     }
 
     /// A burst at high-risk merchants (gambling, crypto, gift cards, top-ups):
-    /// three to twelve payments within an hour or two, climbing.
+    /// three to ten payments within an hour or two, climbing.
     fn high_risk_burst(&mut self, customer: u32, card: u32, t: i64) -> i64 {
         let h = self.hit(customer, card, 0.5, 0.5);
         let shops: Vec<u32> = (0..self.rng.gen_range(1..=3))
@@ -383,7 +385,7 @@ impl Frauds<'_> {
         let shift = self.rng.gen_range(-2..=4);
         let mut at = t - t.rem_euclid(DAY) + hour(&mut self.rng, &NIGHTLIFE, shift);
         let (mut last, mut scale) = (at, 1.0);
-        for _ in 0..self.rng.gen_range(3..=12) {
+        for _ in 0..self.rng.gen_range(3..=10) {
             let m = shops[self.rng.gen_range(0..shops.len())];
             let cents = self.scaled(m, scale);
             last = self.emit(Pattern::HighRiskBurst, &h, at, m, cents, Channel::Ecom);
@@ -536,7 +538,7 @@ impl Frauds<'_> {
                 c.bin == bin && c.from <= t && t < c.to
             })
             .collect();
-        let hits = self.rng.gen_range(10..=60).min(cards.len());
+        let hits = self.rng.gen_range(8..=40).min(cards.len());
         let (chosen, _) = cards.partial_shuffle(&mut self.rng, hits);
         let chosen = chosen.to_vec();
         let (bot, _) = self.fraudster(0.5, 0, 1.0);

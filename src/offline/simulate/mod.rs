@@ -60,7 +60,7 @@ pub enum Pattern {
     CompromisedTerminal = 3,
     /// 4: a moderate amount every 2-7 days for 3-9 weeks at one or two popular web shops.
     SlowDrain = 4,
-    /// 5: 3-12 climbing payments within an hour or two at gambling, crypto,
+    /// 5: 3-10 climbing payments within an hour or two at gambling, crypto,
     /// gift-card and phone top-up merchants.
     HighRiskBurst = 5,
     /// 6: a bot tries card numbers of one BIN range at one small web shop: tens
@@ -190,7 +190,8 @@ pub enum SimError {
 pub struct PatternCount {
     /// The pattern.
     pub pattern: Pattern,
-    /// Incidents started (a compromised terminal or a BIN attack is one).
+    /// Incidents (a compromised terminal or a BIN attack is one; a tested card
+    /// sold on and spent is a second).
     pub incidents: u32,
     /// Fraud rows.
     pub frauds: u64,
