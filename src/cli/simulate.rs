@@ -2,6 +2,7 @@
 
 use crate::offline::simulate::{simulate, Columns, SimOptions};
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Flags of `simulate`.
@@ -39,7 +40,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let sim = simulate(&opts)?;
     sim.write_file(&args.out, args.columns)?;
     let frauds = sim.frauds();
-    println!(
+    // Written, not printed: a closed pipe (`| head`) is an error, not a panic.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{} payments ({} fraud, {:.2} %) of {} customers at {} terminals over {} days from {}, in {:.1} s: {}",
         sim.len(),
         frauds,
@@ -50,20 +54,22 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         opts.start,
         started.elapsed().as_secs_f64(),
         args.out.display()
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:<4} {:<22} {:>9} {:>7} {:>6}",
         "code", "TX_FRAUD_SCENARIO", "incidents", "frauds", "cards"
-    );
+    )?;
     for c in sim.by_pattern() {
-        println!(
+        writeln!(
+            out,
             "{:<4} {:<22} {:>9} {:>7} {:>6}",
             c.pattern.code(),
             c.pattern.name(),
             c.incidents,
             c.frauds,
             c.cards
-        );
+        )?;
     }
     Ok(())
 }

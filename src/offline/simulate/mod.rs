@@ -176,12 +176,12 @@ pub enum SimError {
         expected: &'static str,
     },
     /// The output could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// Output path.
         path: String,
         /// Underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -382,9 +382,9 @@ impl Simulation {
     /// Writes the CSV to `path`, gzipped if it ends in `.gz` (with no name or
     /// time in the gzip header, so the bytes depend on the options only).
     pub fn write_file(&self, path: &Path, columns: Columns) -> Result<(), SimError> {
-        let io = |source| SimError::Io {
+        let io = |error| SimError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let file = std::fs::File::create(path).map_err(io)?;
         if path.to_string_lossy().ends_with(".gz") {

@@ -167,7 +167,7 @@ impl World {
             devices: 0,
             country_cities,
         };
-        world.add_local_merchants(&mut rng, &residents);
+        world.add_local_merchants(&mut rng, &residents, customers);
         world.add_online_merchants(&mut rng);
         for (k, &(country, city)) in homes.iter().enumerate() {
             let mut rng = rng_for(seed, 1, k as u64);
@@ -283,15 +283,17 @@ impl World {
         id
     }
 
-    fn add_local_merchants(&mut self, rng: &mut Rng64, residents: &[u32]) {
+    fn add_local_merchants(&mut self, rng: &mut Rng64, residents: &[u32], customers: u32) {
         for (city, &residents) in residents.iter().enumerate() {
             let country = self.cities[city].country;
-            // Holiday towns and small home towns still have their shops.
-            let people = f64::from(residents.max(if COUNTRIES[country as usize].home > 0.0 {
-                150
+            // Small home towns and holiday towns still have their shops; as
+            // many as the bank's customers that go there call for.
+            let floor = if COUNTRIES[country as usize].home > 0.0 {
+                customers / 50
             } else {
-                800
-            }));
+                customers / 10
+            };
+            let people = f64::from(residents.max(floor).max(10));
             for (cat, c) in CATEGORIES.iter().enumerate() {
                 if c.per_1k == 0.0 || c.ecom >= 1.0 {
                     continue;
