@@ -151,7 +151,7 @@ impl World {
     pub fn build(seed: u64, customers: u32, days: u32) -> Self {
         let mut rng = rng_for(seed, 0, 0);
         let (cities, country_cities) = cities();
-        let homes = assign_homes(&mut rng, &cities, &country_cities, customers);
+        let homes = assign_homes(&mut rng, &country_cities, customers);
         let mut residents = vec![0u32; cities.len()];
         for &(_, city) in &homes {
             residents[city as usize] += 1;
@@ -183,22 +183,11 @@ impl World {
         m.first_terminal + rng.gen_range(0..m.terminals)
     }
 
-    /// A card-present merchant of category `cat` in `city` (or, if it has none, anywhere in its country).
+    /// A card-present merchant of category `cat` in `city` (every town has
+    /// one of each category sold in person).
     pub fn local_merchant(&self, rng: &mut Rng64, city: u32, cat: Cat) -> Option<u32> {
         let here = &self.local[city as usize * CATEGORIES.len() + cat];
-        if !here.is_empty() {
-            return Some(here[rng.gen_range(0..here.len())]);
-        }
-        let country = self.cities[city as usize].country as usize;
-        let others: Vec<u32> = self.country_cities[country]
-            .iter()
-            .flat_map(|&c| {
-                self.local[c as usize * CATEGORIES.len() + cat]
-                    .iter()
-                    .copied()
-            })
-            .collect();
-        (!others.is_empty()).then(|| others[rng.gen_range(0..others.len())])
+        (!here.is_empty()).then(|| here[rng.gen_range(0..here.len())])
     }
 
     /// An online merchant of category `cat`, popular ones more often.
@@ -220,13 +209,16 @@ impl World {
             let c = &self.cards[id as usize];
             c.slot == slot && c.from <= ts && ts < c.to
         };
-        // Before the first card (or after a gap) the slot's first card stands in.
-        *ids.iter().find(live).unwrap_or(&ids[0])
+        // A slot always holds a card: the first is valid from the start, and
+        // each replacement from the moment the one before ends.
+        *ids.iter()
+            .find(live)
+            .expect("a card in every slot at every time")
     }
 
     /// Issues a new card to `customer`'s `slot` from second `from`, ending the
-    /// one in use then; returns its id.
-    pub fn reissue(&mut self, customer: u32, slot: u8, from: i64) -> u32 {
+    /// one in use then.
+    pub fn reissue(&mut self, customer: u32, slot: u8, from: i64) {
         let (mut bin, mut to) = (0, i64::MAX);
         for &id in &self.customers[customer as usize].cards {
             let c = &mut self.cards[id as usize];
@@ -239,7 +231,7 @@ impl World {
                 to = to.min(c.from);
             }
         }
-        self.issue(customer, slot, bin, from, to)
+        self.issue(customer, slot, bin, from, to);
     }
 
     fn issue(&mut self, customer: u32, slot: u8, bin: u8, from: i64, to: i64) -> u32 {
@@ -498,12 +490,7 @@ fn cities() -> (Vec<City>, Vec<Vec<u32>>) {
 }
 
 /// Home country and city of each customer; bigger cities (Zipf) hold more.
-fn assign_homes(
-    rng: &mut Rng64,
-    _cities: &[City],
-    by_country: &[Vec<u32>],
-    customers: u32,
-) -> Vec<(u8, u32)> {
+fn assign_homes(rng: &mut Rng64, by_country: &[Vec<u32>], customers: u32) -> Vec<(u8, u32)> {
     let countries = WeightedIndex::new(COUNTRIES.iter().map(|c| c.home)).expect("weights");
     (0..customers)
         .map(|_| {
