@@ -6,6 +6,7 @@ mod loadtest;
 mod model;
 mod rules;
 mod run;
+mod simulate;
 
 use crate::config::{LogFormat, MetricsConfig};
 use crate::lifecycle::{Health, Shutdown};
@@ -42,6 +43,8 @@ pub enum Command {
     Backtest(model::BacktestArgs),
     /// Measure the processor against a Kafka pass-through baseline on an embedded broker.
     Loadtest(loadtest::LoadTestArgs),
+    /// Write a labelled simulated transactions file (other customers and fraud patterns than the handbook's).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -66,6 +69,7 @@ pub fn main() -> anyhow::Result<()> {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             loadtest::run(args)
         }
+        Command::Simulate(args) => simulate::run(args),
         Command::Rules(args) => {
             let code = rules::run(args)?;
             if code != 0 {

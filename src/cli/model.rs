@@ -189,6 +189,19 @@ fn print_report(r: &BacktestReport, secs: f64) {
     for (action, c) in &r.confusion {
         println!("{action:<8} {:>8} {:>10}", c.fraud, c.legit);
     }
+    if !r.by_pattern.is_empty() {
+        println!("per fraud pattern, against all genuine payments:");
+        println!(
+            "{:<8} {:>8} {:>8} {:>8} {:>8}",
+            "scenario", "frauds", "alerted", "AUC", "AP"
+        );
+        for p in &r.by_pattern {
+            println!(
+                "{:<8} {:>8} {:>8} {:>8.4} {:>8.4}",
+                p.scenario, p.frauds, p.alerted, p.auc, p.average_precision
+            );
+        }
+    }
     if let Some(cmp) = &r.comparison {
         println!(
             "\ncompared with {}: AUC {:.4}, AP {:.4}, CP@100 {:.4}",

@@ -3,6 +3,7 @@
 
 pub mod backtest;
 mod report;
+pub mod simulate;
 pub mod train;
 
 use crate::replay::parse_date_ms;
