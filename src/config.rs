@@ -484,16 +484,29 @@ mod tests {
             );
             jail.create_file("a.toml", "[processing]\nmin_event_time = \"2018-04-01\"\n")?;
             let c = load(Some(Path::new("a.toml")), Figment::new()).map_err(|e| e.to_string())?;
-            assert_eq!(c.processing.event_limits().min_event_time_ms, 1_522_540_800_000);
+            assert_eq!(
+                c.processing.event_limits().min_event_time_ms,
+                1_522_540_800_000
+            );
             jail.create_file("b.toml", "[processing]\nmin_event_time = \"2018-04-31\"\n")?;
-            let err = load(Some(Path::new("b.toml")), Figment::new()).unwrap_err().to_string();
-            assert!(err.contains("processing.min_event_time '2018-04-31'"), "{err}");
+            let err = load(Some(Path::new("b.toml")), Figment::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("processing.min_event_time '2018-04-31'"),
+                "{err}"
+            );
             jail.create_file("c.toml", "[currency]\nbase = \"EURO\"\n")?;
-            let err = load(Some(Path::new("c.toml")), Figment::new()).unwrap_err().to_string();
+            let err = load(Some(Path::new("c.toml")), Figment::new())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("currency.base 'EURO'"), "{err}");
             jail.set_env("FRAUDSTREAM__CURRENCY__BASE", "usd");
             let c = load(None, Figment::new()).map_err(|e| e.to_string())?;
-            assert_eq!(c.currency.source().map_err(|e| e.to_string())?.base.code(), "USD");
+            assert_eq!(
+                c.currency.source().map_err(|e| e.to_string())?.base.code(),
+                "USD"
+            );
             Ok(())
         });
     }

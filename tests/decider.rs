@@ -19,16 +19,9 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
         ModelStore::load(Some(shipped.clone()), Some(shipped.clone()), set.clone()).unwrap(),
     );
     let alone = Arc::new(ModelStore::load(Some(shipped), None, set.clone()).unwrap());
-    let row = TxRow {
-        transaction_id: "e1",
-        ts_ms: 1_533_000_000_000,
-        customer_id: "a1",
-        terminal_id: "t1",
-        amount: 900.0,
-        fraud: false,
-        scenario: 0,
-    };
-    let subject = Subject::of_row(&row);
+    let row = TxRow::new("e1", 1_533_000_000_000, "a1", "t1", 900.0, false);
+    let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
+    let subject = Subject::of_row(&row, &mut mcc);
     let mut outputs = Vec::new();
     for store in [with_challenger, alone] {
         let mut d = Decider::new(rules.clone(), set.len(), None).with_models(store);
@@ -115,6 +108,7 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
         event_id: "e1",
         account_id: "a1",
         event_ts_ms: 1_533_000_000_000,
+        original_amount: 500.0,
         strings: [None; 9],
     };
     let decide = |d: &mut Decider| {
@@ -182,6 +176,7 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
         event_id: "e",
         account_id: "a",
         event_ts_ms: 1_533_000_000_000,
+        original_amount: 500.0,
         strings: [None; 9],
     };
     let decide_all = |blocked: &mut Decider, alone: &mut Decider| {

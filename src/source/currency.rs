@@ -241,6 +241,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// then only the default base currency (EUR) is known.
 static INSTALLED: ArcSwapOption<RateTable> = ArcSwapOption::const_empty();
 
+/// Held by tests that install tables, so that they do not see each other's.
+#[cfg(test)]
+pub(crate) static TEST_INSTALL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Makes `table` the one every later parse converts with (an atomic swap).
 pub fn install(table: Arc<RateTable>) {
     INSTALLED.store(Some(table));
@@ -256,9 +260,16 @@ pub fn with_installed<R>(f: impl FnOnce(&RateTable) -> R) -> R {
     }
 }
 
-fn default_table() -> &'static RateTable {
-    static DEFAULT: std::sync::OnceLock<RateTable> = std::sync::OnceLock::new();
-    DEFAULT.get_or_init(|| RateTable::base_only(Currency::EUR))
+/// The installed rate table (for readers that keep it for a whole file).
+pub fn installed() -> Arc<RateTable> {
+    INSTALLED
+        .load_full()
+        .unwrap_or_else(|| default_table().clone())
+}
+
+fn default_table() -> &'static Arc<RateTable> {
+    static DEFAULT: std::sync::OnceLock<Arc<RateTable>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| Arc::new(RateTable::base_only(Currency::EUR)))
 }
 
 /// The configured rates: the base currency and the file they are read from.
@@ -276,6 +287,23 @@ impl RatesSource {
         match &self.path {
             Some(p) => RateTable::load(p, self.base),
             None => Ok(RateTable::base_only(self.base)),
+        }
+    }
+
+    /// [`RatesSource::load`], but a missing file gives the base alone, with a
+    /// source that says which file was missing (in every `no_fx_rate` message).
+    pub fn load_or_base_only(&self) -> Result<RateTable, FxError> {
+        match self.load() {
+            Err(FxError::Io { file, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let cwd = std::env::current_dir().unwrap_or_default();
+                let mut table = RateTable::base_only(self.base);
+                table.source = format!(
+                    "no rates file ({file} not found from {}; set currency.rates or run from the directory that holds it)",
+                    cwd.display()
+                );
+                Ok(table)
+            }
+            other => other,
         }
     }
 

@@ -160,7 +160,10 @@ impl<'de> Deserialize<'de> for CountryCode {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<CountryCode, E> {
                 CountryCode::parse(v).ok_or_else(|| {
-                    E::custom(format!("{NOT_A_COUNTRY} (2 or 3 letters), not {}", quoted(v)))
+                    E::custom(format!(
+                        "{NOT_A_COUNTRY} (2 or 3 letters), not {}",
+                        quoted(v)
+                    ))
                 })
             }
         }
@@ -434,7 +437,12 @@ impl PaymentEvent<'_> {
         rates: &RateTable,
         now_ms: i64,
     ) -> Result<(), InvalidEvent> {
-        self.amount = Amount(check_amount(self.original_amount.0, self.currency.0, limits, rates)?);
+        self.amount = Amount(check_amount(
+            self.original_amount.0,
+            self.currency.0,
+            limits,
+            rates,
+        )?);
         check_time(self.ts.0, limits, now_ms)?;
         let required = [
             ("event_id", Some(&self.event_id)),
@@ -576,7 +584,8 @@ pub fn redact_pans(text: &str) -> String {
                 n += 1;
                 j += 1;
                 end = j;
-            } else if (b[j] == b' ' || b[j] == b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() {
+            } else if (b[j] == b' ' || b[j] == b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit()
+            {
                 j += 1;
             } else {
                 break;

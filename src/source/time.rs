@@ -235,11 +235,32 @@ mod tests {
                     }
                 }
                 let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-                let want = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+                let want = [
+                    31,
+                    if leap { 29 } else { 28 },
+                    31,
+                    30,
+                    31,
+                    30,
+                    31,
+                    31,
+                    30,
+                    31,
+                    30,
+                    31,
+                ];
                 assert_eq!(last, want[m as usize - 1], "{y}-{m}");
             }
         }
-        for bad in ["2018-04-31", "2019-02-29", "2018-00-10", "2018-4-1", "2018-04-01x", "", "2018-04-+1"] {
+        for bad in [
+            "2018-04-31",
+            "2019-02-29",
+            "2018-00-10",
+            "2018-4-1",
+            "2018-04-01x",
+            "",
+            "2018-04-+1",
+        ] {
             assert_eq!(parse_date_ms(bad), None, "{bad}");
         }
         assert!(parse_naive_datetime_ms("2018-04-31 05:00:00").is_none());
@@ -251,12 +272,27 @@ mod tests {
     #[test]
     fn numbers_that_can_only_be_epoch_seconds_are_rejected() {
         let parse = |json: &str| serde_json::from_str::<EventTime>(json);
-        for secs in ["1764525600", "1000000000", "99999999999", "1523000000", "1764525600.5"] {
+        for secs in [
+            "1764525600",
+            "1000000000",
+            "99999999999",
+            "1523000000",
+            "1764525600.5",
+        ] {
             let err = parse(secs).unwrap_err().to_string();
             assert!(err.starts_with(IN_SECONDS), "{secs}: {err}");
         }
-        assert!(parse("1764525600").unwrap_err().to_string().contains("2025-11-30T18:00:00.000Z"));
-        for ms in ["0", "999999999", "100000000000", "1764525600000", "1522540800000"] {
+        assert!(parse("1764525600")
+            .unwrap_err()
+            .to_string()
+            .contains("2025-11-30T18:00:00.000Z"));
+        for ms in [
+            "0",
+            "999999999",
+            "100000000000",
+            "1764525600000",
+            "1522540800000",
+        ] {
             assert_eq!(parse(ms).unwrap().0, ms.parse::<i64>().unwrap(), "{ms}");
         }
     }

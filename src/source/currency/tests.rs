@@ -1,13 +1,17 @@
 use super::*;
 
-const GOOD: &str = "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 1.1172\njpy = 175.68\nISK = 136\n";
+const GOOD: &str =
+    "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 1.1172\njpy = 175.68\nISK = 136\n";
 
 #[test]
 fn the_shipped_rates_file_is_valid_and_dated() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/fx_rates.toml");
     let t = RateTable::load(&path, Currency::EUR).unwrap();
     assert!(t.len() >= 30, "{}", t.len());
-    assert_eq!(t.as_of_ms(), crate::source::time::parse_date_ms("2026-10-30"));
+    assert_eq!(
+        t.as_of_ms(),
+        crate::source::time::parse_date_ms("2026-10-30")
+    );
     assert_eq!(t.to_base(6000.0, Currency::JPY), Some(34.15));
 }
 
@@ -34,17 +38,61 @@ fn rates_convert_into_the_base_rounded_to_its_minor_unit() {
 #[test]
 fn bad_rates_files_say_where_and_what() {
     let cases = [
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = -1.1\n", "fx.toml:4:7:", "finite number > 0"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 0\n", "fx.toml:4:7:", "> 0"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nABC = 1.1\n", "fx.toml:4:1:", "'ABC' is not an ISO 4217"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 1.1\nusd = 1.2\n", "fx.toml:", "USD has two rates"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nEUR = 2\n", "fx.toml:4:7:", "base currency's rate must be 1"),
-        ("base = \"USD\"\nas_of = \"2026-10-30\"\n[rates]\nJPY = 150\n", "fx.toml:1:8:", "currency.base is EUR"),
-        ("base = \"EUR\"\nas_of = \"2026-02-30\"\n[rates]\n", "fx.toml:2:9:", "expected YYYY-MM-DD"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = \"1.1\"\n", "fx.toml:4:7:", "invalid type"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\nrate = 3\n[rates]\n", "fx.toml:3:1:", "unknown field `rate`"),
-        ("base = \"EUR\"\n[rates]\n", "fx.toml:1:1:", "missing field `as_of`"),
-        ("base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates\n", "fx.toml:3:", ""),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = -1.1\n",
+            "fx.toml:4:7:",
+            "finite number > 0",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 0\n",
+            "fx.toml:4:7:",
+            "> 0",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nABC = 1.1\n",
+            "fx.toml:4:1:",
+            "'ABC' is not an ISO 4217",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = 1.1\nusd = 1.2\n",
+            "fx.toml:",
+            "USD has two rates",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nEUR = 2\n",
+            "fx.toml:4:7:",
+            "base currency's rate must be 1",
+        ),
+        (
+            "base = \"USD\"\nas_of = \"2026-10-30\"\n[rates]\nJPY = 150\n",
+            "fx.toml:1:8:",
+            "currency.base is EUR",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-02-30\"\n[rates]\n",
+            "fx.toml:2:9:",
+            "expected YYYY-MM-DD",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nUSD = \"1.1\"\n",
+            "fx.toml:4:7:",
+            "invalid type",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\nrate = 3\n[rates]\n",
+            "fx.toml:3:1:",
+            "unknown field `rate`",
+        ),
+        (
+            "base = \"EUR\"\n[rates]\n",
+            "fx.toml:1:1:",
+            "missing field `as_of`",
+        ),
+        (
+            "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates\n",
+            "fx.toml:3:",
+            "",
+        ),
     ];
     for (text, at, what) in cases {
         let err = RateTable::parse("fx.toml", text, Currency::EUR)
@@ -53,7 +101,11 @@ fn bad_rates_files_say_where_and_what() {
         assert!(err.starts_with(at) && err.contains(what), "{text:?}: {err}");
     }
     let err = RateTable::load(Path::new("/nonexistent/fx.toml"), Currency::EUR).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/fx.toml: cannot read"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/fx.toml: cannot read"),
+        "{err}"
+    );
 }
 
 /// Every ISO 4217 currency with minor units is accepted in any case; the
@@ -95,11 +147,15 @@ fn a_bad_reload_keeps_the_installed_table() {
         base: Currency::EUR,
         path: Some(path.clone()),
     };
+    let _installing = TEST_INSTALL_LOCK.lock();
     let first = source.reload().unwrap();
-    std::fs::write(&path, "base = \"EUR\"\nas_of = \"2026-10-31\"\n[rates]\nUSD = oops\n").unwrap();
+    std::fs::write(
+        &path,
+        "base = \"EUR\"\nas_of = \"2026-10-31\"\n[rates]\nUSD = oops\n",
+    )
+    .unwrap();
     let err = source.reload().unwrap_err().to_string();
     assert!(err.contains("fx.toml:4:7"), "{err}");
-    // Tests run in parallel: look for this test's table, not just any.
     let installed = with_installed(|t| (t.as_of_ms(), t.to_base(1.0, Currency::USD)));
     assert_eq!(installed, (first.as_of_ms(), Some(0.9)));
     let base_only = RatesSource {

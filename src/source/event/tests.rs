@@ -117,11 +117,19 @@ fn field_case_02_epoch_seconds_and_zero_are_rejected() {
     let e_s = outcomes[1].1.as_ref().unwrap_err();
     assert_eq!(outcomes[1].0, "e-s");
     assert_eq!(e_s.reason, InvalidReason::TimestampInSeconds);
-    assert!(e_s.detail.contains("epoch seconds") && e_s.detail.contains("2025-11-30T18:00:00"), "{e_s}");
+    assert!(
+        e_s.detail.contains("epoch seconds") && e_s.detail.contains("2025-11-30T18:00:00"),
+        "{e_s}"
+    );
     let e_zero = outcomes[2].1.as_ref().unwrap_err();
     assert_eq!(outcomes[2].0, "e-zero");
     assert_eq!(e_zero.reason, InvalidReason::TimestampBeforeMin);
-    assert!(e_zero.detail.contains("1970-01-01T00:00:00.000Z is before processing.min_event_time 2000-01-01"), "{e_zero}");
+    assert!(
+        e_zero
+            .detail
+            .contains("1970-01-01T00:00:00.000Z is before processing.min_event_time 2000-01-01"),
+        "{e_zero}"
+    );
 }
 
 /// Every numeric time of 10 or 11 digits is rejected as seconds; a time under
@@ -139,19 +147,48 @@ fn event_time_plausibility_across_values() {
             .map(|e| e.reason)
     };
     let floor = DEFAULT_MIN_EVENT_TIME_MS;
-    for secs in [1_000_000_000i64, 1_522_540_800, 1_699_999_999, 1_764_525_600, 99_999_999_999] {
-        assert_eq!(reason(&secs.to_string(), floor), Some(TimestampInSeconds), "{secs}");
-        assert_eq!(reason(&secs.to_string(), 0), Some(TimestampInSeconds), "{secs}");
+    for secs in [
+        1_000_000_000i64,
+        1_522_540_800,
+        1_699_999_999,
+        1_764_525_600,
+        99_999_999_999,
+    ] {
+        assert_eq!(
+            reason(&secs.to_string(), floor),
+            Some(TimestampInSeconds),
+            "{secs}"
+        );
+        assert_eq!(
+            reason(&secs.to_string(), 0),
+            Some(TimestampInSeconds),
+            "{secs}"
+        );
     }
-    for early in ["0", "1", "999999999", "100000000000", "946684799999", "\"1999-12-31T23:59:59Z\""] {
+    for early in [
+        "0",
+        "1",
+        "999999999",
+        "100000000000",
+        "946684799999",
+        "\"1999-12-31T23:59:59Z\"",
+    ] {
         assert_eq!(reason(early, floor), Some(TimestampBeforeMin), "{early}");
     }
-    for fine in ["946684800000", "1522540800000", "\"2018-04-01T00:00:00Z\"", "1699999999999"] {
+    for fine in [
+        "946684800000",
+        "1522540800000",
+        "\"2018-04-01T00:00:00Z\"",
+        "1699999999999",
+    ] {
         assert_eq!(reason(fine, floor), None, "{fine}");
     }
     // The floor is configurable: a replay of 2018 data with the floor at 2018-04-01.
     assert_eq!(reason("1522540800000", 1_522_540_800_000), None);
-    assert_eq!(reason("1522540799999", 1_522_540_800_000), Some(TimestampBeforeMin));
+    assert_eq!(
+        reason("1522540799999", 1_522_540_800_000),
+        Some(TimestampBeforeMin)
+    );
 }
 
 /// Codes in any case are the same currency; anything that is not an ISO 4217
@@ -166,13 +203,25 @@ fn currencies_are_validated_normalised_and_converted() {
             .map_err(|e| e.reason)
     };
     for eur in ["\"EUR\"", "\"eur\"", "\"Eur\"", "\"eUR\""] {
-        assert_eq!(amount_and_code(eur, "12.5"), Ok((12.5, "EUR".into())), "{eur}");
+        assert_eq!(
+            amount_and_code(eur, "12.5"),
+            Ok((12.5, "EUR".into())),
+            "{eur}"
+        );
     }
-    assert_eq!(amount_and_code("\"jpy\"", "6000"), Ok((34.15, "JPY".into())));
+    assert_eq!(
+        amount_and_code("\"jpy\"", "6000"),
+        Ok((34.15, "JPY".into()))
+    );
     assert_eq!(amount_and_code("\"USD\"", "100"), Ok((89.51, "USD".into())));
     // BHD has three minor units.
-    assert_eq!(amount_and_code("\"BHD\"", "1.005"), Ok((2.39, "BHD".into())));
-    for bad in ["\"ABC\"", "\"EU\"", "\"EURO\"", "\"\"", "\"XAU\"", "\"XXX\"", "\"E1R\"", "\"ÉUR\""] {
+    assert_eq!(
+        amount_and_code("\"BHD\"", "1.005"),
+        Ok((2.39, "BHD".into()))
+    );
+    for bad in [
+        "\"ABC\"", "\"EU\"", "\"EURO\"", "\"\"", "\"XAU\"", "\"XXX\"", "\"E1R\"", "\"ÉUR\"",
+    ] {
         assert_eq!(amount_and_code(bad, "1"), Err(InvalidCurrency), "{bad}");
     }
     assert_eq!(amount_and_code("7", "1"), Err(WrongType));
@@ -180,17 +229,33 @@ fn currencies_are_validated_normalised_and_converted() {
         assert_eq!(amount_and_code(no_rate, "1"), Err(NoFxRate), "{no_rate}");
     }
     let err = parse(&with("currency", "\"CHF\"")).unwrap_err();
-    assert!(err.detail.contains("no rate for CHF into EUR in fx.toml"), "{err}");
+    assert!(
+        err.detail.contains("no rate for CHF into EUR in fx.toml"),
+        "{err}"
+    );
 }
 
 /// Amounts may have as many decimals as the currency's minor units, no more.
 #[test]
 fn amounts_are_held_to_the_currencys_minor_units() {
-    let ok = |cur: &str, amount: &str| parse(&with("currency", cur).replace("12.5", amount)).is_ok();
+    let ok =
+        |cur: &str, amount: &str| parse(&with("currency", cur).replace("12.5", amount)).is_ok();
     for (cur, fine, too_fine) in [
-        ("\"EUR\"", ["19.99", "0.01", "1e3", "999999999.99"], ["19.999", "0.001", "0.015", "1.0000001"]),
-        ("\"JPY\"", ["6000", "1", "6000.0", "123456789"], ["6000.5", "0.1", "1.01", "99.9"]),
-        ("\"BHD\"", ["1.005", "0.001", "2", "17.25"], ["1.0005", "0.0001", "3.1415", "2.0001"]),
+        (
+            "\"EUR\"",
+            ["19.99", "0.01", "1e3", "999999999.99"],
+            ["19.999", "0.001", "0.015", "1.0000001"],
+        ),
+        (
+            "\"JPY\"",
+            ["6000", "1", "6000.0", "123456789"],
+            ["6000.5", "0.1", "1.01", "99.9"],
+        ),
+        (
+            "\"BHD\"",
+            ["1.005", "0.001", "2", "17.25"],
+            ["1.0005", "0.0001", "3.1415", "2.0001"],
+        ),
     ] {
         for a in fine {
             assert!(ok(cur, a), "{a} {cur}");
@@ -206,7 +271,13 @@ fn amounts_are_held_to_the_currencys_minor_units() {
 
 #[test]
 fn country_codes_are_upper_cased_and_checked() {
-    for (input, want) in [("\"de\"", "DE"), ("\"De\"", "DE"), ("\"DE\"", "DE"), ("\"deu\"", "DEU"), ("\"\\u0064e\"", "DE")] {
+    for (input, want) in [
+        ("\"de\"", "DE"),
+        ("\"De\"", "DE"),
+        ("\"DE\"", "DE"),
+        ("\"deu\"", "DEU"),
+        ("\"\\u0064e\"", "DE"),
+    ] {
         let text = with("country", input);
         let ev = parse(&text).unwrap();
         assert_eq!(ev.country.as_deref(), Some(want), "{input}");
@@ -243,7 +314,10 @@ fn only_numbers_that_can_be_card_numbers_are_masked() {
     ];
     for pan in masked {
         let out = redact_pans(&format!("card {pan} declined"));
-        assert!(out.contains("[REDACTED]") && !out.contains("1111"), "{pan}: {out}");
+        assert!(
+            out.contains("[REDACTED]") && !out.contains("1111"),
+            "{pan}: {out}"
+        );
     }
     for text in [
         "timestamp is 123456789012 s in the future",
@@ -285,5 +359,8 @@ fn luhn_matches_its_definition_on_random_numbers() {
         passed += usize::from(want);
         assert_eq!(redact_pans(&text) == "[REDACTED]", want, "{text}");
     }
-    assert!((1500..2500).contains(&passed), "about one in ten passes: {passed}");
+    assert!(
+        (1500..2500).contains(&passed),
+        "about one in ten passes: {passed}"
+    );
 }
