@@ -33,7 +33,7 @@ pub struct PaymentEvent<'a> {
     #[serde(borrow)]
     pub terminal_id: Cow<'a, str>,
     /// Amount in major units of `currency` as sent (JSON `amount`); finite,
-    /// > 0, with no more decimals than the currency's minor units.
+    /// >= 0, with no more decimals than the currency's minor units.
     #[serde(rename = "amount")]
     pub original_amount: Amount,
     /// The amount in the base currency, converted at event time by the parser
@@ -258,7 +258,8 @@ pub enum InvalidReason {
     MissingField,
     /// A field has the wrong JSON type or an unparsable value.
     WrongType,
-    /// Amount is not finite, not > 0, or above the configured maximum.
+    /// Amount is not finite, negative, finer than the currency's minor units,
+    /// or above the configured maximum.
     InvalidAmount,
     /// Timestamp is unparsable or before 1970.
     InvalidTimestamp,
@@ -407,16 +408,23 @@ pub fn parse_event_with<'a>(
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
     })?;
-    let mut ev: PaymentEvent<'a> = serde_json::from_str(text).map_err(classify_json_error)?;
+    let mut ev: PaymentEvent<'a> =
+        serde_json::from_str(text).map_err(|e| classify_json_error(e, text))?;
     ev.validate(limits, rates, now_ms)?;
     Ok(ev)
 }
 
-fn classify_json_error(e: serde_json::Error) -> InvalidEvent {
+fn classify_json_error(e: serde_json::Error, text: &str) -> InvalidEvent {
     use serde_json::error::Category;
     let msg = e.to_string();
     let reason = match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => InvalidReason::InvalidJson,
+        // A value is checked as soon as it is read: in a truncated message the
+        // last value read may be cut (a 13-digit time cut to 10 digits). Not
+        // being JSON comes first.
+        Category::Data if serde_json::from_str::<de::IgnoredAny>(text).is_err() => {
+            InvalidReason::InvalidJson
+        }
         Category::Data if msg.starts_with("missing field") => InvalidReason::MissingField,
         Category::Data if msg.starts_with(IN_SECONDS) => InvalidReason::TimestampInSeconds,
         Category::Data if msg.starts_with(NOT_ISO_4217) => InvalidReason::InvalidCurrency,
@@ -473,10 +481,13 @@ fn check_amount(
     rates: &RateTable,
 ) -> Result<f64, InvalidEvent> {
     use InvalidReason::*;
-    if !amount.is_finite() || amount <= 0.0 {
+    // Zero is a payment: card networks' account-verification authorizations,
+    // which card testers use (the handbook has 42). Negative amounts are refunds,
+    // not payments.
+    if !amount.is_finite() || amount < 0.0 {
         return Err(InvalidEvent::new(
             InvalidAmount,
-            "amount must be a finite number > 0",
+            "amount must be a finite number >= 0",
         ));
     }
     if !fits_minor_units(amount, currency) {

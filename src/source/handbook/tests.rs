@@ -41,7 +41,7 @@ fn read(text: &str) -> Vec<Result<(String, String), (u64, &'static str)>> {
 fn rows_are_held_to_the_live_contract() {
     let rows = [
         ("1,2018-04-01 00:00:00,0,0,-20.00,0", Some("invalid_amount")),
-        ("2,2018-04-01 00:00:00,0,0,0,0", Some("invalid_amount")),
+        ("2,2018-04-01 00:00:00,0,0,-0.01,0", Some("invalid_amount")),
         ("3,2018-04-01 00:00:00,0,0,NaN,0", Some("invalid_amount")),
         ("4,2018-04-01 00:00:00,0,0,inf,0", Some("invalid_amount")),
         ("5,2018-04-01 00:00:00,0,0,-inf,0", Some("invalid_amount")),
@@ -72,6 +72,7 @@ fn rows_are_held_to_the_live_contract() {
         ("15,2018-04-01 00:00:00,0,0,1.00", Some("malformed_row")),
         ("16,2018-04-01 00:00:00,0,0,1e10,0", Some("invalid_amount")),
         ("17,2018-04-01 00:00:00,0,0,42.24,1", None),
+        ("18,2018-04-01 00:00:00,0,0,0.00,0", None),
     ];
     let text: String = std::iter::once(HEADER)
         .chain(rows.iter().map(|r| r.0))
