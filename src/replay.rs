@@ -424,11 +424,7 @@ pub fn replay_blocks(
 
 /// The error for the row just read, at `ts_ms`, after a row at `released_ms` was replayed.
 fn out_of_order(reader: &HandbookReader, ts_ms: i64, released_ms: i64, held: usize) -> CsvError {
-    let time = |ms: i64| {
-        let mut out = Vec::with_capacity(24);
-        crate::source::time::write_rfc3339_ms(&mut out, ms);
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let time = crate::source::time::rfc3339_ms;
     CsvError::BadRow {
         path: reader.path().to_string(),
         line: reader.line(),

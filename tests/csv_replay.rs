@@ -171,6 +171,25 @@ fn field_case_04_rules_test_converts_currencies() {
         "{stdout}"
     );
 
+    // Rules see the amount as sent as `original_amount`, in the base as `amount`.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("as_sent.yaml"),
+        "rules:\n  - id: as_sent\n    when: original_amount > 5000 and amount < 50\n    action: score\n    score: 0.1\n    reason: { code: s, text: s }\n    tests:\n      - { name: jpy, events: [ { account_id: a1, terminal_id: t1, amount: 6000, currency: jpy, ts: \"2024-01-01T10:00:00Z\" } ], expect: hit }\n      - { name: eur, events: [ { account_id: a1, terminal_id: t1, amount: 6000, currency: EUR, ts: \"2024-01-01T10:00:00Z\" } ], expect: miss }\n",
+    )
+    .unwrap();
+    let as_sent = Command::new(env!("CARGO_BIN_EXE_fraudstream"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["rules", "test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&as_sent.stdout);
+    assert!(
+        as_sent.status.success() && stdout.contains("2 passed, 0 failed"),
+        "{stdout}"
+    );
+
     let elsewhere = tempfile::tempdir().unwrap();
     let no_rates = run(elsewhere.path());
     let (stdout, stderr) = (

@@ -220,3 +220,52 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
     assert!(models.reload().iter().all(Result::is_ok));
     decide_all(&mut blocked, &mut alone);
 }
+
+/// Rules compare `amount` in the base currency and see the amount as sent as
+/// `original_amount`, with its `currency`: 6000 JPY is about 34 EUR.
+#[test]
+fn rules_see_the_base_amount_and_the_original_amount_and_currency() {
+    use fraudstream::decision::itoa_buf;
+    use fraudstream::source::currency::RateTable;
+    use fraudstream::source::event::{parse_event_with, Limits};
+    use iso_currency::Currency;
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let rules = "rules:\n\
+      - { id: big_base, when: amount > 5000, action: review, reason: { code: a, text: a } }\n\
+      - { id: big_as_sent, when: original_amount > 5000 and currency == 'JPY', action: review, reason: { code: b, text: b } }\n";
+    let files = vec![("rules/r.yaml".to_string(), rules.to_string())];
+    let store = Arc::new(RuleStore::load(RulesSource::Files(files), set.clone()).unwrap());
+    let rates = RateTable::parse(
+        "fx.toml",
+        "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nJPY = 175.68\n",
+        Currency::EUR,
+    )
+    .unwrap();
+    let fired = |currency: &str| {
+        let json = format!(
+            r#"{{"event_id":"e","ts":1700000000000,"account_id":"a","terminal_id":"t","amount":6000,"currency":"{currency}"}}"#
+        );
+        let ev = parse_event_with(
+            json.as_bytes(),
+            &Limits::default(),
+            &rates,
+            1_700_000_000_000,
+        )
+        .unwrap();
+        let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
+        let mut d = Decider::new(store.clone(), set.len(), None);
+        engine.update(&EventView::of(&ev), d.features_mut());
+        let mut mcc = itoa_buf::Buf::default();
+        d.assess(&Subject::of(&ev, &mut mcc), false);
+        let ruleset = store.current();
+        let ids: Vec<String> = d
+            .hits()
+            .live
+            .iter()
+            .map(|&i| ruleset.rules[i as usize].id.to_string())
+            .collect();
+        (ev.amount.0, ids)
+    };
+    assert_eq!(fired("jpy"), (34.15, vec!["big_as_sent".to_string()]));
+    assert_eq!(fired("EUR"), (6000.0, vec!["big_base".to_string()]));
+}

@@ -1,7 +1,7 @@
 //! The payment event: the input contract, parsed without allocation and validated.
 
 use super::currency::{fits_minor_units, minor_units, parse_currency, with_installed, RateTable};
-use super::time::{now_ms, write_rfc3339_ms, EventTime, IN_SECONDS};
+use super::time::{now_ms, rfc3339_ms, EventTime, IN_SECONDS};
 use iso_currency::Currency;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -527,11 +527,6 @@ fn check_amount(
 /// Checks an event time against the floor and the wall clock.
 fn check_time(ts_ms: i64, limits: &Limits, now_ms: i64) -> Result<(), InvalidEvent> {
     use InvalidReason::*;
-    let text = |ms: i64| {
-        let mut out = Vec::with_capacity(24);
-        write_rfc3339_ms(&mut out, ms);
-        String::from_utf8_lossy(&out).into_owned()
-    };
     if ts_ms < 0 {
         return Err(InvalidEvent::new(InvalidTimestamp, "timestamp before 1970"));
     }
@@ -540,8 +535,8 @@ fn check_time(ts_ms: i64, limits: &Limits, now_ms: i64) -> Result<(), InvalidEve
             TimestampBeforeMin,
             format!(
                 "event time {} is before processing.min_event_time {}",
-                text(ts_ms),
-                text(limits.min_event_time_ms)
+                rfc3339_ms(ts_ms),
+                rfc3339_ms(limits.min_event_time_ms)
             ),
         ));
     }

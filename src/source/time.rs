@@ -62,11 +62,9 @@ pub const IN_SECONDS: &str = "timestamp is in epoch seconds";
 /// A numeric event time as epoch milliseconds, unless it can only be epoch seconds.
 fn epoch_ms(v: i64) -> Result<EventTime, String> {
     if (EPOCH_SECONDS_START..EPOCH_SECONDS_END).contains(&v) {
-        let mut when = Vec::with_capacity(24);
-        write_rfc3339_ms(&mut when, v.saturating_mul(1000));
         return Err(format!(
             "{IN_SECONDS} ({} if read as seconds); epoch milliseconds are expected",
-            String::from_utf8_lossy(&when)
+            rfc3339_ms(v.saturating_mul(1000))
         ));
     }
     Ok(EventTime(v))
@@ -180,6 +178,13 @@ pub fn write_rfc3339_ms(out: &mut impl Write, ms: i64) {
         out,
         "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
     );
+}
+
+/// `ms` as RFC 3339 UTC with milliseconds, for messages.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_ms(&mut out, ms);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Current wall-clock time in epoch milliseconds.
