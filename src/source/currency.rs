@@ -41,19 +41,35 @@ pub enum FxError {
 
 /// The ISO 4217 currency `code` names, in any letter case (`eur`, `Eur`), if it
 /// is a currency payments can be in: one with minor units (not gold, SDRs or the
-/// test code). Never allocates.
+/// test code). Never allocates: one index into a table of every three-letter code.
+#[inline]
 pub fn parse_currency(code: &str) -> Option<Currency> {
-    let b = code.as_bytes();
-    if b.len() != 3 {
+    let &[a, b, c] = code.as_bytes() else {
         return None;
-    }
-    let upper = [
-        b[0].to_ascii_uppercase(),
-        b[1].to_ascii_uppercase(),
-        b[2].to_ascii_uppercase(),
-    ];
-    let currency = Currency::from_code(std::str::from_utf8(&upper).ok()?)?;
-    currency.exponent().is_some().then_some(currency)
+    };
+    let letter = |x: u8| {
+        let x = x.to_ascii_uppercase();
+        x.is_ascii_uppercase().then(|| usize::from(x - b'A'))
+    };
+    let index = (letter(a)? * 26 + letter(b)?) * 26 + letter(c)?;
+    payment_currencies()[index]
+}
+
+/// Every three-letter code (AAA..ZZZ, by index) to its payment currency,
+/// built once from `iso_currency`'s table (its lookup compares the code with
+/// each currency's in turn).
+fn payment_currencies() -> &'static [Option<Currency>; 26 * 26 * 26] {
+    static TABLE: std::sync::OnceLock<Box<[Option<Currency>; 26 * 26 * 26]>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([None; 26 * 26 * 26]);
+        for (i, slot) in table.iter_mut().enumerate() {
+            let code = [i / 676, i / 26 % 26, i % 26].map(|k| b'A' + k as u8);
+            let code = std::str::from_utf8(&code).unwrap_or("");
+            *slot = Currency::from_code(code).filter(|c| c.exponent().is_some());
+        }
+        table
+    })
 }
 
 /// Digits after the decimal point that amounts in `currency` may have (2 for EUR, 0 for JPY).
