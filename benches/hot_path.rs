@@ -28,6 +28,7 @@ const LIMITS: Limits = Limits {
     max_message_bytes: 64 * 1024,
     max_amount: 1.0e9,
     max_future_skew_ms: 3_600_000,
+    min_event_time_ms: fraudstream::source::event::DEFAULT_MIN_EVENT_TIME_MS,
 };
 
 /// A small deterministic generator of events over `accounts` accounts.

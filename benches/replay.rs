@@ -113,7 +113,8 @@ fn bench_replay(c: &mut Criterion) {
                         d.score_block(block.features(), block.len());
                         for (k, row, features) in block.rows() {
                             d.features_mut().copy_from_slice(features);
-                            let subject = Subject::of_row(&row);
+                            let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
+                            let subject = Subject::of_row(&row, &mut mcc);
                             flagged += u64::from(d.assess_scored(k, &subject, false).score > 0.5);
                         }
                     }

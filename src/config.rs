@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Base currency and exchange rates.
+    pub currency: CurrencyConfig,
 }
 
 /// Kafka connection, topics and librdkafka passthrough settings.
@@ -140,10 +142,13 @@ pub struct ProcessingConfig {
     pub max_batch_events: usize,
     /// Largest accepted message, bytes.
     pub max_message_bytes: usize,
-    /// Largest accepted amount.
+    /// Largest accepted amount, in the base currency.
     pub max_amount: f64,
     /// How far an event time may be ahead of the wall clock, seconds.
     pub max_future_skew_secs: i64,
+    /// Earliest accepted event time (RFC 3339 or YYYY-MM-DD, UTC); earlier
+    /// events are dead-lettered as `timestamp_before_min`.
+    pub min_event_time: String,
     /// How long to wait for Kafka operations (commit, flush) before retrying, ms.
     pub kafka_timeout_ms: u64,
     /// Recent event ids remembered per partition; an event whose id is among them
@@ -164,6 +169,7 @@ impl Default for ProcessingConfig {
             max_message_bytes: 64 * 1024,
             max_amount: 1.0e9,
             max_future_skew_secs: 3600,
+            min_event_time: "2000-01-01T00:00:00Z".into(),
             kafka_timeout_ms: 10_000,
             dedup_window_events: 100_000,
             restore_state: true,
@@ -203,7 +209,54 @@ impl ProcessingConfig {
             max_message_bytes: self.max_message_bytes,
             max_amount: self.max_amount,
             max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
+            // Checked by `load`; the default only for a config built in code.
+            min_event_time_ms: self
+                .min_event_time_ms()
+                .unwrap_or(crate::source::event::DEFAULT_MIN_EVENT_TIME_MS),
         }
+    }
+
+    /// `min_event_time` in epoch ms, if it is an RFC 3339 time or a date.
+    pub fn min_event_time_ms(&self) -> Option<i64> {
+        let t = self.min_event_time.as_str();
+        crate::source::time::parse_date_ms(t)
+            .or_else(|| crate::source::time::parse_rfc3339_ms(t).map(|t| t.0))
+    }
+}
+
+/// The base currency every amount is converted into, and the rates file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurrencyConfig {
+    /// ISO 4217 code of the base currency.
+    pub base: String,
+    /// Reference rates file (reloaded on change and SIGHUP); empty accepts
+    /// only payments in the base currency.
+    pub rates: String,
+}
+
+impl Default for CurrencyConfig {
+    fn default() -> Self {
+        Self {
+            base: "EUR".into(),
+            rates: "config/fx_rates.toml".into(),
+        }
+    }
+}
+
+impl CurrencyConfig {
+    /// Where the rates come from; an error if `base` is not an ISO 4217 code.
+    pub fn source(&self) -> Result<crate::source::currency::RatesSource, ConfigError> {
+        let base = crate::source::currency::parse_currency(&self.base).ok_or_else(|| {
+            ConfigError(format!(
+                "currency.base '{}' is not an ISO 4217 currency code",
+                self.base
+            ))
+        })?;
+        Ok(crate::source::currency::RatesSource {
+            base,
+            path: (!self.rates.is_empty()).then(|| self.rates.clone().into()),
+        })
     }
 }
 
@@ -525,6 +578,19 @@ impl Config {
             "log.level",
             "a tracing filter such as info or fraudstream=debug,rdkafka=warn",
         );
+        check(
+            self.processing.min_event_time_ms().is_some(),
+            "processing.min_event_time",
+            &format!(
+                "RFC 3339 (2000-01-01T00:00:00Z) or YYYY-MM-DD, not '{}'",
+                self.processing.min_event_time
+            ),
+        );
+        check(
+            self.currency.source().is_ok(),
+            "currency.base",
+            &format!("an ISO 4217 currency code, not '{}'", self.currency.base),
+        );
         out
     }
 }
@@ -624,6 +690,47 @@ mod tests {
             assert!(
                 err.contains("flag for kafka.input_topic: expected a non-empty name"),
                 "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn min_event_time_and_base_currency_are_checked() {
+        Jail::expect_with(|jail| {
+            let c = load(None, Figment::new()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.processing.event_limits().min_event_time_ms,
+                946_684_800_000
+            );
+            jail.create_file("a.toml", "[processing]\nmin_event_time = \"2018-04-01\"\n")?;
+            let c = load(Some(Path::new("a.toml")), Figment::new()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.processing.event_limits().min_event_time_ms,
+                1_522_540_800_000
+            );
+            jail.create_file("b.toml", "[processing]\nmin_event_time = \"2018-04-31\"\n")?;
+            let err = load(Some(Path::new("b.toml")), Figment::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("processing.min_event_time: expected RFC 3339")
+                    && err.contains("'2018-04-31'"),
+                "{err}"
+            );
+            jail.create_file("c.toml", "[currency]\nbase = \"EURO\"\n")?;
+            let err = load(Some(Path::new("c.toml")), Figment::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("currency.base: expected an ISO 4217 currency code, not 'EURO'"),
+                "{err}"
+            );
+            jail.set_env("FRAUDSTREAM__CURRENCY__BASE", "usd");
+            let c = load(None, Figment::new()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.currency.source().map_err(|e| e.to_string())?.base.code(),
+                "USD"
             );
             Ok(())
         });

@@ -63,6 +63,12 @@ pub struct Metrics {
     pub rules_reloads: IntCounter,
     /// Rule reloads rejected (the running ruleset stayed).
     pub rules_reload_errors: IntCounter,
+    /// Rates-file reloads that went live.
+    pub fx_rates_reloads: IntCounter,
+    /// Rates-file reloads rejected (the running table stayed).
+    pub fx_rates_reload_errors: IntCounter,
+    /// Date of the running rates table, Unix seconds (0 without a rates file).
+    pub fx_rates_as_of: IntGauge,
     /// The active ruleset version (`version` label), always 1.
     pub rules_info: IntGaugeVec,
     /// Champion model scores.
@@ -243,6 +249,21 @@ impl Metrics {
                 &r,
                 "fraudstream_rules_reloads_total",
                 "Rule reloads that went live.",
+            ),
+            fx_rates_reloads: counter(
+                &r,
+                "fraudstream_fx_rates_reloads_total",
+                "Exchange-rate file reloads that went live.",
+            ),
+            fx_rates_reload_errors: counter(
+                &r,
+                "fraudstream_fx_rates_reload_errors_total",
+                "Exchange-rate file reloads rejected; the running rates stayed.",
+            ),
+            fx_rates_as_of: gauge(
+                &r,
+                "fraudstream_fx_rates_as_of_seconds",
+                "Date of the running exchange rates, Unix seconds (0 without a rates file).",
             ),
             rules_reload_errors: counter(
                 &r,

@@ -3,9 +3,8 @@
 //! `train` and `backtest` all run on this, so offline and live can never differ.
 
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelTicket};
-use crate::source::handbook::{CsvError, HandbookReader, OwnedTxRow, TxRow};
-use crate::source::time::days_from_civil;
-use std::collections::VecDeque;
+use crate::source::handbook::{CsvError, HandbookReader, OwnedTxRow, RowContract, TxRow};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +19,31 @@ pub struct ReplayOptions {
     pub label_delay_ms: i64,
     /// State limits.
     pub limits: EngineLimits,
+    /// How the file is read.
+    pub input: InputOptions,
+}
+
+/// How a replay reads its file: the contract rows are held to, what happens
+/// to bad rows, and how far out of time order rows may be.
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    /// What each row is checked against (the live event contract).
+    pub contract: RowContract,
+    /// Skip rows that break the contract (counted and logged) instead of failing.
+    pub skip_invalid: bool,
+    /// Rows held back to put input that is out of time order back in order;
+    /// a row earlier than every row held is rejected (`out_of_order`).
+    pub reorder_rows: usize,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        Self {
+            contract: RowContract::default(),
+            skip_invalid: false,
+            reorder_rows: DEFAULT_REORDER_ROWS,
+        }
+    }
 }
 
 impl Default for ReplayOptions {
@@ -36,15 +60,30 @@ impl Default for ReplayOptions {
                 },
                 max_pending_labels: 2_000_000,
             },
+            input: InputOptions::default(),
         }
     }
 }
 
+/// Default of [`ReplayOptions::reorder_rows`]: about 25 MB of held rows.
+pub const DEFAULT_REORDER_ROWS: usize = 100_000;
+
+/// Bad rows whose messages a replay keeps (all are counted).
+pub const REPORTED_ROWS: usize = 100;
+
 /// Counts from a replay.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplayStats {
-    /// Rows read.
+    /// Rows read from the file (valid or not).
+    pub read: u64,
+    /// Rows replayed through the engine (warm-up included).
     pub rows: u64,
+    /// Valid rows at or after `to_ms`, not replayed.
+    pub after_to: u64,
+    /// Rows that broke the contract (skipped with `skip_invalid`), by reason code.
+    pub invalid: BTreeMap<&'static str, u64>,
+    /// The first [`REPORTED_ROWS`] bad rows, as `file:line: reason: message`.
+    pub invalid_rows: Vec<String>,
     /// Rows emitted (inside the range).
     pub emitted: u64,
     /// Labels applied to the state.
@@ -55,14 +94,54 @@ pub struct ReplayStats {
     pub total: std::time::Duration,
 }
 
-/// Parses `YYYY-MM-DD` to epoch ms at 00:00 UTC.
-pub fn parse_date_ms(s: &str) -> Option<i64> {
-    let mut it = s.splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: i64 = it.next()?.parse().ok()?;
-    let d: i64 = it.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d) * 86_400_000)
+impl ReplayStats {
+    /// Rows that broke the contract.
+    pub fn invalid_count(&self) -> u64 {
+        self.invalid.values().sum()
+    }
+
+    /// The bad rows by reason, `reason: n, ...` (empty when none).
+    pub fn invalid_summary(&self) -> String {
+        let by: Vec<String> = self
+            .invalid
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        by.join(", ")
+    }
+
+    fn record_invalid(&mut self, e: &CsvError, log: bool) {
+        let reason = match e {
+            CsvError::BadRow { reason, .. } => *reason,
+            _ => "invalid",
+        };
+        *self.invalid.entry(reason).or_default() += 1;
+        if self.invalid_rows.len() < REPORTED_ROWS {
+            if log {
+                tracing::warn!("skipped {e}");
+            }
+            self.invalid_rows.push(e.to_string());
+        }
+    }
 }
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// Rows broke the event contract and `skip_invalid` was off.
+    #[error("{path}: {} row(s) break the event contract ({}); fix them or rerun with --skip-invalid:\n{}{}", stats.invalid_count(), stats.invalid_summary(), stats.invalid_rows.join("\n"), if stats.invalid_count() > stats.invalid_rows.len() as u64 { "\n..." } else { "" })]
+    InvalidRows {
+        /// File path.
+        path: String,
+        /// The counts, with the first bad rows.
+        stats: Box<ReplayStats>,
+    },
+}
+
+pub use crate::source::time::parse_date_ms;
 
 /// Rows a replay hands on together with their features. Replays work in blocks
 /// so that the feature engine's state and the consumer's working set (rules,
@@ -104,6 +183,16 @@ impl ReplayBlock {
     /// Whether the block holds no rows.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Appends `row`, leaving in its place a row whose buffers can be refilled.
+    fn push_owned(&mut self, row: &mut OwnedTxRow) {
+        if self.len == self.rows.len() {
+            self.push(&row.view());
+        } else {
+            std::mem::swap(&mut self.rows[self.len], row);
+            self.len += 1;
+        }
     }
 
     /// Appends a copy of `row` (its features come from [`Replayer::step_block`]).
@@ -176,17 +265,17 @@ impl Replayer {
         self.engine.prefetch(&Self::view(row));
     }
 
-    fn view<'a>(row: &TxRow<'a>) -> EventView<'a> {
+    fn view<'a>(row: &'a TxRow<'a>) -> EventView<'a> {
         EventView {
             event_id: row.transaction_id,
             ts_ms: row.ts_ms,
             amount: row.amount,
             account: row.customer_id,
-            card: row.customer_id,
+            card: row.card(),
             terminal: row.terminal_id,
-            device: None,
-            ip: None,
-            country: None,
+            device: row.device_id,
+            ip: row.ip,
+            country: row.country.as_ref().map(|c| &**c),
         }
     }
 
@@ -238,7 +327,7 @@ pub fn replay(
     opts: &ReplayOptions,
     mut emit: impl FnMut(&TxRow<'_>, &[f64]),
     progress: impl FnMut(u64),
-) -> Result<ReplayStats, CsvError> {
+) -> Result<ReplayStats, ReplayError> {
     replay_blocks(
         input,
         set,
@@ -253,34 +342,60 @@ pub fn replay(
 }
 
 /// [`replay`], handing rows on a [`ReplayBlock`] of up to [`ReplayBlock::ROWS`] at a time.
+///
+/// Every row is checked against the live event contract; a bad row fails the
+/// replay (after the whole file was read, listing the first bad rows with
+/// their lines) unless `skip_invalid` is set. Rows out of time order are put
+/// back in order through a buffer of `reorder_rows` rows (ties keep file
+/// order); rows at or after `to_ms` are counted, not replayed, and reading goes
+/// on to the end of the file.
 pub fn replay_blocks(
     input: &Path,
     set: Arc<FeatureSet>,
     opts: &ReplayOptions,
     mut emit: impl FnMut(&ReplayBlock),
     mut progress: impl FnMut(u64),
-) -> Result<ReplayStats, CsvError> {
-    let mut reader = HandbookReader::open(input)?;
+) -> Result<ReplayStats, ReplayError> {
+    let mut reader = HandbookReader::open_with(input, opts.input.contract.clone())?;
     let mut block = ReplayBlock::new(set.len());
     let mut replayer = Replayer::new(set, opts);
+    let mut reorder = Reorder::new(opts.input.reorder_rows);
     let mut stats = ReplayStats::default();
     let started = std::time::Instant::now();
-    let mut done = false;
-    while !done {
+    let mut eof = false;
+    while !(eof && reorder.is_empty()) {
         let read_at = std::time::Instant::now();
         block.clear();
         while block.len() < ReplayBlock::ROWS {
-            match reader.next_row()? {
-                Some(row) if row.ts_ms < opts.to_ms => block.push(&row),
-                _ => {
-                    done = true;
-                    break;
+            if let Some(row) = reorder.ready(eof) {
+                block.push_owned(row);
+                continue;
+            }
+            if eof {
+                break;
+            }
+            match reader.next_row() {
+                Ok(Some(row)) => {
+                    stats.read += 1;
+                    let ts_ms = row.ts_ms;
+                    if ts_ms >= opts.to_ms {
+                        stats.after_to += 1;
+                    } else if let Err(released_ms) = reorder.push(&row) {
+                        let e = out_of_order(&reader, ts_ms, released_ms, opts.input.reorder_rows);
+                        stats.record_invalid(&e, opts.input.skip_invalid);
+                    }
                 }
+                Ok(None) => eof = true,
+                Err(e @ CsvError::BadRow { .. }) => {
+                    stats.read += 1;
+                    stats.record_invalid(&e, opts.input.skip_invalid);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         stats.decode += read_at.elapsed();
         if block.is_empty() {
-            break;
+            continue;
         }
         replayer.step_block(&mut block, opts.from_ms);
         stats.rows += block.len() as u64;
@@ -290,7 +405,94 @@ pub fn replay_blocks(
     }
     stats.labels = replayer.labels;
     stats.total = started.elapsed();
+    if stats.invalid_count() > 0 && opts.input.skip_invalid {
+        tracing::warn!(
+            "{}: skipped {} invalid row(s) ({})",
+            reader.path(),
+            stats.invalid_count(),
+            stats.invalid_summary()
+        );
+    }
+    if stats.invalid_count() > 0 && !opts.input.skip_invalid {
+        return Err(ReplayError::InvalidRows {
+            path: reader.path().to_string(),
+            stats: Box::new(stats),
+        });
+    }
     Ok(stats)
+}
+
+/// The error for the row just read, at `ts_ms`, after a row at `released_ms` was replayed.
+fn out_of_order(reader: &HandbookReader, ts_ms: i64, released_ms: i64, held: usize) -> CsvError {
+    let time = crate::source::time::rfc3339_ms;
+    CsvError::BadRow {
+        path: reader.path().to_string(),
+        line: reader.line(),
+        reason: "out_of_order",
+        message: format!(
+            "event time {} is before {}, already replayed: the file is out of time order by more than the {held} rows a replay holds back (--reorder-rows)",
+            time(ts_ms),
+            time(released_ms),
+        ),
+    }
+}
+
+/// Rows held back, in event-time order, until `cap` newer rows have arrived,
+/// so that input out of order by fewer than `cap` rows is replayed in order.
+/// Row buffers are recycled, so a steady replay allocates nothing here.
+struct Reorder {
+    held: VecDeque<OwnedTxRow>,
+    spare: Vec<OwnedTxRow>,
+    cap: usize,
+    /// Event time of the last row released to the engine.
+    released_ms: i64,
+}
+
+impl Reorder {
+    fn new(cap: usize) -> Self {
+        Self {
+            held: VecDeque::new(),
+            spare: Vec::new(),
+            cap,
+            released_ms: i64::MIN,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Holds `row` in order; `Err` with the event time of the last released
+    /// row when `row` is older (it can no longer be replayed in order).
+    fn push(&mut self, row: &TxRow<'_>) -> Result<(), i64> {
+        if row.ts_ms < self.released_ms {
+            return Err(self.released_ms);
+        }
+        let mut owned = self.spare.pop().unwrap_or_default();
+        owned.fill(row);
+        // In-order rows (the usual case) go to the back; others after the
+        // last held row of the same or an earlier time.
+        let at = match self.held.back() {
+            Some(b) if b.ts_ms() > row.ts_ms => {
+                self.held.partition_point(|h| h.ts_ms() <= row.ts_ms)
+            }
+            _ => self.held.len(),
+        };
+        self.held.insert(at, owned);
+        Ok(())
+    }
+
+    /// The next row to replay: the oldest held, once more than `cap` are held
+    /// (or, at the end of the input, any). It must be taken before the next call.
+    fn ready(&mut self, eof: bool) -> Option<&mut OwnedTxRow> {
+        if self.held.len() <= self.cap && !eof {
+            return None;
+        }
+        let row = self.held.pop_front()?;
+        self.released_ms = row.ts_ms();
+        self.spare.push(row);
+        self.spare.last_mut()
+    }
 }
 
 #[cfg(test)]

@@ -19,16 +19,9 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
         ModelStore::load(Some(shipped.clone()), Some(shipped.clone()), set.clone()).unwrap(),
     );
     let alone = Arc::new(ModelStore::load(Some(shipped), None, set.clone()).unwrap());
-    let row = TxRow {
-        transaction_id: "e1",
-        ts_ms: 1_533_000_000_000,
-        customer_id: "a1",
-        terminal_id: "t1",
-        amount: 900.0,
-        fraud: false,
-        scenario: 0,
-    };
-    let subject = Subject::of_row(&row);
+    let row = TxRow::new("e1", 1_533_000_000_000, "a1", "t1", 900.0, false);
+    let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
+    let subject = Subject::of_row(&row, &mut mcc);
     let mut outputs = Vec::new();
     for store in [with_challenger, alone] {
         let mut d = Decider::new(rules.clone(), set.len(), None).with_models(store);
@@ -115,6 +108,7 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
         event_id: "e1",
         account_id: "a1",
         event_ts_ms: 1_533_000_000_000,
+        original_amount: 500.0,
         strings: [None; 9],
     };
     let decide = |d: &mut Decider| {
@@ -182,6 +176,7 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
         event_id: "e",
         account_id: "a",
         event_ts_ms: 1_533_000_000_000,
+        original_amount: 500.0,
         strings: [None; 9],
     };
     let decide_all = |blocked: &mut Decider, alone: &mut Decider| {
@@ -224,4 +219,53 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
     shipped.first_trees(5).unwrap().save(&champion).unwrap();
     assert!(models.reload().iter().all(Result::is_ok));
     decide_all(&mut blocked, &mut alone);
+}
+
+/// Rules compare `amount` in the base currency and see the amount as sent as
+/// `original_amount`, with its `currency`: 6000 JPY is about 34 EUR.
+#[test]
+fn rules_see_the_base_amount_and_the_original_amount_and_currency() {
+    use fraudstream::decision::itoa_buf;
+    use fraudstream::source::currency::RateTable;
+    use fraudstream::source::event::{parse_event_with, Limits};
+    use iso_currency::Currency;
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let rules = "rules:\n\
+      - { id: big_base, when: amount > 5000, action: review, reason: { code: a, text: a } }\n\
+      - { id: big_as_sent, when: original_amount > 5000 and currency == 'JPY', action: review, reason: { code: b, text: b } }\n";
+    let files = vec![("rules/r.yaml".to_string(), rules.to_string())];
+    let store = Arc::new(RuleStore::load(RulesSource::Files(files), set.clone()).unwrap());
+    let rates = RateTable::parse(
+        "fx.toml",
+        "base = \"EUR\"\nas_of = \"2026-10-30\"\n[rates]\nJPY = 175.68\n",
+        Currency::EUR,
+    )
+    .unwrap();
+    let fired = |currency: &str| {
+        let json = format!(
+            r#"{{"event_id":"e","ts":1700000000000,"account_id":"a","terminal_id":"t","amount":6000,"currency":"{currency}"}}"#
+        );
+        let ev = parse_event_with(
+            json.as_bytes(),
+            &Limits::default(),
+            &rates,
+            1_700_000_000_000,
+        )
+        .unwrap();
+        let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
+        let mut d = Decider::new(store.clone(), set.len(), None);
+        engine.update(&EventView::of(&ev), d.features_mut());
+        let mut mcc = itoa_buf::Buf::default();
+        d.assess(&Subject::of(&ev, &mut mcc), false);
+        let ruleset = store.current();
+        let ids: Vec<String> = d
+            .hits()
+            .live
+            .iter()
+            .map(|&i| ruleset.rules[i as usize].id.to_string())
+            .collect();
+        (ev.amount.0, ids)
+    };
+    assert_eq!(fired("jpy"), (34.15, vec!["big_as_sent".to_string()]));
+    assert_eq!(fired("EUR"), (6000.0, vec!["big_base".to_string()]));
 }

@@ -61,6 +61,16 @@ fn malformed(
             valid("3", &(now + 10 * 365 * 86_400_000).to_string()).into_bytes(),
             Some("future_timestamp"),
         ),
+        10 => (
+            valid("3", &now.to_string()).replace("\"EUR\"", "\"ABC\"").into_bytes(),
+            Some("invalid_currency"),
+        ),
+        11 => (
+            valid("3", &now.to_string()).replace("\"EUR\"", "\"KES\"").into_bytes(),
+            Some("no_fx_rate"),
+        ),
+        12 => (valid("3", &(now / 1000).to_string()).into_bytes(), Some("timestamp_in_seconds")),
+        13 => (valid("3", "0").into_bytes(), Some("timestamp_before_min")),
         _ => {
             let mut v = valid("3", &now.to_string()).into_bytes();
             let at = v.iter().position(|&b| b == b'a').unwrap() + 1;
@@ -79,7 +89,7 @@ fn a_hundred_thousand_malformed_messages_interleaved_with_valid_ones() {
     let mut expected_reason: HashMap<Vec<u8>, Option<&str>> = HashMap::new();
     let (n_bad, every) = (100_000, 10);
     for i in 0..n_bad {
-        let (payload, reason) = malformed(i % 11, i, now, &mut rng);
+        let (payload, reason) = malformed(i % 15, i, now, &mut rng);
         expected_reason.insert(payload.clone(), reason);
         records.push((format!("k{}", i % 977), payload));
         if i % every == every - 1 {

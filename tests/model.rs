@@ -30,6 +30,7 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
         label_delay_days: 7,
         validation_share: 0.25,
         gbt: Default::default(),
+        input: Default::default(),
     };
     let trained = train(&input, &out, &opts, |_, _| {}).unwrap();
     assert_eq!(trained.training.rows, 67_240, "the chapter-3 training week");

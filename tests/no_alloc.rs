@@ -68,6 +68,7 @@ fn the_hot_path_does_not_allocate_per_event() {
                 event_id: view.event_id,
                 account_id: view.account,
                 event_ts_ms: view.ts_ms,
+                original_amount: view.amount,
                 strings: [
                     Some(view.account),
                     Some(view.card),

@@ -60,19 +60,54 @@ fn every_event_gets_exactly_one_decision() {
 fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
     let cluster = Cluster::start(1);
     let now = now_ms();
+    // Field case 02: e-ms is decided; e-s (epoch seconds) and e-zero are dead-lettered.
+    let case_02: Vec<Vec<u8>> =
+        include_str!("fixtures/field-cases/02-epoch-seconds/payments.jsonl")
+            .lines()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+    let valid = |field: &str, value: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&format!(
+            r#"{{"event_id":"x","ts":{now},"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}}"#
+        ))
+        .unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        v.to_string().into_bytes()
+    };
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_json", b"not json at all".to_vec()),
         ("invalid_json", br#"{"event_id":"x","ts":1,"#.to_vec()),
         ("invalid_utf8", b"\xff\xfe\xfd".to_vec()),
-        ("missing_field", br#"{"event_id":"x","ts":1,"account_id":"a","amount":1,"currency":"EUR"}"#.to_vec()),
-        ("wrong_type", br#"{"event_id":"x","ts":1,"account_id":["a"],"terminal_id":"t","amount":1,"currency":"EUR"}"#.to_vec()),
-        ("invalid_amount", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":0,"currency":"EUR"}"#.to_vec()),
-        ("invalid_amount", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":"NaN","currency":"EUR"}"#.to_vec()),
-        ("invalid_timestamp", br#"{"event_id":"x","ts":"soon","account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}"#.to_vec()),
-        ("future_timestamp", format!(r#"{{"event_id":"x","ts":{},"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}}"#, now + 86_400_000 * 365).into_bytes()),
-        ("oversized", format!(r#"{{"event_id":"x","pad":"{}"}}"#, "x".repeat(70_000)).into_bytes()),
-        ("invalid_field", br#"{"event_id":"x","ts":1,"account_id":"a","terminal_id":"t","amount":1,"currency":"eur"}"#.to_vec()),
-        ("invalid_json", format!(r#"{{"deep":{}}}"#, "[".repeat(5000)).into_bytes()),
+        (
+            "missing_field",
+            format!(
+                r#"{{"event_id":"x","ts":{now},"account_id":"a","amount":1,"currency":"EUR"}}"#
+            )
+            .into_bytes(),
+        ),
+        ("wrong_type", valid("account_id", r#"["a"]"#)),
+        ("invalid_amount", valid("amount", "-1")),
+        ("invalid_amount", valid("amount", r#""NaN""#)),
+        ("invalid_amount", valid("amount", "1.001")),
+        ("invalid_timestamp", valid("ts", r#""soon""#)),
+        (
+            "future_timestamp",
+            valid("ts", &(now + 86_400_000 * 365).to_string()),
+        ),
+        (
+            "oversized",
+            format!(r#"{{"event_id":"x","pad":"{}"}}"#, "x".repeat(70_000)).into_bytes(),
+        ),
+        ("invalid_field", valid("event_id", r#""""#)),
+        ("invalid_field", valid("country", r#""Germany""#)),
+        ("invalid_currency", valid("currency", r#""ABC""#)),
+        ("no_fx_rate", valid("currency", r#""KES""#)),
+        ("timestamp_in_seconds", case_02[1].clone()),
+        ("timestamp_before_min", case_02[2].clone()),
+        (
+            "invalid_json",
+            format!(r#"{{"deep":{}}}"#, "[".repeat(5000)).into_bytes(),
+        ),
         ("invalid_json", Vec::new()),
     ];
     let mut records = Vec::new();
@@ -80,6 +115,7 @@ fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
         records.push(event(&format!("ok{i}"), "acc", now - 1000 + i as i64, 5.0));
         records.push(("k".to_string(), payload.clone()));
     }
+    records.push(("acc-1".to_string(), case_02[0].clone()));
     records.push(event("last", "acc", now, 5.0));
     cluster.produce("payments", &records);
     let running = Running::start(&cluster.config);
@@ -90,8 +126,12 @@ fn malformed_input_goes_to_the_dlq_with_a_reason_and_processing_continues() {
     running.stop();
     assert_eq!(
         out.decisions.len(),
-        bad.len() + 1,
+        bad.len() + 2,
         "every valid event, including the one after the bad ones, is decided"
+    );
+    assert!(
+        out.decisions.contains_key("e-ms"),
+        "field case 02: e-ms is decided"
     );
     assert_eq!(out.dlq.len(), bad.len());
     let mut dlq = out.dlq.clone();

@@ -41,13 +41,14 @@ fn event_schema_lists_exactly_the_fields_the_parser_knows() {
         .map(|v| v.as_str().unwrap())
         .collect();
     // An event with only the required fields parses; dropping any one fails.
-    let full = serde_json::json!({"event_id":"e","ts":1,"account_id":"a","terminal_id":"t","amount":1.5,"currency":"EUR"});
-    assert!(parse_event_at(full.to_string().as_bytes(), &Limits::default(), 10).is_ok());
+    let now = 1_700_000_000_000;
+    let full = serde_json::json!({"event_id":"e","ts":now,"account_id":"a","terminal_id":"t","amount":1.5,"currency":"EUR"});
+    assert!(parse_event_at(full.to_string().as_bytes(), &Limits::default(), now).is_ok());
     for r in &required {
         let mut v = full.clone();
         v.as_object_mut().unwrap().remove(*r);
         assert!(
-            parse_event_at(v.to_string().as_bytes(), &Limits::default(), 10).is_err(),
+            parse_event_at(v.to_string().as_bytes(), &Limits::default(), now).is_err(),
             "{r} is required"
         );
     }

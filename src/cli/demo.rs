@@ -42,6 +42,10 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     let shutdown = Shutdown::new();
     let mut config = Config::default();
     config.kafka.group_id = "fraudstream-demo".into();
+    // The demo's payments are all in the base currency: run anywhere, rates or not.
+    if !std::path::Path::new(&config.currency.rates).exists() {
+        config.currency.rates.clear();
+    }
     config.metrics.addr = args.metrics_addr.clone();
     let _rt = super::start_runtime(
         &config.metrics,

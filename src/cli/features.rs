@@ -27,9 +27,12 @@ pub struct FeaturesArgs {
     /// Delay after which each transaction's label is fed back (e.g. 7d).
     #[arg(long, default_value = "7d")]
     pub label_delay: String,
-    /// Output CSV.
+    /// Output CSV (removed again when the replay fails).
     #[arg(long)]
     pub out: PathBuf,
+    /// How the input is read.
+    #[command(flatten)]
+    pub input_args: super::input::InputArgs,
 }
 
 /// Runs the replay and writes `TRANSACTION_ID` plus every feature per row.
@@ -50,6 +53,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         label_delay_ms: i64::from(
             parse_duration_s(&args.label_delay).context("bad --label-delay, expected e.g. 7d")?,
         ) * 1000,
+        input: args.input_args.options()?,
         ..ReplayOptions::default()
     };
     let file = std::fs::File::create(&args.out)
@@ -74,7 +78,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let mut io_err = None;
     let mut line = String::with_capacity(512);
     let mut ryu_buf = ryu::Buffer::new();
-    let stats = replay(
+    let result = replay(
         &args.input,
         set.clone(),
         &opts,
@@ -94,21 +98,41 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
             }
         },
         |bytes| bar.set_position(bytes),
-    )?;
+    );
     bar.finish_and_clear();
-    if let Some(e) = io_err {
-        return Err(e).context("writing features");
-    }
+    let result = match (result, io_err) {
+        (Ok(stats), None) => Ok(stats),
+        (_, Some(e)) => Err(anyhow::Error::from(e).context("writing features")),
+        (Err(e), None) => Err(e.into()),
+    };
+    let Ok(stats) = result else {
+        drop(out);
+        // A partial feature file must not be mistaken for a whole one.
+        let _ = std::fs::remove_file(&args.out);
+        return result.map(|_| ());
+    };
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
+    let mut skipped = String::new();
+    if stats.after_to > 0 {
+        skipped += &format!(", {} after --to (not replayed)", stats.after_to);
+    }
+    if stats.invalid_count() > 0 {
+        skipped += &format!(
+            ", {} invalid skipped ({})",
+            stats.invalid_count(),
+            stats.invalid_summary()
+        );
+    }
     eprintln!(
-        "{} rows read, {} written to {}, {} labels fed back, {:.2} s ({:.0} rows/s)",
+        "{} rows read, {} replayed, {} written to {}{skipped}, {} labels fed back, {:.2} s ({:.0} rows/s)",
+        stats.read,
         stats.rows,
         stats.emitted,
         args.out.display(),
         stats.labels,
         secs,
-        stats.rows as f64 / secs
+        stats.read as f64 / secs
     );
     Ok(())
 }

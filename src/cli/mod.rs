@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod input;
 mod loadtest;
 mod model;
 mod rules;

@@ -46,6 +46,9 @@ pub struct TrainArgs {
     /// Minimum hessian in a leaf (gbt).
     #[arg(long, default_value_t = GbtParams::default().min_child_weight)]
     pub min_child_weight: f64,
+    /// How the input is read.
+    #[command(flatten)]
+    pub input_args: super::input::InputArgs,
 }
 
 /// Flags of `backtest`.
@@ -87,6 +90,9 @@ pub struct BacktestArgs {
     /// Compare with this rules directory.
     #[arg(long)]
     pub compare_rules: Option<PathBuf>,
+    /// How the input is read.
+    #[command(flatten)]
+    pub input_args: super::input::InputArgs,
 }
 
 /// Trains and writes a model.
@@ -111,6 +117,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             min_child_weight: args.min_child_weight,
             ..GbtParams::default()
         },
+        input: args.input_args.options()?,
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -159,6 +166,7 @@ pub fn run_backtest(args: BacktestArgs) -> anyhow::Result<()> {
         report_dir: args.report_dir.clone(),
         compare_model: args.compare_model,
         compare_rules: args.compare_rules,
+        input: args.input_args.options()?,
     };
     let started = std::time::Instant::now();
     let r = backtest(&args.input, &opts, |_| {})?;

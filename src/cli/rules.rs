@@ -39,9 +39,28 @@ pub enum RulesCommand {
     },
 }
 
+/// Installs the rates the rules' tests convert amounts with: those of the
+/// configuration in the working directory (as `run` finds `config/default.toml`).
+/// Without the rates file only base-currency test events convert, and the
+/// message says where the file was looked for.
+fn install_rates() -> anyhow::Result<()> {
+    let config = crate::config::load(None, figment::Figment::new())?;
+    let table = config.currency.source()?.load_or_base_only()?;
+    if table.as_of_ms().is_none() && !config.currency.rates.is_empty() {
+        eprintln!(
+            "note: {}: test events in currencies other than {} cannot be converted",
+            table.source(),
+            table.base().code()
+        );
+    }
+    crate::source::currency::install(std::sync::Arc::new(table));
+    Ok(())
+}
+
 /// Runs a `rules` subcommand; returns the process exit code.
 pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
     let set = load_feature_set(&args.feature_set)?;
+    install_rates()?;
     match args.command {
         RulesCommand::Check { dir } => match Ruleset::load_dir(&dir, &set) {
             Ok(rs) => {

@@ -22,6 +22,8 @@ pub struct Subject<'a> {
     pub account_id: &'a str,
     /// Event time, epoch ms.
     pub event_ts_ms: i64,
+    /// The amount as sent, in the event's currency (rules' `original_amount`).
+    pub original_amount: f64,
     /// Values of [`STRING_FIELDS`], in order.
     pub strings: [Option<&'a str>; STRING_FIELDS.len()],
 }
@@ -34,6 +36,7 @@ impl<'a> Subject<'a> {
             event_id: &ev.event_id,
             account_id: &ev.account_id,
             event_ts_ms: ev.ts.0,
+            original_amount: ev.original_amount.0,
             strings: [
                 Some(&ev.account_id),
                 Some(ev.card()),
@@ -48,23 +51,23 @@ impl<'a> Subject<'a> {
         }
     }
 
-    /// The subject of a handbook row: the customer is account and card, and
-    /// amounts are in euros.
-    pub fn of_row(row: &TxRow<'a>) -> Self {
+    /// The subject of a transactions file row (`mcc` goes through `mcc_buf`).
+    pub fn of_row(row: &'a TxRow<'a>, mcc_buf: &'a mut itoa_buf::Buf) -> Self {
         Self {
             event_id: row.transaction_id,
             account_id: row.customer_id,
             event_ts_ms: row.ts_ms,
+            original_amount: row.original_amount,
             strings: [
                 Some(row.customer_id),
-                Some(row.customer_id),
+                Some(row.card()),
                 Some(row.terminal_id),
-                None,
-                None,
-                None,
-                Some("EUR"),
-                None,
-                None,
+                row.device_id,
+                row.ip,
+                row.country.as_deref(),
+                Some(row.currency.code()),
+                row.channel,
+                row.mcc.map(|m| mcc_buf.format(m.0)),
             ],
         }
     }
@@ -395,6 +398,7 @@ impl Decider {
             _ => f64::NAN,
         };
         self.nums[self.n_features + 1] = challenger_score.unwrap_or(f64::NAN);
+        self.nums[self.n_features + 2] = subject.original_amount;
         hash_string_fields(rules.string_fields, subject.strings, &mut self.strs);
         rules.evaluate(&self.nums, &self.strs, &mut self.hits);
         let verdict = rules.policy.decide(rules, &self.hits.live, model);

@@ -6,7 +6,7 @@ use crate::decision::{Action, Decider, Outcome, Subject};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
 use crate::model::{Model, ModelStore};
-use crate::replay::{replay_blocks, ReplayOptions};
+use crate::replay::{replay_blocks, InputOptions, ReplayOptions};
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::state::key_hash;
 use serde::Serialize;
@@ -40,6 +40,8 @@ pub struct BacktestOptions {
     pub compare_model: Option<PathBuf>,
     /// A second rules directory to compare with.
     pub compare_rules: Option<PathBuf>,
+    /// How the transactions file is read.
+    pub input: InputOptions,
 }
 
 /// Transactions by action and label.
@@ -270,6 +272,7 @@ pub fn backtest(
         from_ms,
         to_ms,
         label_delay_ms: i64::from(opts.label_delay_days) * 86_400_000,
+        input: opts.input.clone(),
         ..ReplayOptions::default()
     };
     // Blocks of rows: the feature state and the rules and trees each stay in
@@ -299,7 +302,8 @@ pub fn backtest(
             for (j, &k) in chosen.iter().enumerate() {
                 let (row, features) = block.row(k);
                 let row = &row;
-                let subject = Subject::of_row(row);
+                let mut mcc = crate::decision::itoa_buf::Buf::default();
+                let subject = Subject::of_row(row, &mut mcc);
                 // Reasons are only read when they are written out.
                 let explain = scores_out.is_some();
                 let decide = |e: &mut Engine| -> Outcome {

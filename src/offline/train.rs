@@ -7,7 +7,7 @@ use crate::model::evaluate::{auc_roc, average_precision};
 use crate::model::gbt::{Gbt, GbtParams};
 use crate::model::logistic::Logistic;
 use crate::model::{Algorithm, ModelFile, TrainingInfo, ValidationInfo, MODEL_FORMAT_VERSION};
-use crate::replay::{replay, ReplayOptions};
+use crate::replay::{replay, InputOptions, ReplayOptions};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,6 +30,8 @@ pub struct TrainOptions {
     pub validation_share: f64,
     /// Gradient-boosting settings (for `gbt`).
     pub gbt: GbtParams,
+    /// How the transactions file is read.
+    pub input: InputOptions,
 }
 
 /// A training set: row-major features and labels, in time order.
@@ -49,6 +51,7 @@ pub fn collect(
     from_ms: i64,
     to_ms: i64,
     label_delay_days: u32,
+    input_options: &InputOptions,
 ) -> anyhow::Result<Dataset> {
     let set = Arc::new(load_feature_set(feature_set)?);
     let d = set.len();
@@ -56,6 +59,7 @@ pub fn collect(
         from_ms,
         to_ms,
         label_delay_ms: i64::from(label_delay_days) * 86_400_000,
+        input: input_options.clone(),
         ..ReplayOptions::default()
     };
     let mut data = Dataset {
@@ -124,6 +128,7 @@ pub fn train(
         from_ms,
         to_ms,
         opts.label_delay_days,
+        &opts.input,
     )?;
     let n = data.y.len();
     anyhow::ensure!(

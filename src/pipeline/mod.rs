@@ -50,6 +50,9 @@ pub enum PipelineError {
     /// The rules could not be loaded.
     #[error("rules:\n{0}")]
     Rules(#[from] crate::rules::RulesError),
+    /// The base currency or the rates file is not usable.
+    #[error("{0}")]
+    Rates(String),
     /// The rules watcher could not start.
     #[error("cannot watch the rules directory: {0}")]
     Watch(#[from] std::io::Error),
@@ -113,6 +116,14 @@ pub fn run_with_rules(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
+    let rates = config
+        .currency
+        .source()
+        .map_err(|e| PipelineError::Rates(e.to_string()))?;
+    let table = rates
+        .reload()
+        .map_err(|e| PipelineError::Rates(e.to_string()))?;
+    reload::report_rates(&table, &metrics);
     let set = Arc::new(load_feature_set(&config.features.set)?);
     metrics.register_entities(set.entities.iter().map(|e| e.name.as_str()));
     let rules = Arc::new(RuleStore::load(rules, set.clone())?);
@@ -129,6 +140,7 @@ pub fn run_with_rules(
     let _watcher = reload::watch(
         rules.clone(),
         models.clone(),
+        rates,
         metrics.clone(),
         shutdown.clone(),
     )?;

@@ -30,7 +30,9 @@ pub const STRING_FIELDS: [&str; 9] = [
 ];
 
 /// Numeric names beyond the feature set, appended after the features.
-pub const EXTRA_NUMBERS: [&str; 2] = ["model.score", "model.challenger_score"];
+/// `original_amount` is the amount as sent, in the event's `currency` (the
+/// feature `amount` is converted into the base currency).
+pub const EXTRA_NUMBERS: [&str; 3] = ["model.score", "model.challenger_score", "original_amount"];
 
 /// A compile error at a byte offset of the expression.
 #[derive(Debug, Clone, PartialEq)]

@@ -162,6 +162,9 @@ fn inputs_from_events(
         let ev = parse_event_at(bytes.as_bytes(), &Limits::default(), i64::MAX / 4)
             .map_err(|e| format!("event {} is not a valid payment event: {e}", i + 1))?;
         engine.update(&EventView::of(&ev), &mut nums[..set.len()]);
+        if let Some(slot) = scope.number("original_amount") {
+            nums[usize::from(slot)] = ev.original_amount.0;
+        }
         let mut mcc = crate::decision::itoa_buf::Buf::default();
         let fields = crate::decision::Subject::of(&ev, &mut mcc).strings;
         hash_string_fields(u16::MAX, fields, &mut strs);
