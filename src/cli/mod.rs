@@ -6,6 +6,7 @@ mod loadtest;
 mod model;
 mod rules;
 mod run;
+mod topics;
 
 use crate::config::LogFormat;
 use crate::lifecycle::{Health, Shutdown};
@@ -42,6 +43,8 @@ pub enum Command {
     Backtest(model::BacktestArgs),
     /// Measure the processor against a Kafka pass-through baseline on an embedded broker.
     Loadtest(loadtest::LoadTestArgs),
+    /// Print every topic the configuration needs, with its settings; `--create` creates the missing ones.
+    Topics(topics::TopicsArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -65,6 +68,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::Loadtest(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             loadtest::run(args)
+        }
+        Command::Topics(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            topics::run(args)
         }
         Command::Rules(args) => {
             let code = rules::run(args)?;
