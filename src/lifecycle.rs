@@ -50,6 +50,11 @@ impl Health {
         self.restoring.store(n, Ordering::Relaxed);
     }
 
+    /// How many assigned partitions are still rebuilding their state.
+    pub fn restoring(&self) -> usize {
+        self.restoring.load(Ordering::Relaxed)
+    }
+
     /// Records whether the broker answered recently.
     pub fn set_broker_ok(&self, ok: bool) {
         self.broker_ok.store(ok, Ordering::Relaxed);

@@ -17,6 +17,9 @@ pub mod restore;
 pub mod terminal;
 pub mod topics;
 
+#[cfg(test)]
+mod tests;
+
 pub use checkpoint::Checkpoint;
 pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
 
@@ -40,10 +43,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use restore::Restore;
-use topics::TopicsError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use topics::TopicsError;
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +161,13 @@ pub fn run_with_rules(
     if !config.kafka.labels_topic.is_empty() {
         topics.push(config.kafka.labels_topic.as_str());
     }
-    if consumer.context().lock().workers.terminal_partitions.is_some() {
+    if consumer
+        .context()
+        .lock()
+        .workers
+        .terminal_partitions
+        .is_some()
+    {
         topics.push(config.kafka.terminal_topic.as_str());
     }
     consumer.subscribe(&topics)?;
@@ -392,7 +401,10 @@ impl Pipeline {
     /// labels and terminal partitions, for those topics in use.
     fn partition_set(&self, partition: i32) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        let terminal = self.workers.terminal_partitions.map(|_| &self.terminal_topic);
+        let terminal = self
+            .workers
+            .terminal_partitions
+            .map(|_| &self.terminal_topic);
         for topic in [Some(&self.input_topic), Some(&self.labels_topic), terminal]
             .into_iter()
             .flatten()
@@ -413,7 +425,11 @@ impl Pipeline {
     /// A message of a partition still restoring must wait: rewinds it to that
     /// message (it is read again once the partition resumes). Paused partitions
     /// deliver nothing, so this only catches a message fetched before the pause.
-    fn held_back(&self, consumer: &BaseConsumer<PipelineContext>, msg: &BorrowedMessage<'_>) -> bool {
+    fn held_back(
+        &self,
+        consumer: &BaseConsumer<PipelineContext>,
+        msg: &BorrowedMessage<'_>,
+    ) -> bool {
         let p = msg.partition();
         if self.restoring.is_empty() || !self.restoring.iter().any(|r| r.partition() == p) {
             return false;

@@ -84,7 +84,11 @@ impl Restore {
         let k = &config.kafka;
         let sources = [
             (Source::Input, until.input_offset, true),
-            (Source::Labels, until.labels_offset, !k.labels_topic.is_empty()),
+            (
+                Source::Labels,
+                until.labels_offset,
+                !k.labels_topic.is_empty(),
+            ),
             (
                 Source::Terminal,
                 until.terminal_offset,
@@ -134,7 +138,13 @@ impl Restore {
                 Some(Ok(msg)) => {
                     self.last_progress = Instant::now();
                     if msg.offset() < end {
-                        apply(source, msg.payload().unwrap_or(&[]), worker, limits, &mut self.done);
+                        apply(
+                            source,
+                            msg.payload().unwrap_or(&[]),
+                            worker,
+                            limits,
+                            &mut self.done,
+                        );
                     }
                     msg.offset() + 1 >= end
                 }

@@ -100,7 +100,13 @@ pub fn needed(config: &Config) -> Vec<TopicSpec> {
         ));
     }
     out.push(spec(&k.output_topic, "output", Partitions::Any, &[], false));
-    out.push(spec(&k.dlq_topic, "dead letters", Partitions::Any, &[], false));
+    out.push(spec(
+        &k.dlq_topic,
+        "dead letters",
+        Partitions::Any,
+        &[],
+        false,
+    ));
     if config.processing.guarantee == Guarantee::ExactlyOnce {
         out.push(spec(
             &k.checkpoint_topic,
@@ -158,7 +164,13 @@ pub fn survey(config: &Config, create: Create) -> Result<Vec<TopicStatus>, Topic
         .create_with_context(LastError::default())?;
     let timeout = Duration::from_millis(config.processing.kafka_timeout_ms.max(1000));
     let metadata = admin.inner().fetch_metadata(None, timeout).map_err(|e| {
-        let last = admin.inner().context().0.lock().ok().and_then(|l| l.clone());
+        let last = admin
+            .inner()
+            .context()
+            .0
+            .lock()
+            .ok()
+            .and_then(|l| l.clone());
         TopicsError::Unreachable {
             brokers: config.kafka.brokers.clone(),
             protocol: config
@@ -235,16 +247,17 @@ fn create_topic(
     }
     let deadline = Instant::now() + timeout;
     loop {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(&spec.name), timeout)
-            .ok();
+        let md = admin.inner().fetch_metadata(Some(&spec.name), timeout).ok();
         if md.is_some_and(|md| partitions_of(&md, &spec.name).is_some()) {
             tracing::info!(topic = %spec.name, partitions, settings = %Settings(spec, partitions), "topic created");
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(cannot_create(spec, partitions, "it did not appear in the metadata"));
+            return Err(cannot_create(
+                spec,
+                partitions,
+                "it did not appear in the metadata",
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -415,36 +415,43 @@ fn init_transactions_with_retry(
     unreachable!("the loop returns")
 }
 
-/// Test-only fault injection: the next enqueues on this thread fail.
+/// Test-only fault injection: one enqueue on this thread fails.
 #[cfg(test)]
 pub(crate) mod faults {
     use super::*;
-    use std::cell::Cell;
+    use std::cell::RefCell;
 
     thread_local! {
-        /// Enqueues to let through before one fails (`None`: no fault planned).
-        static FAIL_AFTER: Cell<Option<u64>> = const { Cell::new(None) };
+        /// The topic whose record fails, and how many of its records go through first.
+        static PLAN: RefCell<Option<(String, u64)>> = const { RefCell::new(None) };
     }
 
-    /// Makes the enqueue after the next `n` on this thread fail, once.
-    pub(crate) fn fail_enqueue_after(n: u64) {
-        FAIL_AFTER.with(|f| f.set(Some(n)));
+    /// Makes the record to `topic` after the next `n` to it fail to enqueue, once.
+    pub(crate) fn fail_enqueue_to(topic: &str, n: u64) {
+        PLAN.with(|p| *p.borrow_mut() = Some((topic.to_string(), n)));
     }
 
     pub(super) fn take_enqueue_fault<'a>(
         rec: BaseRecord<'a, [u8], [u8]>,
     ) -> Result<BaseRecord<'a, [u8], [u8]>, (KafkaError, BaseRecord<'a, [u8], [u8]>)> {
-        match FAIL_AFTER.with(Cell::get) {
-            Some(0) => {
-                FAIL_AFTER.with(|f| f.set(None));
-                let e = KafkaError::MessageProduction(RDKafkaErrorCode::InvalidArgument);
-                Err((e, rec))
+        let fail = PLAN.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.as_mut() {
+                Some((topic, 0)) if topic == rec.topic => {
+                    *p = None;
+                    true
+                }
+                Some((topic, n)) if topic == rec.topic => {
+                    *n -= 1;
+                    false
+                }
+                _ => false,
             }
-            Some(n) => {
-                FAIL_AFTER.with(|f| f.set(Some(n - 1)));
-                Ok(rec)
-            }
-            None => Ok(rec),
+        });
+        if fail {
+            let e = KafkaError::MessageProduction(RDKafkaErrorCode::InvalidArgument);
+            return Err((e, rec));
         }
+        Ok(rec)
     }
 }
