@@ -8,8 +8,11 @@
 use crate::config::{Config, Guarantee};
 use crate::sink::client_config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientContext;
 use std::fmt;
 use std::sync::Mutex;
@@ -143,34 +146,56 @@ pub enum Create {
     },
 }
 
-/// Records the client's last error, to say why a broker did not answer.
+/// Records the client's first error, to say why a broker did not answer (a
+/// failed TLS handshake or login is logged at warning level or worse; what
+/// follows, such as "all brokers are down", only repeats it).
 #[derive(Default)]
 struct LastError(Mutex<Option<String>>);
 
+impl LastError {
+    fn record(&self, what: &str) {
+        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| what.to_string());
+    }
+}
+
 impl ClientContext for LastError {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(fac, log_message, "admin client");
+        use RDKafkaLogLevel as L;
+        if matches!(
+            level,
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+        ) {
+            self.record(log_message);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(error = %error, reason, "admin client error");
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        self.record(reason);
     }
+}
+
+impl rdkafka::producer::ProducerContext for LastError {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
 
 /// Finds every needed topic on the brokers and creates the missing ones `create`
 /// allows. Fails if no broker answers; wrong partition counts are left to
 /// [`check`] (so `fraudstream topics` can print them).
 pub fn survey(config: &Config, create: Create) -> Result<Vec<TopicStatus>, TopicsError> {
-    let admin: AdminClient<LastError> = client_config(config)
+    // A producer, not the admin client: its poll serves the client's log and
+    // error events, which say why no broker answered.
+    let probe: BaseProducer<LastError> = client_config(config)
         // A metadata request must never create a topic with the broker's defaults.
         .set("allow.auto.create.topics", "false")
         .create_with_context(LastError::default())?;
     let timeout = Duration::from_millis(config.processing.kafka_timeout_ms.max(1000));
-    let metadata = admin.inner().fetch_metadata(None, timeout).map_err(|e| {
-        let last = admin
-            .inner()
-            .context()
-            .0
-            .lock()
-            .ok()
-            .and_then(|l| l.clone());
+    let metadata = probe.client().fetch_metadata(None, timeout).map_err(|e| {
+        probe.poll(Duration::from_millis(100));
+        let last = probe.context().0.lock().ok().and_then(|l| l.clone());
         TopicsError::Unreachable {
             brokers: config.kafka.brokers.clone(),
             protocol: config
@@ -195,6 +220,7 @@ pub fn survey(config: &Config, create: Create) -> Result<Vec<TopicStatus>, Topic
         _ => None,
     });
     let Some(n) = input else { return Ok(out) };
+    let mut admin = None;
     for status in out.iter_mut().filter(|s| s.found.is_none()) {
         let allowed = match create {
             Create::Nothing => false,
@@ -202,7 +228,11 @@ pub fn survey(config: &Config, create: Create) -> Result<Vec<TopicStatus>, Topic
             Create::All { .. } => true,
         };
         if allowed {
-            create_topic(&admin, &status.spec, n, timeout)?;
+            let admin = match &mut admin {
+                Some(a) => a,
+                None => admin.insert(client_config(config).create()?),
+            };
+            create_topic(admin, &status.spec, n, timeout)?;
             status.found = Some(n as usize);
             status.created = true;
         }
@@ -221,7 +251,7 @@ fn partitions_of(metadata: &Metadata, topic: &str) -> Option<usize> {
 
 /// Creates `spec` with `partitions` and waits until its metadata shows it.
 fn create_topic(
-    admin: &AdminClient<LastError>,
+    admin: &AdminClient<DefaultClientContext>,
     spec: &TopicSpec,
     partitions: i32,
     timeout: Duration,
