@@ -202,11 +202,8 @@ impl Sink {
 
     fn send_record(&mut self, mut rec: BaseRecord<'_, [u8], [u8]>) {
         #[cfg(test)]
-        {
-            rec = match faults::take_enqueue_fault(rec) {
-                Ok(rec) => rec,
-                Err((e, rec)) => return self.fail_batch(rec.topic, &e),
-            };
+        if let Some(e) = faults::enqueue_fault(rec.topic) {
+            return self.fail_batch(rec.topic, &e);
         }
         loop {
             match self.producer.send(rec) {
@@ -431,27 +428,23 @@ pub(crate) mod faults {
         PLAN.with(|p| *p.borrow_mut() = Some((topic.to_string(), n)));
     }
 
-    pub(super) fn take_enqueue_fault<'a>(
-        rec: BaseRecord<'a, [u8], [u8]>,
-    ) -> Result<BaseRecord<'a, [u8], [u8]>, (KafkaError, BaseRecord<'a, [u8], [u8]>)> {
-        let fail = PLAN.with(|p| {
+    /// The error the planned fault makes a record to `topic` fail with, if its turn.
+    pub(super) fn enqueue_fault(topic: &str) -> Option<KafkaError> {
+        PLAN.with(|p| {
             let mut p = p.borrow_mut();
             match p.as_mut() {
-                Some((topic, 0)) if topic == rec.topic => {
+                Some((t, 0)) if t == topic => {
                     *p = None;
-                    true
+                    Some(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::InvalidArgument,
+                    ))
                 }
-                Some((topic, n)) if topic == rec.topic => {
+                Some((t, n)) if t == topic => {
                     *n -= 1;
-                    false
+                    None
                 }
-                _ => false,
+                _ => None,
             }
-        });
-        if fail {
-            let e = KafkaError::MessageProduction(RDKafkaErrorCode::InvalidArgument);
-            return Err((e, rec));
-        }
-        Ok(rec)
+        })
     }
 }
