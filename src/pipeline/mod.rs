@@ -144,10 +144,11 @@ pub fn run_with_rules(
     // TLS handshake ends the start here, with the client's reason.
     let input_partitions = topics::check(&topics::survey(config, topics::Create::Internal)?)?;
     let sink = Sink::start(config)?;
-    let mut pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
-    pipeline.workers.terminal_partitions = (!config.kafka.terminal_topic.is_empty()
+    let terminal_partitions = (!config.kafka.terminal_topic.is_empty()
         && config.processing.mode == Mode::Decide)
         .then_some(input_partitions as i32);
+    let mut pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
+    pipeline.workers.terminal_partitions = terminal_partitions;
     let context = PipelineContext {
         pipeline: Mutex::new(pipeline),
         metrics,
@@ -161,13 +162,7 @@ pub fn run_with_rules(
     if !config.kafka.labels_topic.is_empty() {
         topics.push(config.kafka.labels_topic.as_str());
     }
-    if consumer
-        .context()
-        .lock()
-        .workers
-        .terminal_partitions
-        .is_some()
-    {
+    if terminal_partitions.is_some() {
         topics.push(config.kafka.terminal_topic.as_str());
     }
     consumer.subscribe(&topics)?;
@@ -377,11 +372,14 @@ impl Pipeline {
     }
 
     /// Puts a worker with empty state at `partition` (replacing any) and, when
-    /// `restore_to` is given, queues the rebuild of its state from the input up to
-    /// there; returns whether it did (the partition must then stay paused until
+    /// `restore_to` is given, starts its offsets there and queues the rebuild of
+    /// its state from the input up to there; returns whether it queued one (the partition must then stay paused until
     /// [`Pipeline::restore_step`] finishes it).
     fn fresh_worker(&mut self, partition: i32, restore_to: Option<Checkpoint>) -> bool {
-        self.workers.fresh(partition);
+        let worker = self.workers.fresh(partition);
+        if let Some(cp) = &restore_to {
+            worker.resume_at(cp);
+        }
         self.restoring.retain(|r| r.partition() != partition);
         let Some(until) = restore_to.filter(|_| self.restore_state) else {
             return false;

@@ -73,7 +73,8 @@ pub struct Restore {
     /// Reader of the source at the front of `todo`, once opened.
     reader: Option<BaseConsumer<QuietContext>>,
     last_progress: Instant,
-    started: Instant,
+    /// When the first slice ran (a restore may wait behind others).
+    started: Option<Instant>,
     /// What was re-read so far.
     pub done: Restored,
 }
@@ -103,7 +104,7 @@ impl Restore {
                 .collect(),
             reader: None,
             last_progress: Instant::now(),
-            started: Instant::now(),
+            started: None,
             done: Restored::default(),
         }
     }
@@ -123,6 +124,7 @@ impl Restore {
         limits: &Limits,
         budget: Duration,
     ) -> Result<bool, KafkaError> {
+        let started = *self.started.get_or_insert_with(Instant::now);
         let deadline = Instant::now() + budget;
         let stall = Duration::from_millis(config.processing.kafka_timeout_ms.max(1000));
         while let Some(&(source, end)) = self.todo.front() {
@@ -164,7 +166,7 @@ impl Restore {
                 return Ok(false);
             }
         }
-        self.done.seconds = self.started.elapsed().as_secs_f64();
+        self.done.seconds = started.elapsed().as_secs_f64();
         Ok(true)
     }
 }
