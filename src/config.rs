@@ -142,6 +142,9 @@ pub struct ProcessingConfig {
     pub max_batch_events: usize,
     /// Largest accepted message, bytes.
     pub max_message_bytes: usize,
+    /// Longest dead-letter payload written whole, bytes; a longer one is cut to this
+    /// length, with its original size and SHA-256 in headers.
+    pub dlq_max_payload_bytes: usize,
     /// Largest accepted amount, in the base currency.
     pub max_amount: f64,
     /// How far an event time may be ahead of the wall clock, seconds.
@@ -167,6 +170,7 @@ impl Default for ProcessingConfig {
             commit_interval_ms: 100,
             max_batch_events: 5000,
             max_message_bytes: 64 * 1024,
+            dlq_max_payload_bytes: 512 * 1024,
             max_amount: 1.0e9,
             max_future_skew_secs: 3600,
             min_event_time: "2000-01-01T00:00:00Z".into(),

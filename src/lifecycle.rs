@@ -29,6 +29,7 @@ impl Shutdown {
 #[derive(Debug, Default)]
 pub struct Health {
     assigned: AtomicUsize,
+    restoring: AtomicUsize,
     broker_ok: AtomicBool,
     stopping: AtomicBool,
 }
@@ -44,6 +45,16 @@ impl Health {
         self.assigned.store(n, Ordering::Relaxed);
     }
 
+    /// Records how many assigned partitions are still rebuilding their state.
+    pub fn set_restoring(&self, n: usize) {
+        self.restoring.store(n, Ordering::Relaxed);
+    }
+
+    /// How many assigned partitions are still rebuilding their state.
+    pub fn restoring(&self) -> usize {
+        self.restoring.load(Ordering::Relaxed)
+    }
+
     /// Records whether the broker answered recently.
     pub fn set_broker_ok(&self, ok: bool) {
         self.broker_ok.store(ok, Ordering::Relaxed);
@@ -57,6 +68,7 @@ impl Health {
     /// Ready: partitions assigned and restored, broker reachable, not stopping.
     pub fn is_ready(&self) -> bool {
         self.assigned.load(Ordering::Relaxed) > 0
+            && self.restoring.load(Ordering::Relaxed) == 0
             && self.broker_ok.load(Ordering::Relaxed)
             && !self.stopping.load(Ordering::Relaxed)
     }

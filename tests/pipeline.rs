@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use fraudstream::source::time::now_ms;
+use std::collections::HashMap;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -486,4 +487,108 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
         .iter()
         .any(|r| r["code"] == "policy_model_unavailable"));
     running.stop();
+}
+
+/// Every committed record of `topic` partition 0, read to its end: headers and payload.
+fn read_to_end(
+    config: &fraudstream::config::Config,
+    topic: &str,
+) -> Vec<(HashMap<String, String>, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", "test-read-to-end")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "{topic} unreadable");
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let v = String::from_utf8_lossy(h.value.unwrap_or(&[]));
+                                (h.key.to_string(), v.to_string())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((headers, m.payload().unwrap_or(&[]).to_vec()));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            _ => {}
+        }
+    }
+}
+
+/// An input larger than the producer's `message.max.bytes` (1,000,000 by
+/// default): its dead letter is cut to `processing.dlq_max_payload_bytes`, says
+/// the original size and SHA-256, and is committed together with its offset.
+#[test]
+fn an_oversized_input_is_dead_lettered_cut_to_size_and_commits_only_with_it() {
+    use sha2::Digest;
+    let cluster = Cluster::start(1);
+    let now = now_ms();
+    let big = format!(r#"{{"event_id":"big","pad":"{}"}}"#, "x".repeat(1 << 20)).into_bytes();
+    let mut records = vec![event("before", "acc", now - 2000, 5.0)];
+    records.push(("acc".to_string(), big.clone()));
+    records.push(event("after", "acc", now - 1000, 5.0));
+    // The test's producer takes a record of over 1 MB; fraudstream's does not.
+    let p: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cluster.config.kafka.brokers)
+        .set("message.max.bytes", "4000000")
+        .create()
+        .unwrap();
+    for (key, payload) in &records {
+        fraudstream::demo::send(&p, "payments", key.as_bytes(), payload).unwrap();
+    }
+    fraudstream::demo::flush(&p).unwrap();
+    let running = Running::start(&cluster.config);
+    let deadline = std::time::Instant::now() + WAIT;
+    while committed(&cluster.config, 1).values().sum::<i64>() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "offsets never committed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = running.stop();
+    assert_eq!((stats.decided, stats.invalid), (2, 1));
+    // The offset of the oversized input is committed: its dead letter must be too.
+    let dead = read_to_end(&cluster.config, "payments-dlq");
+    assert_eq!(
+        dead.len(),
+        1,
+        "the oversized input's dead letter is committed with its offset"
+    );
+    let (headers, payload) = &dead[0];
+    let keep = cluster.config.processing.dlq_max_payload_bytes;
+    assert_eq!(headers["fraudstream.error.reason"], "oversized");
+    assert_eq!(headers["fraudstream.source.offset"], "1");
+    assert_eq!(headers["fraudstream.payload.bytes"], big.len().to_string());
+    let sha: String = sha2::Sha256::digest(&big)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(headers["fraudstream.payload.sha256"], sha);
+    assert_eq!(headers["fraudstream.payload.truncated"], "true");
+    assert_eq!(
+        payload[..],
+        big[..keep],
+        "the first dlq_max_payload_bytes are kept"
+    );
+    let decided = read_to_end(&cluster.config, "decisions").len();
+    assert_eq!(decided, 2);
 }

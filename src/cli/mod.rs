@@ -8,6 +8,7 @@ mod model;
 mod rules;
 mod run;
 mod simulate;
+mod topics;
 
 use crate::config::{LogFormat, MetricsConfig};
 use crate::lifecycle::{Health, Shutdown};
@@ -46,6 +47,8 @@ pub enum Command {
     Loadtest(loadtest::LoadTestArgs),
     /// Write a labelled simulated transactions file (other customers and fraud patterns than the handbook's).
     Simulate(simulate::SimulateArgs),
+    /// Print every topic the configuration needs, with its settings; `--create` creates the missing ones.
+    Topics(topics::TopicsArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -71,6 +74,10 @@ pub fn main() -> anyhow::Result<()> {
             loadtest::run(args)
         }
         Command::Simulate(args) => simulate::run(args),
+        Command::Topics(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            topics::run(args)
+        }
         Command::Rules(args) => {
             let code = rules::run(args)?;
             if code != 0 {

@@ -42,7 +42,8 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn overrides(&self) -> Figment {
+    /// The flags given, as config overrides.
+    pub(super) fn overrides(&self) -> Figment {
         let mut f = Figment::new();
         let flags = [
             ("kafka.brokers", &self.brokers),

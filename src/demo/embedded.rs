@@ -41,6 +41,11 @@ impl EmbeddedKafka {
         })
     }
 
+    /// Creates one more topic (the mock cluster has no CreateTopics API).
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), KafkaError> {
+        self.cluster.create_topic(topic, partitions, 1)
+    }
+
     /// `bootstrap.servers` of the cluster.
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()

@@ -1,8 +1,9 @@
 //! The consumer's context: rebalance callbacks that resume each assigned partition
-//! from its checkpoint with its state restored, and commit before revocation.
+//! from its checkpoint, paused until the poll loop has restored its state, and
+//! commit before revocation.
 
 use super::checkpoint::{self, Checkpoint};
-use super::{Pipeline, PipelineError};
+use super::Pipeline;
 use crate::config::{Config, Guarantee};
 use crate::lifecycle::Health;
 use crate::metrics::Metrics;
@@ -14,51 +15,6 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-/// The topics the pipeline writes its own records to must fit the input: the
-/// checkpoint topic needs at least as many partitions, the terminal topic exactly
-/// as many (partition `p` of each belongs to the owner of input partition `p`).
-pub(super) fn check_topics<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    config: &Config,
-) -> Result<Option<i32>, PipelineError> {
-    let k = &config.kafka;
-    let timeout = Duration::from_millis(config.processing.kafka_timeout_ms);
-    let count = |topic: &str| -> Result<usize, PipelineError> {
-        let md = consumer.fetch_metadata(Some(topic), timeout)?;
-        let t = md.topics().iter().find(|t| t.name() == topic);
-        match t {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                Ok(t.partitions().len())
-            }
-            _ => Err(PipelineError::Topic {
-                topic: topic.to_string(),
-                problem: "does not exist".into(),
-            }),
-        }
-    };
-    let input = count(&k.input_topic)?;
-    if config.processing.guarantee == Guarantee::ExactlyOnce {
-        let checkpoints = count(&k.checkpoint_topic)?;
-        if checkpoints < input {
-            return Err(PipelineError::Topic {
-                topic: k.checkpoint_topic.clone(),
-                problem: format!("has {checkpoints} partitions but the input topic has {input}; it needs at least as many"),
-            });
-        }
-    }
-    if k.terminal_topic.is_empty() {
-        return Ok(None);
-    }
-    let terminal = count(&k.terminal_topic)?;
-    if terminal != input {
-        return Err(PipelineError::Topic {
-            topic: k.terminal_topic.clone(),
-            problem: format!("has {terminal} partitions but the input topic has {input}; it needs exactly as many"),
-        });
-    }
-    Ok(Some(terminal as i32))
-}
 
 /// Consumer context: owns the pipeline so the rebalance callbacks can commit it.
 pub(super) struct PipelineContext {
@@ -130,12 +86,12 @@ impl ConsumerContext for PipelineContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let checkpoints = self.resume_from_checkpoints(tpl);
-                self.assigned(tpl, &checkpoints);
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
                 };
+                self.assigned(consumer, tpl, &checkpoints);
                 r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -207,16 +163,26 @@ impl PipelineContext {
         }
     }
 
-    /// Creates the workers of newly assigned partitions, each with its state
-    /// rebuilt up to its checkpoint, before any of their events is scored.
-    fn assigned(&self, tpl: &TopicPartitionList, checkpoints: &HashMap<i32, Checkpoint>) {
+    /// Creates the workers of newly assigned partitions. One with a checkpoint is
+    /// paused until the poll loop has rebuilt its state up to there: none of its
+    /// events is scored before, and the callback returns at once.
+    fn assigned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+        checkpoints: &HashMap<i32, Checkpoint>,
+    ) {
         let mut p = self.lock();
+        p.stats.assignments += 1;
         for el in tpl.elements() {
             if el.topic() == self.input_topic {
                 let partition = el.partition();
-                p.fresh_worker(partition, checkpoints.get(&partition).copied());
+                if p.fresh_worker(partition, checkpoints.get(&partition).copied()) {
+                    p.pause(consumer, partition);
+                }
             }
         }
+        self.health.set_restoring(p.restoring.len());
         self.health.set_assigned(p.workers.assigned());
         self.health.set_broker_ok(true);
         self.metrics
@@ -233,9 +199,10 @@ impl PipelineContext {
         }
         for el in tpl.elements() {
             if el.topic() == self.input_topic {
-                p.workers.remove(el.partition());
+                p.remove_worker(el.partition());
             }
         }
+        self.health.set_restoring(p.restoring.len());
         self.health.set_assigned(p.workers.assigned());
         self.metrics
             .assigned_partitions

@@ -15,6 +15,10 @@ mod partition;
 mod reload;
 pub mod restore;
 pub mod terminal;
+pub mod topics;
+
+#[cfg(test)]
+mod tests;
 
 pub use checkpoint::Checkpoint;
 pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
@@ -36,10 +40,13 @@ use assignment::PipelineContext;
 use prometheus::IntCounter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use restore::Restore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use topics::TopicsError;
 
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +69,12 @@ pub enum PipelineError {
     /// The producer failed beyond recovery.
     #[error(transparent)]
     Sink(#[from] SinkError),
-    /// A topic is missing or too small.
-    #[error("topic '{topic}': {problem}")]
-    Topic {
-        /// The topic.
-        topic: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// The brokers cannot be reached, or a topic is missing or wrongly partitioned.
+    #[error(transparent)]
+    Topics(#[from] TopicsError),
+    /// Some record the pipeline writes could not fit the producer's limit.
+    #[error("record size: {0}")]
+    RecordLimits(String),
 }
 
 /// Totals of one run.
@@ -89,6 +94,8 @@ pub struct RunStats {
     pub aborts: u64,
     /// Events skipped because their id was seen recently.
     pub duplicates: u64,
+    /// Partition assignments received (one per rebalance that gave this instance partitions).
+    pub assignments: u64,
     /// Nanoseconds from reading each valid event to handing its output to the producer.
     pub hot_path_ns: LatencyHistogram,
     /// With terminal features repartitioned: nanoseconds from reading each valid
@@ -144,8 +151,16 @@ pub fn run_with_rules(
         metrics.clone(),
         shutdown.clone(),
     )?;
+    crate::sink::check_record_limits(config).map_err(PipelineError::RecordLimits)?;
+    // Also the first contact with the brokers: an unreachable broker or a failed
+    // TLS handshake ends the start here, with the client's reason.
+    let input_partitions = topics::check(&topics::survey(config, topics::Create::Internal)?)?;
     let sink = Sink::start(config)?;
-    let pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
+    let terminal_partitions = (!config.kafka.terminal_topic.is_empty()
+        && config.processing.mode == Mode::Decide)
+        .then_some(input_partitions as i32);
+    let mut pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
+    pipeline.workers.terminal_partitions = terminal_partitions;
     let context = PipelineContext {
         pipeline: Mutex::new(pipeline),
         metrics,
@@ -159,12 +174,9 @@ pub fn run_with_rules(
     if !config.kafka.labels_topic.is_empty() {
         topics.push(config.kafka.labels_topic.as_str());
     }
-    let terminal_partitions = assignment::check_topics(&consumer, config)?
-        .filter(|_| config.processing.mode == Mode::Decide);
     if terminal_partitions.is_some() {
         topics.push(config.kafka.terminal_topic.as_str());
     }
-    consumer.context().lock().workers.terminal_partitions = terminal_partitions;
     consumer.subscribe(&topics)?;
     tracing::info!(
         brokers = %config.kafka.brokers,
@@ -176,12 +188,20 @@ pub fn run_with_rules(
         "pipeline started"
     );
     while !shutdown.is_triggered() {
-        let polled = consumer.poll(Duration::from_millis(50));
+        // While partitions restore, poll without waiting: the restore gets the time.
+        let wait = if consumer.context().lock().restoring.is_empty() {
+            Duration::from_millis(50)
+        } else {
+            Duration::ZERO
+        };
+        let polled = consumer.poll(wait);
         let mut p = consumer.context().lock();
         match polled {
             Some(Ok(msg)) => {
                 health.set_broker_ok(true);
-                p.handle(&msg)?;
+                if !p.held_back(&consumer, &msg) {
+                    p.handle(&msg)?;
+                }
             }
             Some(Err(e)) => p.kafka_error("consume", &e),
             None => {}
@@ -189,6 +209,10 @@ pub fn run_with_rules(
         p.sink.poll();
         p.maybe_commit(&consumer)?;
         p.maybe_publish();
+        if !p.restoring.is_empty() {
+            p.restore_step(&consumer);
+            health.set_restoring(p.restoring.len());
+        }
     }
     health.set_stopping();
     let stats = {
@@ -253,6 +277,11 @@ impl Workers {
         }
     }
 
+    /// The worker of `partition`, if assigned.
+    fn get_mut(&mut self, partition: i32) -> Option<&mut PartitionWorker> {
+        self.slots.get_mut(partition.max(0) as usize)?.as_mut()
+    }
+
     fn assigned(&self) -> usize {
         self.iter().count()
     }
@@ -282,6 +311,8 @@ struct Pipeline {
     decider: Decider,
     sink: Sink,
     workers: Workers,
+    /// Partitions whose state is being rebuilt, paused until done (oldest first).
+    restoring: Vec<Restore>,
     batch_events: usize,
     /// Decisions and dead letters of the open batch (discounted if it aborts).
     batch_output: (u64, u64),
@@ -332,6 +363,7 @@ impl Pipeline {
                 terminal_partitions: None,
             },
             sink,
+            restoring: Vec::new(),
             batch_events: 0,
             batch_output: (0, 0),
             batch_started: Instant::now(),
@@ -352,14 +384,89 @@ impl Pipeline {
     }
 
     /// Puts a worker with empty state at `partition` (replacing any) and, when
-    /// `restore_to` is given, rebuilds its state from the input up to there.
-    fn fresh_worker(&mut self, partition: i32, restore_to: Option<Checkpoint>) {
+    /// `restore_to` is given, starts its offsets there and queues the rebuild of
+    /// its state from the input up to there; returns whether it queued one (the partition must then stay paused until
+    /// [`Pipeline::restore_step`] finishes it).
+    fn fresh_worker(&mut self, partition: i32, restore_to: Option<Checkpoint>) -> bool {
         let worker = self.workers.fresh(partition);
+        if let Some(cp) = &restore_to {
+            worker.resume_at(cp);
+        }
+        self.restoring.retain(|r| r.partition() != partition);
         let Some(until) = restore_to.filter(|_| self.restore_state) else {
+            return false;
+        };
+        self.restoring
+            .push(Restore::new(&self.config, partition, &until));
+        true
+    }
+
+    /// Drops `partition`'s worker and any restore of it (revoked).
+    fn remove_worker(&mut self, partition: i32) {
+        self.workers.remove(partition);
+        self.restoring.retain(|r| r.partition() != partition);
+    }
+
+    /// The topic-partitions that belong to input partition `partition`: its input,
+    /// labels and terminal partitions, for those topics in use.
+    fn partition_set(&self, partition: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        let terminal = self
+            .workers
+            .terminal_partitions
+            .map(|_| &self.terminal_topic);
+        for topic in [Some(&self.input_topic), Some(&self.labels_topic), terminal]
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_empty())
+        {
+            tpl.add_partition(topic, partition);
+        }
+        tpl
+    }
+
+    /// Pauses `partition`'s topic-partitions while its state is rebuilt.
+    fn pause(&self, consumer: &BaseConsumer<PipelineContext>, partition: i32) {
+        if let Err(e) = consumer.pause(&self.partition_set(partition)) {
+            tracing::error!(partition, error = %e, "cannot pause a restoring partition");
+        }
+    }
+
+    /// A message of a partition still restoring must wait: rewinds it to that
+    /// message (it is read again once the partition resumes). Paused partitions
+    /// deliver nothing, so this only catches a message fetched before the pause.
+    fn held_back(
+        &self,
+        consumer: &BaseConsumer<PipelineContext>,
+        msg: &BorrowedMessage<'_>,
+    ) -> bool {
+        let p = msg.partition();
+        if self.restoring.is_empty() || !self.restoring.iter().any(|r| r.partition() == p) {
+            return false;
+        }
+        let at = Offset::Offset(msg.offset());
+        if let Err(e) = consumer.seek(msg.topic(), p, at, Duration::ZERO) {
+            tracing::error!(partition = p, error = %e, "cannot hold back a message of a restoring partition");
+        }
+        true
+    }
+
+    /// Advances the oldest restore for a slice of time (the poll loop calls it
+    /// between polls); a finished or failed one resumes its partition.
+    fn restore_step(&mut self, consumer: &BaseConsumer<PipelineContext>) {
+        let Some(r) = self.restoring.first_mut() else {
             return;
         };
-        match restore::restore(&self.config, partition, &until, worker, &self.limits) {
-            Ok(r) => {
+        let partition = r.partition();
+        let Some(worker) = self.workers.get_mut(partition) else {
+            self.restoring.remove(0);
+            return;
+        };
+        let slice = Duration::from_millis(100);
+        match r.step(&self.config, worker, &self.limits, slice) {
+            Ok(false) => return,
+            Ok(true) => {
+                let r = &r.done;
                 self.metrics.state_restored_events.inc_by(r.events);
                 self.metrics.state_restore_seconds.observe(r.seconds);
                 tracing::info!(
@@ -379,10 +486,16 @@ impl Pipeline {
                 tracing::error!(partition, error = %e, "state restore failed; the partition continues with the state re-read so far");
             }
         }
+        self.restoring.remove(0);
+        if let Err(e) = consumer.resume(&self.partition_set(partition)) {
+            tracing::error!(partition, error = %e, "cannot resume a restored partition");
+        }
     }
 
     fn maybe_commit(&mut self, consumer: &BaseConsumer<PipelineContext>) -> Result<(), SinkError> {
+        // A batch with a record that could not be queued only aborts: do it now.
         if self.batch_events >= self.max_batch_events
+            || self.sink.batch_failed()
             || (self.batch_events > 0 && self.batch_started.elapsed() >= self.commit_interval)
         {
             self.commit(consumer)?;
@@ -467,7 +580,9 @@ impl Pipeline {
                 }
             }
             // The state included the aborted events: rebuild it up to the last commit.
-            self.fresh_worker(p as i32, Some(until));
+            if self.fresh_worker(p as i32, Some(until)) {
+                self.pause(consumer, p as i32);
+            }
         }
     }
 

@@ -113,6 +113,21 @@ impl PartitionWorker {
         }
     }
 
+    /// Starts the offset bookkeeping at `cp` (where this partition resumes), so a
+    /// checkpoint written before a topic is read again still carries its offset
+    /// rather than none (which would resume that topic from its beginning).
+    pub fn resume_at(&mut self, cp: &Checkpoint) {
+        let at = |offset: Option<i64>| OffsetTrack {
+            next: offset,
+            committed: offset,
+        };
+        self.input = at(cp.input_offset);
+        self.labels = at(cp.labels_offset);
+        if let Some(t) = &mut self.terminal {
+            t.track = at(cp.terminal_offset);
+        }
+    }
+
     /// Forgets uncommitted progress; returns where reading must resume.
     pub fn rewind(&mut self) -> Checkpoint {
         Checkpoint {

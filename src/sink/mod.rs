@@ -64,6 +64,10 @@ pub struct Sink {
     in_transaction: bool,
     failed_seen: u64,
     timeout: Duration,
+    /// Why a record of the open batch could not be queued: the batch must not commit.
+    enqueue_failed: Option<String>,
+    /// Largest dead-letter payload written whole (`processing.dlq_max_payload_bytes`).
+    dlq_max_payload: usize,
 }
 
 /// librdkafka settings shared by every client: brokers plus the `[kafka.client]` passthrough.
@@ -111,6 +115,8 @@ impl Sink {
             in_transaction: false,
             failed_seen: 0,
             timeout,
+            enqueue_failed: None,
+            dlq_max_payload: config.processing.dlq_max_payload_bytes,
         })
     }
 
@@ -131,12 +137,13 @@ impl Sink {
     }
 
     /// Queues a record, waiting (backpressure) while the producer's queue is full.
-    pub fn send(&self, topic: &str, key: &[u8], payload: &[u8]) {
+    /// A record that cannot be queued fails the batch: [`Sink::commit`] aborts it.
+    pub fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) {
         self.send_record(BaseRecord::to(topic).key(key).payload(payload));
     }
 
     /// Queues a record to an explicit partition.
-    pub fn send_to_partition(&self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) {
+    pub fn send_to_partition(&mut self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) {
         self.send_record(
             BaseRecord::to(topic)
                 .partition(partition)
@@ -147,8 +154,13 @@ impl Sink {
 
     /// Queues a dead-letter record: the original key and bytes, with the error and
     /// the source coordinates in headers (`fraudstream.error.*`, `fraudstream.source.*`).
+    /// A payload longer than `processing.dlq_max_payload_bytes` (a key longer than
+    /// [`DLQ_MAX_KEY_BYTES`]) is cut to that length, so the record always fits the
+    /// producer's `message.max.bytes`; `fraudstream.payload.bytes` and
+    /// `fraudstream.payload.sha256` always describe the whole original payload, and
+    /// `fraudstream.payload.truncated` says whether it was cut.
     pub fn send_dead_letter(
-        &self,
+        &mut self,
         dlq_topic: &str,
         key: Option<&[u8]>,
         payload: &[u8],
@@ -156,35 +168,43 @@ impl Sink {
     ) {
         let partition = dl.partition.to_string();
         let offset = dl.offset.to_string();
-        let headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: "fraudstream.error.reason",
-                value: Some(dl.reason),
+        let size = payload.len().to_string();
+        let sha256 = hex_sha256(payload);
+        let kept = &payload[..payload.len().min(self.dlq_max_payload)];
+        let truncated = if kept.len() < payload.len() {
+            "true"
+        } else {
+            "false"
+        };
+        let headers = [
+            ("fraudstream.error.reason", dl.reason),
+            ("fraudstream.error.message", dl.error),
+            ("fraudstream.source.topic", dl.topic),
+            ("fraudstream.source.partition", &partition),
+            ("fraudstream.source.offset", &offset),
+            ("fraudstream.payload.bytes", &size),
+            ("fraudstream.payload.sha256", &sha256),
+            ("fraudstream.payload.truncated", truncated),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new_with_capacity(8), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
             })
-            .insert(Header {
-                key: "fraudstream.error.message",
-                value: Some(dl.error),
-            })
-            .insert(Header {
-                key: "fraudstream.source.topic",
-                value: Some(dl.topic),
-            })
-            .insert(Header {
-                key: "fraudstream.source.partition",
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: "fraudstream.source.offset",
-                value: Some(&offset),
-            });
-        let mut rec = BaseRecord::to(dlq_topic).payload(payload).headers(headers);
+        });
+        let mut rec = BaseRecord::to(dlq_topic).payload(kept).headers(headers);
         if let Some(k) = key {
-            rec = rec.key(k);
+            rec = rec.key(&k[..k.len().min(DLQ_MAX_KEY_BYTES)]);
         }
         self.send_record(rec);
     }
 
-    fn send_record(&self, mut rec: BaseRecord<'_, [u8], [u8]>) {
+    fn send_record(&mut self, mut rec: BaseRecord<'_, [u8], [u8]>) {
+        #[cfg(test)]
+        if let Some(e) = faults::enqueue_fault(rec.topic) {
+            return self.fail_batch(rec.topic, &e);
+        }
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return,
@@ -192,17 +212,24 @@ impl Sink {
                     rec = back;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => {
-                    // Any other local error (e.g. message too large) fails the batch at commit.
-                    tracing::error!(error = %e, "cannot queue record");
-                    self.producer
-                        .context()
-                        .failed
-                        .fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+                Err((e, back)) => return self.fail_batch(back.topic, &e),
             }
         }
+    }
+
+    /// Any local error but a full queue (a record too large, an unknown partition,
+    /// a producer in error) fails the whole batch: committing it would skip the
+    /// record's input for good.
+    fn fail_batch(&mut self, topic: &str, e: &KafkaError) {
+        tracing::error!(error = %e, topic, "cannot queue record; the batch will be aborted");
+        if self.enqueue_failed.is_none() {
+            self.enqueue_failed = Some(format!("cannot queue a record for '{topic}': {e}"));
+        }
+    }
+
+    /// Whether a record of the open batch could not be queued (the batch can only abort).
+    pub fn batch_failed(&self) -> bool {
+        self.enqueue_failed.is_some()
     }
 
     /// Serves delivery reports without blocking.
@@ -218,6 +245,12 @@ impl Sink {
         offsets: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
+        if let Some(reason) = self.enqueue_failed.take() {
+            // At least once: what was queued may still be delivered (a repeat, never
+            // a gap); exactly once: none of it becomes visible.
+            self.abort();
+            return Err(SinkError::Aborted(reason));
+        }
         if self.transactional {
             if !self.in_transaction {
                 return Ok(());
@@ -302,6 +335,57 @@ impl Sink {
     }
 }
 
+/// Longest key a dead-letter record keeps.
+pub const DLQ_MAX_KEY_BYTES: usize = 1024;
+
+/// Bytes a record needs beyond its key and payload (headers, framing), with room to spare.
+const RECORD_OVERHEAD_BYTES: usize = 16 * 1024;
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Checks that every record the pipeline writes fits the producer's
+/// `message.max.bytes`: a dead letter (cut to `processing.dlq_max_payload_bytes`),
+/// and a decision or routed event of an input of `processing.max_message_bytes`.
+/// A record that does not fit could never be queued, and its batch never commit.
+pub fn check_record_limits(config: &Config) -> Result<(), String> {
+    let key = "message.max.bytes";
+    let k = &config.kafka;
+    let setting = k.producer.get(key).or_else(|| k.client.get(key));
+    let limit = match setting {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("{key} = {v:?} is not a number of bytes"))?,
+        None => DEFAULT_MESSAGE_MAX_BYTES,
+    };
+    let p = &config.processing;
+    let needs = [
+        (
+            "processing.dlq_max_payload_bytes",
+            p.dlq_max_payload_bytes + DLQ_MAX_KEY_BYTES,
+        ),
+        ("processing.max_message_bytes", p.max_message_bytes),
+    ];
+    for (name, bytes) in needs {
+        if bytes + RECORD_OVERHEAD_BYTES > limit {
+            return Err(format!(
+                "{name} leaves no room under the producer's {key} ({limit}): a record of \
+                 {bytes} bytes plus {RECORD_OVERHEAD_BYTES} of headers must fit; lower {name} \
+                 or raise kafka.producer.\"{key}\" (and the topics' max.message.bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn is_fatal(e: &KafkaError) -> bool {
     match e {
         KafkaError::Transaction(t) => t.is_fatal() || !t.txn_requires_abort() && !t.is_retriable(),
@@ -326,4 +410,41 @@ fn init_transactions_with_retry(
         }
     }
     unreachable!("the loop returns")
+}
+
+/// Test-only fault injection: one enqueue on this thread fails.
+#[cfg(test)]
+pub(crate) mod faults {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The topic whose record fails, and how many of its records go through first.
+        static PLAN: RefCell<Option<(String, u64)>> = const { RefCell::new(None) };
+    }
+
+    /// Makes the record to `topic` after the next `n` to it fail to enqueue, once.
+    pub(crate) fn fail_enqueue_to(topic: &str, n: u64) {
+        PLAN.with(|p| *p.borrow_mut() = Some((topic.to_string(), n)));
+    }
+
+    /// The error the planned fault makes a record to `topic` fail with, if its turn.
+    pub(super) fn enqueue_fault(topic: &str) -> Option<KafkaError> {
+        PLAN.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.as_mut() {
+                Some((t, 0)) if t == topic => {
+                    *p = None;
+                    Some(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::InvalidArgument,
+                    ))
+                }
+                Some((t, n)) if t == topic => {
+                    *n -= 1;
+                    None
+                }
+                _ => None,
+            }
+        })
+    }
 }

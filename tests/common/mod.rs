@@ -127,6 +127,11 @@ impl Running {
             .to_string()
     }
 
+    /// Waits for the pipeline to end by itself (a failed start) and returns its result.
+    pub fn join(self) -> Result<RunStats, PipelineError> {
+        self.handle.join().expect("pipeline thread")
+    }
+
     pub fn stop(self) -> RunStats {
         self.stop.trigger();
         self.handle
