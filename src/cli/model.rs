@@ -129,17 +129,20 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    let (Some(training), Some(validation)) = (&file.training, &file.validation) else {
+        anyhow::bail!("the trainer wrote no training or validation summary");
+    };
     println!(
         "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on the last {} rows: AUC {:.3}, AP {:.3}; written to {}",
         file.name,
         file.algorithm,
         file.features.len(),
-        file.training.rows,
-        file.training.frauds,
+        training.rows,
+        training.frauds,
         started.elapsed().as_secs_f64(),
-        file.validation.rows,
-        file.validation.auc,
-        file.validation.average_precision,
+        validation.rows,
+        validation.auc,
+        validation.average_precision,
         args.out.display()
     );
     Ok(())
