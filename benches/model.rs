@@ -2,9 +2,10 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use fraudstream::features::load_feature_set;
-use fraudstream::model::gbt::{Gbt, GbtParams};
+use fraudstream::model::gbt::GbtParams;
+use fraudstream::model::trees::Gbt;
 use fraudstream::model::{
-    Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, ValidationInfo, EXPLAIN_TOP,
+    Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, EXPLAIN_TOP,
     MODEL_FORMAT_VERSION,
 };
 use std::path::Path;
@@ -42,19 +43,16 @@ fn bench_model(c: &mut Criterion) {
         algorithm: Algorithm::Gbt,
         feature_set: "model".into(),
         features: set.names.clone(),
-        training: TrainingInfo {
+        training: Some(TrainingInfo {
             input: "synthetic".into(),
             from: String::new(),
             to: String::new(),
             label_delay_days: 0,
             rows,
             frauds: 0,
-        },
-        validation: ValidationInfo {
-            rows: 0,
-            auc: f64::NAN.max(0.0),
-            average_precision: 0.0,
-        },
+        }),
+        validation: None,
+        imported: None,
         logistic: None,
         gbt: Some(gbt),
         content_hash: String::new(),

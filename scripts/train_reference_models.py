@@ -72,6 +72,7 @@ def main():
         {
             "objective": "binary",
             "num_leaves": 15,
+            "max_depth": 6,
             "learning_rate": 0.1,
             "min_data_in_leaf": 20,
             "num_threads": 1,

@@ -9,7 +9,7 @@ pub mod evaluate;
 mod file;
 pub mod flat;
 pub mod gbt;
-// pub mod import;
+pub mod import;
 pub mod logistic;
 pub mod trees;
 
