@@ -356,7 +356,8 @@ impl FlatGbt {
         let mut row_ranks = [0u8; 256];
         for first in (0..trees).step_by(Self::CHUNK) {
             let chunk = first..trees.min(first + Self::CHUNK);
-            for (r, m) in ranks.chunks_exact(columns).zip(out.iter_mut()) {
+            // (No trees: no columns; the margins stay at `base`.)
+            for (r, m) in ranks.chunks_exact(columns.max(1)).zip(out.iter_mut()) {
                 row_ranks[..r.len()].copy_from_slice(r);
                 *m = self.walk_ranked::<D>(ranked, &row_ranks, chunk.clone(), *m);
             }
@@ -452,26 +453,39 @@ impl FlatGbt {
     /// Adds each feature's contribution to the margin into `contrib` (Saabas), as
     /// [`Gbt::contributions`] does (padding nodes add zero).
     pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
+        // Splits decided as the margin's walk decides them: by rank where the
+        // splits rank (one byte compare, no branch on the data).
+        let mut ranks = [0u8; 256];
+        if let Some(ranked) = &self.ranked {
+            ranked.row_ranks(x, self.inputs, &mut ranks);
+        }
+        let right = |node: usize| match &self.ranked {
+            Some(ranked) => {
+                let [column, rank] = ranked.nodes[node];
+                ranks[usize::from(column)] > rank
+            }
+            None => goes_right(
+                x[usize::from(self.features[node])],
+                self.thresholds[node],
+                self.nan_right[node],
+            ),
+        };
         let internal = (1usize << self.depth) - 1;
         let trees = self
-            .features
+            .values
             .chunks_exact(internal)
-            .zip(self.thresholds.chunks_exact(internal))
-            .zip(self.nan_right.chunks_exact(internal))
-            .zip(self.values.chunks_exact(internal))
             .zip(self.leaves.chunks_exact(internal + 1));
-        for ((((features, thresholds), nan_right), values), leaves) in trees {
+        for (t, (values, leaves)) in trees.enumerate() {
             let mut i = 0;
             for _ in 0..self.depth {
-                let f = features[i] as usize;
-                let right = goes_right(x[f], thresholds[i], nan_right[i]);
-                let child = 2 * i + 1 + usize::from(right);
+                let node = t * internal + i;
+                let child = 2 * i + 1 + usize::from(right(node));
                 let below = if child < internal {
                     values[child]
                 } else {
                     leaves[child - internal]
                 };
-                contrib[f] += below - values[i];
+                contrib[usize::from(self.features[node])] += below - values[i];
                 i = child;
             }
         }
@@ -597,8 +611,8 @@ mod tests {
         f64::NEG_INFINITY,
     ];
 
-    /// Checks `flat` against the node walk of `g` on `n` inputs of `width`
-    /// features: missing, on the edge values, or anywhere in [0, 10).
+    /// Checks `flat` against the node walk of `g` (margins and explanations) on
+    /// inputs of `width` features: missing, on the edge values, or anywhere in [0, 10).
     /// Also checks [`FlatGbt::margins`] over all those rows at once, in rows one
     /// wider than needed.
     fn assert_scores_like_nodes(g: &Gbt, flat: &FlatGbt, width: usize, seed: u64) {
@@ -614,6 +628,10 @@ mod tests {
                 .collect();
             let m = g.margin(&x);
             assert_eq!(flat.margin(&x).to_bits(), m.to_bits(), "{x:?}");
+            let (mut a, mut b) = (vec![0.0; width + 1], vec![0.0; width + 1]);
+            flat.contributions(&x, &mut a);
+            g.contributions(&x, &mut b);
+            assert_eq!(a, b, "explanations of {x:?}");
             xs.extend_from_slice(&x);
             want.push(m.to_bits());
         }

@@ -433,7 +433,7 @@ proptest::proptest! {
             (0u16..4, proptest::prop_oneof![-3.0f64..3.0, proptest::num::f64::ANY], 0u32..12, 0u32..12, -2.0f64..2.0, proptest::bool::ANY),
             1..12,
         ),
-        roots in proptest::collection::vec(0u32..12, 1..4),
+        roots in proptest::collection::vec(0u32..12, 0..4),
         rows in proptest::collection::vec(proptest::collection::vec(proptest::option::of(-3.0f64..3.0), 2), 1..40),
     ) {
         let set = load_feature_set("model").unwrap();
