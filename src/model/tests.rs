@@ -348,7 +348,7 @@ fn breaks() -> Vec<(&'static str, Break)> {
                 let end = at + text[at..].find(',').unwrap();
                 let bad = format!("{}1e999{}", &text[..at], &text[end..]);
                 let line = line_of(&bad, "1e999");
-                (bad, format!("{line}"))
+                (bad, line)
             }),
         ),
         (
@@ -356,7 +356,7 @@ fn breaks() -> Vec<(&'static str, Break)> {
             T(|text| {
                 let cut = text[..text.len() / 2].to_string();
                 let line = format!("m.json:{}:", cut.lines().count());
-                (cut, format!("{line}"))
+                (cut, line)
             }),
         ),
         (
@@ -364,7 +364,7 @@ fn breaks() -> Vec<(&'static str, Break)> {
             T(|text| {
                 let bad = text.replacen("\"value\":", "\"valeu\":", 1);
                 let line = line_of(&bad, "\"valeu\"");
-                (bad, format!("{line}"))
+                (bad, line)
             }),
         ),
     ]

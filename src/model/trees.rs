@@ -24,6 +24,11 @@ pub const MAX_DEPTH: u32 = 48;
 /// [`MAX_TREES`] trees, every margin stays far from overflowing.
 pub const MAX_ABS_VALUE: f64 = 1e6;
 
+/// Whether `v` is a finite number of magnitude at most [`MAX_ABS_VALUE`].
+fn within_bounds(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_ABS_VALUE
+}
+
 /// Where a split sends a missing (NaN) value.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -180,7 +185,7 @@ impl Gbt {
                 ),
             ));
         }
-        if !(self.base.abs() <= MAX_ABS_VALUE) {
+        if !within_bounds(self.base) {
             return Err(fault(
                 None,
                 None,
@@ -250,7 +255,7 @@ impl Walk<'_> {
             self.stack.push((n, d, true));
             let node = &self.gbt.nodes[n as usize];
             let at = |message: String| (Some(n), message);
-            if !(node.value.abs() <= MAX_ABS_VALUE) {
+            if !within_bounds(node.value) {
                 return Err(at(format!(
                     "value {:?} is not a finite number of magnitude at most {MAX_ABS_VALUE:e}",
                     node.value

@@ -4,7 +4,9 @@ use super::*;
 use crate::features::load_feature_set;
 use crate::model::trees::Missing;
 
-/// `(x as f32) < t` exactly when `!(x > f32_less_than(t))`, for `x` around `t`.
+/// `(x as f32) < t` exactly when `!(x > f32_less_than(t))`, for `x` around `t`
+/// (the negated compare is the serving walk's, written as it is there).
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn assert_less_than_rewrites(t: f32) {
     let Some(last) = f32_less_than(t) else {
         assert!(t.is_nan() || t == f32::NEG_INFINITY, "{t:e}");
