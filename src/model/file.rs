@@ -123,16 +123,7 @@ impl ModelFile {
     /// Reads a model file of at most [`MAX_MODEL_BYTES`] and checks it (see
     /// [`ModelFile::from_bytes`]); errors name `path`.
     pub fn read(path: &Path) -> Result<ModelFile, ModelError> {
-        let origin = path.display().to_string();
-        let io = |source| ModelError::Io {
-            path: origin.clone(),
-            source,
-        };
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes))
-            .map_err(io)?;
-        Self::from_bytes(&origin, &bytes)
+        Self::from_bytes(&path.display().to_string(), &read_bounded(path)?)
     }
 
     /// Parses and checks the bytes of a model file: JSON of this format (errors
@@ -144,12 +135,7 @@ impl ModelFile {
             place,
             message,
         };
-        if bytes.len() as u64 > MAX_MODEL_BYTES {
-            return Err(invalid((
-                "file".into(),
-                format!("larger than {MAX_MODEL_BYTES} bytes"),
-            )));
-        }
+        check_size(origin, bytes)?;
         let format = |e: serde_json::Error| ModelError::Format {
             path: origin.to_string(),
             line: e.line(),
@@ -262,6 +248,31 @@ impl ModelFile {
         }
         std::fs::write(path, serde_json::to_string_pretty(&self)?)?;
         Ok(self)
+    }
+}
+
+/// The bytes of `path`, read no further than [`MAX_MODEL_BYTES`] and one.
+pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ModelError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    check_size(&path.display().to_string(), &bytes)?;
+    Ok(bytes)
+}
+
+/// Refuses more than [`MAX_MODEL_BYTES`].
+fn check_size(origin: &str, bytes: &[u8]) -> Result<(), ModelError> {
+    match bytes.len() as u64 > MAX_MODEL_BYTES {
+        true => Err(ModelError::Invalid {
+            path: origin.to_string(),
+            place: "file".into(),
+            message: format!("larger than {MAX_MODEL_BYTES} bytes"),
+        }),
+        false => Ok(()),
     }
 }
 

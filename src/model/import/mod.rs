@@ -12,8 +12,8 @@ mod xgboost;
 
 use super::file::{Algorithm, Imported, ModelFile, MODEL_FORMAT_VERSION};
 use super::trees::Gbt;
+use super::ModelError;
 use crate::features::FeatureSet;
-use std::io::Read;
 use std::path::Path;
 
 pub use xgboost::f32_less_than;
@@ -25,41 +25,6 @@ pub enum Library {
     Lightgbm,
     /// XGBoost: the JSON model (`save_model("model.json")`).
     Xgboost,
-}
-
-/// Why a model could not be imported.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        /// File.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file is not JSON, or not of the library's JSON shape.
-    #[error("{path}:{line}:{col}: {message}")]
-    Json {
-        /// File.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        col: usize,
-        /// What was wrong.
-        message: String,
-    },
-    /// The model cannot be imported: what, where and what was expected.
-    #[error("{path}: {place}: {message}")]
-    Invalid {
-        /// File.
-        path: String,
-        /// Where (`line 12`, `tree 3, node 5`, `objective`, `feature_names`...).
-        place: String,
-        /// What is wrong and what was expected.
-        message: String,
-    },
 }
 
 /// What a library's file says, in the format's terms: the trees (feature
@@ -105,32 +70,20 @@ pub fn import(
     path: &Path,
     set: &FeatureSet,
     name: &str,
-) -> Result<ModelFile, ImportError> {
+) -> Result<ModelFile, ModelError> {
     let origin = path.display().to_string();
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(super::MAX_MODEL_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|source| ImportError::Io {
-            path: origin.clone(),
-            source,
-        })?;
-    let invalid = |(place, message): Fault| ImportError::Invalid {
+    let bytes = super::file::read_bounded(path)?;
+    let invalid = |(place, message): Fault| ModelError::Invalid {
         path: origin.clone(),
         place,
         message,
     };
-    if bytes.len() as u64 > super::MAX_MODEL_BYTES {
-        return Err(invalid((
-            "file".into(),
-            format!("larger than {} bytes", super::MAX_MODEL_BYTES),
-        )));
-    }
     let parsed = match library {
         Library::Lightgbm => lightgbm::parse(&bytes),
         Library::Xgboost => xgboost::parse(&bytes),
     }
     .map_err(|f| match f {
-        Failure::Json(e) => ImportError::Json {
+        Failure::Json(e) => ModelError::Format {
             path: origin.clone(),
             line: e.line(),
             col: e.column(),

@@ -87,7 +87,7 @@ fn lightgbm_text(decision_types: &str, threshold: &str) -> String {
     )
 }
 
-fn import_text(text: &str) -> Result<ModelFile, ImportError> {
+fn import_text(text: &str) -> Result<ModelFile, ModelError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.txt");
     std::fs::write(&path, text).unwrap();
