@@ -10,6 +10,8 @@
   step either side of it (in 64 bits, and for XGBoost's 32-bit comparisons on
   and around the point where rounding to 32 bits crosses it), or are missing,
   with each library's predicted probability (17 significant digits);
+- xgboost-contributions.csv: XGBoost's per-feature explanations (Saabas,
+  `approx_contribs`) of the first 500 probe rows;
 - lightgbm-categorical.txt, lightgbm-zero-as-missing.txt,
   xgboost-categorical.json: models `fraudstream model import` must refuse.
 
@@ -171,6 +173,13 @@ def main():
     probes["lightgbm"] = booster.predict(probes[NAMES])
     probes["xgboost"] = forest.predict(xgb.DMatrix(probes[NAMES]))
     probes.to_csv(os.path.join(out, "probes.csv"), index=False, float_format="%.17g")
+    # XGBoost's own per-feature explanations (Saabas: approx_contribs) of the
+    # first rows, then its bias column.
+    first = probes.head(500)
+    contribs = forest.predict(xgb.DMatrix(first[NAMES]), pred_contribs=True, approx_contribs=True)
+    explained = pd.DataFrame(contribs, columns=NAMES + ["bias"])
+    explained.insert(0, "TRANSACTION_ID", first["TRANSACTION_ID"])
+    explained.to_csv(os.path.join(out, "xgboost-contributions.csv"), index=False, float_format="%.17g")
     refused_models(out, x, y)
 
 

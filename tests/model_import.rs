@@ -253,6 +253,45 @@ fn imported_models_score_like_the_libraries_on_and_around_every_threshold() {
     }
 }
 
+/// An imported XGBoost model explains a score as XGBoost itself does
+/// (`approx_contribs`, the Saabas attribution the processor uses): its splits
+/// carry the hessian-weighted means of their leaves.
+#[test]
+fn imported_xgboost_models_explain_as_xgboost_does() {
+    let set = load_feature_set("model").unwrap();
+    let file = import(Library::Xgboost, &fixture("xgboost.json"), &set, "x").unwrap();
+    let g = file.gbt.as_ref().unwrap();
+    let scored = read_scored(&fixture("probes.csv"), &set, &["xgboost"]);
+    let text = std::fs::read_to_string(fixture("xgboost-contributions.csv")).unwrap();
+    let slots: Vec<usize> = file
+        .features
+        .iter()
+        .map(|f| set.index_of(f).unwrap())
+        .collect();
+    let bias = g.base
+        + g.roots
+            .iter()
+            .map(|&r| g.nodes[r as usize].value)
+            .sum::<f64>();
+    let mut worst: f64 = 0.0;
+    for (line, row) in text.lines().skip(1).zip(scored.features.chunks(set.len())) {
+        let want: Vec<f64> = line
+            .split(',')
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let x: Vec<f64> = slots.iter().map(|&s| row[s]).collect();
+        let mut got = vec![0.0; x.len()];
+        g.contributions(&x, &mut got);
+        got.push(bias);
+        for (a, b) in got.iter().zip(&want) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!("largest difference from XGBoost's contributions: {worst:e}");
+    assert!(worst < 1e-5, "{worst:e}");
+}
+
 /// What the libraries write that cannot be imported is refused with a message
 /// that says what and where; nothing is written.
 #[test]

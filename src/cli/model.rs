@@ -3,9 +3,11 @@
 use crate::features::load_feature_set;
 use crate::model::gbt::GbtParams;
 use crate::model::import::{import, Library};
+use crate::model::trees::Missing;
 use crate::model::{Algorithm, Model};
 use crate::offline::backtest::{backtest, BacktestOptions, BacktestReport};
 use crate::offline::train::{train, TrainOptions};
+use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -139,18 +141,15 @@ fn run_import(args: ImportArgs) -> anyhow::Result<()> {
     let name = args.name.clone().unwrap_or_else(|| stem(&args.out));
     let file = import(args.library, &args.file, &set, &name)?.save(&args.out)?;
     let model = Model::load(&args.out, &set)?;
-    let g = file.gbt.as_ref().map(|g| {
-        let right = g
-            .nodes
-            .iter()
-            .filter(|n| n.missing == crate::model::trees::Missing::Right);
-        (
-            g.roots.len(),
-            g.check(file.features.len()).unwrap_or(0),
-            right.count(),
-        )
-    });
-    let (trees, depth, right) = g.unwrap_or_default();
+    let g = file.gbt.as_ref().context("an imported model has trees")?;
+    // Checked by the import: the depth is there.
+    let depth = g.check(file.features.len()).unwrap_or_default();
+    let right = g
+        .nodes
+        .iter()
+        .filter(|n| n.missing == Missing::Right)
+        .count();
+    let trees = g.roots.len();
     println!(
         "{} imported from {}: {trees} trees of depth up to {depth}, {} features, {right} splits sending missing values right; written to {}",
         model.version,

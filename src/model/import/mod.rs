@@ -10,13 +10,11 @@
 mod lightgbm;
 mod xgboost;
 
-use super::file::{Algorithm, Imported, ModelFile, MODEL_FORMAT_VERSION};
+use super::file::{Algorithm, Fault, Imported, ModelFile, MODEL_FORMAT_VERSION};
 use super::trees::Gbt;
 use super::ModelError;
 use crate::features::FeatureSet;
 use std::path::Path;
-
-pub use xgboost::f32_less_than;
 
 /// The library a model comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,9 +36,6 @@ struct Parsed {
     /// leaves (XGBoost stores no split values); `None` when splits have theirs.
     hessians: Option<Vec<f64>>,
 }
-
-/// A fault found while parsing: where, and what.
-type Fault = (String, String);
 
 /// Why a parser gave up: the JSON did not parse (with its position), or it
 /// says something that cannot be imported.

@@ -1,5 +1,6 @@
 //! The import's rewriting of each library's split rule, on hand-made inputs.
 
+use super::xgboost::f32_less_than;
 use super::*;
 use crate::features::load_feature_set;
 use crate::model::trees::Missing;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// The largest `f64` `T` such that every `x <= T` has `(x as f32) < t`, so that
 /// for every `x` that is not NaN: `(x as f32) < t` exactly when `!(x > T)`.
 /// `None` when no value is below `t` (`t` is NaN or -inf).
-pub fn f32_less_than(t: f32) -> Option<f64> {
+pub(super) fn f32_less_than(t: f32) -> Option<f64> {
     if t.is_nan() || t == f32::NEG_INFINITY {
         return None;
     }
