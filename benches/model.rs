@@ -1,10 +1,12 @@
-//! Model inference per event: the shipped model and a 100-tree, depth-5 ensemble.
+//! Model inference per event: the shipped model and a 100-tree, depth-5
+//! ensemble (also with half its splits sending missing values right).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use fraudstream::features::load_feature_set;
-use fraudstream::model::gbt::{Gbt, GbtParams};
+use fraudstream::model::gbt::GbtParams;
+use fraudstream::model::trees::{Gbt, Missing};
 use fraudstream::model::{
-    Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, ValidationInfo, EXPLAIN_TOP,
+    Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, EXPLAIN_TOP,
     MODEL_FORMAT_VERSION,
 };
 use std::path::Path;
@@ -34,35 +36,43 @@ fn bench_model(c: &mut Criterion) {
         },
         |_| {},
     );
-    let dir = std::env::temp_dir().join(format!("fraudstream-bench-{}", std::process::id()));
-    let path = dir.join("gbt100.json");
-    ModelFile {
+    let file = ModelFile {
         format_version: MODEL_FORMAT_VERSION,
         name: "gbt100".into(),
         algorithm: Algorithm::Gbt,
         feature_set: "model".into(),
         features: set.names.clone(),
-        training: TrainingInfo {
+        training: Some(TrainingInfo {
             input: "synthetic".into(),
             from: String::new(),
             to: String::new(),
             label_delay_days: 0,
             rows,
             frauds: 0,
-        },
-        validation: ValidationInfo {
-            rows: 0,
-            auc: f64::NAN.max(0.0),
-            average_precision: 0.0,
-        },
+        }),
+        validation: None,
+        imported: None,
         logistic: None,
         gbt: Some(gbt),
         content_hash: String::new(),
+    };
+    let gbt100 = Model::new("gbt100", file.clone(), &set).expect("100-tree model");
+    // The same trees sending missing values right at every other node, as an
+    // imported model may: one more rank column per feature.
+    let mut right = file;
+    for (k, n) in right
+        .gbt
+        .as_mut()
+        .expect("trees")
+        .nodes
+        .iter_mut()
+        .enumerate()
+    {
+        if k % 2 == 0 {
+            n.missing = Missing::Right;
+        }
     }
-    .save(&path)
-    .expect("write model");
-    let gbt100 = Model::load(&path, &set).expect("load 100-tree model");
-    let _ = std::fs::remove_dir_all(&dir);
+    let gbt100_right = Model::new("gbt100-right", right, &set).expect("100-tree model");
 
     let vectors: Vec<Vec<f64>> = (0..32)
         .map(|k| (0..d).map(|i| ((i * 31 + k * 17) % 97) as f64).collect())
@@ -74,6 +84,10 @@ fn bench_model(c: &mut Criterion) {
     let mut i = 0;
     for (name, model) in [
         ("score_gbt_100_trees_depth_5", &gbt100),
+        (
+            "score_gbt_100_trees_depth_5_half_missing_right",
+            &gbt100_right,
+        ),
         (
             "score_shipped_ensemble_800_trees_depth_4_and_logistic",
             &shipped,
@@ -92,12 +106,20 @@ fn bench_model(c: &mut Criterion) {
         .collect();
     let (mut block_scratch, mut scores) = (BlockScratch::default(), vec![0.0; 256]);
     group.throughput(Throughput::Elements(256));
-    group.bench_function("score_block_of_256_gbt_100_trees_depth_5", |b| {
-        b.iter(|| {
-            gbt100.score_block(black_box(&block), d, &mut block_scratch, &mut scores);
-            black_box(scores[255])
-        })
-    });
+    for (name, model) in [
+        ("score_block_of_256_gbt_100_trees_depth_5", &gbt100),
+        (
+            "score_block_of_256_gbt_100_trees_depth_5_half_missing_right",
+            &gbt100_right,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                model.score_block(black_box(&block), d, &mut block_scratch, &mut scores);
+                black_box(scores[255])
+            })
+        });
+    }
     group.throughput(Throughput::Elements(1));
     group.bench_function("score_and_explain_shipped", |b| {
         b.iter(|| {

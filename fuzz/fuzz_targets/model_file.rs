@@ -7,18 +7,12 @@
 use fraudstream::features::{load_feature_set, FeatureSet};
 use fraudstream::model::{Model, ModelFile, Scratch};
 use libfuzzer_sys::fuzz_target;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 static SET: OnceLock<FeatureSet> = OnceLock::new();
-static PATH: OnceLock<PathBuf> = OnceLock::new();
 
 fn load(bytes: &[u8], set: &FeatureSet) {
-    let path = PATH.get_or_init(|| {
-        std::env::temp_dir().join(format!("fraudstream-fuzz-model-{}.json", std::process::id()))
-    });
-    std::fs::write(path, bytes).expect("temp file");
-    if let Ok(model) = Model::load(path, set) {
+    if let Ok(model) = Model::from_bytes("fuzz.json", bytes, set) {
         let mut scratch = Scratch::default();
         for x in [f64::NAN, 0.0, 1e300] {
             let score = model.score(&vec![x; set.len()], &mut scratch);

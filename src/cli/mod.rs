@@ -43,6 +43,8 @@ pub enum Command {
     Train(model::TrainArgs),
     /// Run features, rules, model and policy over a transactions file and measure them.
     Backtest(model::BacktestArgs),
+    /// Model files: import a LightGBM or XGBoost model.
+    Model(model::ModelArgs),
     /// Measure the processor against a Kafka pass-through baseline on an embedded broker.
     Loadtest(loadtest::LoadTestArgs),
     /// Write a labelled simulated transactions file (other customers and fraud patterns than the handbook's).
@@ -68,6 +70,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
             model::run_backtest(args)
+        }
+        Command::Model(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
+            model::run_model(args)
         }
         Command::Loadtest(args) => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");

@@ -1,9 +1,13 @@
-//! `fraudstream train` and `fraudstream backtest`.
+//! `fraudstream train`, `fraudstream backtest` and `fraudstream model import`.
 
+use crate::features::load_feature_set;
 use crate::model::gbt::GbtParams;
-use crate::model::Algorithm;
+use crate::model::import::{import, Library};
+use crate::model::trees::Missing;
+use crate::model::{Algorithm, Model};
 use crate::offline::backtest::{backtest, BacktestOptions, BacktestReport};
 use crate::offline::train::{train, TrainOptions};
+use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -95,13 +99,81 @@ pub struct BacktestArgs {
     pub input_args: super::input::InputArgs,
 }
 
+/// Flags of `model`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+/// The subcommands of `model`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelCommand {
+    /// Turn a LightGBM or XGBoost binary-logistic model into a model file.
+    Import(ImportArgs),
+}
+
+/// Flags of `model import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The library that wrote FILE: LightGBM's text model or JSON dump, or
+    /// XGBoost's JSON model.
+    #[arg(long = "from", value_enum)]
+    pub library: Library,
+    /// The library's model file.
+    pub file: PathBuf,
+    /// Feature set whose features the model reads, by name (built-in name or TOML path).
+    #[arg(long)]
+    pub feature_set: String,
+    /// Model file to write (e.g. models/NAME.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model name (default: the output file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Runs `model`.
+pub fn run_model(args: ModelArgs) -> anyhow::Result<()> {
+    match args.command {
+        ModelCommand::Import(args) => run_import(args),
+    }
+}
+
+/// Imports a model, writes it, and loads it back as the processor would.
+fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let set = load_feature_set(&args.feature_set)?;
+    let name = args.name.clone().unwrap_or_else(|| stem(&args.out));
+    let file = import(args.library, &args.file, &set, &name)?.save(&args.out)?;
+    let model = Model::load(&args.out, &set)?;
+    let g = file.gbt.as_ref().context("an imported model has trees")?;
+    // Checked by the import: the depth is there.
+    let depth = g.check(file.features.len()).unwrap_or_default();
+    let right = g
+        .nodes
+        .iter()
+        .filter(|n| n.missing == Missing::Right)
+        .count();
+    let trees = g.roots.len();
+    println!(
+        "{} imported from {}: {trees} trees of depth up to {depth}, {} features, {right} splits sending missing values right; written to {}",
+        model.version,
+        args.file.display(),
+        file.features.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().to_string())
+}
+
 /// Trains and writes a model.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.out
-            .file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().to_string())
-    });
+    let name = args.name.clone().unwrap_or_else(|| stem(&args.out));
     let opts = TrainOptions {
         name,
         from: args.train_from,
@@ -136,17 +208,20 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    let (Some(training), Some(validation)) = (&file.training, &file.validation) else {
+        anyhow::bail!("the trainer wrote no training or validation summary");
+    };
     println!(
         "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on the last {} rows: AUC {:.3}, AP {:.3}; written to {}",
         file.name,
         file.algorithm,
         file.features.len(),
-        file.training.rows,
-        file.training.frauds,
+        training.rows,
+        training.frauds,
         started.elapsed().as_secs_f64(),
-        file.validation.rows,
-        file.validation.auc,
-        file.validation.average_precision,
+        validation.rows,
+        validation.auc,
+        validation.average_precision,
         args.out.display()
     );
     Ok(())

@@ -4,12 +4,13 @@
 //!
 //! A row's walk down a tree is a position per level. With 64 rows in the byte
 //! lanes of one register, a level is decided node by node: each node compares
-//! its feature's rank column (64 rows, one load) with its threshold rank, for
+//! its rank column (64 rows, one load) with its threshold rank, for
 //! the lanes standing at that node. A tree of depth 5 costs 31 such compares
 //! for 64 rows, where walking row by row costs 5 dependent lookups per row.
 //! Leaves are picked with permutes and summed tree by tree in tree order, so
 //! margins equal the row-by-row walk to the bit.
 
+use super::flat::missing_high;
 use std::arch::x86_64::*;
 
 /// Rows walked together: one byte lane each.
@@ -25,19 +26,21 @@ pub fn available() -> bool {
         && is_x86_feature_detected!("popcnt")
 }
 
-/// Where row `k`'s rank of feature `f` goes in the rank columns [`margins`]
-/// reads, for `inputs` features: 64 rows at a time, feature after feature.
+/// Where row `k`'s rank in column `f` goes in the rank columns [`margins`]
+/// reads, of `columns` columns: 64 rows at a time, column after column.
 #[inline]
-pub fn column_index(k: usize, f: usize, inputs: usize) -> usize {
-    ((k / ROWS) * inputs + f) * ROWS + k % ROWS
+pub fn column_index(k: usize, f: usize, columns: usize) -> usize {
+    ((k / ROWS) * columns + f) * ROWS + k % ROWS
 }
 
-/// Writes the ranks of `rows` rows of `xs` (one every `stride` values, `inputs`
-/// features each) to `cols`, laid out by [`column_index`] and zeroed past the
-/// last row: for each feature, how many of its cuts lie below the value (0 for
-/// a missing one). `cuts` holds each feature's cuts ascending, padded with
-/// +inf to whole runs of eight; feature `f`'s run is `cuts[starts[f]..starts[f + 1]]`.
-/// Counting eight cuts per compare beats a binary search over a few dozen.
+/// Writes the rank columns of `rows` rows of `xs` (one every `stride` values,
+/// `inputs` features each) to `cols`, laid out by [`column_index`] and zeroed
+/// past the last row. Column `f < inputs`: how many of feature `f`'s cuts lie
+/// below the value (0 for a missing one). Column `inputs + j`: the same for
+/// feature `nan_high[j]`, but 255 for a missing value. `cuts` holds each
+/// feature's cuts ascending, padded with +inf to whole runs of eight; feature
+/// `f`'s run is `cuts[starts[f]..starts[f + 1]]`. Counting eight cuts per
+/// compare beats a binary search over a few dozen.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and POPCNT ([`available`]).
@@ -45,12 +48,14 @@ pub fn column_index(k: usize, f: usize, inputs: usize) -> usize {
 pub unsafe fn ranks(
     cuts: &[f64],
     starts: &[u32],
+    nan_high: &[u8],
     xs: &[f64],
     stride: usize,
     rows: usize,
     cols: &mut Vec<u8>,
 ) {
     let inputs = starts.len() - 1;
+    let columns = inputs + nan_high.len();
     assert!(
         stride >= inputs && xs.len() >= rows * stride,
         "fewer rows than asked"
@@ -59,7 +64,7 @@ pub unsafe fn ranks(
         .iter()
         .all(|&s| s as usize <= cuts.len() && s % 8 == 0));
     cols.clear();
-    cols.resize(rows.div_ceil(ROWS) * inputs * ROWS, 0);
+    cols.resize(rows.div_ceil(ROWS) * columns * ROWS, 0);
     for (k, x) in xs.chunks(stride).take(rows).enumerate() {
         for f in 0..inputs {
             let v = _mm512_set1_pd(x[f]);
@@ -70,7 +75,12 @@ pub unsafe fn ranks(
                 // Ordered: a missing value is below no cut.
                 rank += _mm512_cmp_pd_mask::<_CMP_LT_OQ>(c, v).count_ones();
             }
-            cols[column_index(k, f, inputs)] = rank as u8;
+            cols[column_index(k, f, columns)] = rank as u8;
+        }
+        for (j, &f) in nan_high.iter().enumerate() {
+            let f = usize::from(f);
+            let rank = cols[column_index(k, f, columns)];
+            cols[column_index(k, inputs + j, columns)] = missing_high(x[f], rank);
         }
     }
 }
@@ -78,20 +88,20 @@ pub unsafe fn ranks(
 /// Writes to `out` the margin of each row: `base` plus, tree after tree, the
 /// leaf the row reaches. Trees are complete, of depth `D`: `2^D - 1` nodes
 /// `(feature, threshold rank)` each in `nodes`, breadth first, and `2^D` values
-/// each in `leaves`. A row goes right at a node when its rank of the node's
-/// feature is above the node's rank. `cols` holds the ranks of `out.len()` rows
-/// (rounded up to 64, the rest zero) laid out by [`column_index`].
+/// each in `leaves`. A row goes right at a node when its rank in the node's
+/// column is above the node's rank. `cols` holds the `columns` rank columns of
+/// `out.len()` rows (rounded up to 64, the rest zero) laid out by [`column_index`].
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW ([`available`]), and every node's
-/// feature must be below `inputs`.
+/// column must be below `columns`.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn margins<const D: u32>(
     nodes: &[[u8; 2]],
     leaves: &[f64],
     base: f64,
     cols: &[u8],
-    inputs: usize,
+    columns: usize,
     out: &mut [f64],
 ) {
     assert!((1..=MAX_DEPTH).contains(&D), "depth {D} walked by rows");
@@ -100,7 +110,7 @@ pub unsafe fn margins<const D: u32>(
     let trees = leaves.len() / per_tree;
     assert_eq!(nodes.len(), trees * internal, "nodes and leaves disagree");
     assert!(
-        cols.len() >= out.len().div_ceil(ROWS) * inputs * ROWS,
+        cols.len() >= out.len().div_ceil(ROWS) * columns * ROWS,
         "rank columns too short"
     );
     // Leaves are looked up sixteen at a time (two registers of eight); a tree
@@ -117,7 +127,7 @@ pub unsafe fn margins<const D: u32>(
     let mut lanes = [0u8; ROWS];
     let mut sums = [0f64; ROWS];
     for (g, out) in out.chunks_mut(ROWS).enumerate() {
-        let cols = &cols[g * inputs * ROWS..][..inputs * ROWS];
+        let cols = &cols[g * columns * ROWS..][..columns * ROWS];
         let mut acc = [_mm512_set1_pd(base); ROWS / 8];
         for t in 0..trees {
             let nodes = &nodes[t * internal..][..internal];
@@ -127,7 +137,7 @@ pub unsafe fn margins<const D: u32>(
                 let first = (1usize << level) - 1;
                 let mut right: __mmask64 = 0;
                 for (j, &[f, rank]) in nodes[first..2 * first + 1].iter().enumerate() {
-                    // SAFETY: `f < inputs`, so the column lies inside `cols`.
+                    // SAFETY: `f < columns`, so the column lies inside `cols`.
                     let col = unsafe {
                         _mm512_loadu_si512(cols.as_ptr().add(usize::from(f) * ROWS).cast())
                     };

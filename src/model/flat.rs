@@ -5,7 +5,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx512;
-use super::gbt::{Gbt, LEAF};
+use super::trees::{Gbt, Missing, LEAF};
 use std::ops::Range;
 
 /// Deepest tree served from the branch-free [`FlatGbt`] layout (deeper ensembles
@@ -14,6 +14,10 @@ pub const MAX_FLAT_DEPTH: u32 = 10;
 
 /// Trees walked together.
 const LANES: usize = 8;
+
+/// Most tree slots (trees times leaves per padded tree) laid out flat: about
+/// 30 bytes each. Larger ensembles are walked node by node.
+const MAX_FLAT_SLOTS: usize = 1 << 22;
 
 /// Whether block scoring can walk 64 rows at a time with AVX-512.
 fn wide_available() -> bool {
@@ -34,8 +38,10 @@ pub struct FlatGbt {
     base: f64,
     /// Split feature of each internal node, `2^depth - 1` per tree, breadth first.
     features: Vec<u16>,
-    /// Go right when `x > threshold` (so missing values go left, as in training).
+    /// A present value goes right when `x > threshold`.
     thresholds: Vec<f64>,
+    /// Whether a missing value goes right, per internal node.
+    nan_right: Vec<bool>,
     /// Output of each internal node (for explanations).
     values: Vec<f64>,
     /// `2^depth` leaf values per tree.
@@ -45,10 +51,18 @@ pub struct FlatGbt {
 }
 
 /// Splits compared by rank. For feature `f`, `rank(v)` counts `f`'s distinct
-/// split thresholds below `v` (0 for missing). Then `x > t` exactly when
-/// `rank(x) > rank(t)`: both say some threshold of `f` at least `t` lies
-/// below `x`. A node shrinks from ten bytes to two, so the trees take fewer
-/// cache lines; the price is one binary search per feature and event.
+/// split thresholds below `v`. Then `x > t` exactly when `rank(x) > rank(t)`:
+/// both say some threshold of `f` at least `t` lies below `x`. A node shrinks
+/// from eleven bytes to two, so the trees take fewer cache lines; the price is
+/// one search per feature and event.
+///
+/// A node compares a rank *column*: column `f < inputs` holds feature `f`'s
+/// ranks with a missing value ranked 0 (below every threshold rank: it goes
+/// left); for a feature that some node sends right when missing, one more
+/// column holds its ranks with a missing value ranked 255, above every
+/// threshold rank (at most 254, as a threshold is one of at most 255 cuts):
+/// it goes right. So the walks compare one byte per node whatever the
+/// direction, and a missing value costs nothing at the nodes.
 #[derive(Debug, Clone, PartialEq)]
 struct Ranked {
     /// Each feature's distinct thresholds, ascending, one run per feature,
@@ -58,16 +72,30 @@ struct Ranked {
     starts: Vec<u32>,
     /// Where each feature's thresholds end in `cuts` (before the padding).
     ends: Vec<u32>,
-    /// `(feature, rank of threshold)` of each internal node, laid out like `features`.
+    /// The feature of each column after the first `inputs`: missing ranks 255.
+    nan_high: Vec<u8>,
+    /// `(column, rank of threshold)` of each internal node, laid out like `features`.
     nodes: Vec<[u8; 2]>,
 }
 
 impl Ranked {
-    /// The ranked form of `flat`'s splits, or `None` when a feature index or a
-    /// rank does not fit in a byte. (Thresholds are numbers: training makes no
-    /// NaN, and model files are JSON, which has none.)
+    /// The ranked form of `flat`'s splits, or `None` when a column index or a
+    /// rank does not fit in a byte. (Thresholds are finite: [`Gbt::check`].)
     fn new(flat: &FlatGbt) -> Option<Self> {
-        if flat.inputs > 256 {
+        let mut nan_high: Vec<u8> = Vec::new();
+        for (&f, _) in flat
+            .features
+            .iter()
+            .zip(&flat.nan_right)
+            .filter(|(_, &r)| r)
+        {
+            let f = u8::try_from(f).ok()?;
+            if !nan_high.contains(&f) {
+                nan_high.push(f);
+            }
+        }
+        nan_high.sort_unstable();
+        if flat.inputs + nan_high.len() > 256 {
             return None;
         }
         let mut per_feature: Vec<Vec<f64>> = vec![Vec::new(); flat.inputs];
@@ -95,12 +123,39 @@ impl Ranked {
             starts,
             ends,
             nodes: Vec::with_capacity(flat.features.len()),
+            nan_high,
         };
-        for (&f, &t) in flat.features.iter().zip(&flat.thresholds) {
+        let splits = flat
+            .features
+            .iter()
+            .zip(&flat.thresholds)
+            .zip(&flat.nan_right);
+        for ((&f, &t), &nan_right) in splits {
+            let column = match nan_right {
+                // Found: every nan-right feature is listed.
+                true => flat.inputs + ranked.nan_high.binary_search(&(f as u8)).ok()?,
+                false => usize::from(f),
+            };
             let rank = ranked.rank(f as usize, t);
-            ranked.nodes.push([f as u8, rank]);
+            ranked.nodes.push([column as u8, rank]);
         }
         Some(ranked)
+    }
+
+    /// Rank columns: the features' and then the copies of [`Ranked::nan_high`].
+    fn columns(&self, inputs: usize) -> usize {
+        inputs + self.nan_high.len()
+    }
+
+    /// Writes the rank columns of the row `x` (of at least `inputs` features) to `out`.
+    #[inline(always)]
+    fn row_ranks(&self, x: &[f64], inputs: usize, out: &mut [u8; 256]) {
+        for (f, (r, &v)) in out.iter_mut().zip(x).take(inputs).enumerate() {
+            *r = self.rank(f, v);
+        }
+        for (j, &f) in self.nan_high.iter().enumerate() {
+            out[inputs + j] = missing_high(x[usize::from(f)], out[usize::from(f)]);
+        }
     }
 
     /// Feature `f`'s cuts, ascending.
@@ -116,18 +171,28 @@ impl Ranked {
     }
 }
 
+/// Whether a split at `threshold` sends `v` right; a missing `v` goes right
+/// when `nan_right` ([`Node::goes_right`](super::trees::Node::goes_right)).
+#[inline(always)]
+fn goes_right(v: f64, threshold: f64, nan_right: bool) -> bool {
+    (v > threshold) | (nan_right & v.is_nan())
+}
+
+/// The rank of `v` in a column where a missing value ranks 255, given its
+/// rank `rank` where a missing one ranks 0.
+#[inline(always)]
+pub(super) fn missing_high(v: f64, rank: u8) -> u8 {
+    rank | (u8::from(v.is_nan()).wrapping_neg())
+}
+
 impl FlatGbt {
-    /// The flat form of `gbt`, or `None` when a tree is deeper than [`MAX_FLAT_DEPTH`].
+    /// The flat form of `gbt`, or `None` when the trees fail [`Gbt::check`], a
+    /// tree is deeper than [`MAX_FLAT_DEPTH`], or the padded trees would take
+    /// more than [`MAX_FLAT_SLOTS`].
     pub fn new(gbt: &Gbt) -> Option<Self> {
         // At least one level, so that every tree has a node to walk.
-        let depth = gbt
-            .roots
-            .iter()
-            .map(|&r| gbt.depth_of(r))
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        if depth > MAX_FLAT_DEPTH {
+        let depth = gbt.check(usize::from(LEAF)).ok()?.max(1);
+        if depth > MAX_FLAT_DEPTH || gbt.roots.len() << depth > MAX_FLAT_SLOTS {
             return None;
         }
         let internal = (1usize << depth) - 1;
@@ -138,6 +203,7 @@ impl FlatGbt {
             features: vec![0; internal * gbt.roots.len()],
             // A padding node sends everything left: nothing is greater than +inf.
             thresholds: vec![f64::INFINITY; internal * gbt.roots.len()],
+            nan_right: vec![false; internal * gbt.roots.len()],
             values: vec![0.0; internal * gbt.roots.len()],
             leaves: vec![0.0; (internal + 1) * gbt.roots.len()],
             ranked: None,
@@ -170,6 +236,7 @@ impl FlatGbt {
         } else {
             self.features[t * internal + pos] = n.feature;
             self.thresholds[t * internal + pos] = n.threshold;
+            self.nan_right[t * internal + pos] = n.missing == Missing::Right;
             (n.left, n.right)
         };
         self.place(gbt, t, left, 2 * pos + 1, level + 1);
@@ -254,27 +321,34 @@ impl FlatGbt {
             }
             return;
         };
-        let n = self.inputs;
+        let (n, columns) = (self.inputs, ranked.columns(self.inputs));
         #[cfg(target_arch = "x86_64")]
         if wide && D <= avx512::MAX_DEPTH {
+            let (cuts, starts, high) = (&ranked.cuts, &ranked.starts, &ranked.nan_high);
             // SAFETY: `wide` only where the CPU has AVX-512 (`margins` asks
-            // `wide_available`); node features are below `inputs` (its definition).
+            // `wide_available`); node columns are below `columns` (`Ranked::new`).
             unsafe {
-                avx512::ranks(&ranked.cuts, &ranked.starts, xs, stride, out.len(), ranks);
-                avx512::margins::<D>(&ranked.nodes, &self.leaves, self.base, ranks, n, out);
+                avx512::ranks(cuts, starts, high, xs, stride, out.len(), ranks);
+                avx512::margins::<D>(&ranked.nodes, &self.leaves, self.base, ranks, columns, out);
             }
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
         ranks.clear();
-        ranks.resize(out.len() * n, 0);
+        ranks.resize(out.len() * columns, 0);
         // Feature by feature, so that one feature's cuts stay in registers and
         // the rows' searches are independent of each other.
         for f in 0..n {
             let cuts = ranked.cuts(f);
-            for (r, x) in ranks.chunks_exact_mut(n).zip(xs.chunks(stride)) {
+            for (r, x) in ranks.chunks_exact_mut(columns).zip(xs.chunks(stride)) {
                 r[f] = cuts.partition_point(|&c| c < x[f]) as u8;
+            }
+        }
+        for (j, &f) in ranked.nan_high.iter().enumerate() {
+            let f = usize::from(f);
+            for (r, x) in ranks.chunks_exact_mut(columns).zip(xs.chunks(stride)) {
+                r[n + j] = missing_high(x[f], r[f]);
             }
         }
         out.fill(self.base);
@@ -282,7 +356,8 @@ impl FlatGbt {
         let mut row_ranks = [0u8; 256];
         for first in (0..trees).step_by(Self::CHUNK) {
             let chunk = first..trees.min(first + Self::CHUNK);
-            for (r, m) in ranks.chunks_exact(n.max(1)).zip(out.iter_mut()) {
+            // (No trees: no columns; the margins stay at `base`.)
+            for (r, m) in ranks.chunks_exact(columns.max(1)).zip(out.iter_mut()) {
                 row_ranks[..r.len()].copy_from_slice(r);
                 *m = self.walk_ranked::<D>(ranked, &row_ranks, chunk.clone(), *m);
             }
@@ -296,17 +371,20 @@ impl FlatGbt {
         let trees = 0..self.leaves.len() >> D;
         let Some(ranked) = &self.ranked else {
             let (features, thresholds) = (&self.features[..], &self.thresholds[..]);
+            let nan_right = &self.nan_right[..];
             // SAFETY: `walk` passes node indices below `features.len() ==
-            // thresholds.len()`; feature indices are below `self.inputs <= x.len()`.
+            // thresholds.len() == nan_right.len()`; feature indices are below
+            // `self.inputs <= x.len()`.
             return self.walk::<D>(trees, self.base, |node| unsafe {
-                *x.get_unchecked(*features.get_unchecked(node) as usize)
-                    > *thresholds.get_unchecked(node)
+                goes_right(
+                    *x.get_unchecked(*features.get_unchecked(node) as usize),
+                    *thresholds.get_unchecked(node),
+                    *nan_right.get_unchecked(node),
+                )
             });
         };
         let mut ranks = [0u8; 256];
-        for (f, (r, &v)) in ranks.iter_mut().zip(x).take(self.inputs).enumerate() {
-            *r = ranked.rank(f, v);
-        }
+        ranked.row_ranks(x, self.inputs, &mut ranks);
         self.walk_ranked::<D>(ranked, &ranks, trees, self.base)
     }
 
@@ -375,24 +453,39 @@ impl FlatGbt {
     /// Adds each feature's contribution to the margin into `contrib` (Saabas), as
     /// [`Gbt::contributions`] does (padding nodes add zero).
     pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
+        // Splits decided as the margin's walk decides them: by rank where the
+        // splits rank (one byte compare, no branch on the data).
+        let mut ranks = [0u8; 256];
+        if let Some(ranked) = &self.ranked {
+            ranked.row_ranks(x, self.inputs, &mut ranks);
+        }
+        let right = |node: usize| match &self.ranked {
+            Some(ranked) => {
+                let [column, rank] = ranked.nodes[node];
+                ranks[usize::from(column)] > rank
+            }
+            None => goes_right(
+                x[usize::from(self.features[node])],
+                self.thresholds[node],
+                self.nan_right[node],
+            ),
+        };
         let internal = (1usize << self.depth) - 1;
         let trees = self
-            .features
+            .values
             .chunks_exact(internal)
-            .zip(self.thresholds.chunks_exact(internal))
-            .zip(self.values.chunks_exact(internal))
             .zip(self.leaves.chunks_exact(internal + 1));
-        for (((features, thresholds), values), leaves) in trees {
+        for (t, (values, leaves)) in trees.enumerate() {
             let mut i = 0;
             for _ in 0..self.depth {
-                let f = features[i] as usize;
-                let child = 2 * i + 1 + usize::from(x[f] > thresholds[i]);
+                let node = t * internal + i;
+                let child = 2 * i + 1 + usize::from(right(node));
                 let below = if child < internal {
                     values[child]
                 } else {
                     leaves[child - internal]
                 };
-                contrib[f] += below - values[i];
+                contrib[usize::from(self.features[node])] += below - values[i];
                 i = child;
             }
         }
@@ -402,7 +495,8 @@ impl FlatGbt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gbt::{GbtParams, Node};
+    use crate::model::gbt::GbtParams;
+    use crate::model::trees::Node;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
@@ -426,7 +520,14 @@ mod tests {
                 y.push(a + b > 9.0 || (c == 1.0 && a > 6.0));
             }
             let params = GbtParams { trees, max_depth: depth, ..GbtParams::default() };
-            let g = Gbt::train(&x, 3, &y, params, |_| {});
+            let mut g = Gbt::train(&x, 3, &y, params, |_| {});
+            // Missing values go right at about half the splits (as an imported
+            // model's may), left at the others.
+            for (i, n) in g.nodes.iter_mut().enumerate() {
+                if (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(seed) >> 63 == 1 {
+                    n.missing = Missing::Right;
+                }
+            }
             let flat = FlatGbt::new(&g).expect("shallow trees flatten");
             let probe: Vec<f64> = probe.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
             proptest::prop_assert_eq!(flat.margin(&probe).to_bits(), g.margin(&probe).to_bits());
@@ -449,7 +550,8 @@ mod tests {
     }
 
     /// `trees` chains of `depth` splits (each split's left side a leaf), the
-    /// split of tree `t` at level `l` on feature `feature(t, l)` at `threshold()`.
+    /// split of tree `t` at level `l` on feature `feature(t, l)` at `threshold()`,
+    /// sending missing values right where `value()` (drawn for it) is above 0.5.
     fn chains(
         depth: u32,
         trees: u32,
@@ -461,7 +563,7 @@ mod tests {
             base: -1.5,
             nodes: Vec::new(),
             roots: Vec::new(),
-            params: GbtParams::default(),
+            params: None,
         };
         for t in 0..trees {
             g.roots.push(g.nodes.len() as u32);
@@ -473,6 +575,11 @@ mod tests {
                     left: at + 1,
                     right: at + 2,
                     value: value(),
+                    missing: if value() > 0.5 {
+                        Missing::Right
+                    } else {
+                        Missing::Left
+                    },
                 };
                 let leaf = Node {
                     feature: LEAF,
@@ -504,8 +611,8 @@ mod tests {
         f64::NEG_INFINITY,
     ];
 
-    /// Checks `flat` against the node walk of `g` on `n` inputs of `width`
-    /// features: missing, on the edge values, or anywhere in [0, 10).
+    /// Checks `flat` against the node walk of `g` (margins and explanations) on
+    /// inputs of `width` features: missing, on the edge values, or anywhere in [0, 10).
     /// Also checks [`FlatGbt::margins`] over all those rows at once, in rows one
     /// wider than needed.
     fn assert_scores_like_nodes(g: &Gbt, flat: &FlatGbt, width: usize, seed: u64) {
@@ -521,6 +628,10 @@ mod tests {
                 .collect();
             let m = g.margin(&x);
             assert_eq!(flat.margin(&x).to_bits(), m.to_bits(), "{x:?}");
+            let (mut a, mut b) = (vec![0.0; width + 1], vec![0.0; width + 1]);
+            flat.contributions(&x, &mut a);
+            g.contributions(&x, &mut b);
+            assert_eq!(a, b, "explanations of {x:?}");
             xs.extend_from_slice(&x);
             want.push(m.to_bits());
         }
@@ -563,7 +674,8 @@ mod tests {
                 LANES as u32 + 3,
                 |t, level| ((t + level) % 3) as u16,
                 || match pick() {
-                    v if v < 0.4 => EDGES[(v * 100.0) as usize % EDGES.len()],
+                    // The finite edges: thresholds are finite.
+                    v if v < 0.4 => EDGES[(v * 100.0) as usize % 6],
                     v => v * 10.0,
                 },
                 &mut value,
@@ -615,5 +727,43 @@ mod tests {
         let flat = FlatGbt::new(&g).expect("flattens");
         assert!(flat.ranked.is_some());
         assert_scores_like_nodes(&g, &flat, 1, 4);
+    }
+
+    /// A feature that some node sends right when missing takes a second rank
+    /// column; past 256 columns the float walk serves. Both score like the nodes.
+    #[test]
+    fn missing_values_going_right_take_a_rank_column_of_their_own() {
+        let mut value = uniform(5);
+        for (features, ranks) in [(128u16, true), (129, false)] {
+            let mut g = chains(
+                2,
+                u32::from(features),
+                |t, l| (t + l) as u16 % features,
+                || 2.5,
+                &mut value,
+            );
+            g.nodes.iter_mut().for_each(|n| n.missing = Missing::Right);
+            let flat = FlatGbt::new(&g).expect("flattens");
+            assert_eq!(flat.ranked.is_some(), ranks, "{features} features");
+            assert_scores_like_nodes(&g, &flat, usize::from(features), 9);
+        }
+    }
+
+    /// Trees that fail their check, or that would take too much room padded,
+    /// have no flat form (and are walked node by node, or refused at load).
+    #[test]
+    fn broken_or_huge_trees_have_no_flat_form() {
+        let mut value = uniform(3);
+        let mut cyclic = chains(2, 1, |_, _| 0, || 1.0, &mut value);
+        cyclic.nodes[2].right = 0;
+        assert!(FlatGbt::new(&cyclic).is_none());
+        let huge = chains(
+            10,
+            (MAX_FLAT_SLOTS >> 10) as u32 + 1,
+            |_, _| 0,
+            || 1.0,
+            &mut value,
+        );
+        assert!(FlatGbt::new(&huge).is_none());
     }
 }

@@ -1,6 +1,7 @@
-//! Gradient-boosted decision trees for binary log-loss: histogram training and
-//! flat-array inference with per-feature contributions (Saabas path attribution).
+//! Gradient-boosted decision trees for binary log-loss: histogram training of
+//! the ensembles of [`super::trees`].
 
+use super::trees::{Gbt, Node, LEAF};
 use serde::{Deserialize, Serialize};
 
 /// Training settings.
@@ -35,87 +36,7 @@ impl Default for GbtParams {
     }
 }
 
-/// One node: a split (`feature < NONE`) or a leaf. `value` is the node's output
-/// (for internal nodes too, for explanations).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Node {
-    /// Feature index, or `u16::MAX` for a leaf.
-    pub feature: u16,
-    /// Go left when `x <= threshold` or `x` is missing.
-    pub threshold: f64,
-    /// Index of the left child.
-    pub left: u32,
-    /// Index of the right child.
-    pub right: u32,
-    /// Output of the node (margin contribution).
-    pub value: f64,
-}
-
-/// A trained ensemble.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Gbt {
-    /// Initial margin (log-odds of the base rate).
-    pub base: f64,
-    /// All nodes of all trees.
-    pub nodes: Vec<Node>,
-    /// Root node index of each tree.
-    pub roots: Vec<u32>,
-    /// Settings it was trained with.
-    pub params: GbtParams,
-}
-
-/// `Node::feature` of a leaf.
-pub(super) const LEAF: u16 = u16::MAX;
-
 impl Gbt {
-    /// Margin (log-odds) of one feature vector.
-    #[inline]
-    pub fn margin(&self, x: &[f64]) -> f64 {
-        let mut m = self.base;
-        for &root in &self.roots {
-            let mut n = &self.nodes[root as usize];
-            while n.feature != LEAF {
-                let v = x[n.feature as usize];
-                let next = if v <= n.threshold || v.is_nan() {
-                    n.left
-                } else {
-                    n.right
-                };
-                n = &self.nodes[next as usize];
-            }
-            m += n.value;
-        }
-        m
-    }
-
-    /// Depth of the tree rooted at `node` (a lone leaf has depth 0).
-    /// Levels of splits below `node` (0 for a leaf).
-    pub(super) fn depth_of(&self, node: u32) -> u32 {
-        let n = &self.nodes[node as usize];
-        if n.feature == LEAF {
-            0
-        } else {
-            1 + self.depth_of(n.left).max(self.depth_of(n.right))
-        }
-    }
-
-    /// Adds each feature's contribution to the margin into `contrib` (Saabas).
-    pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
-        for &root in &self.roots {
-            let mut n = &self.nodes[root as usize];
-            while n.feature != LEAF {
-                let v = x[n.feature as usize];
-                let next = &self.nodes[if v <= n.threshold || v.is_nan() {
-                    n.left
-                } else {
-                    n.right
-                } as usize];
-                contrib[n.feature as usize] += next.value - n.value;
-                n = next;
-            }
-        }
-    }
-
     /// Trains on rows `x` (row-major, `d` features) with labels `y`.
     pub fn train(
         x: &[f64],
@@ -135,7 +56,7 @@ impl Gbt {
             base,
             nodes: Vec::new(),
             roots: Vec::new(),
-            params,
+            params: Some(params),
         };
         let mut rows: Vec<u32> = (0..n as u32).collect();
         for t in 0..params.trees {
@@ -265,13 +186,7 @@ impl TreeBuilder<'_> {
         let lambda = self.params.lambda;
         let value = -g / (h + lambda) * self.params.learning_rate;
         let index = self.nodes.len() as u32;
-        self.nodes.push(Node {
-            feature: LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-        });
+        self.nodes.push(Node::leaf(value));
         if depth >= self.params.max_depth || rows.len() < 2 {
             return index;
         }

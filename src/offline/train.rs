@@ -4,8 +4,9 @@
 use super::day_range;
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision};
-use crate::model::gbt::{Gbt, GbtParams};
+use crate::model::gbt::GbtParams;
 use crate::model::logistic::Logistic;
+use crate::model::trees::Gbt;
 use crate::model::{Algorithm, ModelFile, TrainingInfo, ValidationInfo, MODEL_FORMAT_VERSION};
 use crate::replay::{replay, InputOptions, ReplayOptions};
 use std::path::Path;
@@ -168,7 +169,7 @@ pub fn train(
         algorithm: opts.algorithm,
         feature_set: opts.feature_set.clone(),
         features: set.names.clone(),
-        training: TrainingInfo {
+        training: Some(TrainingInfo {
             input: input
                 .file_name()
                 .map_or(String::new(), |f| f.to_string_lossy().to_string()),
@@ -177,8 +178,9 @@ pub fn train(
             label_delay_days: opts.label_delay_days,
             rows: n,
             frauds: data.y.iter().filter(|&&v| v).count(),
-        },
-        validation,
+        }),
+        validation: Some(validation),
+        imported: None,
         logistic,
         gbt,
         content_hash: String::new(),

@@ -1,0 +1,447 @@
+//! The tree ensemble of a model file, whoever fitted it (fraudstream's trainer
+//! or an imported LightGBM or XGBoost model): nodes in one array, a root per
+//! tree, and the node-by-node walk that every serving form must equal to the bit.
+//!
+//! At a split, a present value goes right when `x > threshold` and left
+//! otherwise; a missing value (NaN) goes where the node's `missing` says.
+
+use super::gbt::GbtParams;
+use serde::{Deserialize, Serialize};
+
+/// `Node::feature` of a leaf.
+pub const LEAF: u16 = u16::MAX;
+
+/// Most trees in a model.
+pub const MAX_TREES: usize = 50_000;
+
+/// Most nodes in a model, all trees together.
+pub const MAX_NODES: usize = 1 << 22;
+
+/// Most levels of splits on a path from a root to a leaf.
+pub const MAX_DEPTH: u32 = 48;
+
+/// Largest magnitude of a node value or the base margin: with at most
+/// [`MAX_TREES`] trees, every margin stays far from overflowing.
+pub const MAX_ABS_VALUE: f64 = 1e6;
+
+/// Whether `v` is a finite number of magnitude at most [`MAX_ABS_VALUE`].
+fn within_bounds(v: f64) -> bool {
+    v.is_finite() && v.abs() <= MAX_ABS_VALUE
+}
+
+/// Where a split sends a missing (NaN) value.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// To the left child (the default when a file does not say).
+    #[default]
+    Left,
+    /// To the right child.
+    Right,
+}
+
+impl Missing {
+    fn is_left(&self) -> bool {
+        *self == Missing::Left
+    }
+}
+
+/// One node: a split (`feature != LEAF`) or a leaf. `value` is the node's output
+/// (for internal nodes too, for explanations).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// Feature index into the model's features, or [`LEAF`].
+    pub feature: u16,
+    /// A present value goes right when `x > threshold`, left otherwise.
+    pub threshold: f64,
+    /// Index of the left child.
+    pub left: u32,
+    /// Index of the right child.
+    pub right: u32,
+    /// Output of the node (margin contribution).
+    pub value: f64,
+    /// Where a missing value goes (left when the file does not say).
+    #[serde(default, skip_serializing_if = "Missing::is_left")]
+    pub missing: Missing,
+}
+
+impl Node {
+    /// A leaf of output `value`.
+    pub fn leaf(value: f64) -> Node {
+        Node {
+            feature: LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value,
+            missing: Missing::Left,
+        }
+    }
+
+    /// Whether the split sends `v` (NaN: missing) to its right child.
+    #[inline]
+    pub fn goes_right(&self, v: f64) -> bool {
+        if v.is_nan() {
+            self.missing == Missing::Right
+        } else {
+            v > self.threshold
+        }
+    }
+}
+
+/// A tree ensemble (the file's `gbt` section): margin = `base` + one leaf per tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gbt {
+    /// Initial margin (log-odds).
+    pub base: f64,
+    /// All nodes of all trees.
+    pub nodes: Vec<Node>,
+    /// Root node index of each tree.
+    pub roots: Vec<u32>,
+    /// Settings of fraudstream's trainer (absent for an imported model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<GbtParams>,
+}
+
+/// What is wrong with a tree ensemble, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeFault {
+    /// Tree (index into `roots`), when the fault is inside one.
+    pub tree: Option<usize>,
+    /// Node (index into `nodes`), when the fault is at one.
+    pub node: Option<u32>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl std::fmt::Display for TreeFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.tree, self.node) {
+            (Some(t), Some(n)) => write!(f, "tree {t}, node {n}: {}", self.message),
+            (Some(t), None) => write!(f, "tree {t}: {}", self.message),
+            (None, Some(n)) => write!(f, "node {n}: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Gbt {
+    /// Margin (log-odds) of one feature vector. The trees must have passed [`Gbt::check`].
+    #[inline]
+    pub fn margin(&self, x: &[f64]) -> f64 {
+        let mut m = self.base;
+        for &root in &self.roots {
+            let mut n = &self.nodes[root as usize];
+            while n.feature != LEAF {
+                let next = if n.goes_right(x[n.feature as usize]) {
+                    n.right
+                } else {
+                    n.left
+                };
+                n = &self.nodes[next as usize];
+            }
+            m += n.value;
+        }
+        m
+    }
+
+    /// Adds each feature's contribution to the margin into `contrib` (Saabas).
+    pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
+        for &root in &self.roots {
+            let mut n = &self.nodes[root as usize];
+            while n.feature != LEAF {
+                let next = &self.nodes[if n.goes_right(x[n.feature as usize]) {
+                    n.right
+                } else {
+                    n.left
+                } as usize];
+                contrib[n.feature as usize] += next.value - n.value;
+                n = next;
+            }
+        }
+    }
+
+    /// Checks that the ensemble is servable for a model of `features` inputs:
+    /// sizes within [`MAX_TREES`] and [`MAX_NODES`]; each tree a tree (acyclic,
+    /// no node reached twice) at most [`MAX_DEPTH`] deep; children, roots and
+    /// feature indices in range; thresholds finite; values and base finite and
+    /// within [`MAX_ABS_VALUE`]. Returns the depth of the deepest tree.
+    pub fn check(&self, features: usize) -> Result<u32, TreeFault> {
+        let fault = |tree, node, message: String| TreeFault {
+            tree,
+            node,
+            message,
+        };
+        if self.roots.len() > MAX_TREES || self.nodes.len() > MAX_NODES {
+            return Err(fault(
+                None,
+                None,
+                format!(
+                    "{} trees of {} nodes in all; at most {MAX_TREES} trees and {MAX_NODES} nodes",
+                    self.roots.len(),
+                    self.nodes.len()
+                ),
+            ));
+        }
+        if !within_bounds(self.base) {
+            return Err(fault(
+                None,
+                None,
+                format!(
+                    "base {:?} is not a finite number of magnitude at most {MAX_ABS_VALUE:e}",
+                    self.base
+                ),
+            ));
+        }
+        let mut walk = Walk {
+            gbt: self,
+            features,
+            seen: vec![Seen::No; self.nodes.len()],
+            stack: Vec::new(),
+        };
+        let mut depth = 0;
+        for (t, &root) in self.roots.iter().enumerate() {
+            depth = depth.max(
+                walk.tree(root)
+                    .map_err(|(node, message)| fault(Some(t), node, message))?,
+            );
+        }
+        Ok(depth)
+    }
+}
+
+/// Whether the walk of [`Gbt::check`] has met a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Seen {
+    No,
+    /// Waiting on the stack: meeting it again means it has two parents.
+    Queued,
+    /// On the path from the current root: meeting it again is a cycle.
+    OnPath,
+    Done,
+}
+
+/// The depth-first walk of [`Gbt::check`], with an explicit stack (so that no
+/// file can overflow the thread's stack).
+struct Walk<'a> {
+    gbt: &'a Gbt,
+    features: usize,
+    seen: Vec<Seen>,
+    /// `(node, depth, leaving)`: `leaving` marks the node's subtree done.
+    stack: Vec<(u32, u32, bool)>,
+}
+
+impl Walk<'_> {
+    /// Checks the tree under `root`; returns its depth, or the node at fault and why.
+    fn tree(&mut self, root: u32) -> Result<u32, (Option<u32>, String)> {
+        let count = self.gbt.nodes.len();
+        if root as usize >= count {
+            return Err((
+                None,
+                format!("root {root} is not a node: there are {count} nodes"),
+            ));
+        }
+        self.enter(root, 0)
+            .map_err(|(_, m)| (None, format!("root {root}: {m}")))?;
+        let mut depth = 0;
+        while let Some((n, d, leaving)) = self.stack.pop() {
+            if leaving {
+                self.seen[n as usize] = Seen::Done;
+                continue;
+            }
+            self.seen[n as usize] = Seen::OnPath;
+            self.stack.push((n, d, true));
+            let node = &self.gbt.nodes[n as usize];
+            let at = |message: String| (Some(n), message);
+            if !within_bounds(node.value) {
+                return Err(at(format!(
+                    "value {:?} is not a finite number of magnitude at most {MAX_ABS_VALUE:e}",
+                    node.value
+                )));
+            }
+            if node.feature == LEAF {
+                depth = depth.max(d);
+                continue;
+            }
+            if usize::from(node.feature) >= self.features {
+                return Err(at(format!(
+                    "feature index {} is out of range: the model has {} features",
+                    node.feature, self.features
+                )));
+            }
+            if !node.threshold.is_finite() {
+                return Err(at(format!(
+                    "threshold {:?} is not a finite number",
+                    node.threshold
+                )));
+            }
+            if d == MAX_DEPTH {
+                return Err(at(format!(
+                    "the tree is deeper than {MAX_DEPTH} levels of splits"
+                )));
+            }
+            for (side, child) in [("right", node.right), ("left", node.left)] {
+                if child as usize >= count {
+                    return Err(at(format!(
+                        "{side} child {child} is not a node: there are {count} nodes"
+                    )));
+                }
+                self.enter(child, d + 1)
+                    .map_err(|(_, m)| at(format!("{side} child {child}: {m}")))?;
+            }
+        }
+        Ok(depth)
+    }
+
+    /// Queues `node` at `depth`, unless meeting it again breaks the tree.
+    fn enter(&mut self, node: u32, depth: u32) -> Result<(), (Option<u32>, String)> {
+        match self.seen[node as usize] {
+            Seen::No => {
+                self.seen[node as usize] = Seen::Queued;
+                self.stack.push((node, depth, false));
+                Ok(())
+            }
+            Seen::OnPath => Err((Some(node), "a cycle: the node is its own ancestor".into())),
+            Seen::Queued | Seen::Done => Err((
+                Some(node),
+                "the node is reached twice; each node belongs to one place in one tree".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(feature: u16, threshold: f64, left: u32, right: u32, missing: Missing) -> Node {
+        Node {
+            feature,
+            threshold,
+            left,
+            right,
+            value: 0.0,
+            missing,
+        }
+    }
+
+    fn gbt(nodes: Vec<Node>, roots: Vec<u32>) -> Gbt {
+        Gbt {
+            base: 0.0,
+            nodes,
+            roots,
+            params: None,
+        }
+    }
+
+    #[test]
+    fn missing_values_go_where_each_node_says() {
+        // Tree 0 sends missing left, tree 1 right: one feature, split at 2.
+        let g = gbt(
+            vec![
+                split(0, 2.0, 1, 2, Missing::Left),
+                Node::leaf(1.0),
+                Node::leaf(10.0),
+                split(0, 2.0, 4, 5, Missing::Right),
+                Node::leaf(100.0),
+                Node::leaf(1000.0),
+            ],
+            vec![0, 3],
+        );
+        assert_eq!(g.check(1), Ok(1));
+        assert_eq!(g.margin(&[f64::NAN]), 1001.0);
+        assert_eq!(g.margin(&[2.0]), 101.0, "on the threshold: left");
+        assert_eq!(g.margin(&[2.5]), 1010.0);
+        assert_eq!(g.margin(&[f64::NEG_INFINITY]), 101.0);
+        assert_eq!(g.margin(&[f64::INFINITY]), 1010.0);
+    }
+
+    /// Each kind of broken ensemble is refused, naming the tree and node.
+    #[test]
+    fn broken_trees_are_refused_with_their_place() {
+        let leaf = Node::leaf(0.5);
+        let ok = |l, r| split(0, 1.0, l, r, Missing::Left);
+        let chain: Vec<Node> = (0..=MAX_DEPTH)
+            .flat_map(|i| [ok(2 * i + 1, 2 * i + 2), leaf])
+            .chain([leaf])
+            .collect();
+        let too_deep = format!("deeper than {MAX_DEPTH} levels");
+        let cases: Vec<(Gbt, &str)> = vec![
+            (
+                gbt(vec![ok(0, 1), leaf], vec![0]),
+                "tree 0, node 0: left child 0: a cycle",
+            ),
+            (
+                gbt(vec![ok(1, 2), leaf, ok(0, 1)], vec![0]),
+                "tree 0, node 2: right child 1: the node is reached twice",
+            ),
+            (
+                gbt(vec![leaf, ok(2, 3), ok(1, 4), leaf, leaf], vec![0, 1]),
+                "tree 1, node 2: left child 1: a cycle",
+            ),
+            (
+                gbt(vec![ok(1, 1), leaf], vec![0]),
+                "tree 0, node 0: left child 1: the node is reached twice",
+            ),
+            (
+                gbt(vec![leaf], vec![0, 0]),
+                "tree 1: root 0: the node is reached twice",
+            ),
+            (
+                gbt(vec![ok(1, 7), leaf], vec![0]),
+                "tree 0, node 0: right child 7 is not a node: there are 2 nodes",
+            ),
+            (gbt(vec![leaf], vec![3]), "tree 0: root 3 is not a node"),
+            (
+                gbt(
+                    vec![split(4, 1.0, 1, 2, Missing::Left), leaf, leaf],
+                    vec![0],
+                ),
+                "node 0: feature index 4 is out of range: the model has 1 features",
+            ),
+            (
+                gbt(
+                    vec![split(0, f64::NAN, 1, 2, Missing::Left), leaf, leaf],
+                    vec![0],
+                ),
+                "node 0: threshold NaN is not a finite number",
+            ),
+            (
+                gbt(
+                    vec![split(0, f64::INFINITY, 1, 2, Missing::Left), leaf, leaf],
+                    vec![0],
+                ),
+                "node 0: threshold inf",
+            ),
+            (
+                gbt(vec![ok(1, 2), leaf, Node::leaf(f64::NAN)], vec![0]),
+                "tree 0, node 2: value NaN is not a finite number",
+            ),
+            (
+                gbt(vec![Node::leaf(2e6)], vec![0]),
+                "tree 0, node 0: value 2000000.0",
+            ),
+            (gbt(chain, vec![0]), &too_deep),
+            (
+                Gbt {
+                    base: f64::INFINITY,
+                    ..gbt(vec![leaf], vec![0])
+                },
+                "base inf",
+            ),
+            (gbt(vec![leaf], vec![0; MAX_TREES + 1]), "50001 trees"),
+        ];
+        for (g, want) in cases {
+            let got = g.check(1).unwrap_err().to_string();
+            assert!(got.contains(want), "{got:?} should say {want:?}");
+        }
+        // A chain exactly at the limit is fine.
+        let chain: Vec<Node> = (0..MAX_DEPTH)
+            .flat_map(|i| [ok(2 * i + 1, 2 * i + 2), leaf])
+            .chain([leaf])
+            .collect();
+        assert_eq!(gbt(chain, vec![0]).check(1), Ok(MAX_DEPTH));
+    }
+}
