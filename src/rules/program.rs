@@ -197,9 +197,12 @@ pub struct Screen {
 }
 
 impl Screen {
+    /// The open screen's slot: past every feature vector, read as present.
+    const NO_SLOT: u16 = u16::MAX;
+
     /// The screen every value passes, missing ones too.
     pub const OPEN: Screen = Screen {
-        slots: [0, 0],
+        slots: [Self::NO_SLOT; 2],
         lo: f64::NEG_INFINITY,
         hi: f64::INFINITY,
     };
@@ -221,21 +224,27 @@ impl Screen {
         Screen { slots, lo, hi }
     }
 
-    /// Whether every value passes, missing ones too (no conjunct bounds a slot).
+    /// Whether this is [`Screen::OPEN`] (no conjunct bounds a slot).
     #[inline]
     pub fn is_open(&self) -> bool {
-        self.lo == f64::NEG_INFINITY && self.hi == f64::INFINITY
+        self.slots[0] == Self::NO_SLOT
     }
 
     /// Whether `nums` make the program certainly not true: both slots outside
-    /// the range, or either missing (unless the screen is open).
+    /// the range, or either missing.
     #[inline]
     pub fn rejects(&self, nums: &[f64]) -> bool {
-        let value = |slot: u16| nums.get(slot as usize).copied().unwrap_or(f64::NAN);
-        let (x, y) = (value(self.slots[0]), value(self.slots[1]));
+        // A slot past `nums` (the open screen's) reads as present: passing is
+        // always safe, and the program reads such a slot as missing anyway.
+        let value = |slot: u16| nums.get(slot as usize).copied().unwrap_or(0.0);
         // Ordered comparisons: a missing value is never inside.
         let inside = |v: f64| v >= self.lo && v <= self.hi;
-        !self.is_open() & (!(inside(x) | inside(y)) | x.is_nan() | y.is_nan())
+        let x = value(self.slots[0]);
+        if self.slots[0] == self.slots[1] {
+            return !inside(x);
+        }
+        let y = value(self.slots[1]);
+        !(inside(x) | inside(y)) | x.is_nan() | y.is_nan()
     }
 }
 

@@ -13,10 +13,31 @@ pub const TEXT_SEED: u64 = 0x0515_71e5;
 /// Number of text fields ([`STRING_FIELDS`]).
 pub const N_TEXT: usize = STRING_FIELDS.len();
 
+/// Index of text field `name` in [`STRING_FIELDS`] (at compile time).
+const fn field_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < N_TEXT {
+        let (a, b) = (STRING_FIELDS[i].as_bytes(), name.as_bytes());
+        let mut k = 0;
+        while k < a.len() && k < b.len() && a[k] == b[k] {
+            k += 1;
+        }
+        if k == a.len() && k == b.len() {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a text field")
+}
+
+/// Bit mask of the fields that hold codes.
+const CODES: u16 = 1 << field_index("country") | 1 << field_index("currency");
+
 /// Whether field `field` holds a code (`country`, ISO 3166; `currency`, ISO
 /// 4217), which rules compare without regard to ASCII case.
+#[inline]
 pub fn is_code(field: u8) -> bool {
-    matches!(STRING_FIELDS[usize::from(field)], "country" | "currency")
+    CODES & (1 << field) != 0
 }
 
 /// `s` as field `field` is compared: codes in ASCII upper case.

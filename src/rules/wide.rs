@@ -45,7 +45,9 @@ impl ScreenLanes {
                 lanes.hi.push([f64::INFINITY; 8]);
                 lanes.open.push(0);
             }
-            for (side, &slot) in s.slots.iter().enumerate() {
+            // An open lane passes whatever its (unused) slots hold.
+            let slots = if s.is_open() { [0, 0] } else { s.slots };
+            for (side, &slot) in slots.iter().enumerate() {
                 lanes.slots[g][side][k] = i64::from(slot);
                 if let Some(run) = lanes.runs[g][side].get_mut(usize::from(slot) / 16) {
                     *run |= 1 << k;
