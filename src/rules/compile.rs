@@ -525,11 +525,11 @@ impl Compiler<'_> {
         if !field.is_some_and(is_code) {
             return Ok(i);
         }
-        let existing = self.lists.iter().chain(&self.inline);
-        if let Some(copy) = existing.clone().position(|l| l.code_copy_of == Some(i)) {
+        let mut existing = self.lists.iter().chain(&self.inline);
+        if let Some(copy) = existing.position(|l| l.code_copy_of == Some(i)) {
             return Ok(copy as u16);
         }
-        let copy = existing.count() as u16;
+        let copy = (self.lists.len() + self.inline.len()) as u16;
         let named = self.lists.get(usize::from(i)).cloned().unwrap_or_default();
         self.inline.push(named.code_copy(i));
         Ok(copy)

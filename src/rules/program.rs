@@ -1,5 +1,6 @@
-//! Compiled rule expressions: bytecode over a fixed feature vector, evaluated
-//! with a fixed-size stack. No strings, no hash maps, no allocation.
+//! Compiled rule expressions: bytecode over a fixed feature vector and the
+//! event's text fields, evaluated with a fixed-size stack. No hash maps, no
+//! allocation.
 //!
 //! Values are `f64`. Booleans are 1.0 (true), 0.0 (false) or NaN (unknown). A
 //! missing feature (NaN) stays missing through every function and operator
