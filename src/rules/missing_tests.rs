@@ -473,18 +473,26 @@ const DECIDED: [&str; 6] = [
 /// One rule per form `F` and one per `not (F)`, over `X` = `account.avg_amount_30d`
 /// and `amount` = 1: a form is unknown exactly when neither fires.
 fn forms_ruleset(forms: &[&str]) -> (Ruleset, FeatureSet) {
+    let forms: Vec<String> = forms
+        .iter()
+        .map(|f| f.replace('X', "account.avg_amount_30d"))
+        .collect();
+    let set = default_set();
+    let rs = Ruleset::from_files(&[("rules/forms.yaml", &forms_file(&forms))], &set).unwrap();
+    (rs, set)
+}
+
+/// A rule file with a rule `is_i` for each form `i` and a rule `not_i` for its negation.
+fn forms_file(forms: &[String]) -> String {
     let mut text = String::from("rules:\n");
     for (i, form) in forms.iter().enumerate() {
-        let when = form.replace('X', "account.avg_amount_30d");
-        for (kind, when) in [("is", when.clone()), ("not", format!("not ({when})"))] {
+        for (kind, when) in [("is", form.clone()), ("not", format!("not ({form})"))] {
             text.push_str(&format!(
                 "  - {{ id: {kind}_{i}, when: \"{when}\", action: score, score: 0.1, reason: {{ code: c, text: t }} }}\n"
             ));
         }
     }
-    let set = default_set();
-    let rs = Ruleset::from_files(&[("rules/forms.yaml", &text)], &set).unwrap();
-    (rs, set)
+    text
 }
 
 /// Which forms are true, false or unknown, with the ruleset evaluated one
@@ -548,14 +556,7 @@ fn a_missing_text_field_is_unknown_in_every_text_form() {
         "country == currency",
         "country != terminal.id",
     ];
-    let mut text = String::from("rules:\n");
-    for (i, form) in forms.iter().enumerate() {
-        for (kind, when) in [("is", form.to_string()), ("not", format!("not ({form})"))] {
-            text.push_str(&format!(
-                "  - {{ id: {kind}_{i}, when: \"{when}\", action: score, score: 0.1, reason: {{ code: c, text: t }} }}\n"
-            ));
-        }
-    }
+    let text = forms_file(&forms.map(String::from));
     let files = [
         ("rules/t.yaml", text.as_str()),
         ("rules/lists/codes.txt", "FR\n"),
