@@ -218,6 +218,13 @@ impl CompiledList {
     #[inline]
     pub fn contains_text(&self, s: &str, hash: u64) -> bool {
         let first = self.hashes.partition_point(|&h| h < hash);
+        // Most texts are on no list: one comparison says so.
+        self.hashes.get(first) == Some(&hash) && self.confirm(first, s, hash)
+    }
+
+    /// Whether an entry from `first` on with hash `hash` is `s`.
+    #[inline(never)]
+    fn confirm(&self, first: usize, s: &str, hash: u64) -> bool {
         self.hashes[first..]
             .iter()
             .zip(&self.texts[first..])
