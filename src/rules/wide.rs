@@ -153,16 +153,10 @@ impl ScreenLanes {
             // Ordered compares: a missing value (NaN) is never inside, and a
             // lane with either value missing is closed unless its screen is
             // open (as `Screen::rejects`).
-            let x_inside = _mm512_mask_cmp_pd_mask::<_CMP_LE_OQ>(
-                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, lo),
-                x,
-                hi,
-            );
-            let y_inside = _mm512_mask_cmp_pd_mask::<_CMP_LE_OQ>(
-                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(y, lo),
-                y,
-                hi,
-            );
+            let x_inside =
+                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, lo) & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(x, hi);
+            let y_inside =
+                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(y, lo) & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(y, hi);
             let present = _mm512_cmp_pd_mask::<_CMP_ORD_Q>(x, y);
             let lanes = (self.len - 8 * g).min(8);
             let passes = (x_inside | y_inside) & present | self.open[g];
