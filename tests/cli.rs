@@ -283,8 +283,8 @@ fn rules_check_and_test_report_file_line_col_and_exit_1() {
 #[test]
 fn rules_test_passes_the_rule_field_cases_and_check_reports_list_values() {
     for dir in [
-        "tests/field-cases/06-missing-through-functions/rules",
-        "tests/field-cases/07-list-values/rules",
+        "tests/fixtures/field-cases/06-missing-through-functions/rules",
+        "tests/fixtures/field-cases/07-list-values/rules",
         "tests/fixtures/forged-hash/rules",
     ] {
         let test = bin()

@@ -584,11 +584,11 @@ fn a_missing_text_field_is_unknown_in_every_text_form() {
     }
 }
 
-/// `rules test` passes on a field case copied into `tests/field-cases/`, and
-/// its every test ran.
+/// `rules test` passes on a field case copied into `tests/fixtures/field-cases/`,
+/// and its every test ran.
 pub(super) fn field_case_passes(name: &str, tests: usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/field-cases")
+        .join("tests/fixtures/field-cases")
         .join(name)
         .join("rules");
     let (outcomes, errors) = test_dir(&dir, &default_set());
