@@ -279,3 +279,49 @@ fn rules_check_and_test_report_file_line_col_and_exit_1() {
     assert!(explain.status.success());
     assert!(String::from_utf8_lossy(&explain.stdout).contains("; terminal.id"));
 }
+
+#[test]
+fn rules_test_passes_the_rule_field_cases_and_check_reports_list_values() {
+    for dir in [
+        "tests/fixtures/field-cases/06-missing-through-functions/rules",
+        "tests/fixtures/field-cases/07-list-values/rules",
+        "tests/fixtures/forged-hash/rules",
+    ] {
+        let test = bin()
+            .args(["rules", "test", dir])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&test.stdout);
+        assert!(
+            test.status.success() && out.contains(" 0 failed"),
+            "{dir}: {out}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("lists")).unwrap();
+    std::fs::write(
+        rules.join("c.yaml"),
+        "rules:\n  - id: c\n    when: currency in lists.cur and country in lists.cc\n    action: review\n    reason: { code: c, text: t }\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("lists/cur.txt"), "EUR\n  EURO  # typo\n").unwrap();
+    std::fs::write(rules.join("lists/cc.txt"), "fr\nFR\n").unwrap();
+    let check = |want_code| {
+        let out = bin().args(["rules", "check"]).arg(&rules).output().unwrap();
+        assert_eq!(out.status.code(), Some(want_code));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let out = check(1);
+    assert!(
+        out.contains("rules/lists/cur.txt:2:3: 'EURO' can never match"),
+        "{out}"
+    );
+    std::fs::write(rules.join("lists/cur.txt"), "EUR\n").unwrap();
+    let out = check(0);
+    assert!(
+        out.contains("rules/lists/cc.txt:2:1: warning: 'FR' is listed again (first on line 1)"),
+        "{out}"
+    );
+}

@@ -18,6 +18,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(program) = compile(src, scope, &mut lists) {
         // Whatever compiles must evaluate without panicking on any input.
         let nums = vec![f64::NAN; scope.numeric_slots()];
-        let _ = program.eval(&nums, &[0; 9], &lists);
+        let _ = program.fires(&nums, &Default::default(), &lists);
     }
 });

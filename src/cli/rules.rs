@@ -64,6 +64,9 @@ pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
     match args.command {
         RulesCommand::Check { dir } => match Ruleset::load_dir(&dir, &set) {
             Ok(rs) => {
+                for warning in &rs.warnings {
+                    println!("{warning}");
+                }
                 println!(
                     "ok: {} rules ({}), {} tests passed, version {}",
                     rs.rules.len(),
@@ -140,8 +143,15 @@ pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
                                     names.get(*slot as usize).cloned().unwrap_or_default()
                                 )
                             }
-                            crate::rules::program::Op::StrEq { field, .. }
-                            | crate::rules::program::Op::StrIn { field, .. } => {
+                            crate::rules::program::Op::StrEq { field, text, .. } => {
+                                format!(
+                                    "   ; {} == {:?}",
+                                    crate::rules::compile::STRING_FIELDS[*field as usize],
+                                    program.texts[*text as usize]
+                                )
+                            }
+                            crate::rules::program::Op::StrIn { field, .. }
+                            | crate::rules::program::Op::StrIsMissing { field, .. } => {
                                 format!(
                                     "   ; {}",
                                     crate::rules::compile::STRING_FIELDS[*field as usize]

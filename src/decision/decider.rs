@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::model::{BlockScratch, Model, ModelStore, Scratch, EXPLAIN_TOP};
 use crate::rules::compile::{EXTRA_NUMBERS, STRING_FIELDS};
 use crate::rules::reload::RuleStore;
-use crate::rules::{hash_string_fields, Hits, Ruleset};
+use crate::rules::{Hits, Ruleset};
 use crate::source::event::PaymentEvent;
 use crate::source::handbook::TxRow;
 use prometheus::IntCounter;
@@ -166,7 +166,6 @@ pub struct Decider {
     running: Running,
     n_features: usize,
     nums: Vec<f64>,
-    strs: [u64; STRING_FIELDS.len()],
     hits: Hits,
     metrics: Option<Arc<Metrics>>,
     counters: Option<(usize, Vec<[IntCounter; 2]>)>,
@@ -204,7 +203,6 @@ impl Decider {
             rules,
             n_features,
             nums: vec![f64::NAN; n_features + EXTRA_NUMBERS.len()],
-            strs: [0; STRING_FIELDS.len()],
             hits: Hits::default(),
             metrics,
             counters: None,
@@ -399,8 +397,7 @@ impl Decider {
         };
         self.nums[self.n_features + 1] = challenger_score.unwrap_or(f64::NAN);
         self.nums[self.n_features + 2] = subject.original_amount;
-        hash_string_fields(rules.string_fields, subject.strings, &mut self.strs);
-        rules.evaluate(&self.nums, &self.strs, &mut self.hits);
+        rules.evaluate(&self.nums, &rules.texts(subject.strings), &mut self.hits);
         let verdict = rules.policy.decide(rules, &self.hits.live, model);
         count_hits(
             &mut self.counters,

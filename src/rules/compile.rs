@@ -1,20 +1,10 @@
 //! Name resolution, type checking and code generation for rule expressions.
 
 use super::parser::{parse, BinOp, Expr, ExprKind, ListRef, Literal, Span};
-use super::program::{Cmp, CompiledList, Op, Program, Screen, MAX_STACK};
+use super::program::{Cmp, Op, Program, Screen, MAX_STACK};
+use super::text::{is_code, never_holds, normalise, CompiledList};
 use crate::features::FeatureSet;
-use crate::state::key_hash;
 use std::collections::HashMap;
-
-/// Seed of string hashes compared by rules.
-pub const STR_SEED: u64 = 0x5157_1e5;
-
-/// Hash of a string value as rules compare it.
-#[inline]
-pub fn str_hash(s: &str) -> u64 {
-    // 0 means missing; a real string never hashes to it in practice, but be sure.
-    key_hash(STR_SEED, s.as_bytes()).max(1)
-}
 
 /// Event string fields rules can compare, in slot order.
 pub const STRING_FIELDS: [&str; 9] = [
@@ -133,15 +123,16 @@ pub fn compile(
         at: e.at,
         message: e.message,
     })?;
-    let (ops, inline, ty) = {
+    let (ops, texts, inline, ty) = {
         let mut c = Compiler {
             scope,
             lists: lists.as_slice(),
             ops: Vec::new(),
+            texts: Vec::new(),
             inline: Vec::new(),
         };
         let ty = c.emit(&expr)?;
-        (c.ops, c.inline, ty)
+        (c.ops, c.texts, c.inline, ty)
     };
     if ty != Ty::Bool {
         return Err(CompileError {
@@ -152,6 +143,7 @@ pub fn compile(
     let program = Program {
         ops,
         screen: screen_of(&expr, scope),
+        texts,
     };
     if program.max_depth() > MAX_STACK {
         return Err(CompileError {
@@ -237,6 +229,9 @@ struct Compiler<'a> {
     scope: &'a Scope,
     lists: &'a [CompiledList],
     ops: Vec<Op>,
+    /// Text constants of `StrEq`.
+    texts: Vec<Box<str>>,
+    /// Lists this expression adds: inline ones, and code copies of named ones.
     inline: Vec<CompiledList>,
 }
 
@@ -310,15 +305,10 @@ impl Compiler<'_> {
             ExprKind::IsMissing(x, negate) => {
                 match self.emit(x)? {
                     Ty::Num => self.ops.push(Op::IsMissing(*negate)),
-                    Ty::StrField(f) => {
-                        // A present string hashes to non-zero: "== 0-hash" is unknown only when missing.
-                        self.ops.push(Op::StrEq {
-                            field: f,
-                            hash: 0,
-                            negate: false,
-                        });
-                        self.ops.push(Op::IsMissing(*negate));
-                    }
+                    Ty::StrField(field) => self.ops.push(Op::StrIsMissing {
+                        field,
+                        negate: *negate,
+                    }),
                     other => {
                         return Err(err(
                             x.span,
@@ -403,21 +393,13 @@ impl Compiler<'_> {
                             ))
                         }
                     };
-                    let lit = |e: &Expr| match &e.kind {
-                        ExprKind::Str(s) => Some(str_hash(s)),
-                        _ => None,
-                    };
                     let ins = match (ta, tb) {
-                        (Ty::StrField(f), Ty::StrLit) => Op::StrEq {
-                            field: f,
-                            hash: lit(b).unwrap_or(0),
-                            negate,
-                        },
-                        (Ty::StrLit, Ty::StrField(f)) => Op::StrEq {
-                            field: f,
-                            hash: lit(a).unwrap_or(0),
-                            negate,
-                        },
+                        (Ty::StrField(field), Ty::StrLit) => {
+                            self.text_constant(field, b, negate)?
+                        }
+                        (Ty::StrLit, Ty::StrField(field)) => {
+                            self.text_constant(field, a, negate)?
+                        }
                         (Ty::StrField(x), Ty::StrField(y)) => Op::StrFieldEq { a: x, b: y, negate },
                         (Ty::StrLit, Ty::StrLit) => {
                             return Err(err(
@@ -475,78 +457,30 @@ impl Compiler<'_> {
         }
     }
 
+    /// `field == 'text'`: the text as the field holds it, unless it never can.
+    fn text_constant(&mut self, field: u8, lit: &Expr, negate: bool) -> Result<Op, CompileError> {
+        let ExprKind::Str(raw) = &lit.kind else {
+            return Err(err(lit.span, "expected a text constant".into()));
+        };
+        let text = normalise(field, raw);
+        if let Some(why) = never_holds(field, &text) {
+            return Err(err(lit.span, format!("'{raw}' can never match: {why}")));
+        }
+        let index = u16::try_from(self.texts.len())
+            .map_err(|_| err(lit.span, "too many text constants".into()))?;
+        self.texts.push(text.into_boxed_str());
+        Ok(Op::StrEq {
+            field,
+            text: index,
+            negate,
+        })
+    }
+
     fn membership(&mut self, x: &Expr, list: &ListRef, negate: bool) -> Result<Ty, CompileError> {
         let ty = self.emit(x)?;
-        let (index, compiled) = match list {
-            ListRef::Named(name, span) => {
-                let short = name.strip_prefix("lists.").unwrap_or(name);
-                match self.scope.lists.get(short) {
-                    Some(&i) => (i, self.lists.get(i as usize).cloned().unwrap_or_default()),
-                    None => {
-                        let known: Vec<&str> =
-                            self.scope.lists.keys().map(String::as_str).collect();
-                        let hint = if name.starts_with("lists.") {
-                            let best = known.iter().map(|k| (edit_distance(short, k), *k)).min();
-                            match best {
-                                Some((d, k)) if d <= 2 => format!("; did you mean 'lists.{k}'?"),
-                                _ => format!(
-                                    "; known lists: {}",
-                                    if known.is_empty() {
-                                        "none (add rules/lists/NAME.txt)".to_string()
-                                    } else {
-                                        known.join(", ")
-                                    }
-                                ),
-                            }
-                        } else {
-                            "; lists are written 'lists.NAME' (files under rules/lists/)"
-                                .to_string()
-                        };
-                        return Err(err(*span, format!("unknown list '{name}'{hint}")));
-                    }
-                }
-            }
-            ListRef::Inline(items) => {
-                let mut l = CompiledList::default();
-                for item in items {
-                    match item {
-                        Literal::Num(n) => l.numbers.push(*n + 0.0),
-                        Literal::Str(s) => l.hashes.push(str_hash(s)),
-                    }
-                }
-                l.hashes.sort_unstable();
-                l.numbers.sort_by(f64::total_cmp);
-                let index = (self.lists.len() + self.inline.len()) as u16;
-                self.inline.push(l.clone());
-                (index, l)
-            }
-        };
-        match ty {
-            Ty::StrField(f) => {
-                if compiled.hashes.is_empty()
-                    && !compiled.numbers.is_empty()
-                    && matches!(list, ListRef::Inline(_))
-                {
-                    return Err(err(
-                        x.span,
-                        "text compared with a list of numbers; quote the entries".into(),
-                    ));
-                }
-                self.ops.push(Op::StrIn {
-                    field: f,
-                    list: index,
-                    negate,
-                });
-            }
-            Ty::Num => {
-                if matches!(list, ListRef::Inline(_)) && compiled.numbers.is_empty() {
-                    return Err(err(x.span, "a number compared with a list of texts".into()));
-                }
-                self.ops.push(Op::NumIn {
-                    list: index,
-                    negate,
-                });
-            }
+        let field = match ty {
+            Ty::StrField(f) => Some(f),
+            Ty::Num => None,
             other => {
                 return Err(err(
                     x.span,
@@ -556,8 +490,107 @@ impl Compiler<'_> {
                     ),
                 ))
             }
-        }
+        };
+        let index = match list {
+            ListRef::Named(name, span) => self.named_list(name, *span, field)?,
+            ListRef::Inline(items) => self.inline_list(items, field)?,
+        };
+        self.ops.push(match field {
+            Some(field) => Op::StrIn {
+                field,
+                list: index,
+                negate,
+            },
+            None => Op::NumIn {
+                list: index,
+                negate,
+            },
+        });
         Ok(Ty::Bool)
+    }
+
+    /// The index of list `lists.NAME` as `field` (a number when `None`) reads
+    /// it: a code field reads an upper-cased copy, made once.
+    fn named_list(
+        &mut self,
+        name: &str,
+        span: Span,
+        field: Option<u8>,
+    ) -> Result<u16, CompileError> {
+        let short = name.strip_prefix("lists.").unwrap_or(name);
+        let Some(&i) = self.scope.lists.get(short) else {
+            return Err(err(
+                span,
+                format!("unknown list '{name}'{}", self.list_hint(name)),
+            ));
+        };
+        if !field.is_some_and(is_code) {
+            return Ok(i);
+        }
+        let mut existing = self.lists.iter().chain(&self.inline);
+        if let Some(copy) = existing.position(|l| l.code_copy_of == Some(i)) {
+            return Ok(copy as u16);
+        }
+        let copy = (self.lists.len() + self.inline.len()) as u16;
+        let named = self.lists.get(usize::from(i)).cloned().unwrap_or_default();
+        self.inline.push(named.code_copy(i));
+        Ok(copy)
+    }
+
+    /// "; did you mean ..." or the known lists, for an unknown list `name`.
+    fn list_hint(&self, name: &str) -> String {
+        let Some(short) = name.strip_prefix("lists.") else {
+            return "; lists are written 'lists.NAME' (files under rules/lists/)".to_string();
+        };
+        let known: Vec<&str> = self.scope.lists.keys().map(String::as_str).collect();
+        let best = known.iter().map(|k| (edit_distance(short, k), *k)).min();
+        match best {
+            Some((d, k)) if d <= 2 => format!("; did you mean 'lists.{k}'?"),
+            _ if known.is_empty() => "; known lists: none (add rules/lists/NAME.txt)".to_string(),
+            _ => format!("; known lists: {}", known.join(", ")),
+        }
+    }
+
+    /// Compiles `[a, b, ..]` for `field` (a number when `None`): every item must
+    /// be of its type, and a text one that it can hold.
+    fn inline_list(
+        &mut self,
+        items: &[(Literal, Span)],
+        field: Option<u8>,
+    ) -> Result<u16, CompileError> {
+        let (mut texts, mut numbers) = (Vec::new(), Vec::new());
+        for (item, span) in items {
+            match (item, field) {
+                (Literal::Num(n), None) => numbers.push(*n),
+                (Literal::Str(s), Some(f)) => {
+                    let text = normalise(f, s);
+                    if let Some(why) = never_holds(f, &text) {
+                        return Err(err(*span, format!("'{s}' can never match: {why}")));
+                    }
+                    texts.push(text);
+                }
+                (Literal::Num(_), Some(_)) => {
+                    return Err(err(
+                        *span,
+                        "a number in a list compared with text; quote it".into(),
+                    ))
+                }
+                (Literal::Str(_), None) => {
+                    return Err(err(
+                        *span,
+                        "text in a list compared with a number; remove the quotes".into(),
+                    ))
+                }
+            }
+        }
+        let code = field.is_some_and(is_code);
+        let index = (self.lists.len() + self.inline.len()) as u16;
+        self.inline.push(CompiledList::new(
+            texts.iter().map(String::as_str),
+            numbers,
+            code,
+        ));
+        Ok(index)
     }
 
     fn call(&mut self, name: &str, args: &[Expr], span: Span) -> Result<Ty, CompileError> {

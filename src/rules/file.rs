@@ -304,13 +304,43 @@ pub fn parse_policy_file(file: &str, text: &str) -> Result<PolicySpec, RuleError
     Ok(p)
 }
 
-/// Parses a list file: one entry per line; blank lines and `#` comments ignored.
-pub fn parse_list(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.split_once('#').map_or(l, |(v, _)| v).trim())
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
+/// One value of a list file, as written, with its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The value.
+    pub value: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters) of its first character.
+    pub col: usize,
+}
+
+/// Parses a list file: one value per line, kept as written (`POS#12` is a
+/// value) but for whitespace and CR at either end. A comment is a line whose
+/// first non-blank character is `#`, or a `#` that follows whitespace (so
+/// `shop-1  # flagship` is `shop-1`). A byte-order mark is skipped.
+pub fn parse_list(text: &str) -> Vec<ListEntry> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        // The value ends at the first `#` after whitespace.
+        let end = body
+            .char_indices()
+            .zip(body.chars().skip(1))
+            .find(|((_, c), next)| c.is_whitespace() && *next == '#')
+            .map_or(body.len(), |((at, _), _)| at);
+        let value = body[..end].trim_end();
+        if value.is_empty() || value.starts_with('#') {
+            continue;
+        }
+        entries.push(ListEntry {
+            value: value.to_string(),
+            line: i + 1,
+            col: line[..line.len() - body.len()].chars().count() + 1,
+        });
+    }
+    entries
 }
 
 /// Maps byte offset `at` of the expression of `when` to its 1-based (line, col)
@@ -399,7 +429,33 @@ mod tests {
     }
 
     #[test]
-    fn lists_skip_comments_and_blanks() {
-        assert_eq!(parse_list("# trusted\nT1\n\n  T2  # shop\n"), ["T1", "T2"]);
+    fn list_values_are_kept_as_written_and_comments_need_whitespace_before_them() {
+        let values = |text: &str| -> Vec<(String, usize, usize)> {
+            parse_list(text)
+                .into_iter()
+                .map(|e| (e.value, e.line, e.col))
+                .collect()
+        };
+        /// A list file and its (value, line, col)s.
+        type Case<'a> = (&'a str, &'a [(&'a str, usize, usize)]);
+        let cases: [Case; 10] = [
+            ("POS#12\n", &[("POS#12", 1, 1)]),
+            ("shop-1  # our flagship\n", &[("shop-1", 1, 1)]),
+            ("shop-1\t#tab\n", &[("shop-1", 1, 1)]),
+            ("# heading\n   # indented comment\n#\n", &[]),
+            ("  T2  \r\n\r\nT3\r\n", &[("T2", 1, 3), ("T3", 3, 1)]),
+            ("a b # two words\n", &[("a b", 1, 1)]),
+            ("#x\n#y#z\nid#1 #c\n", &[("id#1", 3, 1)]),
+            ("\u{feff}T1\nT2", &[("T1", 1, 1), ("T2", 2, 1)]),
+            ("T1 \r", &[("T1", 1, 1)]),
+            ("\t\u{e9}t\u{e9}#1\n", &[("\u{e9}t\u{e9}#1", 1, 2)]),
+        ];
+        for (text, want) in cases {
+            let want: Vec<_> = want
+                .iter()
+                .map(|(v, l, c)| (v.to_string(), *l, *c))
+                .collect();
+            assert_eq!(values(text), want, "{text:?}");
+        }
     }
 }

@@ -3,16 +3,19 @@
 
 pub mod compile;
 pub mod file;
+mod lists;
 pub mod parser;
 pub mod program;
 pub mod reload;
 pub mod synthetic;
 mod testing;
+pub mod text;
 #[cfg(target_arch = "x86_64")]
 mod wide;
 
 pub use file::{RuleAction, RuleError, RuleMode};
 pub use testing::TestOutcome;
+pub use text::Texts;
 
 use crate::decision::DecisionPolicy;
 use crate::features::FeatureSet;
@@ -21,9 +24,11 @@ use compile::{compile, Scope, STRING_FIELDS};
 use file::{
     expression_position, parse_list, parse_policy_file, parse_rule_file, PolicySpec, RuleSpec,
 };
-use program::{CompiledList, Program};
+use lists::ListFile;
+use program::Program;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use text::CompiledList;
 
 /// The starter ruleset shipped in `rules/`, compiled into the binary so the demo
 /// and a fresh install work from any directory.
@@ -107,10 +112,13 @@ pub struct Ruleset {
     pub version: String,
     /// Numeric slots rules read: the feature set, then `model.score` and friends.
     pub numeric_slots: usize,
-    /// Which string fields (bit i = `STRING_FIELDS[i]`) any rule reads.
-    pub string_fields: u16,
+    /// Which string fields (bit i = `STRING_FIELDS[i]`) `in` looks up in a list.
+    hashed_fields: u16,
     /// In-file test cases that ran and passed at load.
     pub tests_passed: usize,
+    /// Problems that do not stop the load (a list value listed twice), with
+    /// their `file:line:col`.
+    pub warnings: Vec<RuleError>,
     /// The rules [`Ruleset::evaluate`] runs, in order, with their screens packed
     /// together so that rules a screen rejects cost two comparisons.
     screened: Vec<ScreenedRule>,
@@ -196,7 +204,7 @@ impl Ruleset {
         sorted.sort_by_key(|(p, _)| *p);
         let mut hash_input = Vec::new();
         let mut list_names = Vec::new();
-        let mut lists = Vec::new();
+        let mut list_files = Vec::new();
         let mut policy = PolicySpec::default();
         let mut rule_files = Vec::new();
         for (path, text) in &sorted {
@@ -206,19 +214,11 @@ impl Ruleset {
             hash_input.push(0);
             let name = path.rsplit('/').next().unwrap_or(path);
             if path.contains("/lists/") && name.ends_with(".txt") {
-                let entries = parse_list(text);
-                let mut l = CompiledList {
-                    hashes: entries.iter().map(|e| compile::str_hash(e)).collect(),
-                    numbers: entries
-                        .iter()
-                        .filter_map(|e| e.parse::<f64>().ok())
-                        .map(|n| n + 0.0)
-                        .collect(),
-                };
-                l.hashes.sort_unstable();
-                l.numbers.sort_by(f64::total_cmp);
                 list_names.push(name.trim_end_matches(".txt").to_string());
-                lists.push(l);
+                list_files.push(ListFile {
+                    path: path.to_string(),
+                    entries: parse_list(text),
+                });
             } else if name == "policy.yaml" || name == "policy.yml" {
                 match parse_policy_file(path, text) {
                     Ok(p) => policy = p,
@@ -232,9 +232,10 @@ impl Ruleset {
             }
         }
         let scope = Scope::new(set, &list_names);
+        let mut lists: Vec<CompiledList> = list_files.iter().map(ListFile::compile).collect();
         let mut rules = Vec::new();
         let mut ids = HashSet::new();
-        let mut string_fields = 0u16;
+        let mut hashed_fields = 0u16;
         let mut specs: Vec<(String, RuleSpec)> = Vec::new();
         for (path, text, file_rules) in rule_files {
             for spec in file_rules {
@@ -260,7 +261,9 @@ impl Ruleset {
                 match compile(&spec.when, &scope, &mut lists) {
                     Ok(program) => {
                         for op in &program.ops {
-                            string_fields |= string_fields_of(op);
+                            if let program::Op::StrIn { field, .. } = op {
+                                hashed_fields |= 1 << field;
+                            }
                         }
                         rules.push(Rule {
                             id: spec.id.as_str().to_string(),
@@ -290,6 +293,8 @@ impl Ruleset {
                 }
             }
         }
+        let (list_errors, warnings) = lists::check(&list_files, &rules, &lists);
+        errors.extend(list_errors);
         if !errors.is_empty() {
             return Err(RulesError(errors));
         }
@@ -321,27 +326,35 @@ impl Ruleset {
             policy: DecisionPolicy::new(&policy),
             version: format!("{:016x}", key_hash(0, &hash_input)),
             numeric_slots: scope.numeric_slots(),
-            string_fields,
+            hashed_fields,
             tests_passed: 0,
+            warnings,
         };
         Ok((ruleset, specs))
     }
 
-    /// Evaluates every `live` and `shadow` rule over numeric slots `nums` (features,
-    /// then the model scores) and string hashes `strs`; fired rules go to `hits`.
-    /// Allocates nothing once `hits` has grown to the ruleset's size.
+    /// The event's text fields (in [`STRING_FIELDS`] order) as this ruleset's
+    /// rules read them: hashed where a rule looks one up in a list.
     #[inline]
-    pub fn evaluate(&self, nums: &[f64], strs: &[u64], hits: &mut Hits) {
-        self.evaluate_by(nums, strs, hits, wide_available());
+    pub fn texts<'a>(&self, fields: [Option<&'a str>; STRING_FIELDS.len()]) -> Texts<'a> {
+        Texts::new(fields, self.hashed_fields)
+    }
+
+    /// Evaluates every `live` and `shadow` rule over numeric slots `nums` (features,
+    /// then the model scores) and the event's `texts` ([`Ruleset::texts`]); fired
+    /// rules go to `hits`. Allocates nothing once `hits` has grown to the ruleset's size.
+    #[inline]
+    pub fn evaluate(&self, nums: &[f64], texts: &Texts, hits: &mut Hits) {
+        self.evaluate_by(nums, texts, hits, wide_available());
     }
 
     /// [`Ruleset::evaluate`], checking the screens eight at a time with
     /// AVX-512 when `wide` (which the CPU must support) and there are enough.
     #[inline]
-    fn evaluate_by(&self, nums: &[f64], strs: &[u64], hits: &mut Hits, wide: bool) {
+    fn evaluate_by(&self, nums: &[f64], texts: &Texts, hits: &mut Hits, wide: bool) {
         #[cfg(target_arch = "x86_64")]
         if wide && self.screen_lanes.suits(nums) {
-            return self.evaluate_wide(nums, strs, hits);
+            return self.evaluate_wide(nums, texts, hits);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
@@ -350,7 +363,7 @@ impl Ruleset {
         let mut stack = [0.0; program::MAX_STACK];
         for s in &self.screened {
             if !s.screen.rejects(nums) {
-                self.run_screened(s, &mut stack, nums, strs, hits);
+                self.run_screened(s, &mut stack, nums, texts, hits);
             }
         }
     }
@@ -358,14 +371,14 @@ impl Ruleset {
     /// [`Ruleset::evaluate`] with the screens checked eight at a time.
     #[cfg(target_arch = "x86_64")]
     #[inline(never)]
-    fn evaluate_wide(&self, nums: &[f64], strs: &[u64], hits: &mut Hits) {
+    fn evaluate_wide(&self, nums: &[f64], texts: &Texts, hits: &mut Hits) {
         hits.live.clear();
         hits.shadow.clear();
         let mut stack = [0.0; program::MAX_STACK];
         // SAFETY: only called where the CPU has AVX-512 (`evaluate_by`'s `wide`).
         unsafe {
             self.screen_lanes.each_open(nums, |i| {
-                self.run_screened(&self.screened[i], &mut stack, nums, strs, hits);
+                self.run_screened(&self.screened[i], &mut stack, nums, texts, hits);
             });
         }
     }
@@ -377,11 +390,11 @@ impl Ruleset {
         s: &ScreenedRule,
         stack: &mut [f64; program::MAX_STACK],
         nums: &[f64],
-        strs: &[u64],
+        texts: &Texts,
         hits: &mut Hits,
     ) {
         let program = &self.rules[s.rule as usize].program;
-        if program.run(stack, nums, strs, &self.lists) == 1.0 {
+        if program.run(stack, nums, texts, &self.lists) == 1.0 {
             let target = if s.shadow {
                 &mut hits.shadow
             } else {
@@ -392,8 +405,8 @@ impl Ruleset {
     }
 
     /// Whether a single rule fires (for tests and `rules explain`).
-    pub fn rule_fires(&self, rule: usize, nums: &[f64], strs: &[u64]) -> bool {
-        self.rules[rule].program.eval(nums, strs, &self.lists) == 1.0
+    pub fn rule_fires(&self, rule: usize, nums: &[f64], texts: &Texts) -> bool {
+        self.rules[rule].program.fires(nums, texts, &self.lists)
     }
 
     /// Counts of rules by mode.
@@ -464,26 +477,9 @@ pub fn test_dir(dir: &Path, set: &FeatureSet) -> (Vec<TestOutcome>, Vec<RuleErro
     }
 }
 
-/// Bit mask of the string fields an instruction reads.
-fn string_fields_of(op: &program::Op) -> u16 {
-    match *op {
-        program::Op::StrEq { field, .. } | program::Op::StrIn { field, .. } => 1 << field,
-        program::Op::StrFieldEq { a, b, .. } => (1 << a) | (1 << b),
-        _ => 0,
-    }
-}
-
-/// Fills `out` (length >= `STRING_FIELDS.len()`) with the hashes of the event's
-/// string fields that `mask` selects (0 = missing or not needed).
-#[inline]
-pub fn hash_string_fields(mask: u16, fields: [Option<&str>; STRING_FIELDS.len()], out: &mut [u64]) {
-    for (i, f) in fields.iter().enumerate() {
-        out[i] = match f {
-            Some(s) if mask & (1 << i) != 0 => compile::str_hash(s),
-            _ => 0,
-        };
-    }
-}
-
+#[cfg(test)]
+mod missing_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;

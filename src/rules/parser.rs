@@ -90,8 +90,8 @@ pub enum Literal {
 pub enum ListRef {
     /// A named list, `lists.NAME`.
     Named(String, Span),
-    /// An inline list, `["a", "b"]`.
-    Inline(Vec<Literal>),
+    /// An inline list, `["a", "b"]`, each item with its span.
+    Inline(Vec<(Literal, Span)>),
 }
 
 /// A syntax-tree node with its span.
@@ -430,19 +430,21 @@ impl Parser<'_> {
                 self.bump()?;
                 let mut items = Vec::new();
                 loop {
-                    match self.tok.clone() {
-                        Tok::Num(n) => items.push(Literal::Num(n)),
-                        Tok::Str(s) => items.push(Literal::Str(s)),
+                    let start = self.at;
+                    let item = match self.tok.clone() {
+                        Tok::Num(n) => Literal::Num(n),
+                        Tok::Str(s) => Literal::Str(s),
                         Tok::Sym("-") => {
                             self.bump()?;
                             match self.tok {
-                                Tok::Num(n) => items.push(Literal::Num(-n)),
+                                Tok::Num(n) => Literal::Num(-n),
                                 _ => return Err(self.unexpected("a number after '-'")),
                             }
                         }
                         _ => return Err(self.unexpected("a number or string in the list")),
-                    }
+                    };
                     self.bump()?;
+                    items.push((item, (start, self.end_of_prev())));
                     if self.eat_sym(",")? {
                         continue;
                     }

@@ -1,10 +1,16 @@
-//! Compiled rule expressions: bytecode over a fixed feature vector, evaluated
-//! with a fixed-size stack. No strings, no hash maps, no allocation.
+//! Compiled rule expressions: bytecode over a fixed feature vector and the
+//! event's text fields, evaluated with a fixed-size stack. No hash maps, no
+//! allocation.
 //!
-//! Values are `f64`. Booleans are 1.0 (true), 0.0 (false) or NaN (unknown), so
-//! a missing feature (NaN) makes a comparison unknown, unknown propagates
-//! through `and`/`or`/`not` with three-valued logic, and a rule fires only when
-//! its condition is true: a missing feature never silently passes a rule.
+//! Values are `f64`. Booleans are 1.0 (true), 0.0 (false) or NaN (unknown). A
+//! missing feature (NaN) stays missing through every function and operator
+//! (`min`, `max`, `abs`, arithmetic), makes a comparison, `between` or `in`
+//! unknown, and unknown propagates through `and`/`or`/`not` with three-valued
+//! logic; only `default()` and `is missing` turn missing into a value. A rule
+//! fires only when its condition is true: a missing feature never silently
+//! passes a rule.
+
+use super::text::{is_code, same_text, CompiledList, Texts};
 
 /// Deepest stack a program may use.
 pub const MAX_STACK: usize = 32;
@@ -73,9 +79,16 @@ pub enum Op {
     StrEq {
         /// Index into the string slots.
         field: u8,
-        /// Hash of the constant.
-        hash: u64,
+        /// Index of the constant in [`Program::texts`].
+        text: u16,
         /// `!=` instead of `==`.
+        negate: bool,
+    },
+    /// Whether string field `field` is missing (never unknown); `true` negates.
+    StrIsMissing {
+        /// Index into the string slots.
+        field: u8,
+        /// `is not missing`.
         negate: bool,
     },
     /// String field `a` equals (or differs from) string field `b`.
@@ -103,9 +116,9 @@ pub enum Op {
         /// `not in`.
         negate: bool,
     },
-    /// `min` of the top `n`, ignoring missing values (missing if all are).
+    /// `min` of the top `n` (missing if any is).
     Min(u8),
-    /// `max` of the top `n`, ignoring missing values.
+    /// `max` of the top `n` (missing if any is).
     Max(u8),
     /// Absolute value.
     Abs,
@@ -168,21 +181,12 @@ impl Cmp {
     }
 }
 
-/// A compiled list: sorted hashes (for strings) and sorted numbers.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CompiledList {
-    /// Sorted string hashes.
-    pub hashes: Vec<u64>,
-    /// Sorted numbers (entries that parse as numbers).
-    pub numbers: Vec<f64>,
-}
-
 /// A range that numeric slot `slots[0]` or `slots[1]` must fall in (bounds
 /// included) for a program to be true: one of its top-level `and` conjuncts,
 /// such as `amount > 500`, `x between 1 and 9` or `max(a, b) > 9` (the maximum
 /// or minimum is one of its arguments, so one of them must be in range). When
-/// both are outside it the program is false without interpreting it; a missing
-/// value (NaN) is never outside, so the program runs.
+/// both are outside it, or either is missing (which makes that conjunct, and
+/// so the program, unknown), the program cannot be true and is not interpreted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Screen {
     /// Numeric slots, the same one twice when the bound is on one slot.
@@ -194,9 +198,12 @@ pub struct Screen {
 }
 
 impl Screen {
-    /// The screen every value passes.
+    /// The open screen's slot: past every feature vector, read as present.
+    const NO_SLOT: u16 = u16::MAX;
+
+    /// The screen every value passes, missing ones too.
     pub const OPEN: Screen = Screen {
-        slots: [0, 0],
+        slots: [Self::NO_SLOT; 2],
         lo: f64::NEG_INFINITY,
         hi: f64::INFINITY,
     };
@@ -218,14 +225,27 @@ impl Screen {
         Screen { slots, lo, hi }
     }
 
-    /// Whether `nums` are certainly outside the screen (so the program is false).
+    /// Whether this is [`Screen::OPEN`] (no conjunct bounds a slot).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        self.slots[0] == Self::NO_SLOT
+    }
+
+    /// Whether `nums` make the program certainly not true: both slots outside
+    /// the range, or either missing.
     #[inline]
     pub fn rejects(&self, nums: &[f64]) -> bool {
-        let outside = |slot: u16| {
-            let x = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
-            x < self.lo || x > self.hi
-        };
-        outside(self.slots[0]) && outside(self.slots[1])
+        // A slot past `nums` (the open screen's) reads as present: passing is
+        // always safe, and the program reads such a slot as missing anyway.
+        let value = |slot: u16| nums.get(slot as usize).copied().unwrap_or(0.0);
+        // Ordered comparisons: a missing value is never inside.
+        let inside = |v: f64| v >= self.lo && v <= self.hi;
+        let x = value(self.slots[0]);
+        if self.slots[0] == self.slots[1] {
+            return !inside(x);
+        }
+        let y = value(self.slots[1]);
+        !(inside(x) | inside(y)) | x.is_nan() | y.is_nan()
     }
 }
 
@@ -242,6 +262,8 @@ pub struct Program {
     pub ops: Vec<Op>,
     /// A range a slot must fall in for the program to be true.
     pub screen: Screen,
+    /// Text constants [`Op::StrEq`] compares with (codes upper-cased).
+    pub texts: Vec<Box<str>>,
 }
 
 /// Truth value of a three-valued boolean.
@@ -264,24 +286,21 @@ fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
 }
 
 impl Program {
-    /// Evaluates over numeric slots `nums`, string-hash slots `strs` (0 = missing)
-    /// and `lists`. Returns 1.0, 0.0 or NaN (unknown).
+    /// Whether the program is true over numeric slots `nums`, the event's
+    /// `texts` and `lists` (the screen first, then the instructions).
     #[inline]
-    pub fn eval(&self, nums: &[f64], strs: &[u64], lists: &[CompiledList]) -> f64 {
-        if self.screen.rejects(nums) {
-            return 0.0;
-        }
-        self.run(&mut [0.0; MAX_STACK], nums, strs, lists)
+    pub fn fires(&self, nums: &[f64], texts: &Texts, lists: &[CompiledList]) -> bool {
+        !self.screen.rejects(nums) && self.run(&mut [0.0; MAX_STACK], nums, texts, lists) == 1.0
     }
 
     /// Interprets the instructions, without the screen, on a caller-provided
-    /// stack reused across programs.
+    /// stack reused across programs. Returns 1.0, 0.0 or NaN (unknown).
     #[inline]
     pub fn run(
         &self,
         st: &mut [f64; MAX_STACK],
         nums: &[f64],
-        strs: &[u64],
+        texts: &Texts,
         lists: &[CompiledList],
     ) -> f64 {
         let mut sp = 0usize;
@@ -398,62 +417,55 @@ impl Program {
                 Op::IsMissing(negate) => st[sp - 1] = tri(st[sp - 1].is_nan() != negate),
                 Op::StrEq {
                     field,
-                    hash,
+                    text,
                     negate,
-                } => {
-                    let v = strs.get(field as usize).copied().unwrap_or(0);
-                    push!(if v == 0 {
-                        f64::NAN
-                    } else {
-                        tri((v == hash) != negate)
-                    });
+                } => push!(match texts.get(field) {
+                    None => f64::NAN,
+                    Some(v) => {
+                        tri(same_text(&self.texts[text as usize], v, is_code(field)) != negate)
+                    }
+                }),
+                Op::StrIsMissing { field, negate } => {
+                    push!(tri(texts.get(field).is_none() != negate))
                 }
                 Op::StrFieldEq { a, b, negate } => {
-                    let (x, y) = (
-                        strs.get(a as usize).copied().unwrap_or(0),
-                        strs.get(b as usize).copied().unwrap_or(0),
-                    );
-                    push!(if x == 0 || y == 0 {
-                        f64::NAN
-                    } else {
-                        tri((x == y) != negate)
-                    });
+                    push!(match (texts.get(a), texts.get(b)) {
+                        (Some(x), Some(y)) => {
+                            tri(same_text(x, y, is_code(a) || is_code(b)) != negate)
+                        }
+                        _ => f64::NAN,
+                    })
                 }
                 Op::StrIn {
                     field,
                     list,
                     negate,
-                } => {
-                    let v = strs.get(field as usize).copied().unwrap_or(0);
-                    push!(if v == 0 {
-                        f64::NAN
-                    } else {
-                        tri(lists[list as usize].hashes.binary_search(&v).is_ok() != negate)
-                    });
-                }
+                } => push!(match texts.get(field) {
+                    None => f64::NAN,
+                    Some(v) => {
+                        tri(lists[list as usize].contains_text(v, texts.hash(field)) != negate)
+                    }
+                }),
                 Op::NumIn { list, negate } => {
-                    // `+ 0.0` turns -0.0 into 0.0: total_cmp tells them apart, `==` does not.
-                    let x = st[sp - 1] + 0.0;
+                    let x = st[sp - 1];
                     st[sp - 1] = if x.is_nan() {
                         f64::NAN
                     } else {
-                        let found = lists[list as usize]
-                            .numbers
-                            .binary_search_by(|n| n.total_cmp(&x))
-                            .is_ok();
-                        tri(found != negate)
+                        tri(lists[list as usize].contains_number(x) != negate)
                     };
                 }
                 Op::Min(n) | Op::Max(n) => {
                     let is_min = matches!(op, Op::Min(_));
-                    let mut acc = f64::NAN;
-                    for _ in 0..n {
+                    let mut acc = pop!();
+                    for _ in 1..n {
                         let v = pop!();
-                        if !v.is_nan()
-                            && (acc.is_nan() || (is_min && v < acc) || (!is_min && v > acc))
-                        {
-                            acc = v;
-                        }
+                        acc = if acc.is_nan() || v.is_nan() {
+                            f64::NAN
+                        } else if (is_min && v < acc) || (!is_min && v > acc) {
+                            v
+                        } else {
+                            acc
+                        };
                     }
                     push!(acc);
                 }
@@ -484,6 +496,7 @@ impl Program {
                 | Op::LoadOr { .. }
                 | Op::CmpConst { .. }
                 | Op::StrEq { .. }
+                | Op::StrIsMissing { .. }
                 | Op::StrFieldEq { .. }
                 | Op::StrIn { .. } => 1,
                 Op::Neg | Op::Not | Op::IsMissing(_) | Op::NumIn { .. } | Op::Abs => 0,

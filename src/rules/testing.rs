@@ -1,8 +1,8 @@
 //! Runs the `tests` written next to each rule.
 
-use super::compile::{str_hash, Scope, STRING_FIELDS};
+use super::compile::{Scope, STRING_FIELDS};
 use super::file::{Expect, RuleError, RuleSpec, ScalarValue};
-use super::{hash_string_fields, Ruleset};
+use super::{Ruleset, Texts};
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet};
 use crate::source::event::{parse_event_at, Limits};
 use std::sync::Arc;
@@ -68,7 +68,8 @@ pub fn run_tests(
                     continue;
                 }
             };
-            let fired = ruleset.rule_fires(rule_index, &nums, &strs);
+            let texts = Texts::new(strs.each_ref().map(Option::as_deref), u16::MAX);
+            let fired = ruleset.rule_fires(rule_index, &nums, &texts);
             let want = *test.expect == Expect::Hit;
             if fired == want {
                 out.push(TestOutcome {
@@ -89,10 +90,13 @@ pub fn run_tests(
     out
 }
 
+/// An event's text fields, owned.
+type Strings = [Option<String>; STRING_FIELDS.len()];
+
 fn set_value(
     scope: &Scope,
     nums: &mut [f64],
-    strs: &mut [u64],
+    strs: &mut Strings,
     name: &str,
     v: &ScalarValue,
 ) -> Result<(), String> {
@@ -110,11 +114,11 @@ fn set_value(
             },
         };
     } else if let Some(f) = Scope::string_field(name) {
-        strs[f as usize] = match v {
-            ScalarValue::Text(t) => str_hash(t),
-            ScalarValue::Num(n) => str_hash(&n.to_string()),
+        strs[f as usize] = Some(match v {
+            ScalarValue::Text(t) => t.clone(),
+            ScalarValue::Num(n) => n.to_string(),
             ScalarValue::Bool(_) => return Err(format!("'{name}' is text, got a boolean")),
-        };
+        });
     } else {
         return Err(format!("unknown feature '{name}' in test"));
     }
@@ -125,9 +129,9 @@ fn inputs_from_features(
     scope: &Scope,
     slots: usize,
     features: &std::collections::BTreeMap<String, ScalarValue>,
-) -> Result<(Vec<f64>, Vec<u64>), String> {
+) -> Result<(Vec<f64>, Strings), String> {
     let mut nums = vec![f64::NAN; slots];
-    let mut strs = vec![0u64; STRING_FIELDS.len()];
+    let mut strs = Strings::default();
     for (name, v) in features {
         set_value(scope, &mut nums, &mut strs, name, v)?;
     }
@@ -142,10 +146,10 @@ fn inputs_from_events(
     events: &[std::collections::BTreeMap<String, ScalarValue>],
     overrides: &std::collections::BTreeMap<String, ScalarValue>,
     scope: &Scope,
-) -> Result<(Vec<f64>, Vec<u64>), String> {
+) -> Result<(Vec<f64>, Strings), String> {
     let mut engine = FeatureEngine::new(Arc::new(set.clone()), EngineLimits::default());
     let mut nums = vec![f64::NAN; slots];
-    let mut strs = vec![0u64; STRING_FIELDS.len()];
+    let mut strs = Strings::default();
     for (i, fields) in events.iter().enumerate() {
         let mut obj = serde_json::Map::new();
         obj.insert("event_id".into(), format!("test-{i}").into());
@@ -167,7 +171,7 @@ fn inputs_from_events(
         }
         let mut mcc = crate::decision::itoa_buf::Buf::default();
         let fields = crate::decision::Subject::of(&ev, &mut mcc).strings;
-        hash_string_fields(u16::MAX, fields, &mut strs);
+        strs = fields.map(|f| f.map(str::to_string));
     }
     for (name, v) in overrides {
         set_value(scope, &mut nums, &mut strs, name, v)?;

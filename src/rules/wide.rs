@@ -24,6 +24,8 @@ pub struct ScreenLanes {
     runs: Vec<[[u8; RUNS]; 2]>,
     lo: Vec<[f64; 8]>,
     hi: Vec<[f64; 8]>,
+    /// Per group, the lanes of open screens ([`Screen::is_open`]), which pass missing values.
+    open: Vec<u8>,
     /// Screens held (the last group may be partly empty).
     len: usize,
     /// One more than the largest slot read: the fewest numbers to check.
@@ -41,8 +43,11 @@ impl ScreenLanes {
                 lanes.runs.push([[0; RUNS]; 2]);
                 lanes.lo.push([f64::NEG_INFINITY; 8]);
                 lanes.hi.push([f64::INFINITY; 8]);
+                lanes.open.push(0);
             }
-            for (side, &slot) in s.slots.iter().enumerate() {
+            // An open lane passes whatever its (unused) slots hold.
+            let slots = if s.is_open() { [0, 0] } else { s.slots };
+            for (side, &slot) in slots.iter().enumerate() {
                 lanes.slots[g][side][k] = i64::from(slot);
                 if let Some(run) = lanes.runs[g][side].get_mut(usize::from(slot) / 16) {
                     *run |= 1 << k;
@@ -51,6 +56,7 @@ impl ScreenLanes {
             }
             lanes.lo[g][k] = s.lo;
             lanes.hi[g][k] = s.hi;
+            lanes.open[g] |= u8::from(s.is_open()) << k;
             lanes.len = i + 1;
         }
         lanes
@@ -144,13 +150,69 @@ impl ScreenLanes {
                 )
             };
             let (x, y) = (pick(first, first_runs), pick(second, second_runs));
-            // Ordered compares: a missing value (NaN) is never outside.
-            let x_outside =
-                _mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, lo) | _mm512_cmp_pd_mask::<_CMP_GT_OQ>(x, hi);
-            let y_outside =
-                _mm512_cmp_pd_mask::<_CMP_LT_OQ>(y, lo) | _mm512_cmp_pd_mask::<_CMP_GT_OQ>(y, hi);
+            // Ordered compares: a missing value (NaN) is never inside, and a
+            // lane with either value missing is closed unless its screen is
+            // open (as `Screen::rejects`).
+            let x_inside =
+                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, lo) & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(x, hi);
+            let y_inside =
+                _mm512_cmp_pd_mask::<_CMP_GE_OQ>(y, lo) & _mm512_cmp_pd_mask::<_CMP_LE_OQ>(y, hi);
+            let present = _mm512_cmp_pd_mask::<_CMP_ORD_Q>(x, y);
             let lanes = (self.len - 8 * g).min(8);
-            *mask = !(x_outside & y_outside) & ((1u16 << lanes) - 1) as u8;
+            let passes = (x_inside | y_inside) & present | self.open[g];
+            *mask = passes & ((1u16 << lanes) - 1) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Open, one-slot and two-slot screens over 40 numbers (three runs of sixteen).
+    fn screen() -> impl Strategy<Value = Screen> {
+        (0u16..40, 0u16..40, -3i32..3, 0i32..4, 0u8..4).prop_map(|(a, b, lo, width, kind)| {
+            let (lo, hi) = (f64::from(lo), f64::from(lo + width));
+            match kind {
+                0 => Screen::OPEN,
+                1 => Screen {
+                    slots: [a, a],
+                    lo,
+                    hi,
+                },
+                2 => Screen {
+                    slots: [a, b],
+                    lo,
+                    hi,
+                },
+                _ => Screen {
+                    slots: [a, b],
+                    lo: f64::NEG_INFINITY,
+                    hi,
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn lanes_open_exactly_where_the_screen_does_not_reject(
+            screens in proptest::collection::vec(screen(), 1..80),
+            nums in proptest::collection::vec(
+                prop_oneof![Just(f64::NAN), (-4i32..4).prop_map(f64::from)],
+                40,
+            ),
+        ) {
+            if !ScreenLanes::available() {
+                return Ok(());
+            }
+            let lanes = ScreenLanes::new(screens.iter().copied());
+            let mut open = Vec::new();
+            // SAFETY: the CPU has AVX-512 F (checked above).
+            unsafe { lanes.each_open(&nums, |i| open.push(i)) };
+            let want: Vec<usize> = (0..screens.len()).filter(|&i| !screens[i].rejects(&nums)).collect();
+            prop_assert_eq!(open, want);
         }
     }
 }
