@@ -7,7 +7,7 @@ pub mod spec;
 pub use labels::{LabelJoin, LabelTicket};
 pub use spec::{FeatureSet, FeatureSpecError};
 
-use crate::state::{key_hash, mix64, EntityTable, Observation, TableLimits, TableStats};
+use crate::state::{key_hash, mix64, EntityTable, Money, Observation, TableLimits, TableStats};
 use labels::LabelTargets;
 use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub struct EventView<'a> {
     pub event_id: &'a str,
     /// Event time, epoch milliseconds.
     pub ts_ms: i64,
-    /// Amount.
+    /// Amount in the base currency (windows keep it to 1/10,000: [`Money`]).
     pub amount: f64,
     /// Account id.
     pub account: &'a str,
@@ -227,6 +227,7 @@ impl FeatureEngine {
     /// set reads labels.
     pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) -> Option<LabelTicket> {
         debug_assert_eq!(out.len(), self.set.len());
+        let amount = Money::from_f64(ev.amount);
         for (i, def) in self.set.entities.iter().enumerate() {
             if !self.held[i] {
                 continue;
@@ -242,7 +243,7 @@ impl FeatureEngine {
             let key = entity_key(ev, def.fields);
             self.keys[i] = key.unwrap_or(0);
             self.observed[i] =
-                key.map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
+                key.map(|key| self.tables[i].observe(key, ev.ts_ms, amount, distinct));
         }
         for (entity, reads) in self.plan.windows.iter().enumerate() {
             let accs = self.observed[entity].map(|obs| self.tables[entity].accs(obs.slot));
@@ -251,7 +252,7 @@ impl FeatureEngine {
                     let acc = &accs[window as usize];
                     match agg {
                         WindowAgg::Count => f64::from(acc.count),
-                        WindowAgg::Sum => acc.sum,
+                        WindowAgg::Sum => acc.sum.to_f64(),
                         WindowAgg::Mean => acc.mean(),
                         WindowAgg::FraudCount => f64::from(acc.fraud),
                         WindowAgg::LabelledCount => f64::from(acc.labelled),

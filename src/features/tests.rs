@@ -50,6 +50,18 @@ fn errors_point_at_file_line_col() {
     assert!(e.message.contains("not defined above"), "{e}");
     let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"91d\"\n").unwrap_err();
     assert!(e.message.contains("at most 90d"), "{e}");
+    let filter = |bounds: &str| {
+        FeatureSet::parse(
+            "f.toml",
+            &format!("name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"1h\"\n{bounds}\n"),
+        )
+    };
+    let e = filter("amount_min=10\namount_max=5").unwrap_err();
+    assert_eq!((e.line, e.col), (8, 12), "{e}");
+    assert!(e.message.contains("must be above amount_min 10"), "{e}");
+    let e = filter("amount_max=inf").unwrap_err();
+    assert!(e.message.contains("invalid amount_max inf"), "{e}");
+    assert!(filter("amount_min=0.01\namount_max=5").is_ok());
 }
 
 #[test]

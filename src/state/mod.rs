@@ -12,7 +12,7 @@ mod window;
 
 pub use recent::RecentIds;
 pub use trackers::{TrackerSpec, DISTINCT_CAP};
-pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
+pub use window::{AmountFilter, Entry, Money, WindowAcc, WindowSpec, MONEY_SCALE};
 
 use trackers::{Distinct, Extreme};
 
@@ -267,7 +267,13 @@ impl EntityTable {
     /// Records an event of entity `key` and brings its windows to its newest time.
     /// `distinct` holds, per distinct tracker in order, the hash of the counted
     /// field's value (0 when the event has none).
-    pub fn observe(&mut self, key: u64, ts_ms: i64, amount: f64, distinct: &[u32]) -> Observation {
+    pub fn observe(
+        &mut self,
+        key: u64,
+        ts_ms: i64,
+        amount: Money,
+        distinct: &[u32],
+    ) -> Observation {
         let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
         self.clock_s = self.clock_s.max(ts_s);
         self.evict_idle(2);
@@ -283,12 +289,7 @@ impl EntityTable {
         let st = &mut self.slots[slot as usize];
         let prev_seen_ms = (!first_seen).then_some(st.last_seen_ms);
         st.last_seen_ms = st.last_seen_ms.max(ts_ms);
-        let entry = Entry {
-            ts: ts_s,
-            amount: amount as f32,
-            labelled: 0,
-            fraud: 0,
-        };
+        let entry = Entry::new(ts_ms, amount, 0);
         let (applied, seq) = if ts_s >= st.newest_s {
             st.ring.push_back(entry);
             st.newest_s = ts_s;
@@ -354,7 +355,7 @@ impl EntityTable {
         let unlabelled_at = |i: usize| {
             st.ring
                 .get(i)
-                .is_some_and(|e| e.ts == ts_s && e.labelled == 0)
+                .is_some_and(|e| e.ts == ts_s && e.labelled() == 0)
         };
         let hint = seq.wrapping_sub(st.base) as usize;
         let i = if unlabelled_at(hint) {
@@ -362,7 +363,7 @@ impl EntityTable {
         } else {
             // A late insert shifted it: the first unlabelled entry at that time.
             let mut i = st.ring.partition_point(|e| e.ts < ts_s);
-            while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled == 1 {
+            while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled() == 1 {
                 i += 1;
             }
             if i == st.ring.len() || st.ring[i].ts != ts_s {
@@ -371,8 +372,7 @@ impl EntityTable {
             i
         };
         let e = &mut st.ring[i];
-        e.labelled = 1;
-        e.fraud = u8::from(fraud);
+        e.set_label(fraud);
         let (amount, seq) = (e.amount, st.base + i as u32);
         for (spec, acc) in self.windows.iter().zip(accs.iter_mut()) {
             if acc.start <= seq && seq < acc.end && spec.filter.accepts(amount) {
