@@ -25,6 +25,13 @@ pub struct LabelTicket {
     id: u64,
 }
 
+impl LabelTicket {
+    /// The event's id hash.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 /// Where a remembered event sits in its entities' state: per label entity kind,
 /// the entity key (0 when the event has none) and the entry's sequence number.
 pub type LabelTargets = ([u64; MAX_LABEL_ENTITIES], [u32; MAX_LABEL_ENTITIES]);

@@ -7,7 +7,9 @@ pub mod spec;
 pub use labels::{LabelJoin, LabelTicket};
 pub use spec::{FeatureSet, FeatureSpecError};
 
-use crate::state::{key_hash, mix64, EntityTable, Money, Observation, TableLimits, TableStats};
+use crate::state::{
+    key_hash, mix64, Applied, EntityTable, Money, Observation, TableLimits, TableStats,
+};
 use labels::LabelTargets;
 use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
 use std::sync::Arc;
@@ -222,12 +224,19 @@ impl FeatureEngine {
         self
     }
 
-    /// Applies `ev` to the state and writes its features into `out` (length = set size).
-    /// Missing values are NaN. Returns where its label can be handed back, when the
-    /// set reads labels.
+    /// Applies `ev` to the state and writes its features into `out` (length = set size),
+    /// as of its event time ([`crate::state`] says what that guarantees). Missing
+    /// values are NaN, as are all features of an entity kind for which the event
+    /// came too late. Returns where its label can be handed back, when the set
+    /// reads labels.
     pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) -> Option<LabelTicket> {
         debug_assert_eq!(out.len(), self.set.len());
         let amount = Money::from_f64(ev.amount);
+        let id = if self.label_entities.is_empty() {
+            0
+        } else {
+            key_hash(0, ev.event_id.as_bytes())
+        };
         for (i, def) in self.set.entities.iter().enumerate() {
             if !self.held[i] {
                 continue;
@@ -241,12 +250,16 @@ impl FeatureEngine {
             }
             let distinct = &distinct[..def.distinct_fields.len()];
             let key = entity_key(ev, def.fields);
-            self.keys[i] = key.unwrap_or(0);
-            self.observed[i] =
-                key.map(|key| self.tables[i].observe(key, ev.ts_ms, amount, distinct));
+            let obs = key
+                .map(|key| self.tables[i].observe(key, ev.ts_ms, amount, tag_of(id), distinct))
+                .filter(|obs| obs.applied != Applied::Dropped);
+            self.keys[i] = if obs.is_some() { key.unwrap_or(0) } else { 0 };
+            self.observed[i] = obs;
         }
         for (entity, reads) in self.plan.windows.iter().enumerate() {
-            let accs = self.observed[entity].map(|obs| self.tables[entity].accs(obs.slot));
+            let accs = self.observed[entity]
+                .as_ref()
+                .map(|obs| self.tables[entity].accs_at(obs));
             for &(i, window, agg) in reads {
                 out[i as usize] = accs.map_or(f64::NAN, |accs| {
                     let acc = &accs[window as usize];
@@ -276,9 +289,9 @@ impl FeatureEngine {
                     },
                 },
                 Slot::Event(agg) => event_feature(ev, agg),
-                Slot::Tracker { entity, tracker } => match self.observed[entity as usize] {
+                Slot::Tracker { entity, tracker } => match &self.observed[entity as usize] {
                     None => f64::NAN,
-                    Some(obs) => self.tables[entity as usize].tracker(obs.slot, tracker as usize),
+                    Some(obs) => self.tables[entity as usize].tracker_at(obs, tracker as usize),
                 },
                 Slot::Ratio(a, b) => {
                     let (a, b) = (out[a as usize], out[b as usize]);
@@ -301,7 +314,6 @@ impl FeatureEngine {
             .label_entities
             .iter()
             .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
-        let id = key_hash(0, ev.event_id.as_bytes());
         let ticket = self.joins.remember(id, ts_s, targets);
         if let Some(fraud) = self.joins.take_early(id) {
             self.apply_label_id(id, fraud);
@@ -326,7 +338,9 @@ impl FeatureEngine {
     /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for.
     pub fn apply_label_ticket(&mut self, ticket: LabelTicket, fraud: bool) -> LabelOutcome {
         match self.joins.take_ticket(ticket) {
-            Some(target) if self.apply_label_at(target, fraud) => LabelOutcome::Applied,
+            Some(target) if self.apply_label_at(target, ticket.id(), fraud) => {
+                LabelOutcome::Applied
+            }
             _ => LabelOutcome::Unknown,
         }
     }
@@ -357,15 +371,21 @@ impl FeatureEngine {
     /// `None` when the event is not remembered; else whether any window took the label.
     fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
         let target = self.joins.take(id)?;
-        Some(self.apply_label_at(target, fraud))
+        Some(self.apply_label_at(target, id, fraud))
     }
 
-    /// Applies a label to the entries `target` points at; whether any window took it.
-    fn apply_label_at(&mut self, (ts_s, (keys, seqs)): (u32, LabelTargets), fraud: bool) -> bool {
+    /// Applies a label to the entries `target` points at, of event `id`; whether any window took it.
+    fn apply_label_at(
+        &mut self,
+        (ts_s, (keys, seqs)): (u32, LabelTargets),
+        id: u64,
+        fraud: bool,
+    ) -> bool {
         let mut applied = false;
         for (k, &entity) in self.label_entities.iter().enumerate() {
             if keys[k] != 0 {
-                applied |= self.tables[entity].apply_label(keys[k], ts_s, seqs[k], fraud);
+                let table = &mut self.tables[entity];
+                applied |= table.apply_label(keys[k], ts_s, tag_of(id), seqs[k], fraud);
             }
         }
         applied
@@ -421,6 +441,13 @@ impl Plan {
         }
         plan
     }
+}
+
+/// The tag that tells an event from its entity's other events of the same
+/// second, from its id hash.
+#[inline]
+fn tag_of(id: u64) -> u32 {
+    (id >> 40) as u32
 }
 
 fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64> {

@@ -152,7 +152,7 @@ fn label_join_holds_only_the_events_still_waiting() {
         // Out of order: while the oldest wait, taken events stay held behind
         // them up to the capacity; then the oldest is forgotten.
         let (_, oldest) = tickets.pop_front().unwrap();
-        let mut remember_and_take = |j: &mut LabelJoin, id: u64| {
+        let remember_and_take = |j: &mut LabelJoin, id: u64| {
             let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
             assert!(j.take_ticket(t).is_some());
         };
@@ -293,7 +293,7 @@ fn labels_by_ticket_equal_labels_by_id() {
             format!("c{}", x % 50),
             format!("t{}", (x >> 8) % 20),
         );
-        let (id, amount, fraud) = (format!("e{i}"), (x % 500) as f64, x % 7 == 0);
+        let (id, amount, fraud) = (format!("e{i}"), (x % 500) as f64, x.is_multiple_of(7));
         let ev = view(&id, ts, amount, &account, &terminal);
         by_id.update(&ev, &mut a);
         let ticket = by_ticket.update(&ev, &mut b).expect("the set reads labels");

@@ -54,7 +54,8 @@ pub(crate) struct Extreme {
     fed: u32,
 }
 
-/// Last-seen time of up to [`DISTINCT_CAP`] value hashes (0 = empty slot).
+/// Last-seen time of up to [`DISTINCT_CAP`] value hashes (0 = empty slot): the
+/// values seen last, so that a window's count is exact up to the cap.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Distinct {
     hashes: [u32; DISTINCT_CAP],
@@ -160,6 +161,10 @@ impl Distinct {
             {
                 target = i;
             }
+        }
+        if self.hashes[target] != 0 && self.seen_s[target] > ts_s {
+            // A late value seen before all those kept: not among the last seen.
+            return;
         }
         self.hashes[target] = hash;
         self.seen_s[target] = ts_s;

@@ -48,6 +48,8 @@ const MS_BITS: u32 = 0x3ff;
 const LABELLED: u32 = 1 << 10;
 const FRAUD: u32 = 1 << 11;
 const TAG_SHIFT: u32 = 12;
+/// The bits of an event id tag an [`Entry`] keeps.
+pub(crate) const TAG_MASK: u32 = u32::MAX >> TAG_SHIFT;
 
 // Entries are the bulk of an entity's memory: keep them at 16 bytes.
 const _: () = assert!(std::mem::size_of::<Entry>() == 16);
