@@ -4,7 +4,7 @@
 mod labels;
 pub mod spec;
 
-pub use labels::{LabelJoin, LabelTicket};
+pub use labels::{LabelJoin, LabelTicket, Relabel};
 pub use spec::{FeatureSet, FeatureSpecError};
 
 use crate::state::{
@@ -114,10 +114,38 @@ impl Default for EngineLimits {
 pub enum LabelOutcome {
     /// Joined to its event and applied to the entities' windows.
     Applied,
+    /// Replaced the event's earlier, different label (a chargeback after a
+    /// provisional `legit`, a lost dispute after `fraud`): every window that
+    /// counted the earlier one now counts this one.
+    Corrected,
+    /// The same label as the event's latest: nothing changes.
+    Repeated,
     /// The event is not known yet: the label waits for it (bounded).
     Parked,
-    /// The event is no longer held (older than the state keeps).
+    /// The event is no longer held (older than the state or the join keeps).
     Unknown,
+}
+
+impl LabelOutcome {
+    /// Every outcome, in `fraudstream_labels_total{outcome}` order.
+    pub const ALL: [LabelOutcome; 5] = [
+        LabelOutcome::Applied,
+        LabelOutcome::Corrected,
+        LabelOutcome::Repeated,
+        LabelOutcome::Parked,
+        LabelOutcome::Unknown,
+    ];
+
+    /// Its `outcome` label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            LabelOutcome::Applied => "applied",
+            LabelOutcome::Corrected => "corrected",
+            LabelOutcome::Repeated => "repeated",
+            LabelOutcome::Parked => "parked",
+            LabelOutcome::Unknown => "unknown",
+        }
+    }
 }
 
 /// Which entity kinds an engine keeps state for.
@@ -321,23 +349,39 @@ impl FeatureEngine {
         ticket
     }
 
-    /// Feeds a fraud/legit label for `event_id` back into the windows of its entities.
-    /// A label that arrives before its event is parked and applied when the event comes.
+    /// Feeds a fraud/legit label for `event_id` back into the windows of its
+    /// entities; a later label for the same event replaces the earlier one. A
+    /// label that arrives before its event is parked and applied when the event
+    /// comes.
     pub fn apply_label(&mut self, event_id: &str, fraud: bool) -> LabelOutcome {
-        let id = key_hash(0, event_id.as_bytes());
-        match self.apply_label_id(id, fraud) {
-            None => {
+        self.apply_label_id(key_hash(0, event_id.as_bytes()), fraud)
+    }
+
+    /// [`FeatureEngine::apply_label`] by event id hash.
+    fn apply_label_id(&mut self, id: u64, fraud: bool) -> LabelOutcome {
+        match self.joins.relabel(id, fraud) {
+            Relabel::NotSeen => {
                 self.joins.park(id, fraud);
                 LabelOutcome::Parked
             }
-            Some(true) => LabelOutcome::Applied,
-            Some(false) => LabelOutcome::Unknown,
+            Relabel::Forgotten => LabelOutcome::Unknown,
+            Relabel::Found(_, _, Some(before)) if before == fraud => LabelOutcome::Repeated,
+            Relabel::Found(ts_s, targets, before) => {
+                if !self.apply_label_at((ts_s, targets), id, fraud) {
+                    LabelOutcome::Unknown
+                } else if before.is_some() {
+                    LabelOutcome::Corrected
+                } else {
+                    LabelOutcome::Applied
+                }
+            }
         }
     }
 
-    /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for.
+    /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for
+    /// (once per ticket).
     pub fn apply_label_ticket(&mut self, ticket: LabelTicket, fraud: bool) -> LabelOutcome {
-        match self.joins.take_ticket(ticket) {
+        match self.joins.take_ticket(ticket, fraud) {
             Some(target) if self.apply_label_at(target, ticket.id(), fraud) => {
                 LabelOutcome::Applied
             }
@@ -368,13 +412,8 @@ impl FeatureEngine {
         }
     }
 
-    /// `None` when the event is not remembered; else whether any window took the label.
-    fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
-        let target = self.joins.take(id)?;
-        Some(self.apply_label_at(target, id, fraud))
-    }
-
-    /// Applies a label to the entries `target` points at, of event `id`; whether any window took it.
+    /// Sets the label of the entries `target` points at, of event `id`; whether
+    /// any entity still holds one.
     fn apply_label_at(
         &mut self,
         (ts_s, (keys, seqs)): (u32, LabelTargets),

@@ -474,9 +474,10 @@ impl EntityTable {
         }
     }
 
-    /// Applies a fraud/legit label to the event of entity `key` at `ts_s` with
-    /// id tag `tag`, whose [`Observation::seq`] was `seq`. Returns false when
-    /// the entity or event is no longer held, or the event already has a label.
+    /// Sets the fraud/legit label of the event of entity `key` at `ts_s` with
+    /// id tag `tag`, whose [`Observation::seq`] was `seq`, replacing an earlier
+    /// label: every window that holds the event counts the new one instead.
+    /// Returns false when the entity or event is no longer held.
     pub fn apply_label(&mut self, key: u64, ts_s: u32, tag: u32, seq: u32, fraud: bool) -> bool {
         let Some(&slot) = self.index.get(&key) else {
             return false;
@@ -488,15 +489,15 @@ impl EntityTable {
             return false;
         };
         let e = &mut st.ring[i];
-        if e.labelled() == 1 {
-            return false;
-        }
+        let (labelled, was_fraud) = (e.labelled(), e.fraud());
         e.set_label(fraud);
+        // What each window holding it gains: 0 or 1 labelled, -1, 0 or 1 fraud.
+        let (more_labelled, more_fraud) = (1 - labelled, u32::from(fraud).wrapping_sub(was_fraud));
         let (amount, seq) = (e.amount, st.base + i as u32);
         for (spec, acc) in self.windows.iter().zip(accs.iter_mut()) {
             if acc.start <= seq && seq < acc.end && spec.filter.accepts(amount) {
-                acc.labelled += 1;
-                acc.fraud += u32::from(fraud);
+                acc.labelled += more_labelled;
+                acc.fraud = acc.fraud.wrapping_add(more_fraud);
             }
         }
         true
