@@ -277,12 +277,15 @@ impl FeatureEngine {
                 });
             }
             let distinct = &distinct[..def.distinct_fields.len()];
-            let key = entity_key(ev, def.fields);
-            let obs = key
-                .map(|key| self.tables[i].observe(key, ev.ts_ms, amount, tag_of(id), distinct))
-                .filter(|obs| obs.applied != Applied::Dropped);
-            self.keys[i] = if obs.is_some() { key.unwrap_or(0) } else { 0 };
-            self.observed[i] = obs;
+            (self.keys[i], self.observed[i]) = match entity_key(ev, def.fields) {
+                None => (0, None),
+                Some(key) => {
+                    match self.tables[i].observe(key, ev.ts_ms, amount, tag_of(id), distinct) {
+                        obs if obs.applied == Applied::Dropped => (0, None),
+                        obs => (key, Some(obs)),
+                    }
+                }
+            };
         }
         for (entity, reads) in self.plan.windows.iter().enumerate() {
             let accs = self.observed[entity]

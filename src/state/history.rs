@@ -6,8 +6,8 @@
 //! order, and its own features are those windows moved back to `t`: each
 //! cursor walks back over the entries between the window's bounds at `t` and at
 //! `N`, taking them out of (or into) a copy of the aggregates. That needs the
-//! ring to reach `lateness` further back than the longest window, which
-//! [`trim`] keeps.
+//! ring to reach `lateness` further back than the longest window: older
+//! entries go ([`forget_before`]) only once the ring is full.
 
 use super::trackers::{TrackerSpec, DISTINCT_CAP};
 use super::window::{Entry, Money, WindowAcc, WindowSpec, TAG_MASK};
@@ -51,33 +51,46 @@ pub(super) fn advance(
     }
 }
 
-/// Drops the entries at or before `keep_after_s` (which no window of a late
-/// event can reach any more), then the oldest beyond `cap`, remembering the
-/// time of the last one dropped. Returns how many the cap forced out.
-pub(super) fn trim(
-    st: &mut EntityState,
-    accs: &mut [WindowAcc],
-    windows: &[WindowSpec],
-    mut hashes: Option<Hashes<'_>>,
-    keep_after_s: i64,
-    cap: usize,
-) -> u64 {
-    let mut pop = |st: &mut EntityState| {
-        if let Some(front) = st.ring.pop_front() {
-            st.trimmed_ms = front.ts_ms();
-            st.base += 1;
-            if let Some(h) = hashes.as_mut() {
-                h.ring.drain(..h.per_entry);
+/// Drops the oldest entry (and its distinct values), remembering its time.
+#[inline]
+fn pop(st: &mut EntityState, hashes: &mut Option<Hashes<'_>>) {
+    if let Some(front) = st.ring.pop_front() {
+        st.trimmed_ms = front.ts_ms();
+        st.base += 1;
+        if let Some(h) = hashes {
+            for _ in 0..h.per_entry {
+                h.ring.pop_front();
             }
         }
-    };
+    }
+}
+
+/// Drops the entries at or before `keep_after_s`, which no window of a late
+/// event can reach any more.
+pub(super) fn forget_before(
+    st: &mut EntityState,
+    mut hashes: Option<Hashes<'_>>,
+    keep_after_s: i64,
+) {
     while st
         .ring
         .front()
         .is_some_and(|e| i64::from(e.ts) <= keep_after_s)
     {
-        pop(st);
+        pop(st, &mut hashes);
     }
+}
+
+/// Drops the oldest entries beyond `cap`, out of the windows that hold them;
+/// returns how many.
+#[inline(always)]
+pub(super) fn truncate(
+    st: &mut EntityState,
+    accs: &mut [WindowAcc],
+    windows: &[WindowSpec],
+    mut hashes: Option<Hashes<'_>>,
+    cap: usize,
+) -> u64 {
     let mut forced = 0;
     while st.ring.len() > cap.max(1) {
         let front = st.ring[0];
@@ -91,7 +104,7 @@ pub(super) fn trim(
                 acc.start += 1;
             }
         }
-        pop(st);
+        pop(st, &mut hashes);
         forced += 1;
     }
     forced

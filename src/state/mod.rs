@@ -345,7 +345,9 @@ impl EntityTable {
         st.newest_s = entry.ts;
         let seq = st.base + st.ring.len() as u32 - 1;
         if let Some(hashes) = self.hashes.get_mut(slot as usize) {
-            hashes.extend(distinct);
+            for &h in distinct {
+                hashes.push_back(h);
+            }
         }
         history::advance(st, accs, &self.windows, entry.ts);
         let reach = i64::from(self.limits.lateness_s) + i64::from(self.span_s);
@@ -379,36 +381,63 @@ impl EntityTable {
     }
 
     /// After an event entered `slot`'s ring: drops the entries at or before
-    /// `keep_after_s` and beyond the cap, and brings the trackers up to date
-    /// (`rebuild` after an insert moved sequence numbers).
+    /// `keep_after_s` (once the ring is full: dropping them only when it would
+    /// grow, not at every event, spares a read of its old end, and they take no
+    /// memory it has not taken already) and the oldest beyond the cap, and
+    /// brings the trackers up to date (`rebuild` after an insert moved
+    /// sequence numbers).
+    #[inline(always)]
     fn settle(&mut self, slot: u32, ts_s: u32, distinct: &[u32], keep_after_s: i64, rebuild: bool) {
-        let (extremes, distincts) = (self.extremes_of(slot), self.distincts_of(slot));
-        let range = self.accs_of(slot);
-        let accs = &mut self.accs[range];
-        let st = &mut self.slots[slot as usize];
+        let ring = &self.slots[slot as usize].ring;
+        if ring.len() == ring.capacity() {
+            self.forget_before(slot, keep_after_s);
+        }
         let per_entry = self.distincts_per_slot;
-        let hashes = self.hashes.get_mut(slot as usize);
-        self.stats.truncated += history::trim(
-            st,
-            accs,
+        let range = self.accs_of(slot);
+        self.stats.truncated += history::truncate(
+            &mut self.slots[slot as usize],
+            &mut self.accs[range],
             &self.windows,
-            hashes.map(|ring| Hashes { ring, per_entry }),
-            keep_after_s,
+            self.hashes
+                .get_mut(slot as usize)
+                .map(|ring| Hashes { ring, per_entry }),
             self.limits.max_events_per_entity,
         );
         if !self.trackers.is_empty() {
-            update_trackers(
-                st,
-                accs,
-                &mut self.extremes[extremes],
-                &mut self.distincts[distincts],
-                &self.windows,
-                &self.trackers,
-                distinct,
-                ts_s,
-                rebuild,
-            );
+            self.track(slot, ts_s, distinct, rebuild);
         }
+    }
+
+    /// [`history::forget_before`] for `slot`.
+    #[cold]
+    #[inline(never)]
+    fn forget_before(&mut self, slot: u32, keep_after_s: i64) {
+        let per_entry = self.distincts_per_slot;
+        let hashes = self.hashes.get_mut(slot as usize);
+        let st = &mut self.slots[slot as usize];
+        history::forget_before(
+            st,
+            hashes.map(|ring| Hashes { ring, per_entry }),
+            keep_after_s,
+        );
+    }
+
+    /// Brings `slot`'s min/max deques and distinct tables up to date after an
+    /// event at `ts_s` with distinct values `distinct`.
+    #[inline(always)]
+    fn track(&mut self, slot: u32, ts_s: u32, distinct: &[u32], rebuild: bool) {
+        let (extremes, distincts) = (self.extremes_of(slot), self.distincts_of(slot));
+        update_trackers(
+            &self.slots[slot as usize],
+            &self.accs[self.accs_of(slot)],
+            &mut self.extremes[extremes],
+            &mut self.distincts[distincts],
+            &self.windows,
+            &self.trackers,
+            distinct,
+            ts_s,
+            rebuild,
+        );
     }
 
     /// The observation of `entry`, given its previous event's time (`i64::MIN`: none).

@@ -364,3 +364,24 @@ fn labels_go_to_their_own_event_within_a_second() {
         "the legit label went to the 100.00 payment"
     );
 }
+
+#[test]
+fn amounts_become_money_rounded_to_the_nearest_ten_thousandth() {
+    let cases = [
+        (0.01, 100),
+        (42.24, 422_400),
+        (16_777_217.0, 167_772_170_000),
+        (999_999_999.99, 9_999_999_999_900),
+        (1.0 / 3.0, 3333),
+        (2.0 / 3.0, 6667),
+        (0.000_05, 1),
+        (-0.000_05, -1),
+        (-12.345_67, -123_457),
+        (f64::NAN, 0),
+        (1e300, i64::MAX - 1),
+    ];
+    for (amount, units) in cases {
+        assert_eq!(Money::from_f64(amount), Money(units), "{amount}");
+    }
+    assert_eq!(Money(422_400).to_f64().to_string(), "42.24");
+}

@@ -21,7 +21,12 @@ impl Money {
     /// Saturates below `i64::MAX` (which [`AmountFilter::ALL`] leaves out); NaN gives 0.
     #[inline]
     pub fn from_f64(amount: f64) -> Money {
-        Money(((amount * MONEY_SCALE as f64).round() as i64).min(i64::MAX - 1))
+        let units = amount * MONEY_SCALE as f64;
+        // Adding 0.5 is exact below 2^52 and the cast truncates: the nearest
+        // integer, without a call to `round` (no rounding instruction in the
+        // baseline x86-64 target).
+        let magnitude = (units.abs() + 0.5) as i64;
+        Money(if units < 0.0 { -magnitude } else { magnitude }.min(i64::MAX - 1))
     }
 
     /// The amount in base units: the `f64` nearest to the exact decimal value
