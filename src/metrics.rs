@@ -38,8 +38,8 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// Records written to the dead-letter topic.
     pub dlq_records: IntCounter,
-    /// Labels read, by outcome (`applied`, `parked`, `unknown`, `invalid`; `routed` when
-    /// forwarded to the owner of their terminal).
+    /// Labels read, by outcome (`applied`, `corrected`, `repeated`, `parked`, `unknown`,
+    /// `invalid`; `routed` when forwarded to the owner of their terminal).
     pub labels: IntCounterVec,
     /// Read-to-decision time in the processor.
     pub hot_path_seconds: Histogram,
@@ -359,7 +359,10 @@ impl Metrics {
         for kind in ["client", "consume", "rebalance", "checkpoint"] {
             m.kafka_errors.with_label_values(&[kind]);
         }
-        for outcome in ["applied", "parked", "unknown", "invalid", "routed"] {
+        for outcome in crate::features::LabelOutcome::ALL {
+            m.labels.with_label_values(&[outcome.code()]);
+        }
+        for outcome in ["invalid", "routed"] {
             m.labels.with_label_values(&[outcome]);
         }
         m

@@ -53,10 +53,11 @@ impl Default for ReplayOptions {
             to_ms: i64::MAX,
             label_delay_ms: 7 * 86_400_000,
             limits: EngineLimits {
+                // Live's lateness: rows out of order get the features live gives them.
                 table: crate::state::TableLimits {
                     max_entities: 10_000_000,
                     max_events_per_entity: 4096,
-                    lateness_s: 0,
+                    ..crate::state::TableLimits::default()
                 },
                 max_pending_labels: 2_000_000,
             },

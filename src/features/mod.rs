@@ -4,10 +4,12 @@
 mod labels;
 pub mod spec;
 
-pub use labels::{LabelJoin, LabelTicket};
+pub use labels::{LabelJoin, LabelTicket, Relabel};
 pub use spec::{FeatureSet, FeatureSpecError};
 
-use crate::state::{key_hash, mix64, EntityTable, Observation, TableLimits, TableStats};
+use crate::state::{
+    key_hash, mix64, Applied, EntityTable, Money, Observation, TableLimits, TableStats,
+};
 use labels::LabelTargets;
 use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub struct EventView<'a> {
     pub event_id: &'a str,
     /// Event time, epoch milliseconds.
     pub ts_ms: i64,
-    /// Amount.
+    /// Amount in the base currency (windows keep it to 1/10,000: [`Money`]).
     pub amount: f64,
     /// Account id.
     pub account: &'a str,
@@ -112,10 +114,38 @@ impl Default for EngineLimits {
 pub enum LabelOutcome {
     /// Joined to its event and applied to the entities' windows.
     Applied,
+    /// Replaced the event's earlier, different label (a chargeback after a
+    /// provisional `legit`, a lost dispute after `fraud`): every window that
+    /// counted the earlier one now counts this one.
+    Corrected,
+    /// The same label as the event's latest: nothing changes.
+    Repeated,
     /// The event is not known yet: the label waits for it (bounded).
     Parked,
-    /// The event is no longer held (older than the state keeps).
+    /// The event is no longer held (older than the state or the join keeps).
     Unknown,
+}
+
+impl LabelOutcome {
+    /// Every outcome, in `fraudstream_labels_total{outcome}` order.
+    pub const ALL: [LabelOutcome; 5] = [
+        LabelOutcome::Applied,
+        LabelOutcome::Corrected,
+        LabelOutcome::Repeated,
+        LabelOutcome::Parked,
+        LabelOutcome::Unknown,
+    ];
+
+    /// Its `outcome` label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            LabelOutcome::Applied => "applied",
+            LabelOutcome::Corrected => "corrected",
+            LabelOutcome::Repeated => "repeated",
+            LabelOutcome::Parked => "parked",
+            LabelOutcome::Unknown => "unknown",
+        }
+    }
 }
 
 /// Which entity kinds an engine keeps state for.
@@ -222,11 +252,19 @@ impl FeatureEngine {
         self
     }
 
-    /// Applies `ev` to the state and writes its features into `out` (length = set size).
-    /// Missing values are NaN. Returns where its label can be handed back, when the
-    /// set reads labels.
+    /// Applies `ev` to the state and writes its features into `out` (length = set size),
+    /// as of its event time ([`crate::state`] says what that guarantees). Missing
+    /// values are NaN, as are all features of an entity kind for which the event
+    /// came too late. Returns where its label can be handed back, when the set
+    /// reads labels.
     pub fn update(&mut self, ev: &EventView<'_>, out: &mut [f64]) -> Option<LabelTicket> {
         debug_assert_eq!(out.len(), self.set.len());
+        let amount = Money::from_f64(ev.amount);
+        let id = if self.label_entities.is_empty() {
+            0
+        } else {
+            key_hash(0, ev.event_id.as_bytes())
+        };
         for (i, def) in self.set.entities.iter().enumerate() {
             if !self.held[i] {
                 continue;
@@ -239,19 +277,26 @@ impl FeatureEngine {
                 });
             }
             let distinct = &distinct[..def.distinct_fields.len()];
-            let key = entity_key(ev, def.fields);
-            self.keys[i] = key.unwrap_or(0);
-            self.observed[i] =
-                key.map(|key| self.tables[i].observe(key, ev.ts_ms, ev.amount, distinct));
+            (self.keys[i], self.observed[i]) = match entity_key(ev, def.fields) {
+                None => (0, None),
+                Some(key) => {
+                    match self.tables[i].observe(key, ev.ts_ms, amount, tag_of(id), distinct) {
+                        obs if obs.applied == Applied::Dropped => (0, None),
+                        obs => (key, Some(obs)),
+                    }
+                }
+            };
         }
         for (entity, reads) in self.plan.windows.iter().enumerate() {
-            let accs = self.observed[entity].map(|obs| self.tables[entity].accs(obs.slot));
+            let accs = self.observed[entity]
+                .as_ref()
+                .map(|obs| self.tables[entity].accs_at(obs));
             for &(i, window, agg) in reads {
                 out[i as usize] = accs.map_or(f64::NAN, |accs| {
                     let acc = &accs[window as usize];
                     match agg {
                         WindowAgg::Count => f64::from(acc.count),
-                        WindowAgg::Sum => acc.sum,
+                        WindowAgg::Sum => acc.sum.to_f64(),
                         WindowAgg::Mean => acc.mean(),
                         WindowAgg::FraudCount => f64::from(acc.fraud),
                         WindowAgg::LabelledCount => f64::from(acc.labelled),
@@ -275,9 +320,9 @@ impl FeatureEngine {
                     },
                 },
                 Slot::Event(agg) => event_feature(ev, agg),
-                Slot::Tracker { entity, tracker } => match self.observed[entity as usize] {
+                Slot::Tracker { entity, tracker } => match &self.observed[entity as usize] {
                     None => f64::NAN,
-                    Some(obs) => self.tables[entity as usize].tracker(obs.slot, tracker as usize),
+                    Some(obs) => self.tables[entity as usize].tracker_at(obs, tracker as usize),
                 },
                 Slot::Ratio(a, b) => {
                     let (a, b) = (out[a as usize], out[b as usize]);
@@ -300,7 +345,6 @@ impl FeatureEngine {
             .label_entities
             .iter()
             .map(|&i| (keys[i], observed[i].map_or(u32::MAX, |o| o.seq)));
-        let id = key_hash(0, ev.event_id.as_bytes());
         let ticket = self.joins.remember(id, ts_s, targets);
         if let Some(fraud) = self.joins.take_early(id) {
             self.apply_label_id(id, fraud);
@@ -308,24 +352,42 @@ impl FeatureEngine {
         ticket
     }
 
-    /// Feeds a fraud/legit label for `event_id` back into the windows of its entities.
-    /// A label that arrives before its event is parked and applied when the event comes.
+    /// Feeds a fraud/legit label for `event_id` back into the windows of its
+    /// entities; a later label for the same event replaces the earlier one. A
+    /// label that arrives before its event is parked and applied when the event
+    /// comes.
     pub fn apply_label(&mut self, event_id: &str, fraud: bool) -> LabelOutcome {
-        let id = key_hash(0, event_id.as_bytes());
-        match self.apply_label_id(id, fraud) {
-            None => {
+        self.apply_label_id(key_hash(0, event_id.as_bytes()), fraud)
+    }
+
+    /// [`FeatureEngine::apply_label`] by event id hash.
+    fn apply_label_id(&mut self, id: u64, fraud: bool) -> LabelOutcome {
+        match self.joins.relabel(id, fraud) {
+            Relabel::NotSeen => {
                 self.joins.park(id, fraud);
                 LabelOutcome::Parked
             }
-            Some(true) => LabelOutcome::Applied,
-            Some(false) => LabelOutcome::Unknown,
+            Relabel::Forgotten => LabelOutcome::Unknown,
+            Relabel::Found(_, _, Some(before)) if before == fraud => LabelOutcome::Repeated,
+            Relabel::Found(ts_s, targets, before) => {
+                if !self.apply_label_at((ts_s, targets), id, fraud) {
+                    LabelOutcome::Unknown
+                } else if before.is_some() {
+                    LabelOutcome::Corrected
+                } else {
+                    LabelOutcome::Applied
+                }
+            }
         }
     }
 
-    /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for.
+    /// Feeds the label of the event [`FeatureEngine::update`] gave `ticket` for
+    /// (once per ticket).
     pub fn apply_label_ticket(&mut self, ticket: LabelTicket, fraud: bool) -> LabelOutcome {
-        match self.joins.take_ticket(ticket) {
-            Some(target) if self.apply_label_at(target, fraud) => LabelOutcome::Applied,
+        match self.joins.take_ticket(ticket, fraud) {
+            Some(target) if self.apply_label_at(target, ticket.id(), fraud) => {
+                LabelOutcome::Applied
+            }
             _ => LabelOutcome::Unknown,
         }
     }
@@ -353,18 +415,19 @@ impl FeatureEngine {
         }
     }
 
-    /// `None` when the event is not remembered; else whether any window took the label.
-    fn apply_label_id(&mut self, id: u64, fraud: bool) -> Option<bool> {
-        let target = self.joins.take(id)?;
-        Some(self.apply_label_at(target, fraud))
-    }
-
-    /// Applies a label to the entries `target` points at; whether any window took it.
-    fn apply_label_at(&mut self, (ts_s, (keys, seqs)): (u32, LabelTargets), fraud: bool) -> bool {
+    /// Sets the label of the entries `target` points at, of event `id`; whether
+    /// any entity still holds one.
+    fn apply_label_at(
+        &mut self,
+        (ts_s, (keys, seqs)): (u32, LabelTargets),
+        id: u64,
+        fraud: bool,
+    ) -> bool {
         let mut applied = false;
         for (k, &entity) in self.label_entities.iter().enumerate() {
             if keys[k] != 0 {
-                applied |= self.tables[entity].apply_label(keys[k], ts_s, seqs[k], fraud);
+                let table = &mut self.tables[entity];
+                applied |= table.apply_label(keys[k], ts_s, tag_of(id), seqs[k], fraud);
             }
         }
         applied
@@ -420,6 +483,13 @@ impl Plan {
         }
         plan
     }
+}
+
+/// The tag that tells an event from its entity's other events of the same
+/// second, from its id hash.
+#[inline]
+fn tag_of(id: u64) -> u32 {
+    (id >> 40) as u32
 }
 
 fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64> {

@@ -1,6 +1,6 @@
 //! Feature-set files: parsing, validation and compilation to slots.
 
-use crate::state::{AmountFilter, TrackerSpec, WindowSpec};
+use crate::state::{AmountFilter, Money, TrackerSpec, WindowSpec};
 use serde::Deserialize;
 use std::collections::HashMap;
 use toml::Spanned;
@@ -189,8 +189,8 @@ struct FeatureEntry {
     event: Option<Spanned<String>>,
     ratio: Option<Spanned<[String; 2]>>,
     of: Option<Spanned<String>>,
-    amount_min: Option<f32>,
-    amount_max: Option<f32>,
+    amount_min: Option<Spanned<f64>>,
+    amount_max: Option<Spanned<f64>>,
 }
 
 /// A compiled feature set: names in output order and how to compute each.
@@ -417,23 +417,10 @@ fn compile_entry(
                 )
             })?,
     };
-    let filter = AmountFilter {
-        min: f.amount_min.unwrap_or(f32::NEG_INFINITY),
-        max: f.amount_max.unwrap_or(f32::INFINITY),
-    };
-    if filter.min.is_nan() || filter.max.is_nan() || filter.min > filter.max {
-        return Err(err(
-            entry_span,
-            format!(
-                "amount_min {} and amount_max {}: expected numbers with amount_min <= amount_max",
-                filter.min, filter.max
-            ),
-        ));
-    }
     let spec = WindowSpec {
         length_s,
         delay_s,
-        filter,
+        filter: amount_filter(f, err)?,
     };
     if let Some(kind) = tracker_kind {
         let def = &mut entities[entity_idx as usize];
@@ -519,6 +506,47 @@ fn compile_entry(
         entity: entity_idx,
         window: window_idx,
         agg,
+    })
+}
+
+/// Largest amount bound a feature-set file may give: amounts are kept to
+/// 1/10,000 in an `i64` ([`Money`]), and window sums must fit too.
+const MAX_AMOUNT_BOUND: f64 = 1e14;
+
+/// The `[amount_min, amount_max)` filter of an entry: bounds are finite, within
+/// +-1e14, and `amount_min < amount_max`; they are kept to 1/10,000 like amounts.
+fn amount_filter(
+    f: &FeatureEntry,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> FeatureSpecError,
+) -> Result<AmountFilter, FeatureSpecError> {
+    let bound = |b: &Option<Spanned<f64>>, name: &str| match b {
+        None => Ok(None),
+        Some(v) if v.get_ref().abs() <= MAX_AMOUNT_BOUND => Ok(Some(Money::from_f64(*v.get_ref()))),
+        Some(v) => Err(err(
+            v.span(),
+            format!(
+                "invalid {name} {}; expected a number between -1e14 and 1e14",
+                v.get_ref()
+            ),
+        )),
+    };
+    let min = bound(&f.amount_min, "amount_min")?;
+    let max = bound(&f.amount_max, "amount_max")?;
+    if let (Some(lo), Some(hi), Some(span)) = (min, max, f.amount_max.as_ref()) {
+        if lo >= hi {
+            return Err(err(
+                span.span(),
+                format!(
+                    "amount_max {} must be above amount_min {} (the filter is [amount_min, amount_max))",
+                    hi.to_f64(),
+                    lo.to_f64()
+                ),
+            ));
+        }
+    }
+    Ok(AmountFilter {
+        min: min.unwrap_or(AmountFilter::ALL.min),
+        max: max.unwrap_or(AmountFilter::ALL.max),
     })
 }
 

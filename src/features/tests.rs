@@ -50,6 +50,18 @@ fn errors_point_at_file_line_col() {
     assert!(e.message.contains("not defined above"), "{e}");
     let e = FeatureSet::parse("f.toml", "name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"91d\"\n").unwrap_err();
     assert!(e.message.contains("at most 90d"), "{e}");
+    let filter = |bounds: &str| {
+        FeatureSet::parse(
+            "f.toml",
+            &format!("name=\"x\"\n[[feature]]\nname=\"w\"\nentity=\"account\"\naggregate=\"count\"\nwindow=\"1h\"\n{bounds}\n"),
+        )
+    };
+    let e = filter("amount_min=10\namount_max=5").unwrap_err();
+    assert_eq!((e.line, e.col), (8, 12), "{e}");
+    assert!(e.message.contains("must be above amount_min 10"), "{e}");
+    let e = filter("amount_max=inf").unwrap_err();
+    assert!(e.message.contains("invalid amount_max inf"), "{e}");
+    assert!(filter("amount_min=0.01\namount_max=5").is_ok());
 }
 
 #[test]
@@ -95,68 +107,80 @@ fn missing_entities_give_nan_and_ratios_guard_zero() {
     );
 }
 
+/// The join keeps each event's latest label (so a correction finds it), up to
+/// its capacity; a label for an event it forgot is told from one for an event
+/// not seen yet, for as many events again.
 #[test]
-fn label_join_is_bounded() {
+fn label_join_keeps_labels_for_corrections_within_its_bounds() {
     let mut j = LabelJoin::new(3, 1);
     for id in 1..=5u64 {
         j.remember(id, id as u32, [(id * 10, 0)].into_iter());
     }
-    assert!(j.take(1).is_none());
-    assert!(j.take(2).is_none());
-    assert_eq!(j.take(5).map(|(ts, (k, _))| (ts, k[0])), Some((5, 50)));
-    assert!(j.take(5).is_none());
-    assert_eq!(j.len(), 3, "3 and 4 wait, 5 waits to leave after them");
-    assert_eq!(j.take(3).map(|(ts, _)| ts), Some(3));
-    assert_eq!(j.take(4).map(|(ts, _)| ts), Some(4));
-    assert!(j.is_empty(), "taken events leave from the old end");
+    assert_eq!(j.relabel(1, true), Relabel::Forgotten);
+    assert_eq!(j.relabel(9, true), Relabel::NotSeen);
+    let found = |r: Relabel| match r {
+        Relabel::Found(ts, (keys, _), before) => (ts, keys[0], before),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(found(j.relabel(5, false)), (5, 50, None));
+    assert_eq!(
+        found(j.relabel(5, true)),
+        (5, 50, Some(false)),
+        "a chargeback"
+    );
+    assert_eq!(found(j.relabel(5, true)), (5, 50, Some(true)));
+    assert_eq!(j.len(), 3, "labelled events stay");
+    // Forgotten ids are kept for `capacity` more forgotten events, then dropped.
+    for id in 6..=8u64 {
+        j.remember(id, id as u32, [(id * 10, 0)].into_iter());
+    }
+    assert_eq!(j.relabel(5, false), Relabel::Forgotten);
+    assert_eq!(j.relabel(2, false), Relabel::NotSeen, "forgotten long ago");
+    assert!(j.memory_bytes() < 4096);
 }
 
-/// Labels taken in order keep the join as small as the events still waiting,
-/// at any capacity; tickets of forgotten or taken events find nothing, and
-/// stale positions never reach a newer event.
+/// Labels fed by ticket (a replay) in order keep the join as small as the
+/// events still waiting, at any capacity; tickets of forgotten or labelled
+/// events find nothing, and stale positions never reach a newer event.
 #[test]
-fn label_join_holds_only_the_events_still_waiting() {
-    for indexed in [true, false] {
-        let mut j = LabelJoin::new(1_000, 1);
-        if !indexed {
-            j.ticket_only();
+fn a_ticket_join_holds_only_the_events_still_waiting() {
+    let mut j = LabelJoin::new(1_000, 1);
+    j.ticket_only();
+    let mut tickets = std::collections::VecDeque::new();
+    for id in 1..=10_000u64 {
+        let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
+        tickets.push_back((id, t));
+        // Each label comes back 50 events later.
+        if tickets.len() > 50 {
+            let (id, t) = tickets.pop_front().unwrap();
+            assert_eq!(j.peek_ticket(t).map(|(ts, _)| ts), Some(id as u32));
+            assert!(j.take_ticket(t, true).is_some());
+            assert!(j.take_ticket(t, true).is_none(), "a label is taken once");
         }
-        let mut tickets = std::collections::VecDeque::new();
-        for id in 1..=10_000u64 {
-            let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
-            tickets.push_back((id, t));
-            // Each label comes back 50 events later.
-            if tickets.len() > 50 {
-                let (id, t) = tickets.pop_front().unwrap();
-                assert_eq!(j.peek_ticket(t).map(|(ts, _)| ts), Some(id as u32));
-                assert!(j.take_ticket(t).is_some());
-                assert!(j.take_ticket(t).is_none(), "a label is taken once");
-                if indexed {
-                    assert!(j.take(id).is_none());
-                }
-            }
-            assert!(j.len() <= 51, "{} events held", j.len());
-        }
-        // Out of order: while the oldest wait, taken events stay held behind
-        // them up to the capacity; then the oldest is forgotten.
-        let (_, oldest) = tickets.pop_front().unwrap();
-        let mut remember_and_take = |j: &mut LabelJoin, id: u64| {
-            let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
-            assert!(j.take_ticket(t).is_some());
-        };
-        for id in 20_000..20_950u64 {
-            remember_and_take(&mut j, id);
-        }
-        assert_eq!(j.len(), 1_000);
-        assert!(j.peek_ticket(oldest).is_some());
-        remember_and_take(&mut j, 30_000);
-        assert!(j.take_ticket(oldest).is_none(), "forgotten at capacity");
-        let (id, next) = tickets.pop_front().unwrap();
-        assert_eq!(j.take_ticket(next).map(|(ts, _)| ts), Some(id as u32));
-        if indexed {
-            assert!(j.take(id).is_none());
-        }
+        assert!(j.len() <= 51, "{} events held", j.len());
     }
+    // Out of order: while the oldest wait, labelled events stay held behind
+    // them up to the capacity; then the oldest is forgotten.
+    let (_, oldest) = tickets.pop_front().unwrap();
+    let remember_and_take = |j: &mut LabelJoin, id: u64| {
+        let t = j.remember(id, id as u32, [(id, 7)].into_iter()).unwrap();
+        assert!(j.take_ticket(t, false).is_some());
+    };
+    for id in 20_000..20_950u64 {
+        remember_and_take(&mut j, id);
+    }
+    assert_eq!(j.len(), 1_000);
+    assert!(j.peek_ticket(oldest).is_some());
+    remember_and_take(&mut j, 30_000);
+    assert!(
+        j.take_ticket(oldest, false).is_none(),
+        "forgotten at capacity"
+    );
+    let (id, next) = tickets.pop_front().unwrap();
+    assert_eq!(
+        j.take_ticket(next, false).map(|(ts, _)| ts),
+        Some(id as u32)
+    );
 }
 
 #[test]
@@ -281,7 +305,7 @@ fn labels_by_ticket_equal_labels_by_id() {
             format!("c{}", x % 50),
             format!("t{}", (x >> 8) % 20),
         );
-        let (id, amount, fraud) = (format!("e{i}"), (x % 500) as f64, x % 7 == 0);
+        let (id, amount, fraud) = (format!("e{i}"), (x % 500) as f64, x.is_multiple_of(7));
         let ev = view(&id, ts, amount, &account, &terminal);
         by_id.update(&ev, &mut a);
         let ticket = by_ticket.update(&ev, &mut b).expect("the set reads labels");
@@ -306,6 +330,133 @@ fn labels_by_ticket_equal_labels_by_id() {
         .index_of("TERMINAL_ID_FRAUD_COUNT_30DAY_DELAY7")
         .unwrap();
     assert!(b[fc] > 0.0, "labels reached the windows: {}", b[fc]);
+}
+
+/// A chargeback turns a provisional `legit` into `fraud`, a lost dispute turns
+/// it back: every label aggregate of every window that holds the payment
+/// follows (amount filters and delayed windows included); a repeat changes
+/// nothing; each is counted by its outcome.
+#[test]
+fn labels_are_corrected_in_every_window_that_counted_them() {
+    let text = r#"
+name = "labels"
+[[feature]]
+name = "fraud"
+entity = "terminal"
+aggregate = "fraud_count"
+window = "1h"
+[[feature]]
+name = "labelled"
+entity = "terminal"
+aggregate = "labelled_count"
+window = "1h"
+[[feature]]
+name = "rate"
+entity = "terminal"
+aggregate = "fraud_rate"
+window = "1h"
+[[feature]]
+name = "share"
+entity = "terminal"
+aggregate = "fraud_share"
+window = "1h"
+[[feature]]
+name = "small_fraud"
+entity = "terminal"
+aggregate = "fraud_count"
+window = "1h"
+amount_max = 20
+[[feature]]
+name = "big_fraud"
+entity = "terminal"
+aggregate = "fraud_count"
+window = "1h"
+amount_min = 20
+[[feature]]
+name = "delayed_fraud"
+entity = "terminal"
+aggregate = "fraud_count"
+window = "1h"
+delay = "10m"
+[[feature]]
+name = "account_fraud"
+entity = "account"
+aggregate = "fraud_count"
+window = "1h"
+"#;
+    let set = Arc::new(FeatureSet::parse("l.toml", text).unwrap());
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let t0 = 1_700_000_000_000;
+    eng.update(&view("p1", t0, 10.0, "c1", "T"), &mut out);
+    eng.update(&view("p2", t0 + 1000, 50.0, "c2", "T"), &mut out);
+    let mut next = 1;
+    // Labels `id`, checks the outcome, and returns the features of a next payment.
+    let mut label = |eng: &mut FeatureEngine, id: &str, fraud: bool, want: LabelOutcome| {
+        assert_eq!(eng.apply_label(id, fraud), want, "{id} {fraud}");
+        next += 1;
+        let id = format!("q{next}");
+        eng.update(
+            &view(&id, t0 + 700_000 + next * 1000, 30.0, "c1", "T"),
+            &mut out,
+        );
+        out.clone()
+    };
+    use LabelOutcome::*;
+    let f = label(&mut eng, "p1", false, Applied);
+    assert_eq!(f, [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    let f = label(&mut eng, "p1", true, Corrected);
+    assert_eq!(f, [1.0, 1.0, 1.0, 0.25, 1.0, 0.0, 1.0, 1.0]);
+    let f = label(&mut eng, "p1", true, Repeated);
+    assert_eq!(f, [1.0, 1.0, 1.0, 0.2, 1.0, 0.0, 1.0, 1.0]);
+    let f = label(&mut eng, "p2", true, Applied);
+    assert_eq!(f, [2.0, 2.0, 1.0, 2.0 / 6.0, 1.0, 1.0, 2.0, 1.0]);
+    let f = label(&mut eng, "p1", false, Corrected);
+    assert_eq!(f, [1.0, 2.0, 0.5, 1.0 / 7.0, 0.0, 1.0, 1.0, 0.0]);
+    // Labels before their payment: the latest one applies when it comes.
+    assert_eq!(eng.apply_label("p9", false), Parked);
+    assert_eq!(eng.apply_label("p9", true), Parked);
+    eng.update(
+        &view("p9", t0 + 706_500, 10.0, "c3", "T"),
+        &mut vec![0.0; 8],
+    );
+    let f = label(&mut eng, "p9", true, Repeated);
+    assert_eq!(f[0], 2.0);
+}
+
+/// A label for a payment whose state is gone, or that the join forgot, is
+/// counted `unknown`, not parked as if its payment had not come yet.
+#[test]
+fn labels_for_payments_no_longer_held_are_unknown() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let limits = EngineLimits {
+        max_pending_labels: 10,
+        ..EngineLimits::default()
+    };
+    let mut eng = FeatureEngine::new(set.clone(), limits);
+    let mut out = vec![0.0; set.len()];
+    let t0 = 1_700_000_000_000;
+    eng.update(&view("old", t0, 10.0, "c1", "T"), &mut out);
+    assert_eq!(eng.apply_label("old", false), LabelOutcome::Applied);
+    // 40 days later the terminal's windows no longer hold it.
+    eng.update(
+        &view("new", t0 + 40 * 86_400_000, 10.0, "c1", "T"),
+        &mut out,
+    );
+    assert_eq!(eng.apply_label("old", true), LabelOutcome::Unknown);
+    for i in 0..10 {
+        let id = format!("x{i}");
+        eng.update(
+            &view(&id, t0 + 40 * 86_400_000 + i, 10.0, "c2", "T"),
+            &mut out,
+        );
+    }
+    assert_eq!(
+        eng.apply_label("new", true),
+        LabelOutcome::Unknown,
+        "forgotten"
+    );
+    assert_eq!(eng.apply_label("never", true), LabelOutcome::Parked);
 }
 
 /// A set whose features read labels on each of `kinds`, one feature per kind.
@@ -373,18 +524,18 @@ fn bad_feature_sets_are_errors_that_say_where_and_what_was_expected() {
         ),
         (
             entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_min = nan"),
-            (2, 1),
-            "amount_min NaN",
+            (7, 14),
+            "invalid amount_min NaN",
         ),
         (
             entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_max = nan"),
-            (2, 1),
-            "amount_max NaN",
+            (7, 14),
+            "invalid amount_max NaN",
         ),
         (
             entity("aggregate = \"sum\"\nwindow = \"1h\"\namount_min = 10.0\namount_max = 1.0"),
-            (2, 1),
-            "expected numbers with amount_min <= amount_max",
+            (8, 14),
+            "amount_max 1 must be above amount_min 10",
         ),
         (
             entity("aggregate = \"count\"\nwindow = \"4294967295d\""),

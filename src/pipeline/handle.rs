@@ -5,7 +5,6 @@ use super::partition::RoutedOutcome as Routed;
 use super::terminal;
 use super::Pipeline;
 use crate::decision::{ModelInput, Outcome};
-use crate::features::LabelOutcome;
 use crate::sink::{DeadLetter, SinkError};
 use crate::source::event::{InvalidEvent, InvalidReason};
 use crate::source::kafka::{parse_label, LabelKind};
@@ -117,7 +116,7 @@ impl Pipeline {
             Ok(Routed::Label(outcome)) => self
                 .metrics
                 .labels
-                .with_label_values(&[label_outcome(outcome)])
+                .with_label_values(&[outcome.code()])
                 .inc(),
             Err(invalid) => self.dead_letter(msg, &invalid),
         }
@@ -162,15 +161,13 @@ impl Pipeline {
                     .workers
                     .get(msg.partition())
                     .apply_label(&label.event_id, fraud);
-                let name = match (route, self.workers.terminal_partitions) {
-                    (Some(partition), _) => {
+                let name = match route {
+                    Some(partition) => {
                         let key = msg.key().unwrap_or(&[]);
                         self.forward_label(partition, &label.event_id, fraud, key);
                         "routed"
                     }
-                    // Held until its event is routed (or forgotten, if long gone).
-                    (None, Some(_)) => "parked",
-                    (None, None) => label_outcome(outcome),
+                    None => outcome.code(),
                 };
                 self.metrics.labels.with_label_values(&[name]).inc();
             }
@@ -221,14 +218,5 @@ impl Pipeline {
                 "invalid event sent to the dead-letter topic"
             );
         }
-    }
-}
-
-/// The `fraudstream_labels_total` outcome of a label applied to an engine.
-fn label_outcome(outcome: LabelOutcome) -> &'static str {
-    match outcome {
-        LabelOutcome::Applied => "applied",
-        LabelOutcome::Parked => "parked",
-        LabelOutcome::Unknown => "unknown",
     }
 }

@@ -160,17 +160,20 @@ impl PartitionWorker {
         true
     }
 
-    /// Applies a label to this partition's state. When terminal features are
-    /// repartitioned, returns the terminal topic partition its event went to, where
-    /// the label must follow (during restore the caller ignores it: it was
-    /// forwarded the first time).
+    /// Applies a label (or a correction) to this partition's state. When terminal
+    /// features are repartitioned, also returns the terminal topic partition its
+    /// event went to, where the label must follow (during restore the caller
+    /// ignores it: it was forwarded the first time), and the outcome is the
+    /// routing's when it goes nowhere.
     pub fn apply_label(&mut self, event_id: &str, fraud: bool) -> (LabelOutcome, Option<i32>) {
         let outcome = self.engine.apply_label(event_id, fraud);
-        let route = self
-            .terminal
-            .as_mut()
-            .and_then(|t| t.route_label(key_hash(0, event_id.as_bytes()), fraud));
-        (outcome, route)
+        match &mut self.terminal {
+            None => (outcome, None),
+            Some(t) => match t.route_label(key_hash(0, event_id.as_bytes()), fraud) {
+                Ok(partition) => (outcome, Some(partition)),
+                Err(why) => (why, None),
+            },
+        }
     }
 
     /// Replays one terminal topic record into the terminal side's state (restore).

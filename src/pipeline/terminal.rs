@@ -21,7 +21,9 @@
 //! [`Scope::ByTerminal`]: crate::features::Scope::ByTerminal
 
 use super::partition::OffsetTrack;
-use crate::features::{EngineLimits, FeatureEngine, FeatureSet, LabelJoin, Scope};
+use crate::features::{
+    EngineLimits, FeatureEngine, FeatureSet, LabelJoin, LabelOutcome, Relabel, Scope,
+};
 use crate::state::key_hash;
 use std::sync::Arc;
 
@@ -129,7 +131,7 @@ pub struct TerminalSide {
     /// Partitions of the terminal topic.
     pub partitions: i32,
     /// Event id -> terminal topic partition (+1) of this partition's recent events,
-    /// so their labels can follow them.
+    /// with their latest label, so their labels (and corrections) can follow them.
     routes: LabelJoin,
 }
 
@@ -150,17 +152,24 @@ impl TerminalSide {
         let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
         self.routes
             .remember(id, ts_s, std::iter::once((partition as u64 + 1, 0)));
-        self.routes.take_early(id)
+        let early = self.routes.take_early(id)?;
+        // Known from now on, so that only a different label follows it.
+        self.routes.relabel(id, early);
+        Some(early)
     }
 
-    /// Where the label of event `id` must go: `None` when the event has not been
-    /// seen yet (the label waits, bounded) or is no longer remembered.
-    pub fn route_label(&mut self, id: u64, fraud: bool) -> Option<i32> {
-        match self.routes.take(id) {
-            Some((_, (keys, _))) => Some(keys[0] as i32 - 1),
-            None => {
+    /// Where the label of event `id` must go (a first label or a correction), or
+    /// why it goes nowhere: the same label as before ([`LabelOutcome::Repeated`]),
+    /// the event not seen yet (`Parked`: it waits, bounded), or no longer
+    /// remembered (`Unknown`).
+    pub fn route_label(&mut self, id: u64, fraud: bool) -> Result<i32, LabelOutcome> {
+        match self.routes.relabel(id, fraud) {
+            Relabel::Found(_, _, Some(before)) if before == fraud => Err(LabelOutcome::Repeated),
+            Relabel::Found(_, (keys, _), _) => Ok(keys[0] as i32 - 1),
+            Relabel::Forgotten => Err(LabelOutcome::Unknown),
+            Relabel::NotSeen => {
                 self.routes.park(id, fraud);
-                None
+                Err(LabelOutcome::Parked)
             }
         }
     }
@@ -208,10 +217,14 @@ mod tests {
         let set = Arc::new(crate::features::load_feature_set("default").unwrap());
         let mut side = TerminalSide::new(set, EngineLimits::default(), 4);
         assert_eq!(side.remember_route(1, 0, 3), None);
-        assert_eq!(side.route_label(1, true), Some(3));
+        assert_eq!(side.route_label(1, false), Ok(3));
+        // A correction follows the first label; a repeat stays here.
+        assert_eq!(side.route_label(1, true), Ok(3));
+        assert_eq!(side.route_label(1, true), Err(LabelOutcome::Repeated));
         // A label before its event waits, then goes out with the event.
-        assert_eq!(side.route_label(2, true), None);
+        assert_eq!(side.route_label(2, true), Err(LabelOutcome::Parked));
         assert_eq!(side.remember_route(2, 0, 0), Some(true));
+        assert_eq!(side.route_label(2, true), Err(LabelOutcome::Repeated));
         let spread: std::collections::HashSet<i32> = (0..200)
             .map(|i| partition_of(&format!("t{i}"), 4))
             .collect();

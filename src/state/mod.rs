@@ -5,15 +5,31 @@
 //! cursor forward past the events that entered or left the window, so an update
 //! costs O(1) amortised and never rescans the window. Windows are exact to the
 //! second and driven by event time; nothing here reads the wall clock.
+//!
+//! **Point in time.** The features of every accepted event equal those that a
+//! fresh table computes when fed, in event-time order, every accepted event that
+//! had arrived up to and including it (events of the same second count as
+//! simultaneous and keep their arrival order; labels as known when it arrived).
+//! An event up to `lateness_s` older than its entity's newest is inserted in
+//! order and gets the windows as of its own time (see [`history`]); an older
+//! one, or one more than `lateness_s` behind the table's newest event for an
+//! entity the table does not hold (whose history may have been evicted), is
+//! [`Applied::Dropped`]: left out of the state, with no features of its own.
+//! An entity's history counts for `horizon` seconds (its longest window,
+//! delay included, or its `first_seen` horizon if longer): an event with no
+//! earlier event within it is first seen. Exact while no entity exceeds
+//! `max_events_per_entity` or is evicted for capacity (both counted).
 
+mod history;
 mod recent;
 mod trackers;
 mod window;
 
 pub use recent::RecentIds;
 pub use trackers::{TrackerSpec, DISTINCT_CAP};
-pub use window::{AmountFilter, Entry, WindowAcc, WindowSpec};
+pub use window::{AmountFilter, Entry, Money, WindowAcc, WindowSpec, MONEY_SCALE};
 
+use history::{Hashes, LateView};
 use trackers::{Distinct, Extreme};
 
 use std::collections::{HashMap, VecDeque};
@@ -52,7 +68,7 @@ pub struct TableStats {
     pub evicted_lru: u64,
     /// Out-of-order events inserted within the allowed lateness.
     pub late_applied: u64,
-    /// Events too late to apply to the state (still decided).
+    /// Events too late to apply to the state (still decided, without this entity's features).
     pub late_dropped: u64,
     /// Old events dropped because an entity exceeded its event cap.
     pub truncated: u64,
@@ -63,20 +79,22 @@ pub struct TableStats {
 pub enum Applied {
     /// In order (or same second as the newest event).
     OnTime,
-    /// Out of order but within lateness: inserted in time order.
+    /// Out of order but within lateness: inserted in time order; its features
+    /// are the windows as of its own time.
     Late,
-    /// Too late: not applied; features reflect the state without it.
+    /// Too late: not applied, and no features (they would count a wrong window).
     Dropped,
 }
 
 /// What [`EntityTable::observe`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observation {
-    /// Slot of the entity, valid until the next call that may evict.
+    /// Slot of the entity, valid until the next call that may evict (not for
+    /// a dropped event).
     pub slot: u32,
-    /// The entity had no state before this event.
+    /// The entity has no earlier event within its horizon.
     pub first_seen: bool,
-    /// Time of the entity's previous event, epoch ms.
+    /// Time of the entity's previous event (in event-time order) within its horizon, epoch ms.
     pub prev_seen_ms: Option<i64>,
     /// How the event was applied.
     pub applied: Applied,
@@ -94,7 +112,9 @@ struct EntityState {
     /// Sequence number of `ring[0]`.
     base: u32,
     newest_s: u32,
-    last_seen_ms: i64,
+    /// Time of the latest entry dropped from the front of `ring`, epoch ms
+    /// (`i64::MIN`: none): the previous event of any event the ring can take.
+    trimmed_ms: i64,
     prev: u32,
     next: u32,
 }
@@ -115,6 +135,9 @@ pub struct EntityTable {
     /// Distinct-count trackers of every slot, `distincts_per_slot` per slot, likewise.
     distincts: Vec<Distinct>,
     distincts_per_slot: usize,
+    /// Per slot with distinct trackers, their value hashes for each ring entry
+    /// (`distincts_per_slot` per entry), to count them as of a late event's time.
+    hashes: Vec<VecDeque<u32>>,
     /// Index of each tracker among the trackers of its kind.
     tracker_index: Box<[usize]>,
     index: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
@@ -123,9 +146,15 @@ pub struct EntityTable {
     head: u32,
     tail: u32,
     limits: TableLimits,
+    /// How far back an entity's history counts, seconds (see the module doc).
+    horizon_s: u32,
+    /// How far back from an event its windows and distinct counts reach, seconds.
+    span_s: u32,
     retention_s: u32,
     clock_s: u32,
     stats: TableStats,
+    /// The last late event's windows and trackers as of its own time.
+    late_view: LateView,
 }
 
 impl EntityTable {
@@ -142,13 +171,13 @@ impl EntityTable {
             TrackerSpec::Distinct { length_s } => Some(*length_s),
             TrackerSpec::Extreme { .. } => None,
         });
-        let longest = windows
+        let span_s = windows
             .iter()
             .map(|w| w.length_s.saturating_add(w.delay_s))
             .chain(distinct_longest)
             .max()
-            .unwrap_or(0)
-            .max(horizon_s);
+            .unwrap_or(0);
+        let horizon_s = span_s.max(horizon_s);
         let is_extreme = |t: &TrackerSpec| matches!(t, TrackerSpec::Extreme { .. });
         let extremes_per_slot = trackers.iter().filter(|t| is_extreme(t)).count();
         let distincts_per_slot = trackers.len() - extremes_per_slot;
@@ -163,6 +192,7 @@ impl EntityTable {
             })
             .collect();
         Self {
+            late_view: LateView::new(windows.len(), trackers.len()),
             windows: windows.into_boxed_slice(),
             trackers: trackers.into_boxed_slice(),
             accs: Vec::new(),
@@ -170,13 +200,16 @@ impl EntityTable {
             extremes_per_slot,
             distincts: Vec::new(),
             distincts_per_slot,
+            hashes: Vec::new(),
             tracker_index,
             index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
             tail: NIL,
-            retention_s: longest.saturating_add(limits.lateness_s).max(1),
+            retention_s: horizon_s.saturating_add(limits.lateness_s).max(1),
+            horizon_s,
+            span_s,
             limits,
             clock_s: 0,
             stats: TableStats::default(),
@@ -264,69 +297,198 @@ impl EntityTable {
         run_of(slot, self.distincts_per_slot)
     }
 
-    /// Records an event of entity `key` and brings its windows to its newest time.
-    /// `distinct` holds, per distinct tracker in order, the hash of the counted
-    /// field's value (0 when the event has none).
-    pub fn observe(&mut self, key: u64, ts_ms: i64, amount: f64, distinct: &[u32]) -> Observation {
-        let ts_s = ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32;
+    /// Records an event of entity `key` at `ts_ms` and brings its windows to its
+    /// newest time. `tag` identifies the event among its entity's events of the
+    /// same second (for [`EntityTable::apply_label`]); `distinct` holds, per
+    /// distinct tracker in order, the hash of the counted field's value (0 when
+    /// the event has none). Read the event's features with
+    /// [`EntityTable::accs_at`] and [`EntityTable::tracker_at`].
+    pub fn observe(
+        &mut self,
+        key: u64,
+        ts_ms: i64,
+        amount: Money,
+        tag: u32,
+        distinct: &[u32],
+    ) -> Observation {
+        let entry = Entry::new(ts_ms, amount, tag);
+        let ts_s = entry.ts;
         self.clock_s = self.clock_s.max(ts_s);
         self.evict_idle(2);
-        let (slot, first_seen) = match self.index.get(&key) {
-            Some(&slot) => (slot, false),
-            None => (self.allocate(key, ts_s), true),
+        let lateness = self.limits.lateness_s;
+        let slot = match self.index.get(&key) {
+            Some(&slot) => slot,
+            // Its entity's history, if it had one, may have been evicted.
+            None if u64::from(ts_s) + u64::from(lateness) < u64::from(self.clock_s) => {
+                return self.dropped();
+            }
+            None => self.allocate(key, ts_s),
         };
         self.touch(slot);
-        let lateness = self.limits.lateness_s;
-        let (extremes, distincts) = (self.extremes_of(slot), self.distincts_of(slot));
+        let newest_s = self.slots[slot as usize].newest_s;
+        if ts_s >= newest_s {
+            self.on_time(slot, entry, distinct)
+        } else if newest_s - ts_s <= lateness {
+            self.late(slot, entry, distinct)
+        } else {
+            self.dropped()
+        }
+    }
+
+    /// An event in time order: appended, and the windows moved up to it.
+    fn on_time(&mut self, slot: u32, entry: Entry, distinct: &[u32]) -> Observation {
         let range = self.accs_of(slot);
         let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
-        let prev_seen_ms = (!first_seen).then_some(st.last_seen_ms);
-        st.last_seen_ms = st.last_seen_ms.max(ts_ms);
-        let entry = Entry {
-            ts: ts_s,
-            amount: amount as f32,
-            labelled: 0,
-            fraud: 0,
-        };
-        let (applied, seq) = if ts_s >= st.newest_s {
-            st.ring.push_back(entry);
-            st.newest_s = ts_s;
-            (Applied::OnTime, st.base + st.ring.len() as u32 - 1)
-        } else if st.newest_s - ts_s <= lateness {
-            (Applied::Late, insert_late(st, accs, &self.windows, entry))
-        } else {
-            (Applied::Dropped, u32::MAX)
-        };
-        match applied {
-            Applied::Late => self.stats.late_applied += 1,
-            Applied::Dropped => self.stats.late_dropped += 1,
-            Applied::OnTime => {}
+        let prev = st.ring.back().map_or(st.trimmed_ms, Entry::ts_ms);
+        st.ring.push_back(entry);
+        st.newest_s = entry.ts;
+        let seq = st.base + st.ring.len() as u32 - 1;
+        if let Some(hashes) = self.hashes.get_mut(slot as usize) {
+            for &h in distinct {
+                hashes.push_back(h);
+            }
         }
-        advance(st, accs, &self.windows, st.newest_s);
-        let forced = trim(st, accs, &self.windows, self.limits.max_events_per_entity);
-        self.stats.truncated += forced;
+        history::advance(st, accs, &self.windows, entry.ts);
+        let reach = i64::from(self.limits.lateness_s) + i64::from(self.span_s);
+        self.settle(slot, entry.ts, distinct, i64::from(entry.ts) - reach, false);
+        self.observation(slot, entry, prev, Applied::OnTime, seq)
+    }
+
+    /// An out-of-order event within lateness: inserted in time order, the
+    /// newest-time windows corrected, and its own windows and trackers computed
+    /// as of its time into `late`.
+    fn late(&mut self, slot: u32, entry: Entry, distinct: &[u32]) -> Observation {
+        self.stats.late_applied += 1;
+        let range = self.accs_of(slot);
+        let accs = &mut self.accs[range];
+        let st = &mut self.slots[slot as usize];
+        let per_entry = self.distincts_per_slot;
+        let hashes = self.hashes.get_mut(slot as usize);
+        let inserted = hashes.map(|ring| (Hashes { ring, per_entry }, distinct));
+        let seq = history::insert_late(st, accs, &self.windows, inserted, entry);
+        let pos = (seq - st.base) as usize;
+        let prev = match pos {
+            0 => st.trimmed_ms,
+            _ => st.ring[pos - 1].ts_ms(),
+        };
+        let hashes = self.hashes.get(slot as usize).map(|h| (h, per_entry));
+        let specs = (&self.windows[..], &self.trackers[..]);
+        self.late_view.fill(specs, st, accs, hashes, pos, entry.ts);
+        // Sequence numbers after the insert moved: rebuild the min/max deques.
+        self.settle(slot, entry.ts, distinct, i64::MIN, true);
+        self.observation(slot, entry, prev, Applied::Late, seq)
+    }
+
+    /// After an event entered `slot`'s ring: drops the entries at or before
+    /// `keep_after_s` (once the ring is full: dropping them only when it would
+    /// grow, not at every event, spares a read of its old end, and they take no
+    /// memory it has not taken already) and the oldest beyond the cap, and
+    /// brings the trackers up to date (`rebuild` after an insert moved
+    /// sequence numbers).
+    #[inline(always)]
+    fn settle(&mut self, slot: u32, ts_s: u32, distinct: &[u32], keep_after_s: i64, rebuild: bool) {
+        let ring = &self.slots[slot as usize].ring;
+        if ring.len() == ring.capacity() {
+            self.forget_before(slot, keep_after_s);
+        }
+        let per_entry = self.distincts_per_slot;
+        let range = self.accs_of(slot);
+        self.stats.truncated += history::truncate(
+            &mut self.slots[slot as usize],
+            &mut self.accs[range],
+            &self.windows,
+            self.hashes
+                .get_mut(slot as usize)
+                .map(|ring| Hashes { ring, per_entry }),
+            self.limits.max_events_per_entity,
+        );
         if !self.trackers.is_empty() {
-            update_trackers(
-                st,
-                accs,
-                &mut self.extremes[extremes],
-                &mut self.distincts[distincts],
-                &self.windows,
-                &self.trackers,
-                distinct,
-                ts_s,
-                // Truncation drops entries from the front and sequence numbers are
-                // absolute, so only a late insert (which shifts them) needs a rebuild.
-                applied == Applied::Late,
-            );
+            self.track(slot, ts_s, distinct, rebuild);
         }
+    }
+
+    /// [`history::forget_before`] for `slot`.
+    #[cold]
+    #[inline(never)]
+    fn forget_before(&mut self, slot: u32, keep_after_s: i64) {
+        let per_entry = self.distincts_per_slot;
+        let hashes = self.hashes.get_mut(slot as usize);
+        let st = &mut self.slots[slot as usize];
+        history::forget_before(
+            st,
+            hashes.map(|ring| Hashes { ring, per_entry }),
+            keep_after_s,
+        );
+    }
+
+    /// Brings `slot`'s min/max deques and distinct tables up to date after an
+    /// event at `ts_s` with distinct values `distinct`.
+    #[inline(always)]
+    fn track(&mut self, slot: u32, ts_s: u32, distinct: &[u32], rebuild: bool) {
+        let (extremes, distincts) = (self.extremes_of(slot), self.distincts_of(slot));
+        update_trackers(
+            &self.slots[slot as usize],
+            &self.accs[self.accs_of(slot)],
+            &mut self.extremes[extremes],
+            &mut self.distincts[distincts],
+            &self.windows,
+            &self.trackers,
+            distinct,
+            ts_s,
+            rebuild,
+        );
+    }
+
+    /// The observation of `entry`, given its previous event's time (`i64::MIN`: none).
+    fn observation(
+        &self,
+        slot: u32,
+        entry: Entry,
+        prev_ms: i64,
+        applied: Applied,
+        seq: u32,
+    ) -> Observation {
+        let within =
+            prev_ms != i64::MIN && entry.ts_ms() - prev_ms <= i64::from(self.horizon_s) * 1000;
         Observation {
             slot,
-            first_seen,
-            prev_seen_ms,
+            first_seen: !within,
+            prev_seen_ms: within.then_some(prev_ms),
             applied,
             seq,
+        }
+    }
+
+    /// A dropped event: counted, with nothing to read.
+    fn dropped(&mut self) -> Observation {
+        self.stats.late_dropped += 1;
+        Observation {
+            slot: NIL,
+            first_seen: false,
+            prev_seen_ms: None,
+            applied: Applied::Dropped,
+            seq: NIL,
+        }
+    }
+
+    /// The window aggregates of the event `obs` was returned for, as of its
+    /// time (`obs` must be the last observation, and not a dropped one).
+    #[inline]
+    pub fn accs_at(&self, obs: &Observation) -> &[WindowAcc] {
+        match obs.applied {
+            Applied::Late => &self.late_view.accs,
+            _ => self.accs(obs.slot),
+        }
+    }
+
+    /// Tracker `t` of the event `obs` was returned for, as of its time (`obs`
+    /// must be the last observation, and not a dropped one).
+    #[inline]
+    pub fn tracker_at(&self, obs: &Observation, t: usize) -> f64 {
+        match obs.applied {
+            Applied::Late => self.late_view.trackers[t],
+            _ => self.tracker(obs.slot, t),
         }
     }
 
@@ -341,43 +503,30 @@ impl EntityTable {
         }
     }
 
-    /// Applies a fraud/legit label to the event of entity `key` at `ts_s`, whose
-    /// [`Observation::seq`] was `seq`. Returns false when the entity or event is no
-    /// longer held.
-    pub fn apply_label(&mut self, key: u64, ts_s: u32, seq: u32, fraud: bool) -> bool {
+    /// Sets the fraud/legit label of the event of entity `key` at `ts_s` with
+    /// id tag `tag`, whose [`Observation::seq`] was `seq`, replacing an earlier
+    /// label: every window that holds the event counts the new one instead.
+    /// Returns false when the entity or event is no longer held.
+    pub fn apply_label(&mut self, key: u64, ts_s: u32, tag: u32, seq: u32, fraud: bool) -> bool {
         let Some(&slot) = self.index.get(&key) else {
             return false;
         };
         let range = self.accs_of(slot);
         let accs = &mut self.accs[range];
         let st = &mut self.slots[slot as usize];
-        let unlabelled_at = |i: usize| {
-            st.ring
-                .get(i)
-                .is_some_and(|e| e.ts == ts_s && e.labelled == 0)
-        };
-        let hint = seq.wrapping_sub(st.base) as usize;
-        let i = if unlabelled_at(hint) {
-            hint
-        } else {
-            // A late insert shifted it: the first unlabelled entry at that time.
-            let mut i = st.ring.partition_point(|e| e.ts < ts_s);
-            while i < st.ring.len() && st.ring[i].ts == ts_s && st.ring[i].labelled == 1 {
-                i += 1;
-            }
-            if i == st.ring.len() || st.ring[i].ts != ts_s {
-                return false;
-            }
-            i
+        let Some(i) = history::find(st, ts_s, tag, seq) else {
+            return false;
         };
         let e = &mut st.ring[i];
-        e.labelled = 1;
-        e.fraud = u8::from(fraud);
+        let (labelled, was_fraud) = (e.labelled(), e.fraud());
+        e.set_label(fraud);
+        // What each window holding it gains: 0 or 1 labelled, -1, 0 or 1 fraud.
+        let (more_labelled, more_fraud) = (1 - labelled, u32::from(fraud).wrapping_sub(was_fraud));
         let (amount, seq) = (e.amount, st.base + i as u32);
         for (spec, acc) in self.windows.iter().zip(accs.iter_mut()) {
             if acc.start <= seq && seq < acc.end && spec.filter.accepts(amount) {
-                acc.labelled += 1;
-                acc.fraud += u32::from(fraud);
+                acc.labelled += more_labelled;
+                acc.fraud = acc.fraud.wrapping_add(more_fraud);
             }
         }
         true
@@ -394,7 +543,12 @@ impl EntityTable {
             .slots
             .iter()
             .map(|s| s.ring.capacity() * std::mem::size_of::<Entry>())
-            .sum();
+            .sum::<usize>()
+            + self
+                .hashes
+                .iter()
+                .map(|h| std::mem::size_of::<VecDeque<u32>>() + h.capacity() * 4)
+                .sum::<usize>();
         // hashbrown: key + value + one control byte per bucket.
         let index = self.index.capacity() * (8 + 4 + 1);
         // Slots beyond `len` are reserved address space that is never touched, so
@@ -415,7 +569,7 @@ impl EntityTable {
                     ring: VecDeque::new(),
                     base: 0,
                     newest_s: 0,
-                    last_seen_ms: 0,
+                    trimmed_ms: i64::MIN,
                     prev: NIL,
                     next: NIL,
                 });
@@ -429,6 +583,9 @@ impl EntityTable {
                     self.slots.len() * self.distincts_per_slot,
                     Distinct::default(),
                 );
+                if self.distincts_per_slot > 0 {
+                    self.hashes.resize_with(self.slots.len(), VecDeque::new);
+                }
                 (self.slots.len() - 1) as u32
             }
         };
@@ -446,7 +603,13 @@ impl EntityTable {
         }
         st.base = 0;
         st.newest_s = ts_s;
-        st.last_seen_ms = i64::MIN;
+        st.trimmed_ms = i64::MIN;
+        if let Some(h) = self.hashes.get_mut(slot as usize) {
+            h.clear();
+            if h.capacity() > 64 * self.distincts_per_slot {
+                h.shrink_to(16 * self.distincts_per_slot);
+            }
+        }
         self.index.insert(key, slot);
         slot
     }
@@ -530,7 +693,7 @@ fn prefetch<T>(p: *const T) {
 /// `rebuild` after sequence numbers moved (a late insert).
 #[allow(clippy::too_many_arguments)]
 fn update_trackers(
-    st: &mut EntityState,
+    st: &EntityState,
     accs: &[WindowAcc],
     extremes: &mut [Extreme],
     distincts: &mut [Distinct],
@@ -562,86 +725,6 @@ fn update_trackers(
             }
         }
     }
-}
-
-/// Inserts an out-of-order entry in time order and fixes every window's cursors.
-/// Inserts a late entry in time order; returns its sequence number.
-fn insert_late(
-    st: &mut EntityState,
-    accs: &mut [WindowAcc],
-    windows: &[WindowSpec],
-    entry: Entry,
-) -> u32 {
-    let pos = st.ring.partition_point(|e| e.ts <= entry.ts);
-    let seq = st.base + pos as u32;
-    for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
-        if seq < acc.start {
-            acc.start += 1;
-            acc.end += 1;
-        } else if seq < acc.end {
-            acc.add(&entry, spec, 1);
-            acc.end += 1;
-        }
-    }
-    st.ring.insert(pos, entry);
-    seq
-}
-
-/// Moves every window of `st` to end at `now_s` (minus its delay).
-fn advance(st: &mut EntityState, accs: &mut [WindowAcc], windows: &[WindowSpec], now_s: u32) {
-    let last = st.base + st.ring.len() as u32;
-    for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
-        let hi = i64::from(now_s) - i64::from(spec.delay_s);
-        let lo = hi - i64::from(spec.length_s);
-        while acc.end < last {
-            let e = &st.ring[(acc.end - st.base) as usize];
-            if i64::from(e.ts) > hi {
-                break;
-            }
-            acc.add(e, spec, 1);
-            acc.end += 1;
-        }
-        while acc.start < acc.end {
-            let e = &st.ring[(acc.start - st.base) as usize];
-            if i64::from(e.ts) > lo {
-                break;
-            }
-            acc.add(e, spec, -1);
-            acc.start += 1;
-        }
-    }
-}
-
-/// Drops entries no window needs any more, and the oldest beyond the cap.
-/// Returns how many entries the cap forced out.
-fn trim(st: &mut EntityState, accs: &mut [WindowAcc], windows: &[WindowSpec], cap: usize) -> u64 {
-    let needed = accs
-        .iter()
-        .map(|a| a.start)
-        .min()
-        .unwrap_or(st.base + st.ring.len() as u32);
-    while st.base < needed && !st.ring.is_empty() {
-        st.ring.pop_front();
-        st.base += 1;
-    }
-    let mut forced = 0;
-    while st.ring.len() > cap.max(1) {
-        let front = st.ring[0];
-        for (spec, acc) in windows.iter().zip(accs.iter_mut()) {
-            if acc.start == st.base {
-                if acc.end > st.base {
-                    acc.add(&front, spec, -1);
-                } else {
-                    acc.end += 1;
-                }
-                acc.start += 1;
-            }
-        }
-        st.ring.pop_front();
-        st.base += 1;
-        forced += 1;
-    }
-    forced
 }
 
 /// Hasher for keys that already are 64-bit hashes.

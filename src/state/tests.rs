@@ -1,6 +1,11 @@
 use super::*;
 use proptest::prelude::*;
 
+/// `amount` base units as [`Money`].
+fn m(amount: f64) -> Money {
+    Money::from_f64(amount)
+}
+
 fn spec(length_s: u32, delay_s: u32) -> WindowSpec {
     WindowSpec {
         length_s,
@@ -12,22 +17,22 @@ fn spec(length_s: u32, delay_s: u32) -> WindowSpec {
 /// Naive reference: recompute each window from every applied event.
 #[derive(Default)]
 struct Naive {
-    events: Vec<(u32, f32, Option<bool>)>,
+    events: Vec<(u32, Money, Option<bool>)>,
     newest: u32,
     /// (time, value) of every distinct-tracked value seen.
     values: Vec<(u32, u32)>,
 }
 
 impl Naive {
-    fn window(&self, w: &WindowSpec) -> (u32, f64, u32, u32) {
+    fn window(&self, w: &WindowSpec) -> (u32, i64, u32, u32) {
         let hi = i64::from(self.newest) - i64::from(w.delay_s);
         let lo = hi - i64::from(w.length_s);
-        let mut out = (0, 0.0, 0, 0);
+        let mut out = (0, 0, 0, 0);
         for &(ts, amount, label) in &self.events {
             let ts = i64::from(ts);
             if ts > lo && ts <= hi && w.filter.accepts(amount) {
                 out.0 += 1;
-                out.1 += f64::from(amount);
+                out.1 += amount.0;
                 out.2 += u32::from(label.is_some());
                 out.3 += u32::from(label == Some(true));
             }
@@ -42,13 +47,9 @@ impl Naive {
             .events
             .iter()
             .filter(|e| i64::from(e.0) > lo && i64::from(e.0) <= hi && w.filter.accepts(e.1))
-            .map(|e| f64::from(e.1));
-        let v = if max {
-            inside.fold(f64::NAN, f64::max)
-        } else {
-            inside.fold(f64::NAN, f64::min)
-        };
-        v
+            .map(|e| e.1);
+        let v = if max { inside.max() } else { inside.min() };
+        v.map_or(f64::NAN, Money::to_f64)
     }
 
     fn distinct(&self, length_s: u32) -> usize {
@@ -88,7 +89,7 @@ proptest! {
             spec(3600, 0),
             spec(86_400, 0),
             spec(1800, 900),
-            WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: 0.0, max: 50.0 } },
+            WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: Money(0), max: Money(50 * MONEY_SCALE) } },
         ];
         let limits = TableLimits { max_entities: 10, max_events_per_entity: 100_000, lateness_s: 300 };
         let trackers = vec![
@@ -100,29 +101,32 @@ proptest! {
         let mut table = EntityTable::new(windows.clone(), trackers.clone(), 0, limits);
         let mut naive = Naive::default();
         let mut t: i64 = 1_600_000_000;
-        let mut applied: Vec<(u32, usize)> = Vec::new();
+        // (time, index in `naive.events`, tag) of every applied event.
+        let mut applied: Vec<(u32, usize, u32)> = Vec::new();
+        let mut tag = 0;
         for op in ops {
             match op {
                 Op::Event { dt, amount } => {
                     t = (t + i64::from(dt)).max(1_500_000_000);
-                    let amount = f32::from(amount);
                     // A handful of distinct values, so the tracker stays under its cap.
-                    let distinct_value = 1 + u32::from(amount as u16 % 9);
-                    let obs = table.observe(7, t * 1000, f64::from(amount), &[distinct_value]);
+                    let distinct_value = 1 + u32::from(amount % 9);
+                    let amount = Money(i64::from(amount) * 2500);
+                    tag += 1;
+                    let obs = table.observe(7, t * 1000, amount, tag, &[distinct_value]);
                     let ts = t as u32;
-                    naive.values.push((ts, distinct_value));
-                    if obs.applied != Applied::Dropped {
-                        naive.events.push((ts, amount, None));
-                        applied.push((ts, naive.events.len() - 1));
-                        naive.newest = naive.newest.max(ts);
-                    } else {
+                    if obs.applied == Applied::Dropped {
                         prop_assert!(naive.newest - ts > 300);
+                        continue;
                     }
+                    naive.values.push((ts, distinct_value));
+                    naive.events.push((ts, amount, None));
+                    applied.push((ts, naive.events.len() - 1, tag));
+                    naive.newest = naive.newest.max(ts);
                     for (i, w) in windows.iter().enumerate() {
                         let acc = table.acc(obs.slot, i);
                         let (count, sum, labelled, fraud) = naive.window(w);
                         prop_assert_eq!(acc.count, count, "window {} count", i);
-                        prop_assert!((acc.sum - sum).abs() < 1e-6, "window {} sum {} vs {}", i, acc.sum, sum);
+                        prop_assert_eq!(acc.sum.0, sum, "window {} sum", i);
                         prop_assert_eq!(acc.labelled, labelled, "window {} labelled", i);
                         prop_assert_eq!(acc.fraud, fraud, "window {} fraud", i);
                     }
@@ -141,15 +145,13 @@ proptest! {
                 }
                 Op::Label { back, fraud } => {
                     if applied.len() > back {
-                        let (ts, idx) = applied[applied.len() - 1 - back];
+                        let (ts, idx, tag) = applied[applied.len() - 1 - back];
                         if naive.events[idx].2.is_none() {
-                            // The table labels the first unlabelled event of that second.
-                            let first = naive.events.iter().position(|e| e.0 == ts && e.2.is_none()).unwrap();
-                            // No sequence hint: the fallback search (the hint is tested below).
-                            let hit = table.apply_label(7, ts, u32::MAX, fraud);
+                            // No sequence hint: found by time and tag (the hint is tested below).
+                            let hit = table.apply_label(7, ts, tag, u32::MAX, fraud);
                             let held = i64::from(ts) > i64::from(naive.newest) - 86_400 - 300;
                             if hit {
-                                naive.events[first].2 = Some(fraud);
+                                naive.events[idx].2 = Some(fraud);
                             } else {
                                 prop_assert!(!held, "label for a held event was refused");
                             }
@@ -169,16 +171,16 @@ fn lru_evicts_least_recently_seen_when_full() {
     };
     let mut t = EntityTable::new(vec![spec(60, 0)], vec![], 0, limits);
     for key in 1..=3 {
-        t.observe(key, 1_000_000, 1.0, &[]);
+        t.observe(key, 1_000_000, m(1.0), 0, &[]);
     }
-    t.observe(1, 1_001_000, 1.0, &[]); // 1 is now most recent; 2 is least recent
-    let obs = t.observe(4, 1_002_000, 1.0, &[]);
+    t.observe(1, 1_001_000, m(1.0), 0, &[]); // 1 is now most recent; 2 is least recent
+    let obs = t.observe(4, 1_002_000, m(1.0), 0, &[]);
     assert!(obs.first_seen);
     assert_eq!(t.len(), 3);
     assert_eq!(t.stats().evicted_lru, 1);
-    assert!(!t.observe(1, 1_003_000, 1.0, &[]).first_seen);
+    assert!(!t.observe(1, 1_003_000, m(1.0), 0, &[]).first_seen);
     assert!(
-        t.observe(2, 1_004_000, 1.0, &[]).first_seen,
+        t.observe(2, 1_004_000, m(1.0), 0, &[]).first_seen,
         "2 was evicted"
     );
 }
@@ -190,12 +192,12 @@ fn idle_entities_are_evicted_after_the_longest_window() {
         ..TableLimits::default()
     };
     let mut t = EntityTable::new(vec![spec(60, 0), spec(100, 20)], vec![], 0, limits);
-    t.observe(1, 0, 1.0, &[]);
-    t.observe(2, 50_000, 1.0, &[]);
+    t.observe(1, 0, m(1.0), 0, &[]);
+    t.observe(2, 50_000, m(1.0), 0, &[]);
     // Retention is 100 + 20 + 10 = 130 s.
-    t.observe(3, 129_000, 1.0, &[]);
+    t.observe(3, 129_000, m(1.0), 0, &[]);
     assert_eq!(t.len(), 3);
-    t.observe(3, 131_000, 1.0, &[]);
+    t.observe(3, 131_000, m(1.0), 0, &[]);
     assert_eq!(t.len(), 2);
     assert_eq!(t.stats().evicted_idle, 1);
 }
@@ -207,9 +209,9 @@ fn event_cap_truncates_and_counts() {
         ..TableLimits::default()
     };
     let mut t = EntityTable::new(vec![spec(3600, 0)], vec![], 0, limits);
-    let mut obs = t.observe(1, 0, 1.0, &[]);
+    let mut obs = t.observe(1, 0, m(1.0), 0, &[]);
     for i in 1..10 {
-        obs = t.observe(1, i * 1000, 1.0, &[]);
+        obs = t.observe(1, i * 1000, m(1.0), 0, &[]);
     }
     assert_eq!(t.acc(obs.slot, 0).count, 4);
     assert_eq!(t.stats().truncated, 6);
@@ -222,16 +224,31 @@ fn late_events_beyond_lateness_are_dropped_but_counted() {
         ..TableLimits::default()
     };
     let mut t = EntityTable::new(vec![spec(3600, 0)], vec![], 0, limits);
-    t.observe(1, 1_000_000, 1.0, &[]);
-    assert_eq!(t.observe(1, 950_000, 2.0, &[]).applied, Applied::Late);
-    let obs = t.observe(1, 900_000, 4.0, &[]);
-    assert_eq!(obs.applied, Applied::Dropped);
-    assert_eq!(t.acc(obs.slot, 0).sum, 3.0);
+    let first = t.observe(1, 1_000_000, m(1.0), 0, &[]);
+    let late = t.observe(1, 950_000, m(2.0), 0, &[]);
+    assert_eq!(late.applied, Applied::Late);
+    assert_eq!(t.accs_at(&late)[0].sum, m(2.0), "as of its own time");
+    assert_eq!(
+        t.observe(1, 900_000, m(4.0), 0, &[]).applied,
+        Applied::Dropped
+    );
+    // An entity the table does not hold, more than the lateness behind the
+    // table's newest event: its history may have been evicted.
+    assert_eq!(
+        t.observe(2, 900_000, m(4.0), 0, &[]).applied,
+        Applied::Dropped
+    );
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t.acc(first.slot, 0).sum,
+        m(3.0),
+        "dropped events are left out"
+    );
     assert_eq!(
         t.stats(),
         TableStats {
             late_applied: 1,
-            late_dropped: 1,
+            late_dropped: 2,
             ..TableStats::default()
         }
     );
@@ -247,7 +264,7 @@ fn memory_per_entity_is_small() {
     );
     for key in 0..10_000u64 {
         for i in 0..5 {
-            t.observe(key, 1_000_000 + i * 60_000, 10.0, &[]);
+            t.observe(key, 1_000_000 + i * 60_000, m(10.0), 0, &[]);
         }
     }
     let per = t.memory_bytes() / t.len();
@@ -262,13 +279,13 @@ fn distinct_counts_saturate_at_the_cap() {
         0,
         TableLimits::default(),
     );
-    let mut obs = t.observe(1, 0, 1.0, &[1]);
+    let mut obs = t.observe(1, 0, m(1.0), 0, &[1]);
     for v in 2..40u32 {
-        obs = t.observe(1, i64::from(v) * 1000, 1.0, &[v]);
+        obs = t.observe(1, i64::from(v) * 1000, m(1.0), 0, &[v]);
     }
     assert_eq!(t.tracker(obs.slot, 0), DISTINCT_CAP as f64);
     // Two hours later only the values seen in the last hour count.
-    let obs = t.observe(1, 7_200_000, 1.0, &[99]);
+    let obs = t.observe(1, 7_200_000, m(1.0), 0, &[99]);
     assert_eq!(t.tracker(obs.slot, 0), 1.0);
 }
 
@@ -289,9 +306,9 @@ fn min_and_max_follow_truncation_without_a_rebuild() {
         },
     ];
     let mut t = EntityTable::new(vec![spec(3600, 0)], trackers, 0, limits);
-    let mut obs = t.observe(1, 0, 10.0, &[]);
+    let mut obs = t.observe(1, 0, m(10.0), 0, &[]);
     for (i, amount) in [50.0, 20.0, 30.0, 40.0, 5.0].into_iter().enumerate() {
-        obs = t.observe(1, (i as i64 + 1) * 1000, amount, &[]);
+        obs = t.observe(1, (i as i64 + 1) * 1000, m(amount), 0, &[]);
     }
     // The cap keeps the last four: 20, 30, 40, 5.
     assert_eq!(t.acc(obs.slot, 0).count, 4);
@@ -299,13 +316,13 @@ fn min_and_max_follow_truncation_without_a_rebuild() {
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
         (40.0, 5.0)
     );
-    obs = t.observe(1, 7000, 1.0, &[]);
+    obs = t.observe(1, 7000, m(1.0), 0, &[]);
     assert_eq!(
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
         (40.0, 1.0)
     );
-    t.observe(1, 8000, 2.0, &[]);
-    obs = t.observe(1, 9000, 3.0, &[]);
+    t.observe(1, 8000, m(2.0), 0, &[]);
+    obs = t.observe(1, 9000, m(3.0), 0, &[]);
     assert_eq!(
         (t.tracker(obs.slot, 0), t.tracker(obs.slot, 1)),
         (5.0, 1.0),
@@ -321,8 +338,8 @@ fn labels_go_to_their_own_event_within_a_second() {
         length_s: 3600,
         delay_s: 0,
         filter: AmountFilter {
-            min: f32::NEG_INFINITY,
-            max: 5.0,
+            min: AmountFilter::ALL.min,
+            max: Money(5 * MONEY_SCALE),
         },
     };
     let limits = TableLimits {
@@ -330,20 +347,41 @@ fn labels_go_to_their_own_event_within_a_second() {
         ..TableLimits::default()
     };
     let mut t = EntityTable::new(vec![small], vec![], 0, limits);
-    let a = t.observe(7, 1_000_000, 100.0, &[]);
-    let b = t.observe(7, 1_000_500, 2.0, &[]);
+    let a = t.observe(7, 1_000_000, m(100.0), 1, &[]);
+    let b = t.observe(7, 1_000_500, m(2.0), 2, &[]);
     assert_eq!((a.seq + 1, b.seq), (b.seq, a.seq + 1));
     // The small payment (second of that second) is the fraud.
-    assert!(t.apply_label(7, 1000, b.seq, true));
-    let c = t.observe(7, 1_001_000, 1.0, &[]);
+    assert!(t.apply_label(7, 1000, 2, b.seq, true));
+    let c = t.observe(7, 1_001_000, m(1.0), 0, &[]);
     assert_eq!((t.acc(c.slot, 0).labelled, t.acc(c.slot, 0).fraud), (1, 1));
     // A late payment shifts later entries; a stale hint falls back to the search.
-    t.observe(7, 999_000, 50.0, &[]);
-    assert!(t.apply_label(7, 1000, a.seq, false));
-    let d = t.observe(7, 1_002_000, 1.0, &[]);
+    t.observe(7, 999_000, m(50.0), 0, &[]);
+    assert!(t.apply_label(7, 1000, 1, a.seq, false));
+    let d = t.observe(7, 1_002_000, m(1.0), 0, &[]);
     assert_eq!(
         t.acc(d.slot, 0).labelled,
         1,
         "the legit label went to the 100.00 payment"
     );
+}
+
+#[test]
+fn amounts_become_money_rounded_to_the_nearest_ten_thousandth() {
+    let cases = [
+        (0.01, 100),
+        (42.24, 422_400),
+        (16_777_217.0, 167_772_170_000),
+        (999_999_999.99, 9_999_999_999_900),
+        (1.0 / 3.0, 3333),
+        (2.0 / 3.0, 6667),
+        (0.000_05, 1),
+        (-0.000_05, -1),
+        (-12.345_67, -123_457),
+        (f64::NAN, 0),
+        (1e300, i64::MAX - 1),
+    ];
+    for (amount, units) in cases {
+        assert_eq!(Money::from_f64(amount), Money(units), "{amount}");
+    }
+    assert_eq!(Money(422_400).to_f64().to_string(), "42.24");
 }

@@ -1,10 +1,10 @@
 //! Aggregates that running sums cannot give: sliding-window min/max (a monotonic
-//! deque per window of up to seven candidates inline: amortised O(1), plus a
+//! deque per window of up to four candidates inline: amortised O(1), plus a
 //! rescan of the window when more were needed and the kept ones all left) and
 //! distinct counts (a small fixed table of last-seen value hashes per entity,
 //! exact up to [`DISTINCT_CAP`] values).
 
-use super::window::{Entry, WindowAcc, WindowSpec};
+use super::window::{Entry, Money, WindowAcc, WindowSpec};
 use std::collections::VecDeque;
 
 /// Most distinct values a distinct-count tracker tells apart; counts saturate here.
@@ -27,8 +27,9 @@ pub enum TrackerSpec {
     },
 }
 
-/// Candidates an [`Extreme`] keeps inline: with the rest of it, one cache line.
-const EXTREME_CAP: usize = 7;
+/// Candidates an [`Extreme`] keeps inline: with the rest of it, one cache line
+/// (four exact amounts of 8 bytes and their sequence numbers).
+const EXTREME_CAP: usize = 4;
 
 /// A window's min or max: the monotonic deque of its candidates (each entry
 /// that no later entry beats), oldest (the extreme) first, with their amounts.
@@ -43,7 +44,7 @@ const EXTREME_CAP: usize = 7;
 #[repr(C, align(64))]
 pub(crate) struct Extreme {
     seqs: [u32; EXTREME_CAP],
-    amounts: [f32; EXTREME_CAP],
+    amounts: [Money; EXTREME_CAP],
     /// The candidates are `lo..hi`.
     lo: u8,
     hi: u8,
@@ -53,7 +54,8 @@ pub(crate) struct Extreme {
     fed: u32,
 }
 
-/// Last-seen time of up to [`DISTINCT_CAP`] value hashes (0 = empty slot).
+/// Last-seen time of up to [`DISTINCT_CAP`] value hashes (0 = empty slot): the
+/// values seen last, so that a window's count is exact up to the cap.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Distinct {
     hashes: [u32; DISTINCT_CAP],
@@ -94,8 +96,8 @@ impl Extreme {
 
     /// Offers entry `seq` of amount `amount` as the newest candidate.
     #[inline]
-    fn offer(&mut self, seq: u32, amount: f32, max: bool) {
-        let beaten = |b: f32| if max { b <= amount } else { b >= amount };
+    fn offer(&mut self, seq: u32, amount: Money, max: bool) {
+        let beaten = |b: Money| if max { b <= amount } else { b >= amount };
         let hi = self.hi;
         while self.lo < self.hi && beaten(self.amounts[self.hi as usize - 1]) {
             self.hi -= 1;
@@ -137,7 +139,7 @@ impl Extreme {
     #[inline]
     pub(crate) fn value(&self) -> f64 {
         if self.lo < self.hi {
-            f64::from(self.amounts[self.lo as usize])
+            self.amounts[self.lo as usize].to_f64()
         } else {
             f64::NAN
         }
@@ -160,6 +162,10 @@ impl Distinct {
                 target = i;
             }
         }
+        if self.hashes[target] != 0 && self.seen_s[target] > ts_s {
+            // A late value seen before all those kept: not among the last seen.
+            return;
+        }
         self.hashes[target] = hash;
         self.seen_s[target] = ts_s;
     }
@@ -179,13 +185,13 @@ impl Distinct {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::window::AmountFilter;
+    use crate::state::window::{AmountFilter, MONEY_SCALE};
     use proptest::prelude::*;
 
-    /// Feeds `amounts` one by one through an [`Extreme`] over the last `w`
-    /// entries, checking its value against a scan of the window after each;
-    /// returns how many updates found it incomplete.
-    fn check(amounts: &[f32], w: usize, max: bool, filter: AmountFilter) -> usize {
+    /// Feeds `amounts` (in [`Money`] units) one by one through an [`Extreme`]
+    /// over the last `w` entries, checking its value against a scan of the
+    /// window after each; returns how many updates found it incomplete.
+    fn check(amounts: &[i64], w: usize, max: bool, filter: AmountFilter) -> usize {
         let spec = WindowSpec {
             length_s: 0,
             delay_s: 0,
@@ -193,12 +199,7 @@ mod tests {
         };
         let ring: VecDeque<Entry> = amounts
             .iter()
-            .map(|&amount| Entry {
-                ts: 0,
-                amount,
-                labelled: 0,
-                fraud: 0,
-            })
+            .map(|&amount| Entry::new(0, Money(amount), 0))
             .collect();
         let (mut ex, mut incomplete) = (Extreme::default(), 0);
         for end in 1..=amounts.len() {
@@ -212,13 +213,10 @@ mod tests {
             incomplete += usize::from(ex.incomplete);
             let inside = amounts[start..end]
                 .iter()
-                .filter(|&&a| filter.accepts(a))
-                .map(|&a| f64::from(a));
-            let want = if max {
-                inside.fold(f64::NAN, f64::max)
-            } else {
-                inside.fold(f64::NAN, f64::min)
-            };
+                .filter(|&&a| filter.accepts(Money(a)))
+                .copied();
+            let want = if max { inside.max() } else { inside.min() };
+            let want = want.map_or(f64::NAN, |a| Money(a).to_f64());
             let got = ex.value();
             assert!(
                 got == want || (got.is_nan() && want.is_nan()),
@@ -231,14 +229,30 @@ mod tests {
     #[test]
     fn a_run_longer_than_the_inline_deque_stays_exact() {
         // Falling amounts: every entry is a candidate for the max, rising ones for the min.
-        let falling: Vec<f32> = (0..200).map(|i| 1000.0 - i as f32).collect();
-        let rising: Vec<f32> = falling.iter().rev().copied().collect();
+        let falling: Vec<i64> = (0..200).map(|i| 1000 - i).collect();
+        let rising: Vec<i64> = falling.iter().rev().copied().collect();
         assert!(check(&falling, 30, true, AmountFilter::ALL) > 100);
         assert!(check(&rising, 30, false, AmountFilter::ALL) > 100);
         // Then a new maximum beats every candidate, kept or not.
         let mut jump = falling[..50].to_vec();
-        jump.extend([5000.0, 1.0, 2.0]);
+        jump.extend([5000, 1, 2]);
         check(&jump, 40, true, AmountFilter::ALL);
+    }
+
+    /// Amounts one unit apart at every magnitude (1e9 + 0.0001 against 1e9)
+    /// are told apart: the extreme is the exact amount.
+    #[test]
+    fn extremes_are_exact_at_any_magnitude() {
+        for base in [
+            100,
+            1_000_000 * MONEY_SCALE,
+            1_000_000_000 * MONEY_SCALE,
+            16_777_216 * MONEY_SCALE,
+        ] {
+            let amounts: Vec<i64> = (0..100).map(|i| base + (i * 37 % 11)).collect();
+            check(&amounts, 17, true, AmountFilter::ALL);
+            check(&amounts, 17, false, AmountFilter::ALL);
+        }
     }
 
     proptest! {
@@ -246,19 +260,19 @@ mod tests {
 
         #[test]
         fn extremes_equal_a_scan_of_the_window(
-            noise in proptest::collection::vec(0u16..40, 1..300),
-            trend in -4i32..=4,
+            noise in proptest::collection::vec(0i64..40, 1..300),
+            trend in -4i64..=4,
             w in 1usize..60,
             max in any::<bool>(),
             filtered in any::<bool>(),
         ) {
-            let amounts: Vec<f32> = noise
+            let amounts: Vec<i64> = noise
                 .iter()
                 .enumerate()
-                .map(|(i, &n)| (2000 + trend * i as i32 + i32::from(n)) as f32)
+                .map(|(i, &n)| (2000 + trend * i as i64 + n) * MONEY_SCALE)
                 .collect();
             let filter = if filtered {
-                AmountFilter { min: 1990.0, max: 2020.0 }
+                AmountFilter { min: Money(1990 * MONEY_SCALE), max: Money(2020 * MONEY_SCALE) }
             } else {
                 AmountFilter::ALL
             };
