@@ -12,8 +12,8 @@
 //! simultaneous and keep their arrival order; labels as known when it arrived).
 //! An event up to `lateness_s` older than its entity's newest is inserted in
 //! order and gets the windows as of its own time (see [`history`]); an older
-//! one, or one more than `lateness_s` behind the table's newest event for an
-//! entity the table does not hold (whose history may have been evicted), is
+//! one, or one of an entity the table does not hold whose history, evicted for
+//! idleness, may have reached its time, is
 //! [`Applied::Dropped`]: left out of the state, with no features of its own.
 //! An entity's history counts for `horizon` seconds (its longest window,
 //! delay included, or its `first_seen` horizon if longer): an event with no
@@ -152,6 +152,10 @@ pub struct EntityTable {
     span_s: u32,
     retention_s: u32,
     clock_s: u32,
+    /// Newest event time of the entities evicted for idleness so far, seconds:
+    /// an event of an entity the table does not hold at or before this plus the
+    /// horizon may belong to an evicted history.
+    evicted_newest_s: Option<u32>,
     stats: TableStats,
     /// The last late event's windows and trackers as of its own time.
     late_view: LateView,
@@ -212,6 +216,7 @@ impl EntityTable {
             span_s,
             limits,
             clock_s: 0,
+            evicted_newest_s: None,
             stats: TableStats::default(),
         }
     }
@@ -319,9 +324,7 @@ impl EntityTable {
         let slot = match self.index.get(&key) {
             Some(&slot) => slot,
             // Its entity's history, if it had one, may have been evicted.
-            None if u64::from(ts_s) + u64::from(lateness) < u64::from(self.clock_s) => {
-                return self.dropped();
-            }
+            None if self.may_have_been_evicted(ts_s) => return self.dropped(),
             None => self.allocate(key, ts_s),
         };
         self.touch(slot);
@@ -621,6 +624,18 @@ impl EntityTable {
         self.free.push(slot);
     }
 
+    /// Whether an event at `ts_s` of an entity the table does not hold could
+    /// have an idle-evicted history within its reach (then its features would
+    /// miss that history, so it is dropped). Only evictions decide it, not how
+    /// far the event is behind the table's newest: a table fed by several
+    /// upstream partitions (the terminal topic) sees one entity's stream far
+    /// behind another's.
+    fn may_have_been_evicted(&self, ts_s: u32) -> bool {
+        let reach = u64::from(self.horizon_s.max(self.span_s));
+        self.evicted_newest_s
+            .is_some_and(|e| u64::from(ts_s) <= u64::from(e) + reach)
+    }
+
     fn evict_idle(&mut self, max: usize) {
         for _ in 0..max {
             let t = self.tail;
@@ -630,6 +645,9 @@ impl EntityTable {
             {
                 return;
             }
+            let newest_s = self.slots[t as usize].newest_s;
+            self.evicted_newest_s =
+                Some(self.evicted_newest_s.map_or(newest_s, |e| e.max(newest_s)));
             self.remove(t);
             self.stats.evicted_idle += 1;
         }

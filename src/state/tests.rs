@@ -232,13 +232,14 @@ fn late_events_beyond_lateness_are_dropped_but_counted() {
         t.observe(1, 900_000, m(4.0), 0, &[]).applied,
         Applied::Dropped
     );
-    // An entity the table does not hold, more than the lateness behind the
-    // table's newest event: its history may have been evicted.
+    // An entity the table does not hold, far behind the table's newest event
+    // (its stream lags, as on a repartition topic fed by several partitions),
+    // with no history evicted that could reach it: applied as a new entity.
     assert_eq!(
         t.observe(2, 900_000, m(4.0), 0, &[]).applied,
-        Applied::Dropped
+        Applied::OnTime
     );
-    assert_eq!(t.len(), 1);
+    assert_eq!(t.len(), 2);
     assert_eq!(
         t.acc(first.slot, 0).sum,
         m(3.0),
@@ -248,10 +249,39 @@ fn late_events_beyond_lateness_are_dropped_but_counted() {
         t.stats(),
         TableStats {
             late_applied: 1,
-            late_dropped: 2,
+            late_dropped: 1,
             ..TableStats::default()
         }
     );
+}
+
+/// An entity evicted for idleness comes back with an event whose windows could
+/// reach its evicted history: dropped (its features would miss that history);
+/// an event beyond that reach starts the entity afresh.
+#[test]
+fn events_that_could_reach_an_evicted_history_are_dropped() {
+    let limits = TableLimits {
+        lateness_s: 60,
+        ..TableLimits::default()
+    };
+    // Retention 3600 + 60 s.
+    let mut t = EntityTable::new(vec![spec(3600, 0)], vec![], 0, limits);
+    t.observe(1, 0, m(1.0), 0, &[]);
+    t.observe(2, 3_700_000, m(1.0), 0, &[]);
+    assert_eq!(t.stats().evicted_idle, 1, "entity 1 idle beyond retention");
+    assert_eq!(
+        t.observe(1, 3_000_000, m(1.0), 0, &[]).applied,
+        Applied::Dropped
+    );
+    assert_eq!(
+        t.observe(3, 3_600_000, m(1.0), 0, &[]).applied,
+        Applied::Dropped
+    );
+    assert_eq!(
+        t.observe(3, 3_601_000, m(1.0), 0, &[]).applied,
+        Applied::OnTime
+    );
+    assert_eq!(t.len(), 2);
 }
 
 #[test]
