@@ -482,15 +482,14 @@ fn the_offline_replay_gives_out_of_order_rows_their_live_features() {
     for i in 0..2000i64 {
         // A customer's rows are up to 90 s out of order.
         let (id, customer, terminal) = (i.to_string(), (i % 4).to_string(), (i % 7).to_string());
-        let row = TxRow {
-            transaction_id: &id,
-            ts_ms: 1_522_540_800_000 + i * 30_000 - (i * 31 % 9) * 30_000,
-            customer_id: &customer,
-            terminal_id: &terminal,
-            amount: (i % 300) as f64 + 0.25,
-            fraud: false,
-            scenario: 0,
-        };
+        let row = TxRow::new(
+            &id,
+            1_522_540_800_000 + i * 30_000 - (i * 31 % 9) * 30_000,
+            &customer,
+            &terminal,
+            (i % 300) as f64 + 0.25,
+            false,
+        );
         let view = EventView {
             event_id: &id,
             ts_ms: row.ts_ms,
