@@ -16,7 +16,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 /// Every aggregate kind: windows with delays and amount filters, min/max,
-/// distinct counts, first_seen and secs_since_last (with horizons shorter
+/// standard deviation, z-score and hour gap, distinct counts, first_seen and
+/// secs_since_last (with horizons shorter
 /// than the gaps the tests make), label aggregates, pairs, ratios.
 const ALL_KINDS: &str = r#"
 name = "every kind"
@@ -147,6 +148,21 @@ name = "d_first_seen"
 entity = "device"
 aggregate = "first_seen"
 window = "10m"
+[[feature]]
+name = "a_std_1h"
+entity = "account"
+aggregate = "std"
+window = "1h"
+[[feature]]
+name = "a_zscore_10m"
+entity = "account"
+aggregate = "zscore"
+window = "10m"
+[[feature]]
+name = "t_hour_gap_1h"
+entity = "terminal"
+aggregate = "hour_gap"
+window = "1h"
 [[feature]]
 name = "amount"
 event = "amount"

@@ -21,8 +21,8 @@ pub struct FeaturesArgs {
     /// Last day to write (YYYY-MM-DD, inclusive).
     #[arg(long)]
     pub to: Option<String>,
-    /// Built-in feature set name or TOML path.
-    #[arg(long, default_value = "handbook")]
+    /// Built-in feature set name or TOML path (default: the set `train` uses).
+    #[arg(long, default_value = "default")]
     pub feature_set: String,
     /// Delay after which each transaction's label is fed back (e.g. 7d).
     #[arg(long, default_value = "7d")]

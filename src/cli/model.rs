@@ -23,8 +23,9 @@ pub struct TrainArgs {
     /// Last training day (inclusive).
     #[arg(long)]
     pub train_to: String,
-    /// Feature set (built-in name or TOML path).
-    #[arg(long, default_value = "model")]
+    /// Feature set (built-in name or TOML path); the default is the processor's
+    /// default set, so `run` serves the model with the shipped config.
+    #[arg(long, default_value = "default")]
     pub feature_set: String,
     /// Learning algorithm.
     #[arg(long, value_enum, default_value = "gbt")]

@@ -8,10 +8,11 @@ pub use labels::{LabelJoin, LabelTicket, Relabel};
 pub use spec::{FeatureSet, FeatureSpecError};
 
 use crate::state::{
-    key_hash, mix64, Applied, EntityTable, Money, Observation, TableLimits, TableStats,
+    cents_squared, hour_point, hour_vector, key_hash, mix64, Applied, EntityTable, Money,
+    Observation, TableLimits, TableStats, WindowAcc,
 };
 use labels::LabelTargets;
-use spec::{EntityAgg, EventAgg, Field, Slot, WindowAgg};
+use spec::{EntityAgg, EventAgg, Field, ProfileAgg, Slot, WindowAgg};
 use std::sync::Arc;
 
 /// The feature set the processor uses unless configured otherwise.
@@ -320,6 +321,17 @@ impl FeatureEngine {
                     },
                 },
                 Slot::Event(agg) => event_feature(ev, agg),
+                Slot::Profile {
+                    entity,
+                    windows: [a, b],
+                    agg,
+                } => match &self.observed[entity as usize] {
+                    None => f64::NAN,
+                    Some(obs) => {
+                        let accs = self.tables[entity as usize].accs_at(obs);
+                        profile(ev, amount, (&accs[a as usize], &accs[b as usize]), agg)
+                    }
+                },
                 Slot::Tracker { entity, tracker } => match &self.observed[entity as usize] {
                     None => f64::NAN,
                     Some(obs) => self.tables[entity as usize].tracker_at(obs, tracker as usize),
@@ -501,6 +513,59 @@ fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64>
         )),
     }
 }
+
+/// A [`ProfileAgg`] of the event `ev` of amount `amount`, from its entity's
+/// windows as of its time: `(amount window, squared-amount window)` or the
+/// hour-vector window twice. Those windows end at and hold the event itself;
+/// z-score and hour gap take it back out, to compare it with the others.
+fn profile(
+    ev: &EventView<'_>,
+    amount: Money,
+    (w, w2): (&WindowAcc, &WindowAcc),
+    agg: ProfileAgg,
+) -> f64 {
+    // Mean and standard deviation of `n` amounts summing to `sum` (Money
+    // units), whose squares in cents sum to `squares`.
+    let moments = |n: u32, sum: i64, squares: i64| {
+        let n = f64::from(n);
+        let mean_cents = sum as f64 / (MONEY_SCALE_CENTS * n);
+        let var = (squares as f64 / n - mean_cents * mean_cents).max(0.0);
+        (mean_cents / 100.0, var.sqrt() / 100.0)
+    };
+    match agg {
+        ProfileAgg::Std if w.count == 0 => f64::NAN,
+        ProfileAgg::Std => moments(w.count, w.sum.0, w2.sum.0).1,
+        ProfileAgg::ZScore => {
+            // Every window holding this event took it in: the others are the rest.
+            if w.count < 3 {
+                return f64::NAN;
+            }
+            let sum = w.sum.0.wrapping_sub(amount.0);
+            let squares = w2.sum.0.wrapping_sub(cents_squared(amount));
+            let (mean, std) = moments(w.count - 1, sum, squares);
+            if std < 0.01 {
+                f64::NAN
+            } else {
+                (amount.to_f64() - mean) / std
+            }
+        }
+        ProfileAgg::HourGap => {
+            let hour = ev.ts_ms.div_euclid(1000).rem_euclid(86_400) / 3600;
+            let (cos, sin) = hour_vector(w.sum);
+            let (own_cos, own_sin) = hour_point(hour as u32);
+            let (cos, sin) = (cos - own_cos, sin - own_sin);
+            if w.count < 2 || (cos == 0 && sin == 0) {
+                return f64::NAN;
+            }
+            let mean_hour = (sin as f64).atan2(cos as f64) * 12.0 / std::f64::consts::PI;
+            let gap = (hour as f64 - mean_hour).rem_euclid(24.0);
+            gap.min(24.0 - gap)
+        }
+    }
+}
+
+/// [`Money`] units per cent.
+const MONEY_SCALE_CENTS: f64 = (crate::state::MONEY_SCALE / 100) as f64;
 
 fn event_feature(ev: &EventView<'_>, agg: EventAgg) -> f64 {
     let secs = ev.ts_ms.div_euclid(1000);

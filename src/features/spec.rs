@@ -1,6 +1,6 @@
 //! Feature-set files: parsing, validation and compilation to slots.
 
-use crate::state::{AmountFilter, Money, TrackerSpec, WindowSpec};
+use crate::state::{AmountFilter, Money, TrackerSpec, WindowSpec, WindowValue};
 use serde::Deserialize;
 use std::collections::HashMap;
 use toml::Spanned;
@@ -78,6 +78,23 @@ pub enum EntityAgg {
     SecsSinceLast,
 }
 
+/// Aggregates of an entity's amount or hour profile over a window, read from
+/// an amount window and a second-moment or hour-vector window of the same span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileAgg {
+    /// Standard deviation of the amounts (population; this event included;
+    /// missing when empty).
+    Std,
+    /// This amount minus the mean of the entity's other payments in the
+    /// window, over their standard deviation (missing when fewer than two, or
+    /// when they deviate by under a cent).
+    ZScore,
+    /// Hours (0..12) between this payment's hour of day and the circular mean
+    /// hour of the entity's other payments in the window (missing when none,
+    /// or when their hours cancel out).
+    HourGap,
+}
+
 /// Features of the event alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventAgg {
@@ -116,6 +133,16 @@ pub enum Slot {
     Event(EventAgg),
     /// Quotient of two earlier features (missing when the divisor is 0 or missing).
     Ratio(u16, u16),
+    /// A [`ProfileAgg`] of entity `entity` from its windows `windows`: the
+    /// amount and squared-amount windows, or the hour-vector window (twice).
+    Profile {
+        /// Index into [`FeatureSet::entities`].
+        entity: u16,
+        /// Indexes into that entity's windows.
+        windows: [u16; 2],
+        /// What to read.
+        agg: ProfileAgg,
+    },
     /// Tracker `tracker` (min, max or distinct count) of entity `entity`.
     Tracker {
         /// Index into [`FeatureSet::entities`].
@@ -131,6 +158,7 @@ impl Slot {
         match *self {
             Slot::Window { entity, .. }
             | Slot::Entity { entity, .. }
+            | Slot::Profile { entity, .. }
             | Slot::Tracker { entity, .. } => Some(entity),
             Slot::Event(_) | Slot::Ratio(..) => None,
         }
@@ -373,8 +401,14 @@ fn compile_entry(
         "distinct" => Some(None),
         _ => None,
     };
+    let profile = match aggregate.get_ref().as_str() {
+        "std" => Some(ProfileAgg::Std),
+        "zscore" => Some(ProfileAgg::ZScore),
+        "hour_gap" => Some(ProfileAgg::HourGap),
+        _ => None,
+    };
     let agg = match aggregate.get_ref().as_str() {
-        _ if tracker_kind.is_some() => WindowAgg::Count,
+        _ if tracker_kind.is_some() || profile.is_some() => WindowAgg::Count,
         "count" => WindowAgg::Count,
         "sum" => WindowAgg::Sum,
         "mean" => WindowAgg::Mean,
@@ -385,7 +419,7 @@ fn compile_entry(
         other => {
             return Err(err(
                 aggregate.span(),
-                format!("unknown aggregate '{other}'; expected count, sum, mean, min, max, distinct, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
+                format!("unknown aggregate '{other}'; expected count, sum, mean, min, max, std, zscore, hour_gap, distinct, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
             ))
         }
     };
@@ -421,7 +455,25 @@ fn compile_entry(
         length_s,
         delay_s,
         filter: amount_filter(f, err)?,
+        value: WindowValue::Amount,
     };
+    if let Some(agg) = profile {
+        if spec.delay_s != 0 || spec.filter != AmountFilter::ALL {
+            return Err(err(
+                aggregate.span(),
+                format!(
+                    "'{}' takes a window but no delay or amount filter",
+                    aggregate.get_ref()
+                ),
+            ));
+        }
+        let def = &mut entities[entity_idx as usize];
+        return Ok(Slot::Profile {
+            entity: entity_idx,
+            windows: profile_windows(def, spec, agg),
+            agg,
+        });
+    }
     if let Some(kind) = tracker_kind {
         let def = &mut entities[entity_idx as usize];
         let tracker = match kind {
@@ -507,6 +559,25 @@ fn compile_entry(
         window: window_idx,
         agg,
     })
+}
+
+/// The windows of `def` (added when missing) a [`ProfileAgg`] over `spec` reads.
+fn profile_windows(def: &mut EntityDef, spec: WindowSpec, agg: ProfileAgg) -> [u16; 2] {
+    let mut index_of = |value| {
+        let w = WindowSpec { value, ..spec };
+        let i = def.windows.iter().position(|v| *v == w).unwrap_or_else(|| {
+            def.windows.push(w);
+            def.windows.len() - 1
+        });
+        i as u16
+    };
+    match agg {
+        ProfileAgg::Std | ProfileAgg::ZScore => [
+            index_of(WindowValue::Amount),
+            index_of(WindowValue::AmountSquared),
+        ],
+        ProfileAgg::HourGap => [index_of(WindowValue::HourVector); 2],
+    }
 }
 
 /// Largest amount bound a feature-set file may give: amounts are kept to

@@ -610,3 +610,69 @@ fn line_col_counts_characters_and_never_splits_one() {
     assert_eq!(spec::line_col(text, 12), (2, 4), "after € (3 bytes)");
     assert_eq!(spec::line_col(text, 1000), (3, 1));
 }
+
+/// Standard deviation, z-score and hour gap on a worked example: a card pays
+/// 10, 20 and 30 at 10:00, 11:00 and 12:00, then 100 at 22:00.
+#[test]
+fn amount_and_hour_profiles_compare_a_payment_with_the_cards_others() {
+    let text = r#"
+name = "profiles"
+[[feature]]
+name = "std"
+entity = "card"
+aggregate = "std"
+window = "30d"
+[[feature]]
+name = "z"
+entity = "card"
+aggregate = "zscore"
+window = "30d"
+[[feature]]
+name = "gap"
+entity = "card"
+aggregate = "hour_gap"
+window = "30d"
+"#;
+    let set = Arc::new(FeatureSet::parse("p.toml", text).unwrap());
+    assert_eq!(set.entities[0].windows.len(), 3, "amount, squares, hours");
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let ten = 1_704_103_200_000; // 2024-01-01 10:00 UTC
+    let hour = 3_600_000;
+    let mut at = |id, t, amount| {
+        eng.update(&view(id, t, amount, "c1", "t1"), &mut out);
+        out.clone()
+    };
+    let first = at("a", ten, 10.0);
+    assert_eq!(first[0], 0.0);
+    assert!(first[1].is_nan() && first[2].is_nan(), "{first:?}");
+    let second = at("b", ten + hour, 20.0);
+    assert_eq!(second[0], 5.0);
+    assert!(second[1].is_nan(), "one other payment has no spread");
+    assert!((second[2] - 1.0).abs() < 1e-3, "{second:?}");
+    at("c", ten + 2 * hour, 30.0);
+    let last = at("d", ten + 12 * hour, 100.0);
+    // All four: mean 40, variance (900 + 400 + 100 + 3600) / 4.
+    assert!((last[0] - 1250f64.sqrt()).abs() < 1e-9, "{last:?}");
+    // The other three: mean 20, standard deviation sqrt(200 / 3).
+    assert!(
+        (last[1] - 80.0 / (200.0f64 / 3.0).sqrt()).abs() < 1e-9,
+        "{last:?}"
+    );
+    // Their usual hour is 11:00; 22:00 is 11 hours from it.
+    assert!((last[2] - 11.0).abs() < 1e-3, "{last:?}");
+}
+
+/// Profiles take no delay and no amount filter: the payment itself must be in
+/// the window, to be taken back out.
+#[test]
+fn profiles_refuse_delays_and_filters() {
+    for extra in ["delay = \"1d\"", "amount_max = 5"] {
+        let text = format!(
+            "name=\"x\"\n[[feature]]\nname=\"z\"\nentity=\"card\"\naggregate=\"zscore\"\nwindow=\"30d\"\n{extra}\n"
+        );
+        let e = FeatureSet::parse("f.toml", &text).unwrap_err();
+        assert_eq!((e.line, e.col), (5, 11), "{e}");
+        assert!(e.message.contains("no delay or amount filter"), "{e}");
+    }
+}

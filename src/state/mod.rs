@@ -27,7 +27,10 @@ mod window;
 
 pub use recent::RecentIds;
 pub use trackers::{TrackerSpec, DISTINCT_CAP};
-pub use window::{AmountFilter, Entry, Money, WindowAcc, WindowSpec, MONEY_SCALE};
+pub use window::{
+    cents_squared, hour_point, hour_vector, AmountFilter, Entry, Money, WindowAcc, WindowSpec,
+    WindowValue, HOUR_SCALE, MONEY_SCALE,
+};
 
 use history::{Hashes, LateView};
 use trackers::{Distinct, Extreme};

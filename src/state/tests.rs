@@ -11,6 +11,7 @@ fn spec(length_s: u32, delay_s: u32) -> WindowSpec {
         length_s,
         delay_s,
         filter: AmountFilter::ALL,
+        value: WindowValue::Amount,
     }
 }
 
@@ -32,7 +33,7 @@ impl Naive {
             let ts = i64::from(ts);
             if ts > lo && ts <= hi && w.filter.accepts(amount) {
                 out.0 += 1;
-                out.1 += amount.0;
+                out.1 += naive_value(w.value, ts, amount);
                 out.2 += u32::from(label.is_some());
                 out.3 += u32::from(label == Some(true));
             }
@@ -66,6 +67,27 @@ impl Naive {
     }
 }
 
+/// What a window of `value` adds for an event at `ts` (seconds) of `amount`,
+/// computed apart from the table's code: cents by `f64::round`, the hour's
+/// point on the circle by `cos`/`sin`, the two coordinates packed by multiplication.
+fn naive_value(value: WindowValue, ts: i64, amount: Money) -> i64 {
+    match value {
+        WindowValue::Amount => amount.0,
+        WindowValue::AmountSquared => {
+            let cents = (amount.0 as f64 / 100.0).round() as i64;
+            cents * cents
+        }
+        WindowValue::HourVector => {
+            let angle = (ts % 86_400 / 3600) as f64 * std::f64::consts::PI / 12.0;
+            let (cos, sin) = (
+                (angle.cos() * 1e4).round() as i64,
+                (angle.sin() * 1e4).round() as i64,
+            );
+            cos + sin * (1i64 << 32)
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Event { dt: i32, amount: u16 },
@@ -89,7 +111,9 @@ proptest! {
             spec(3600, 0),
             spec(86_400, 0),
             spec(1800, 900),
-            WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: Money(0), max: Money(50 * MONEY_SCALE) } },
+            WindowSpec { length_s: 3600, delay_s: 0, filter: AmountFilter { min: Money(0), max: Money(50 * MONEY_SCALE) }, value: WindowValue::Amount },
+            WindowSpec { value: WindowValue::AmountSquared, ..spec(86_400, 0) },
+            WindowSpec { value: WindowValue::HourVector, ..spec(86_400, 0) },
         ];
         let limits = TableLimits { max_entities: 10, max_events_per_entity: 100_000, lateness_s: 300 };
         let trackers = vec![
@@ -110,7 +134,8 @@ proptest! {
                     t = (t + i64::from(dt)).max(1_500_000_000);
                     // A handful of distinct values, so the tracker stays under its cap.
                     let distinct_value = 1 + u32::from(amount % 9);
-                    let amount = Money(i64::from(amount) * 2500);
+                    // Not whole cents: the squared window rounds to cents, halves included.
+                    let amount = Money(i64::from(amount) * 2537);
                     tag += 1;
                     let obs = table.observe(7, t * 1000, amount, tag, &[distinct_value]);
                     let ts = t as u32;
@@ -371,6 +396,7 @@ fn labels_go_to_their_own_event_within_a_second() {
             min: AmountFilter::ALL.min,
             max: Money(5 * MONEY_SCALE),
         },
+        value: WindowValue::Amount,
     };
     let limits = TableLimits {
         lateness_s: 600,

@@ -196,6 +196,7 @@ mod tests {
             length_s: 0,
             delay_s: 0,
             filter,
+            value: Default::default(),
         };
         let ring: VecDeque<Entry> = amounts
             .iter()

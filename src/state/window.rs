@@ -135,6 +135,96 @@ pub struct WindowSpec {
     pub delay_s: u32,
     /// Which events count.
     pub filter: AmountFilter,
+    /// What [`WindowAcc::sum`] adds up.
+    pub value: WindowValue,
+}
+
+/// What a window's [`WindowAcc::sum`] adds up over its events. Every value is
+/// a whole number computed from the entry alone, so sums are exact and do not
+/// depend on the order events came in (live, restored or replayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WindowValue {
+    /// The amount, in [`Money`] units.
+    #[default]
+    Amount,
+    /// The square of the amount in whole cents (the amount rounded to 1/100,
+    /// halves away from zero): the second moment, for a standard deviation.
+    /// Exact while the window's true sum stays below 2^63 cents², e.g. 10,000
+    /// payments of 300,000.
+    AmountSquared,
+    /// The hour of day (UTC) as a point on the 24-hour circle: its cosine
+    /// times [`HOUR_SCALE`] in the low 32 bits plus its sine times
+    /// [`HOUR_SCALE`] times 2^32, so one wrapping sum carries both
+    /// coordinates ([`hour_vector`] splits them); exact for 200,000 events.
+    HourVector,
+}
+
+/// Scale of the coordinates a [`WindowValue::HourVector`] window adds up.
+pub const HOUR_SCALE: i64 = 10_000;
+
+/// `round(HOUR_SCALE * (cos, sin)(2 pi h / 24))` for h = 0..23, written out
+/// so every platform adds the same integers (no libm call).
+const HOUR_POINTS: [(i64, i64); 24] = [
+    (10000, 0),
+    (9659, 2588),
+    (8660, 5000),
+    (7071, 7071),
+    (5000, 8660),
+    (2588, 9659),
+    (0, 10000),
+    (-2588, 9659),
+    (-5000, 8660),
+    (-7071, 7071),
+    (-8660, 5000),
+    (-9659, 2588),
+    (-10000, 0),
+    (-9659, -2588),
+    (-8660, -5000),
+    (-7071, -7071),
+    (-5000, -8660),
+    (-2588, -9659),
+    (0, -10000),
+    (2588, -9659),
+    (5000, -8660),
+    (7071, -7071),
+    (8660, -5000),
+    (9659, -2588),
+];
+
+/// The point of hour `h` (0..23) on the 24-hour circle, times [`HOUR_SCALE`].
+#[inline]
+pub fn hour_point(h: u32) -> (i64, i64) {
+    HOUR_POINTS[h as usize % 24]
+}
+
+/// The square of `amount` in whole cents (halves away from zero), as a
+/// [`WindowValue::AmountSquared`] window adds it up.
+#[inline]
+pub fn cents_squared(amount: Money) -> i64 {
+    let c = amount.0 / 100 + (amount.0 % 100) / 50;
+    c.wrapping_mul(c)
+}
+
+/// The (cosine, sine) sums a [`WindowValue::HourVector`] window holds in `sum`.
+#[inline]
+pub fn hour_vector(sum: Money) -> (i64, i64) {
+    let cos = i64::from(sum.0 as i32);
+    (cos, sum.0.wrapping_sub(cos) >> 32)
+}
+
+impl WindowValue {
+    /// This value of entry `e`.
+    #[inline(always)]
+    fn of(self, e: &Entry) -> i64 {
+        match self {
+            WindowValue::Amount => e.amount.0,
+            WindowValue::AmountSquared => cents_squared(e.amount),
+            WindowValue::HourVector => {
+                let (cos, sin) = hour_point(e.ts % 86_400 / 3600);
+                cos.wrapping_add(sin << 32)
+            }
+        }
+    }
 }
 
 /// Running aggregates of one window; `start..end` are ring sequence numbers.
@@ -150,7 +240,8 @@ pub struct WindowAcc {
     pub labelled: u32,
     /// Of those, events labelled fraud.
     pub fraud: u32,
-    /// Sum of amounts (wrapping: exact while the true sum fits).
+    /// Sum of amounts, or of the window's other [`WindowValue`] (wrapping:
+    /// exact while the true sum fits).
     pub sum: Money,
 }
 
@@ -164,7 +255,8 @@ impl WindowAcc {
                 .labelled
                 .wrapping_add_signed(sign * e.labelled() as i32);
             self.fraud = self.fraud.wrapping_add_signed(sign * e.fraud() as i32);
-            self.sum.0 = self.sum.0.wrapping_add(i64::from(sign) * e.amount.0);
+            let v = spec.value.of(e);
+            self.sum.0 = self.sum.0.wrapping_add(i64::from(sign).wrapping_mul(v));
         }
     }
 
