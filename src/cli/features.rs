@@ -59,7 +59,7 @@ enum Sink {
         line: String,
         ryu: ryu::Buffer,
     },
-    Parquet(ParquetFeatures<BufWriter<File>>),
+    Parquet(Box<ParquetFeatures<BufWriter<File>>>),
 }
 
 impl Sink {
@@ -130,7 +130,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let sink = match args.format {
         Format::Csv => Sink::csv(out, &set.names),
         Format::Parquet => ParquetFeatures::new(out, &set, opts.label_delay_ms, ROW_GROUP_ROWS)
-            .map(Sink::Parquet)
+            .map(|p| Sink::Parquet(Box::new(p)))
             .map_err(anyhow::Error::from),
     };
     let mut out = sink.inspect_err(|_| {
