@@ -2,10 +2,13 @@
 
 use crate::features::load_feature_set;
 use crate::features::spec::parse_duration_s;
+use crate::offline::parquet::{ParquetFeatures, ROW_GROUP_ROWS};
 use crate::replay::{parse_date_ms, replay, ReplayOptions};
+use crate::source::handbook::TxRow;
 use anyhow::Context;
-use clap::Args;
-use std::io::Write;
+use clap::{Args, ValueEnum};
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,15 +30,80 @@ pub struct FeaturesArgs {
     /// Delay after which each transaction's label is fed back (e.g. 7d).
     #[arg(long, default_value = "7d")]
     pub label_delay: String,
-    /// Output CSV (removed again when the replay fails).
+    /// Output file (removed again when the replay fails).
     #[arg(long)]
     pub out: PathBuf,
+    /// Output format: `csv` (id and features) or `parquet` (also event time,
+    /// entity ids, amounts and labels; nulls for missing features).
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
     /// How the input is read.
     #[command(flatten)]
     pub input_args: super::input::InputArgs,
 }
 
-/// Runs the replay and writes `TRANSACTION_ID` plus every feature per row.
+/// Format of the feature file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `TRANSACTION_ID` and every feature; a missing feature is an empty field.
+    Csv,
+    /// The CSV's columns plus the row's event time, entity ids, amounts and
+    /// labels (`src/offline/parquet.rs`); a missing feature is null.
+    Parquet,
+}
+
+/// Where the rows go.
+enum Sink {
+    Csv {
+        out: BufWriter<File>,
+        line: String,
+        ryu: ryu::Buffer,
+    },
+    Parquet(Box<ParquetFeatures<BufWriter<File>>>),
+}
+
+impl Sink {
+    /// A CSV sink, its header written.
+    fn csv(mut out: BufWriter<File>, names: &[String]) -> anyhow::Result<Sink> {
+        write!(out, "TRANSACTION_ID")?;
+        for name in names {
+            write!(out, ",{name}")?;
+        }
+        writeln!(out)?;
+        Ok(Sink::Csv {
+            out,
+            line: String::with_capacity(512),
+            ryu: ryu::Buffer::new(),
+        })
+    }
+
+    fn push(&mut self, row: &TxRow<'_>, features: &[f64]) -> anyhow::Result<()> {
+        match self {
+            Sink::Csv { out, line, ryu } => {
+                line.clear();
+                line.push_str(row.transaction_id);
+                for &v in features {
+                    line.push(',');
+                    push_number(line, v, ryu);
+                }
+                line.push('\n');
+                out.write_all(line.as_bytes()).context("writing features")
+            }
+            Sink::Parquet(p) => Ok(p.push(row, features)?),
+        }
+    }
+
+    /// Writes what is still buffered (and Parquet's footer).
+    fn finish(self) -> anyhow::Result<()> {
+        let mut out = match self {
+            Sink::Csv { out, .. } => out,
+            Sink::Parquet(p) => p.finish()?,
+        };
+        out.flush().context("writing features")
+    }
+}
+
+/// Runs the replay and writes each row in range in `--format`.
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let set = Arc::new(load_feature_set(&args.feature_set)?);
     let date = |s: &Option<String>, add_day: bool| -> anyhow::Result<Option<i64>> {
@@ -58,12 +126,16 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     };
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    write!(out, "TRANSACTION_ID")?;
-    for name in &set.names {
-        write!(out, ",{name}")?;
-    }
-    writeln!(out)?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let sink = match args.format {
+        Format::Csv => Sink::csv(out, &set.names),
+        Format::Parquet => ParquetFeatures::new(out, &set, opts.label_delay_ms, ROW_GROUP_ROWS)
+            .map(|p| Sink::Parquet(Box::new(p)))
+            .map_err(anyhow::Error::from),
+    };
+    let mut out = sink.inspect_err(|_| {
+        let _ = std::fs::remove_file(&args.out);
+    })?;
     let total = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
     let gz = args.input.to_string_lossy().ends_with(".gz");
     // Uncompressed size is unknown for gzip; the handbook compresses about 4:1.
@@ -75,43 +147,29 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let mut io_err = None;
-    let mut line = String::with_capacity(512);
-    let mut ryu_buf = ryu::Buffer::new();
+    let mut write_err = None;
     let result = replay(
         &args.input,
         set.clone(),
         &opts,
         |row, features| {
-            if io_err.is_some() {
-                return;
-            }
-            line.clear();
-            line.push_str(row.transaction_id);
-            for &v in features {
-                line.push(',');
-                push_number(&mut line, v, &mut ryu_buf);
-            }
-            line.push('\n');
-            if let Err(e) = out.write_all(line.as_bytes()) {
-                io_err = Some(e);
+            if write_err.is_none() {
+                write_err = out.push(row, features).err();
             }
         },
         |bytes| bar.set_position(bytes),
     );
     bar.finish_and_clear();
-    let result = match (result, io_err) {
-        (Ok(stats), None) => Ok(stats),
-        (_, Some(e)) => Err(anyhow::Error::from(e).context("writing features")),
+    let result = match (result, write_err) {
+        (Ok(stats), None) => out.finish().map(|()| stats),
+        (_, Some(e)) => Err(e),
         (Err(e), None) => Err(e.into()),
     };
     let Ok(stats) = result else {
-        drop(out);
         // A partial feature file must not be mistaken for a whole one.
         let _ = std::fs::remove_file(&args.out);
         return result.map(|_| ());
     };
-    out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     let mut skipped = String::new();
     if stats.after_to > 0 {

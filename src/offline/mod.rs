@@ -2,6 +2,7 @@
 //! and backtesting rules and models. Both replay through [`crate::replay`].
 
 pub mod backtest;
+pub mod parquet;
 mod report;
 pub mod simulate;
 pub mod train;
