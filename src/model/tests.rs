@@ -14,17 +14,18 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
         .flat_map(|i| [f64::from(i % 300), f64::from(i % 7)])
         .collect();
     let y: Vec<bool> = (0..400).map(|i| i % 300 > 220).collect();
-    let gbt = Gbt::train(
+    let gbt = gbt::fit(
         &x,
         2,
         &y,
-        gbt::GbtParams {
+        &gbt::GbtParams {
             trees: 10,
             max_depth: 2,
             ..Default::default()
         },
-        |_| {},
-    );
+        None,
+    )
+    .expect("fit");
     assert!(set.index_of("TX_AMOUNT").is_some());
     ModelFile {
         format_version: MODEL_FORMAT_VERSION,
