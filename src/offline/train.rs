@@ -685,7 +685,7 @@ pub(crate) mod tests {
     fn too_little_history_is_an_error_naming_the_part() {
         let (data, set) = simulated(35);
         let opts = FitOptions {
-            validation_ms: 21 * DAY_MS,
+            validation_ms: 28 * DAY_MS,
             ..options(&data)
         };
         let e = fit_model(&data, &set, &opts, |_, _| {})
