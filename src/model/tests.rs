@@ -94,7 +94,10 @@ fn a_block_scores_each_row_as_scoring_it_alone_does() {
             k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
         })
         .collect();
-    let labels: Vec<bool> = features.chunks_exact(set.len()).map(|r| r[0] > 500.0).collect();
+    let labels: Vec<bool> = features
+        .chunks_exact(set.len())
+        .map(|r| r[0] > 500.0)
+        .collect();
     let logistic = logistic::Logistic::train(&features, set.len(), &labels, 20, |_| {});
     let ensemble = ModelFile {
         algorithm: Algorithm::Ensemble,

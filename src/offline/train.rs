@@ -669,11 +669,16 @@ pub(crate) mod tests {
             },
             ..options(&data)
         };
-        let ((fit_from, fit_to), (val_from, _)) = opts.validation_split();
+        // From the definition, not from `validation_split`: labels known when
+        // the validation period starts are those of payments a delay earlier,
+        // and the validation fits learn from a window as long as the training one.
+        let val_from = opts.to_ms - opts.validation_ms;
+        let known_to = val_from - opts.label_delay_ms;
+        let fit_from = known_to - (opts.to_ms - opts.from_ms);
         let base = fit_model(&data, &set, &opts, |_, _| {}).unwrap();
         let mut poisoned = data.clone();
         for (t, y) in poisoned.ts_ms.iter().zip(poisoned.y.iter_mut()) {
-            if *t < fit_from || (*t >= fit_to && *t < val_from) {
+            if *t < fit_from || (*t >= known_to && *t < val_from) {
                 *y = !*y;
             }
         }
