@@ -40,6 +40,16 @@ pub enum Command {
     /// Check, test and explain rule files.
     Rules(rules::RulesArgs),
     /// Train a model on a transactions file with the feature engine.
+    ///
+    /// Gradient-boosted trees are fitted by forust-ml. The settings are chosen
+    /// without the test period, by a rule fixed in advance: every depth x
+    /// learning rate of the grid is fitted on a window as long as the training
+    /// window that ends one label delay before the validation period (the last
+    /// --validation-days of the window), with early stopping on the validation
+    /// log-loss, and scored with and without the logistic blend; the highest
+    /// validation Average Precision wins (ties: the earlier row of the printed
+    /// table). The model is then refitted on the training window with those
+    /// settings. Same data and flags, same file.
     Train(model::TrainArgs),
     /// Run features, rules, model and policy over a transactions file and measure them.
     Backtest(model::BacktestArgs),

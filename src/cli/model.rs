@@ -4,9 +4,9 @@ use crate::features::load_feature_set;
 use crate::model::gbt::GbtParams;
 use crate::model::import::{import, Library};
 use crate::model::trees::Missing;
-use crate::model::{Algorithm, Model};
+use crate::model::Model;
 use crate::offline::backtest::{backtest, BacktestOptions, BacktestReport};
-use crate::offline::train::{train, TrainOptions};
+use crate::offline::train::{train, Blend, Grid, TrainOptions};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -27,28 +27,38 @@ pub struct TrainArgs {
     /// default set, so `run` serves the model with the shipped config.
     #[arg(long, default_value = "default")]
     pub feature_set: String,
-    /// Learning algorithm.
-    #[arg(long, value_enum, default_value = "gbt")]
-    pub algorithm: Algorithm,
-    /// Days after which labels are known to the feature engine.
+    /// Days after which labels are known to the feature engine; also the gap
+    /// between the validation fits' window and the validation period.
     #[arg(long, default_value_t = 7)]
     pub label_delay_days: u32,
+    /// Length of the validation period at the end of the window, in days
+    /// (default: as long as the window). The validation fits learn from a
+    /// period as long as the window that ends a label delay before it, so the
+    /// input must reach back that far.
+    #[arg(long)]
+    pub validation_days: Option<u32>,
     /// Model file to write.
     #[arg(long)]
     pub out: PathBuf,
     /// Model name (default: the output file's stem).
     #[arg(long)]
     pub name: Option<String>,
-    /// Trees (gbt).
-    #[arg(long, default_value_t = GbtParams::default().trees)]
-    pub trees: usize,
-    /// Maximum tree depth (gbt).
-    #[arg(long, default_value_t = GbtParams::default().max_depth)]
-    pub max_depth: usize,
-    /// Learning rate (gbt).
-    #[arg(long, default_value_t = GbtParams::default().learning_rate)]
-    pub learning_rate: f64,
-    /// Minimum hessian in a leaf (gbt).
+    /// Tree depths tried.
+    #[arg(long, value_delimiter = ',', default_values_t = Grid::default().max_depths)]
+    pub max_depths: Vec<usize>,
+    /// Learning rates tried.
+    #[arg(long, value_delimiter = ',', default_values_t = Grid::default().learning_rates)]
+    pub learning_rates: Vec<f64>,
+    /// Most trees per fit; early stopping on the validation log-loss picks fewer.
+    #[arg(long, default_value_t = Grid::default().max_trees)]
+    pub max_trees: usize,
+    /// Trees without a better validation log-loss before a fit stops.
+    #[arg(long, default_value_t = Grid::default().early_stopping_rounds)]
+    pub early_stopping_rounds: usize,
+    /// The logistic-regression blend: tried both ways, always, or never.
+    #[arg(long, value_enum, default_value = "try")]
+    pub blend: Blend,
+    /// Minimum hessian in a leaf.
     #[arg(long, default_value_t = GbtParams::default().min_child_weight)]
     pub min_child_weight: f64,
     /// How the input is read.
@@ -172,48 +182,73 @@ fn stem(path: &std::path::Path) -> String {
         .map_or("model".into(), |s| s.to_string_lossy().to_string())
 }
 
-/// Trains and writes a model.
-pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let name = args.name.clone().unwrap_or_else(|| stem(&args.out));
-    let opts = TrainOptions {
-        name,
-        from: args.train_from,
-        to: args.train_to,
-        feature_set: args.feature_set,
-        algorithm: args.algorithm,
+/// What `train` is asked to do, its input options left to the caller.
+fn train_options(args: &TrainArgs) -> TrainOptions {
+    TrainOptions {
+        name: args.name.clone().unwrap_or_else(|| stem(&args.out)),
+        from: args.train_from.clone(),
+        to: args.train_to.clone(),
+        feature_set: args.feature_set.clone(),
         label_delay_days: args.label_delay_days,
-        validation_share: 0.25,
-        gbt: GbtParams {
-            trees: args.trees,
-            max_depth: args.max_depth,
-            learning_rate: args.learning_rate,
-            min_child_weight: args.min_child_weight,
-            ..GbtParams::default()
+        validation_days: args.validation_days,
+        grid: Grid {
+            max_depths: args.max_depths.clone(),
+            learning_rates: args.learning_rates.clone(),
+            max_trees: args.max_trees,
+            early_stopping_rounds: args.early_stopping_rounds,
+            blend: args.blend,
+            base: GbtParams {
+                min_child_weight: args.min_child_weight,
+                ..GbtParams::default()
+            },
         },
+        input: Default::default(),
+    }
+}
+
+/// Trains and writes a model, printing the table of the settings tried.
+pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let opts = TrainOptions {
         input: args.input_args.options()?,
+        ..train_options(&args)
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} training [{bar:40}] {pos}/{len} {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{spinner} fits [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     eprintln!(
         "replaying {} through the feature engine...",
         args.input.display()
     );
     let started = std::time::Instant::now();
-    let file = train(&args.input, &args.out, &opts, |done, total| {
+    let fitted = train(&args.input, &args.out, &opts, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    let file = &fitted.file;
     let (Some(training), Some(validation)) = (&file.training, &file.validation) else {
         anyhow::bail!("the trainer wrote no training or validation summary");
     };
+    println!("settings tried (validation fits' window, then the validation period; the best validation AP wins):");
+    println!("| algorithm | depth | learning rate | trees | AUC | AP | fit s |");
+    println!("|---|---|---|---|---|---|---|");
+    for (k, t) in fitted.trials.iter().enumerate() {
+        println!(
+            "| {:?}{} | {} | {} | {} | {:.4} | {:.4} | {:.1} |",
+            t.algorithm,
+            if k == fitted.chosen { " (chosen)" } else { "" },
+            t.params.max_depth,
+            t.params.learning_rate,
+            t.params.trees,
+            t.auc,
+            t.average_precision,
+            t.fit_secs,
+        );
+    }
     println!(
-        "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on the last {} rows: AUC {:.3}, AP {:.3}; written to {}",
+        "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on {} rows: AUC {:.3}, AP {:.3}; written to {}",
         file.name,
         file.algorithm,
         file.features.len(),
@@ -297,5 +332,44 @@ fn print_report(r: &BacktestReport, secs: f64) {
                 c.fraud, c.legit
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// `fraudstream train` without settings flags trains as `TrainOptions::new`
+    /// (what the shipped model's test reproduces).
+    #[test]
+    fn train_flags_default_to_the_library_defaults() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "fraudstream",
+            "train",
+            "--input",
+            "t.csv.gz",
+            "--train-from",
+            "2018-07-25",
+            "--train-to",
+            "2018-07-31",
+            "--out",
+            "models/handbook.json",
+        ])
+        .unwrap();
+        let crate::cli::Command::Train(args) = cli.command else {
+            panic!("not train")
+        };
+        let got = train_options(&args);
+        let want = TrainOptions::new("handbook", "2018-07-25", "2018-07-31");
+        assert_eq!(
+            (&got.name, &got.from, &got.to, &got.feature_set),
+            (&want.name, &want.from, &want.to, &want.feature_set)
+        );
+        assert_eq!(
+            (got.label_delay_days, got.validation_days),
+            (want.label_delay_days, want.validation_days)
+        );
+        assert_eq!(got.grid, want.grid);
     }
 }

@@ -520,7 +520,7 @@ mod tests {
                 y.push(a + b > 9.0 || (c == 1.0 && a > 6.0));
             }
             let params = GbtParams { trees, max_depth: depth, ..GbtParams::default() };
-            let mut g = Gbt::train(&x, 3, &y, params, |_| {});
+            let mut g = crate::model::gbt::fit(&x, 3, &y, &params, None).expect("fit");
             // Missing values go right at about half the splits (as an imported
             // model's may), left at the others.
             for (i, n) in g.nodes.iter_mut().enumerate() {

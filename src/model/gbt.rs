@@ -1,13 +1,27 @@
-//! Gradient-boosted decision trees for binary log-loss: histogram training of
-//! the ensembles of [`super::trees`].
+//! Gradient-boosted decision trees for binary log-loss, fitted by `forust-ml`
+//! (a maintained pure-Rust gradient-boosting library) and converted exactly
+//! into the ensemble of [`super::trees`], which serves them.
+//!
+//! forust sends a present value left when `x < split_value` and a missing one
+//! to its `missing_node` (one of the two children: the trainer never asks for
+//! a separate missing branch); its leaf weights are `f32` and its margin is
+//! `base_score` plus one leaf per tree, added in tree order. The converted
+//! split keeps `x <= threshold` on the left with `threshold` the largest `f64`
+//! below `split_value`, so every score equals forust's own prediction to the bit.
 
-use super::trees::{Gbt, Node, LEAF};
+use super::trees::{Gbt, Missing, Node, LEAF};
+use forust_ml::gradientbooster::GradientBooster;
+use forust_ml::metric::Metric;
+use forust_ml::objective::ObjectiveType;
+use forust_ml::Matrix;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
-/// Training settings.
+/// Settings of one fit (also written to the model file's `gbt.params`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct GbtParams {
-    /// Number of trees.
+    /// Number of trees (with early stopping: at most this many are fitted, and
+    /// the file records how many were kept).
     pub trees: usize,
     /// Maximum depth of each tree.
     pub max_depth: usize,
@@ -17,276 +31,307 @@ pub struct GbtParams {
     pub lambda: f64,
     /// Minimum hessian (weight) in a child.
     pub min_child_weight: f64,
-    /// Histogram bins per feature.
+    /// Histogram bins per feature (at most 65535).
     pub bins: usize,
 }
 
 impl Default for GbtParams {
     fn default() -> Self {
-        // Chosen on the handbook's validation split, before the test week
-        // (scripts/model_selection.sh, models/selection.md).
         Self {
-            trees: 800,
+            trees: 300,
             max_depth: 4,
-            learning_rate: 0.03,
+            learning_rate: 0.05,
             lambda: 1.0,
             min_child_weight: 1.0,
-            bins: 64,
+            bins: 256,
         }
     }
 }
 
-impl Gbt {
-    /// Trains on rows `x` (row-major, `d` features) with labels `y`.
-    pub fn train(
-        x: &[f64],
-        d: usize,
-        y: &[bool],
-        params: GbtParams,
-        mut progress: impl FnMut(usize),
-    ) -> Gbt {
-        let n = y.len();
-        let binned = Binned::new(x, d, n, params.bins);
-        let pos = y.iter().filter(|&&v| v).count().max(1) as f64;
-        let base = (pos / (n as f64 - pos).max(1.0)).ln();
-        let mut margin = vec![base; n];
-        let mut grad = vec![0.0; n];
-        let mut hess = vec![0.0; n];
-        let mut model = Gbt {
-            base,
-            nodes: Vec::new(),
-            roots: Vec::new(),
-            params: Some(params),
-        };
-        let mut rows: Vec<u32> = (0..n as u32).collect();
-        for t in 0..params.trees {
-            for i in 0..n {
-                let p = 1.0 / (1.0 + (-margin[i]).exp());
-                grad[i] = p - f64::from(u8::from(y[i]));
-                hess[i] = (p * (1.0 - p)).max(1e-12);
-            }
-            let root = model.nodes.len() as u32;
-            model.roots.push(root);
-            let mut builder = TreeBuilder {
-                binned: &binned,
-                grad: &grad,
-                hess: &hess,
-                params,
-                nodes: &mut model.nodes,
-            };
-            builder.grow(&mut rows[..], 0);
-            // Update margins with the new tree.
-            for i in 0..n {
-                let mut node = &model.nodes[root as usize];
-                while node.feature != LEAF {
-                    let b = binned.bin(i, node.feature as usize);
-                    let go_left = b <= binned.threshold_bin(node.feature as usize, node.threshold);
-                    node = &model.nodes[if go_left { node.left } else { node.right } as usize];
-                }
-                margin[i] += node.value;
-            }
-            progress(t + 1);
-        }
-        model
-    }
+/// Early stopping: rows scored after each tree, and how many trees may pass
+/// without a better log-loss on them before fitting stops.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyStopping<'a> {
+    /// Rows, row-major, as many features as the training rows.
+    pub x: &'a [f64],
+    /// Their labels.
+    pub y: &'a [bool],
+    /// Trees without improvement before stopping.
+    pub rounds: usize,
 }
 
-/// Feature values mapped to quantile bins; bin 0 holds missing values.
-struct Binned {
+/// Why a fit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// The library refused the settings or the data.
+    #[error("gradient boosting: {0}")]
+    Library(#[from] forust_ml::errors::ForustError),
+    /// A fitted tree has no exact equivalent in the serving form.
+    #[error("gradient boosting: tree {tree}, node {node}: {message}")]
+    Convert {
+        /// Tree index.
+        tree: usize,
+        /// forust's node index in that tree.
+        node: usize,
+        /// What could not be converted.
+        message: String,
+    },
+}
+
+/// forust's column-major matrix of row-major `x` (`d` features per row).
+fn columns(x: &[f64], d: usize) -> Vec<f64> {
+    let n = x.len() / d.max(1);
+    let mut cols = vec![0.0; n * d];
+    for (i, row) in x.chunks_exact(d).enumerate() {
+        for (f, &v) in row.iter().enumerate() {
+            cols[f * n + i] = v;
+        }
+    }
+    cols
+}
+
+fn labels(y: &[bool]) -> Vec<f64> {
+    y.iter().map(|&v| f64::from(u8::from(v))).collect()
+}
+
+/// The booster for `params`: log-loss, base score from the label mean, one
+/// thread (so that the fit is the same on every machine and every run).
+fn booster(params: &GbtParams, rounds: Option<usize>) -> GradientBooster {
+    let bins = u16::try_from(params.bins).unwrap_or(u16::MAX);
+    GradientBooster::default()
+        .set_objective_type(ObjectiveType::LogLoss)
+        .set_iterations(params.trees)
+        .set_learning_rate(params.learning_rate as f32)
+        .set_max_depth(params.max_depth)
+        .set_l2(params.lambda as f32)
+        .set_min_leaf_weight(params.min_child_weight as f32)
+        .set_nbins(bins)
+        .set_parallel(false)
+        .set_initialize_base_score(true)
+        .set_create_missing_branch(false)
+        .set_seed(0)
+        .set_evaluation_metric(rounds.map(|_| Metric::LogLoss))
+        .set_early_stopping_rounds(rounds)
+}
+
+/// Fits trees to rows `x` (row-major, `d` features, NaN = missing) with labels
+/// `y`; with `stop`, stops after `stop.rounds` trees without a better log-loss
+/// on its rows and keeps the trees up to the best. Deterministic.
+pub fn fit(
+    x: &[f64],
     d: usize,
-    bins: Vec<u8>,
-    /// Upper edges of bins 1.. per feature (bin b holds values <= edges[b-1]).
-    edges: Vec<Vec<f64>>,
+    y: &[bool],
+    params: &GbtParams,
+    stop: Option<EarlyStopping<'_>>,
+) -> Result<Gbt, FitError> {
+    let mut b = fit_booster(x, d, y, params, stop)?;
+    let kept = b.prediction_iteration.unwrap_or(b.trees.len());
+    b.trees.truncate(kept);
+    convert(
+        &b,
+        GbtParams {
+            trees: kept,
+            ..*params
+        },
+    )
 }
 
-impl Binned {
-    fn new(x: &[f64], d: usize, n: usize, max_bins: usize) -> Self {
-        let max_bins = max_bins.clamp(2, 255);
-        let mut edges = Vec::with_capacity(d);
-        for f in 0..d {
-            let mut vals: Vec<f64> = (0..n)
-                .map(|i| x[i * d + f])
-                .filter(|v| !v.is_nan())
-                .collect();
-            vals.sort_by(f64::total_cmp);
-            vals.dedup();
-            let e: Vec<f64> = if vals.len() < max_bins {
-                vals
+fn fit_booster(
+    x: &[f64],
+    d: usize,
+    y: &[bool],
+    params: &GbtParams,
+    stop: Option<EarlyStopping<'_>>,
+) -> Result<GradientBooster, FitError> {
+    let mut b = booster(params, stop.map(|s| s.rounds));
+    let cols = columns(x, d);
+    let data = Matrix::new(&cols, y.len(), d);
+    let target = labels(y);
+    match stop {
+        Some(s) => {
+            let eval_cols = columns(s.x, d);
+            let eval_y = labels(s.y);
+            let eval_w = vec![1.0; s.y.len()];
+            let eval = Matrix::new(&eval_cols, s.y.len(), d);
+            let eval_set = vec![(eval, eval_y.as_slice(), eval_w.as_slice())];
+            b.fit_unweighted(&data, &target, Some(eval_set))?;
+        }
+        None => b.fit_unweighted(&data, &target, None)?,
+    }
+    Ok(b)
+}
+
+/// The serving form of `b`'s trees (all of them), nodes in breadth-first order per tree.
+fn convert(b: &GradientBooster, params: GbtParams) -> Result<Gbt, FitError> {
+    let mut gbt = Gbt {
+        base: b.base_score,
+        nodes: Vec::new(),
+        roots: Vec::new(),
+        params: Some(params),
+    };
+    for (t, tree) in b.trees.iter().enumerate() {
+        let fault = |node, message: &str| FitError::Convert {
+            tree: t,
+            node,
+            message: message.into(),
+        };
+        let root = gbt.nodes.len();
+        gbt.roots.push(root as u32);
+        gbt.nodes.push(Node::leaf(0.0));
+        let mut queue = VecDeque::from([(0usize, root)]);
+        while let Some((i, at)) = queue.pop_front() {
+            // A node met more often than the tree has nodes means a cycle.
+            if gbt.nodes.len() - root > tree.nodes.len() {
+                return Err(fault(i, "the tree is not a tree"));
+            }
+            let n = tree.nodes.get(i).ok_or_else(|| fault(i, "no such node"))?;
+            if n.is_leaf {
+                gbt.nodes[at] = Node::leaf(f64::from(n.weight_value));
+                continue;
+            }
+            let missing = if n.missing_node == n.left_child {
+                Missing::Left
+            } else if n.missing_node == n.right_child {
+                Missing::Right
             } else {
-                let mut e: Vec<f64> = (1..max_bins)
-                    .map(|k| vals[k * vals.len() / max_bins])
-                    .collect();
-                e.dedup();
-                if e.last() != vals.last() {
-                    e.push(*vals.last().unwrap_or(&0.0));
-                }
-                e
+                return Err(fault(i, "a separate branch for missing values"));
             };
-            edges.push(e);
-        }
-        let mut bins = vec![0u8; n * d];
-        for i in 0..n {
-            for f in 0..d {
-                let v = x[i * d + f];
-                bins[i * d + f] = if v.is_nan() {
-                    0
-                } else {
-                    (edges[f]
-                        .partition_point(|&e| e < v)
-                        .min(edges[f].len().saturating_sub(1))
-                        + 1) as u8
-                };
+            let feature = u16::try_from(n.split_feature)
+                .ok()
+                .filter(|&f| f != LEAF)
+                .ok_or_else(|| fault(i, "feature index out of range"))?;
+            if !n.split_value.is_finite() {
+                return Err(fault(i, "a split value that is not finite"));
             }
-        }
-        Self { d, bins, edges }
-    }
-
-    #[inline]
-    fn bin(&self, i: usize, f: usize) -> u8 {
-        self.bins[i * self.d + f]
-    }
-
-    fn bins_of(&self, f: usize) -> usize {
-        self.edges[f].len() + 1
-    }
-
-    /// The threshold of a split after bin `b` (values <= it go left). Splitting
-    /// after the missing-value bin uses the lowest finite value, which JSON can hold.
-    fn threshold(&self, f: usize, b: usize) -> f64 {
-        if b == 0 {
-            f64::MIN
-        } else {
-            self.edges[f][b - 1]
+            let (left, right) = (gbt.nodes.len(), gbt.nodes.len() + 1);
+            gbt.nodes.extend([Node::leaf(0.0), Node::leaf(0.0)]);
+            gbt.nodes[at] = Node {
+                feature,
+                // forust: left when x < split_value; here: left when x <= threshold.
+                threshold: n.split_value.next_down(),
+                left: left as u32,
+                right: right as u32,
+                value: f64::from(n.weight_value),
+                missing,
+            };
+            queue.extend([(n.left_child, left), (n.right_child, right)]);
         }
     }
-
-    fn threshold_bin(&self, f: usize, t: f64) -> u8 {
-        if t == f64::MIN {
-            0
-        } else {
-            (self.edges[f].partition_point(|&e| e < t) + 1) as u8
-        }
-    }
-}
-
-struct TreeBuilder<'a> {
-    binned: &'a Binned,
-    grad: &'a [f64],
-    hess: &'a [f64],
-    params: GbtParams,
-    nodes: &'a mut Vec<Node>,
-}
-
-impl TreeBuilder<'_> {
-    /// Grows the subtree over `rows`; returns its node index.
-    fn grow(&mut self, rows: &mut [u32], depth: usize) -> u32 {
-        let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &i| {
-            (g + self.grad[i as usize], h + self.hess[i as usize])
-        });
-        let lambda = self.params.lambda;
-        let value = -g / (h + lambda) * self.params.learning_rate;
-        let index = self.nodes.len() as u32;
-        self.nodes.push(Node::leaf(value));
-        if depth >= self.params.max_depth || rows.len() < 2 {
-            return index;
-        }
-        let parent_gain = g * g / (h + lambda);
-        let mut best: Option<(f64, usize, usize)> = None;
-        let mut hist_g = vec![0.0; 256];
-        let mut hist_h = vec![0.0; 256];
-        for f in 0..self.binned.d {
-            let nb = self.binned.bins_of(f);
-            hist_g[..nb].fill(0.0);
-            hist_h[..nb].fill(0.0);
-            for &i in rows.iter() {
-                let b = self.binned.bin(i as usize, f) as usize;
-                hist_g[b] += self.grad[i as usize];
-                hist_h[b] += self.hess[i as usize];
-            }
-            let (mut gl, mut hl) = (0.0, 0.0);
-            for b in 0..nb - 1 {
-                gl += hist_g[b];
-                hl += hist_h[b];
-                let (gr, hr) = (g - gl, h - hl);
-                if hl < self.params.min_child_weight || hr < self.params.min_child_weight {
-                    continue;
-                }
-                let gain = gl * gl / (hl + lambda) + gr * gr / (hr + lambda) - parent_gain;
-                if gain > 1e-9 && best.is_none_or(|(bg, _, _)| gain > bg) {
-                    best = Some((gain, f, b));
-                }
-            }
-        }
-        let Some((_, f, b)) = best else { return index };
-        // Partition rows: bin <= b go left.
-        let mut split = 0;
-        for k in 0..rows.len() {
-            if (self.binned.bin(rows[k] as usize, f) as usize) <= b {
-                rows.swap(k, split);
-                split += 1;
-            }
-        }
-        let (left_rows, right_rows) = rows.split_at_mut(split);
-        let left = self.grow(left_rows, depth + 1);
-        let right = self.grow(right_rows, depth + 1);
-        let node = &mut self.nodes[index as usize];
-        node.feature = f as u16;
-        node.threshold = self.binned.threshold(f, b);
-        node.left = left;
-        node.right = right;
-        index
-    }
+    Ok(gbt)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn learns_a_threshold_and_an_interaction() {
-        // y = (x0 > 5) xor (x1 > 0.5), with a noise feature and missing values.
+    /// y = (x0 > 5) xor (x1 > 0.5), with a noise feature, a constant one, one
+    /// always missing, and missing values in x0 that are mostly fraud.
+    fn xor_rows(n: usize) -> (Vec<f64>, Vec<bool>) {
         let mut x = Vec::new();
         let mut y = Vec::new();
-        for i in 0..4000 {
-            let a = (i % 10) as f64;
+        for i in 0..n {
+            let a = (i % 10) as f64 + 0.25;
             let b = ((i / 10) % 2) as f64;
             let noise = ((i * 7919) % 13) as f64;
-            x.extend_from_slice(&[if i % 97 == 0 { f64::NAN } else { a }, b, noise]);
-            y.push((a > 5.0) != (b > 0.5));
+            let missing = i % 7 == 0;
+            x.extend_from_slice(&[if missing { f64::NAN } else { a }, b, noise, 3.0, f64::NAN]);
+            y.push(if missing {
+                i % 3 != 0
+            } else {
+                (a > 5.0) != (b > 0.5)
+            });
         }
-        let m = Gbt::train(
-            &x,
-            3,
-            &y,
-            GbtParams {
-                trees: 30,
-                max_depth: 3,
-                ..GbtParams::default()
-            },
-            |_| {},
-        );
-        let mut correct = 0;
-        for i in 0..y.len() {
-            let p = 1.0 / (1.0 + (-m.margin(&x[i * 3..i * 3 + 3])).exp());
-            correct += usize::from((p > 0.5) == y[i]);
+        (x, y)
+    }
+
+    #[test]
+    fn converted_trees_score_as_the_library_predicts() {
+        let (x, y) = xor_rows(4000);
+        let params = GbtParams {
+            trees: 40,
+            max_depth: 3,
+            learning_rate: 0.3,
+            ..GbtParams::default()
+        };
+        let b = fit_booster(&x, 5, &y, &params, None).unwrap();
+        let g = convert(&b, params).unwrap();
+        assert_eq!(g.check(5).map(|d| d <= 3), Ok(true));
+        // Probe values on, just below and just above every split, and missing ones.
+        let mut probe = x.clone();
+        for n in g.nodes.iter().filter(|n| n.feature != LEAF) {
+            for v in [n.threshold, n.threshold.next_up(), n.threshold.next_down()] {
+                let mut row = x[..5].to_vec();
+                row[n.feature as usize] = v;
+                probe.extend(row);
+            }
         }
-        assert!(correct as f64 / y.len() as f64 > 0.97, "{correct}");
-        let mut c = [0.0; 3];
-        m.contributions(&[9.0, 0.0, 3.0], &mut c);
-        // Contributions are relative to each tree's expected output (its root value).
-        let expected: f64 = m.base
-            + m.roots
+        let cols = columns(&probe, 5);
+        let want = b.predict(&Matrix::new(&cols, probe.len() / 5, 5), false);
+        for (row, w) in probe.chunks_exact(5).zip(&want) {
+            assert_eq!(g.margin(row).to_bits(), w.to_bits(), "{row:?}");
+        }
+        assert!(
+            g.nodes
                 .iter()
-                .map(|&r| m.nodes[r as usize].value)
-                .sum::<f64>();
-        let total: f64 = c.iter().sum::<f64>() + expected;
-        assert!(
-            (total - m.margin(&[9.0, 0.0, 3.0])).abs() < 1e-9,
-            "contributions add up to the margin"
+                .any(|n| n.feature != LEAF && n.missing == Missing::Right),
+            "some splits send missing values right"
         );
-        assert!(
-            c[2].abs() < c[0].abs(),
-            "noise matters less than the signal: {c:?}"
-        );
+        let correct = x
+            .chunks_exact(5)
+            .zip(&y)
+            .filter(|(row, &l)| (g.margin(row) > 0.0) == l)
+            .count();
+        assert!(correct as f64 / y.len() as f64 > 0.9, "{correct}");
+    }
+
+    /// On simulated payments' real features (many missing: device, IP,
+    /// first payments), converted scores are forust's to the bit, and its
+    /// splits send missing values both ways.
+    #[test]
+    fn converted_trees_score_as_the_library_predicts_on_simulated_payments() {
+        let (data, _) = crate::offline::train::tests::simulated(21);
+        let d = data.d;
+        let params = GbtParams {
+            trees: 60,
+            max_depth: 5,
+            learning_rate: 0.2,
+            ..GbtParams::default()
+        };
+        let b = fit_booster(&data.x, d, &data.y, &params, None).unwrap();
+        let g = convert(&b, params).unwrap();
+        let cols = columns(&data.x, d);
+        let want = b.predict(&Matrix::new(&cols, data.y.len(), d), false);
+        for (row, w) in data.x.chunks_exact(d).zip(&want) {
+            assert_eq!(g.margin(row).to_bits(), w.to_bits(), "{row:?}");
+        }
+        let splits = g.nodes.iter().filter(|n| n.feature != LEAF);
+        let right = splits
+            .clone()
+            .filter(|n| n.missing == Missing::Right)
+            .count();
+        assert!(right > 0 && right < splits.count(), "{right}");
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_trees_up_to_the_best() {
+        let (x, y) = xor_rows(3000);
+        let (val_x, val_y) = xor_rows(1000);
+        let params = GbtParams {
+            trees: 2000,
+            max_depth: 3,
+            learning_rate: 0.5,
+            ..GbtParams::default()
+        };
+        let stop = EarlyStopping {
+            x: &val_x,
+            y: &val_y,
+            rounds: 10,
+        };
+        let g = fit(&x, 5, &y, &params, Some(stop)).unwrap();
+        let kept = g.params.unwrap().trees;
+        assert_eq!(g.roots.len(), kept);
+        assert!(kept < 200, "stopped early: {kept} trees");
+        let again = fit(&x, 5, &y, &params, Some(stop)).unwrap();
+        assert_eq!(g, again, "deterministic");
     }
 }

@@ -14,17 +14,18 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
         .flat_map(|i| [f64::from(i % 300), f64::from(i % 7)])
         .collect();
     let y: Vec<bool> = (0..400).map(|i| i % 300 > 220).collect();
-    let gbt = Gbt::train(
+    let gbt = gbt::fit(
         &x,
         2,
         &y,
-        gbt::GbtParams {
+        &gbt::GbtParams {
             trees: 10,
             max_depth: 2,
             ..Default::default()
         },
-        |_| {},
-    );
+        None,
+    )
+    .expect("fit");
     assert!(set.index_of("TX_AMOUNT").is_some());
     ModelFile {
         format_version: MODEL_FORMAT_VERSION,
@@ -73,7 +74,7 @@ fn a_saved_model_loads_scores_and_explains() {
 }
 
 /// `score_block` gives each row exactly what `score` gives it alone: for the
-/// shipped ensemble, its trees alone, its regression alone and a tiny model.
+/// shipped model (trees), its trees blended with a logistic regression, the regression alone and a tiny model.
 #[test]
 fn a_block_scores_each_row_as_scoring_it_alone_does() {
     let set = load_feature_set("model").unwrap();
@@ -84,16 +85,6 @@ fn a_block_scores_each_row_as_scoring_it_alone_does() {
         .unwrap(),
     )
     .unwrap();
-    let trees_only = ModelFile {
-        algorithm: Algorithm::Gbt,
-        logistic: None,
-        ..shipped.clone()
-    };
-    let regression_only = ModelFile {
-        algorithm: Algorithm::Logistic,
-        gbt: None,
-        ..shipped.clone()
-    };
     let mut rng = SmallRng::seed_from_u64(7);
     let rows = 700;
     let features: Vec<f64> = (0..rows * set.len())
@@ -103,7 +94,23 @@ fn a_block_scores_each_row_as_scoring_it_alone_does() {
             k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
         })
         .collect();
-    for file in [shipped, trees_only, regression_only, tiny_model(&set)] {
+    let labels: Vec<bool> = features
+        .chunks_exact(set.len())
+        .map(|r| r[0] > 500.0)
+        .collect();
+    let logistic = logistic::Logistic::train(&features, set.len(), &labels, 20, |_| {});
+    let ensemble = ModelFile {
+        algorithm: Algorithm::Ensemble,
+        logistic: Some(logistic.clone()),
+        ..shipped.clone()
+    };
+    let regression_only = ModelFile {
+        algorithm: Algorithm::Logistic,
+        gbt: None,
+        logistic: Some(logistic),
+        ..shipped.clone()
+    };
+    for file in [shipped, ensemble, regression_only, tiny_model(&set)] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
         let name = file.save(&path).unwrap().name;
