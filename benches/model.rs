@@ -128,6 +128,25 @@ fn bench_model(c: &mut Criterion) {
             black_box((s, shipped.explain(&vectors[i], &mut scratch, &mut top)))
         })
     });
+    // Explanations alone (paid on review and block only): TreeSHAP, and the
+    // Saabas path differences that trees without cover fall back to.
+    let mut without_cover = shipped.file.clone();
+    if let Some(g) = without_cover.gbt.as_mut() {
+        g.cover.clear();
+    }
+    let saabas = Model::new("saabas", without_cover, &set).expect("shipped model");
+    for (name, model) in [
+        ("explain_shipped_treeshap", &shipped),
+        ("explain_shipped_saabas_without_cover", &saabas),
+        ("explain_gbt_100_trees_depth_5_treeshap", &gbt100),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % vectors.len();
+                black_box(model.explain(black_box(&vectors[i]), &mut scratch, &mut top))
+            })
+        });
+    }
     group.finish();
 }
 

@@ -135,3 +135,37 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
         c.changed
     );
 }
+
+/// The shipped model's explanations add up on real rows: for every payment of
+/// the handbook's first test day, the expected margin plus the TreeSHAP and
+/// regression contributions is the margin.
+#[test]
+fn the_shipped_models_explanations_add_up_on_the_handbook_test_day() {
+    let Some(dir) = common::handbook_dir() else {
+        return;
+    };
+    let (from, to) = fraudstream::offline::day_range("2018-08-08", "2018-08-08").unwrap();
+    let data = fraudstream::offline::train::collect(
+        &dir.join("transactions.csv.gz"),
+        "model",
+        from,
+        to,
+        7,
+        &Default::default(),
+    )
+    .unwrap();
+    let set = fraudstream::features::load_feature_set("model").unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
+    let model = fraudstream::model::Model::load(&shipped, &set).unwrap();
+    let mut scratch = fraudstream::model::Scratch::default();
+    let mut worst: f64 = 0.0;
+    for row in data.x.chunks_exact(data.d) {
+        let margin = model.margin(row, &mut scratch);
+        let total =
+            model.expected_margin() + model.contributions(row, &mut scratch).iter().sum::<f64>();
+        worst = worst.max((total - margin).abs());
+    }
+    eprintln!("{} rows, largest difference {worst:e}", data.y.len());
+    assert!(data.y.len() > 9_000, "a day of the handbook");
+    assert!(worst < 1e-6, "{worst:e}");
+}

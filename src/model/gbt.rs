@@ -57,6 +57,7 @@ impl Gbt {
             nodes: Vec::new(),
             roots: Vec::new(),
             params: Some(params),
+            cover: Vec::new(),
         };
         let mut rows: Vec<u32> = (0..n as u32).collect();
         for t in 0..params.trees {
@@ -73,6 +74,7 @@ impl Gbt {
                 hess: &hess,
                 params,
                 nodes: &mut model.nodes,
+                cover: &mut model.cover,
             };
             builder.grow(&mut rows[..], 0);
             // Update margins with the new tree.
@@ -175,6 +177,7 @@ struct TreeBuilder<'a> {
     hess: &'a [f64],
     params: GbtParams,
     nodes: &'a mut Vec<Node>,
+    cover: &'a mut Vec<f64>,
 }
 
 impl TreeBuilder<'_> {
@@ -187,6 +190,7 @@ impl TreeBuilder<'_> {
         let value = -g / (h + lambda) * self.params.learning_rate;
         let index = self.nodes.len() as u32;
         self.nodes.push(Node::leaf(value));
+        self.cover.push(h);
         if depth >= self.params.max_depth || rows.len() < 2 {
             return index;
         }
