@@ -47,31 +47,45 @@ impl std::fmt::Debug for ShapPath {
     }
 }
 
+/// `1 / k` for the path lengths the weights are scaled by: multiplying is
+/// several times faster than dividing, and explanations divide most.
+static RECIPROCAL: [f64; MAX_DEPTH as usize + 3] = {
+    let mut r = [0.0; MAX_DEPTH as usize + 3];
+    let mut k = 1;
+    while k < r.len() {
+        r[k] = 1.0 / k as f64;
+        k += 1;
+    }
+    r
+};
+
 /// EXTEND: appends `e` as element `depth` of `path`, updating the weights.
 fn extend(path: &mut [Element], depth: usize, e: Element) {
     path[depth] = Element {
         weight: if depth == 0 { 1.0 } else { 0.0 },
         ..e
     };
-    let d1 = (depth + 1) as f64;
+    let per = RECIPROCAL[depth + 1];
     for i in (0..depth).rev() {
-        path[i + 1].weight += e.one * path[i].weight * (i + 1) as f64 / d1;
-        path[i].weight = e.zero * path[i].weight * (depth - i) as f64 / d1;
+        path[i + 1].weight += e.one * path[i].weight * (i + 1) as f64 * per;
+        path[i].weight = e.zero * path[i].weight * (depth - i) as f64 * per;
     }
 }
 
-/// UNWIND: removes element `k` from the `depth + 1` elements of `path`.
+/// UNWIND: removes element `k` from the `depth + 1` elements of `path`. An
+/// element's `one` is 0 or 1 (whether the input takes that branch).
 fn unwind(path: &mut [Element], depth: usize, k: usize) {
     let Element { zero, one, .. } = path[k];
-    let d1 = (depth + 1) as f64;
+    debug_assert!(one == 0.0 || one == 1.0);
+    let (d1, per) = ((depth + 1) as f64, RECIPROCAL[depth + 1]);
     let mut next = path[depth].weight;
     for i in (0..depth).rev() {
         if one != 0.0 {
             let w = path[i].weight;
-            path[i].weight = next * d1 / ((i + 1) as f64 * one);
-            next = w - path[i].weight * zero * (depth - i) as f64 / d1;
+            path[i].weight = next * d1 * RECIPROCAL[i + 1];
+            next = w - path[i].weight * zero * (depth - i) as f64 * per;
         } else {
-            path[i].weight = path[i].weight * d1 / (zero * (depth - i) as f64);
+            path[i].weight = path[i].weight * d1 * RECIPROCAL[depth - i] / zero;
         }
     }
     for i in k..depth {
@@ -90,17 +104,20 @@ fn unwind(path: &mut [Element], depth: usize, k: usize) {
 /// The total weight of the path with element `k` unwound, without changing it.
 fn unwound_sum(path: &[Element], depth: usize, k: usize) -> f64 {
     let Element { zero, one, .. } = path[k];
-    let d1 = (depth + 1) as f64;
+    let (d1, per) = ((depth + 1) as f64, RECIPROCAL[depth + 1]);
     let mut next = path[depth].weight;
     let mut total = 0.0;
-    for i in (0..depth).rev() {
-        if one != 0.0 {
-            let w = next * d1 / ((i + 1) as f64 * one);
+    if one != 0.0 {
+        for i in (0..depth).rev() {
+            let w = next * d1 * RECIPROCAL[i + 1];
             total += w;
-            next = path[i].weight - w * zero * (depth - i) as f64 / d1;
-        } else if zero != 0.0 {
-            total += path[i].weight * d1 / (zero * (depth - i) as f64);
+            next = path[i].weight - w * zero * (depth - i) as f64 * per;
         }
+    } else if zero != 0.0 {
+        for i in (0..depth).rev() {
+            total += path[i].weight * RECIPROCAL[depth - i];
+        }
+        total *= d1 / zero;
     }
     total
 }
