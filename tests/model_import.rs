@@ -253,6 +253,17 @@ fn imported_models_score_like_the_libraries_on_and_around_every_threshold() {
     }
 }
 
+/// The rows of a library's explanations (`TRANSACTION_ID`, then a value per
+/// feature and the bias).
+fn explanations(text: &str) -> impl Iterator<Item = Vec<f64>> + '_ {
+    text.lines().skip(1).map(|line| {
+        line.split(',')
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    })
+}
+
 /// An imported XGBoost model explains a score as XGBoost itself does
 /// (`approx_contribs`, the Saabas attribution explanations fall back to for
 /// trees without cover): its splits
@@ -275,12 +286,7 @@ fn imported_xgboost_models_explain_as_xgboost_does() {
             .map(|&r| g.nodes[r as usize].value)
             .sum::<f64>();
     let mut worst: f64 = 0.0;
-    for (line, row) in text.lines().skip(1).zip(scored.features.chunks(set.len())) {
-        let want: Vec<f64> = line
-            .split(',')
-            .skip(1)
-            .map(|v| v.parse().unwrap())
-            .collect();
+    for (want, row) in explanations(&text).zip(scored.features.chunks(set.len())) {
         let x: Vec<f64> = slots.iter().map(|&s| row[s]).collect();
         let mut got = vec![0.0; x.len()];
         g.contributions(&x, &mut got);
@@ -321,12 +327,7 @@ fn imported_models_explain_as_the_libraries_treeshap_does() {
         let text = std::fs::read_to_string(fixture(reference)).unwrap();
         let mut scratch = Scratch::default();
         let mut worst: f64 = 0.0;
-        for (line, row) in text.lines().skip(1).zip(scored.features.chunks(set.len())) {
-            let want: Vec<f64> = line
-                .split(',')
-                .skip(1)
-                .map(|v| v.parse().unwrap())
-                .collect();
+        for (want, row) in explanations(&text).zip(scored.features.chunks(set.len())) {
             let mut got = m.contributions(row, &mut scratch).to_vec();
             got.push(m.expected_margin());
             assert_eq!(got.len(), want.len());
