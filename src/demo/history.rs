@@ -17,7 +17,7 @@ const HISTORY_START: &str = "2026-01-05";
 
 /// Mixed into the demo's seed so that the history's customers are not the
 /// live stream's.
-const HISTORY_SEED: u64 = 0x5eed_0f_4157_0e1e;
+const HISTORY_SEED: u64 = 0x005e_ed0f_4157_0e1e;
 
 /// The history the demo trains on.
 #[derive(Debug, Clone)]
