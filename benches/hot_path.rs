@@ -72,7 +72,7 @@ fn bench_hot_path(c: &mut Criterion) {
     // `cargo bench -- --test` (CI) runs each benchmark once: skip the 10M-account
     // state there, it takes a minute and 4 GB to build.
     let quick = std::env::args().any(|a| a == "--test");
-    let set = Arc::new(load_feature_set("model").expect("model feature set"));
+    let set = Arc::new(load_feature_set("default").expect("model feature set"));
     let rules = Arc::new(
         RuleStore::load(
             RulesSource::Files(synthetic_rule_files(100, &set.names)),

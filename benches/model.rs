@@ -12,7 +12,7 @@ use fraudstream::model::{
 use std::path::Path;
 
 fn bench_model(c: &mut Criterion) {
-    let set = load_feature_set("model").expect("model feature set");
+    let set = load_feature_set("default").expect("model feature set");
     let shipped = Model::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
         &set,
@@ -41,7 +41,7 @@ fn bench_model(c: &mut Criterion) {
         format_version: MODEL_FORMAT_VERSION,
         name: "gbt100".into(),
         algorithm: Algorithm::Gbt,
-        feature_set: "model".into(),
+        feature_set: "default".into(),
         features: set.names.clone(),
         training: Some(TrainingInfo {
             input: "synthetic".into(),
@@ -126,6 +126,25 @@ fn bench_model(c: &mut Criterion) {
             black_box((s, shipped.explain(&vectors[i], &mut scratch, &mut top)))
         })
     });
+    // Explanations alone (paid on review and block only): TreeSHAP, and the
+    // Saabas path differences that trees without cover fall back to.
+    let mut without_cover = shipped.file.clone();
+    if let Some(g) = without_cover.gbt.as_mut() {
+        g.cover.clear();
+    }
+    let saabas = Model::new("saabas", without_cover, &set).expect("shipped model");
+    for (name, model) in [
+        ("explain_shipped_treeshap", &shipped),
+        ("explain_shipped_saabas_without_cover", &saabas),
+        ("explain_gbt_100_trees_depth_5_treeshap", &gbt100),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % vectors.len();
+                black_box(model.explain(black_box(&vectors[i]), &mut scratch, &mut top))
+            })
+        });
+    }
     group.finish();
 }
 

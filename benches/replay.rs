@@ -45,7 +45,7 @@ fn bench_replay(c: &mut Criterion) {
     let Some(rows) = load(if quick { 20_000 } else { usize::MAX }) else {
         return;
     };
-    let set = Arc::new(load_feature_set("model").unwrap());
+    let set = Arc::new(load_feature_set("default").unwrap());
     let shipped_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
     let shipped: ModelFile =
         serde_json::from_str(&std::fs::read_to_string(&shipped_path).unwrap()).unwrap();

@@ -12,6 +12,10 @@
   with each library's predicted probability (17 significant digits);
 - xgboost-contributions.csv: XGBoost's per-feature explanations (Saabas,
   `approx_contribs`) of the first 500 probe rows;
+- xgboost-shap.csv, lightgbm-shap.csv: each library's exact TreeSHAP values
+  (`pred_contribs=True`, `pred_contrib=True`) of the same rows, then the
+  expected margin (`bias`); `write_shap` remakes them from the committed
+  models and probes.
 - lightgbm-categorical.txt, lightgbm-zero-as-missing.txt,
   xgboost-categorical.json: models `fraudstream model import` must refuse.
 
@@ -180,7 +184,21 @@ def main():
     explained = pd.DataFrame(contribs, columns=NAMES + ["bias"])
     explained.insert(0, "TRANSACTION_ID", first["TRANSACTION_ID"])
     explained.to_csv(os.path.join(out, "xgboost-contributions.csv"), index=False, float_format="%.17g")
+    write_shap(out, booster, forest, probes)
     refused_models(out, x, y)
+
+
+def write_shap(out, booster, forest, probes):
+    """Each library's exact path-dependent TreeSHAP values of the first 500
+    probe rows, with the expected margin as a last `bias` column."""
+    first = probes.head(500)
+    for name, contribs in [
+        ("xgboost", forest.predict(xgb.DMatrix(first[NAMES]), pred_contribs=True)),
+        ("lightgbm", booster.predict(first[NAMES], pred_contrib=True)),
+    ]:
+        explained = pd.DataFrame(contribs, columns=NAMES + ["bias"])
+        explained.insert(0, "TRANSACTION_ID", first["TRANSACTION_ID"])
+        explained.to_csv(os.path.join(out, f"{name}-shap.csv"), index=False, float_format="%.17g")
 
 
 if __name__ == "__main__":

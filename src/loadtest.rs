@@ -165,7 +165,7 @@ pub fn run(
         }
         None => model_path,
     };
-    let set = crate::features::load_feature_set("model")?;
+    let set = crate::features::load_feature_set("default")?;
     let model = crate::model::Model::load(&model_path, &set)?;
 
     let mut config = Config::default();
@@ -175,7 +175,7 @@ pub fn run(
     }
     config.kafka.group_id = "fraudstream-loadtest".into();
     config.metrics.addr = String::new();
-    config.features.set = "model".into();
+    config.features.set = "default".into();
     // The mock broker answers a fetch with no data yet only when this expires
     // (a real broker answers as soon as data arrives).
     config

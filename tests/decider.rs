@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[test]
 fn a_challenger_is_scored_and_reported_but_never_acted_on() {
-    let set = Arc::new(load_feature_set("model").unwrap());
+    let set = Arc::new(load_feature_set("default").unwrap());
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
     let rules = Arc::new(RuleStore::load(RulesSource::Files(Vec::new()), set.clone()).unwrap());
     let with_challenger = Arc::new(
@@ -82,7 +82,7 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
 
 #[test]
 fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
-    let set = Arc::new(load_feature_set("model").unwrap());
+    let set = Arc::new(load_feature_set("default").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let rule = |threshold: u32| {
         format!(
@@ -137,7 +137,7 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
 /// rather than use the old model's block scores.
 #[test]
 fn block_scores_decide_like_row_scores_until_the_models_change() {
-    let set = Arc::new(load_feature_set("model").unwrap());
+    let set = Arc::new(load_feature_set("default").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let shipped: fraudstream::model::ModelFile = serde_json::from_str(
         &std::fs::read_to_string(

@@ -63,13 +63,13 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
         "CP@100 {}",
         r.card_precision_at_100
     );
-    // No worse than the hand-written trainer's defaults it replaced (measured
-    // 0.8825 / 0.6821 / 0.2871, models/README.md). Issue 21's targets (AUC 0.89,
-    // AP 0.72, CP@100 0.31) wait for its generic feature set.
-    assert!(r.auc >= 0.8825, "AUC {}", r.auc);
-    assert!(r.average_precision >= 0.6821, "AP {}", r.average_precision);
+    // Issue 21's targets: AUC 0.89 and AP 0.72 are met (measured 0.8970 /
+    // 0.7203, models/README.md); CP@100 0.31 is not (measured 0.3014), so it is
+    // held at 0.30.
+    assert!(r.auc >= 0.89, "AUC {}", r.auc);
+    assert!(r.average_precision >= 0.72, "AP {}", r.average_precision);
     assert!(
-        r.card_precision_at_100 >= 0.2871,
+        r.card_precision_at_100 >= 0.30,
         "CP@100 {}",
         r.card_precision_at_100
     );
@@ -124,4 +124,38 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
         "amount > 220 is always fraud in this data: {:?}",
         c.changed
     );
+}
+
+/// The shipped model's explanations add up on real rows: for every payment of
+/// the handbook's first test day, the expected margin plus the TreeSHAP and
+/// regression contributions is the margin.
+#[test]
+fn the_shipped_models_explanations_add_up_on_the_handbook_test_day() {
+    let Some(dir) = common::handbook_dir() else {
+        return;
+    };
+    let (from, to) = fraudstream::offline::day_range("2018-08-08", "2018-08-08").unwrap();
+    let set = std::sync::Arc::new(fraudstream::features::load_feature_set("default").unwrap());
+    let data = fraudstream::offline::train::collect(
+        &dir.join("transactions.csv.gz"),
+        set.clone(),
+        from,
+        to,
+        7,
+        &Default::default(),
+    )
+    .unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
+    let model = fraudstream::model::Model::load(&shipped, &set).unwrap();
+    let mut scratch = fraudstream::model::Scratch::default();
+    let mut worst: f64 = 0.0;
+    for row in data.x.chunks_exact(data.d) {
+        let margin = model.margin(row, &mut scratch);
+        let total =
+            model.expected_margin() + model.contributions(row, &mut scratch).iter().sum::<f64>();
+        worst = worst.max((total - margin).abs());
+    }
+    eprintln!("{} rows, largest difference {worst:e}", data.y.len());
+    assert!(data.y.len() > 9_000, "a day of the handbook");
+    assert!(worst < 1e-6, "{worst:e}");
 }

@@ -52,7 +52,7 @@ fn write_differently(v: &Value, style: fn(f64) -> String, depth: usize, out: &mu
 /// Changing one threshold by one unit in the last place does not.
 #[test]
 fn reformatting_a_model_file_keeps_its_hash() {
-    let set = load_feature_set("model").unwrap();
+    let set = load_feature_set("default").unwrap();
     let text = std::fs::read_to_string(shipped()).unwrap();
     let version = Model::load(&shipped(), &set).unwrap().version;
     let value: Value = serde_json::from_str(&text).unwrap();

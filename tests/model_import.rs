@@ -253,8 +253,20 @@ fn imported_models_score_like_the_libraries_on_and_around_every_threshold() {
     }
 }
 
+/// The rows of a library's explanations (`TRANSACTION_ID`, then a value per
+/// feature and the bias).
+fn explanations(text: &str) -> impl Iterator<Item = Vec<f64>> + '_ {
+    text.lines().skip(1).map(|line| {
+        line.split(',')
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    })
+}
+
 /// An imported XGBoost model explains a score as XGBoost itself does
-/// (`approx_contribs`, the Saabas attribution the processor uses): its splits
+/// (`approx_contribs`, the Saabas attribution explanations fall back to for
+/// trees without cover): its splits
 /// carry the hessian-weighted means of their leaves.
 #[test]
 fn imported_xgboost_models_explain_as_xgboost_does() {
@@ -274,12 +286,7 @@ fn imported_xgboost_models_explain_as_xgboost_does() {
             .map(|&r| g.nodes[r as usize].value)
             .sum::<f64>();
     let mut worst: f64 = 0.0;
-    for (line, row) in text.lines().skip(1).zip(scored.features.chunks(set.len())) {
-        let want: Vec<f64> = line
-            .split(',')
-            .skip(1)
-            .map(|v| v.parse().unwrap())
-            .collect();
+    for (want, row) in explanations(&text).zip(scored.features.chunks(set.len())) {
         let x: Vec<f64> = slots.iter().map(|&s| row[s]).collect();
         let mut got = vec![0.0; x.len()];
         g.contributions(&x, &mut got);
@@ -290,6 +297,47 @@ fn imported_xgboost_models_explain_as_xgboost_does() {
     }
     eprintln!("largest difference from XGBoost's contributions: {worst:e}");
     assert!(worst < 1e-5, "{worst:e}");
+}
+
+/// Imported models explain a score as their library's exact TreeSHAP does
+/// (XGBoost's `pred_contribs=True`, LightGBM's `pred_contrib=True`): each
+/// feature's value and the expected margin, from the cover the import reads
+/// (XGBoost's hessian sums, LightGBM's training counts).
+#[test]
+fn imported_models_explain_as_the_libraries_treeshap_does() {
+    let set = load_feature_set("model").unwrap();
+    let scored = read_scored(&fixture("probes.csv"), &set, &["xgboost"]);
+    // XGBoost computes in 32 bits, LightGBM in 64.
+    for (library, model, reference, tolerance) in [
+        (Library::Xgboost, "xgboost.json", "xgboost-shap.csv", 1e-5),
+        (Library::Lightgbm, "lightgbm.txt", "lightgbm-shap.csv", 1e-9),
+        (
+            Library::Lightgbm,
+            "lightgbm.json",
+            "lightgbm-shap.csv",
+            1e-9,
+        ),
+    ] {
+        let file = import(library, &fixture(model), &set, model).unwrap();
+        assert!(
+            file.gbt.as_ref().unwrap().has_cover(),
+            "{model}: cover read"
+        );
+        let m = Model::new(model, file, &set).unwrap();
+        let text = std::fs::read_to_string(fixture(reference)).unwrap();
+        let mut scratch = Scratch::default();
+        let mut worst: f64 = 0.0;
+        for (want, row) in explanations(&text).zip(scored.features.chunks(set.len())) {
+            let mut got = m.contributions(row, &mut scratch).to_vec();
+            got.push(m.expected_margin());
+            assert_eq!(got.len(), want.len());
+            for (a, b) in got.iter().zip(&want) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        eprintln!("{model}: largest difference from the library's TreeSHAP: {worst:e}");
+        assert!(worst < tolerance, "{model}: {worst:e}");
+    }
 }
 
 /// What the libraries write that cannot be imported is refused with a message

@@ -40,7 +40,7 @@ fn a_bad_model_file_never_replaces_the_running_model() {
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: TX_AMOUNT > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
     cluster.config.rules.dir = rules.display().to_string();
-    cluster.config.features.set = "model".into();
+    cluster.config.features.set = "default".into();
     cluster.config.model.path = path.display().to_string();
     let running = Running::start(&cluster.config);
     let mut reader = cluster.reader();

@@ -1,8 +1,12 @@
 //! The hot path allocates nothing per event once warm: feature update, 100 rules,
-//! policy and decision encoding, counted with a counting global allocator.
+//! the model's score (and its TreeSHAP explanation of reviewed and blocked
+//! payments), policy and decision encoding, counted with a counting global
+//! allocator.
 
-use fraudstream::decision::{Decider, Subject};
-use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
+use fraudstream::decision::{Action, Decider, Subject};
+use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine, FeatureSet};
+use fraudstream::model::gbt::GbtParams;
+use fraudstream::model::{Algorithm, ModelFile, ModelStore, MODEL_FORMAT_VERSION};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,46 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// A small tree model over every feature of `set` that flags large amounts,
+/// saved in `dir`: trained on synthetic rows, with the cover TreeSHAP needs.
+fn large_amount_model(set: &FeatureSet, dir: &std::path::Path) -> std::path::PathBuf {
+    let d = set.len();
+    let amount = set.index_of("amount").unwrap();
+    let rows = 2000;
+    let x: Vec<f64> = (0..rows * d)
+        .map(|k| {
+            if k % d == amount {
+                5.0 + ((k / d) % 90) as f64
+            } else {
+                ((k * 7919) % 13) as f64
+            }
+        })
+        .collect();
+    let y: Vec<bool> = (0..rows).map(|i| x[i * d + amount] > 85.0).collect();
+    let params = GbtParams {
+        trees: 20,
+        max_depth: 4,
+        learning_rate: 0.3,
+        ..GbtParams::default()
+    };
+    let file = ModelFile {
+        format_version: MODEL_FORMAT_VERSION,
+        name: "large-amounts".into(),
+        algorithm: Algorithm::Gbt,
+        feature_set: set.name.clone(),
+        features: set.names.clone(),
+        training: None,
+        validation: None,
+        imported: None,
+        logistic: None,
+        gbt: Some(fraudstream::model::gbt::fit(&x, d, &y, &params, None).unwrap()),
+        content_hash: String::new(),
+    };
+    let path = dir.join("model.json");
+    file.save(&path).unwrap();
+    path
+}
+
 #[test]
 fn the_hot_path_does_not_allocate_per_event() {
     let set = Arc::new(load_feature_set("default").unwrap());
@@ -45,7 +89,14 @@ fn the_hot_path_does_not_allocate_per_event() {
         ..EngineLimits::default()
     };
     let mut engine = FeatureEngine::new(set.clone(), limits);
-    let mut decider = Decider::new(store, set.len(), None);
+    let models = ModelStore::load(
+        Some(large_amount_model(&set, dir.path())),
+        None,
+        set.clone(),
+    )
+    .unwrap();
+    let mut decider = Decider::new(store, set.len(), None).with_models(Arc::new(models));
+    let mut explained = 0;
     let mut out = Vec::with_capacity(4096);
     let accounts: Vec<String> = (0..100).map(|i| format!("acc-{i}")).collect();
     let terminals: Vec<String> = (0..50).map(|i| format!("term-{i}")).collect();
@@ -81,7 +132,10 @@ fn the_hot_path_does_not_allocate_per_event() {
                     None,
                 ],
             };
-            decider.decide(&subject, view.ts_ms, 3, &mut out);
+            let outcome = decider.decide(&subject, view.ts_ms, 3, &mut out);
+            if outcome.action != Action::Allow && out.windows(7).any(|w| w == b"\"model:") {
+                explained += 1;
+            }
         }
     };
     // Warm up: every entity, ring (capped at 512 events) and buffer reaches its steady size.
@@ -91,4 +145,8 @@ fn the_hot_path_does_not_allocate_per_event() {
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(allocs, 0, "{allocs} allocations in 20,000 events");
     assert!(!out.is_empty());
+    assert!(
+        explained > 1000,
+        "{explained} decisions explained by the model"
+    );
 }

@@ -402,7 +402,7 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: TX_AMOUNT > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
     let model_path = dir.path().join("champion.json");
-    cluster.config.features.set = "model".into();
+    cluster.config.features.set = "default".into();
     cluster.config.rules.dir = rules.display().to_string();
     cluster.config.model.path = model_path.display().to_string();
     let now = now_ms();

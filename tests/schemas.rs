@@ -68,6 +68,7 @@ fn decision_schema_requires_exactly_what_decisions_carry() {
         rules_version: "r",
         model_version: "m",
         challenger: None,
+        flagged_by: None,
         event_ts_ms: 0,
         decided_at_ms: 0,
         latency_us: 3,

@@ -1,7 +1,7 @@
 //! `fraudstream demo`: the whole system on an embedded broker.
 
 use crate::config::{Config, LogFormat};
-use crate::demo::{DemoOptions, DemoSummary};
+use crate::demo::{DemoOptions, DemoSummary, FlaggedSplit};
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use clap::Args;
@@ -32,6 +32,10 @@ pub struct DemoArgs {
     /// Rules directory (watched and hot-reloaded); default: the built-in starter rules.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Simulated days of history (other customers) to train the demo's model
+    /// on before the live stream; 0 decides with rules alone.
+    #[arg(long, default_value_t = DemoOptions::default().history_days)]
+    pub history_days: u32,
 }
 
 /// Runs the demo and prints its summary.
@@ -62,12 +66,14 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
         rate: args.rate,
         seed: args.seed,
         progress: !args.quiet,
+        history_days: args.history_days,
         ..DemoOptions::default()
     };
     eprintln!(
-        "fraudstream demo: embedded Kafka, {} synthetic payments at {}/s with card testing, account takeover and compromised terminals.",
+        "fraudstream demo: embedded Kafka, {} synthetic payments at {}/s with card testing, account takeover and compromised terminals, decided by rules{}.",
         if opts.events == 0 { "unlimited".to_string() } else { opts.events.to_string() },
-        opts.rate
+        opts.rate,
+        if opts.history_days == 0 { " alone" } else { " and a model trained first on simulated history" }
     );
     if !args.metrics_addr.is_empty() {
         eprintln!("metrics: http://{}/metrics", args.metrics_addr);
@@ -80,6 +86,14 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// What each half of the decision adds: the rules only, the model only, both.
+fn print_split(what: &str, by: &FlaggedSplit) {
+    println!(
+        "{what:<22} rules only {}, model only {}, both {}",
+        by.rules_only, by.model_only, by.both
+    );
+}
+
 fn print_summary(s: &DemoSummary) {
     let pct = |a: u64, b: u64| {
         if b == 0 {
@@ -89,6 +103,7 @@ fn print_summary(s: &DemoSummary) {
         }
     };
     println!("\n== fraudstream demo summary ==");
+    println!("model               {:>9}", s.model_version);
     println!("events produced     {:>9}", s.events);
     println!(
         "decisions           {:>9}  (allow {}, review {}, block {})",
@@ -102,6 +117,7 @@ fn print_summary(s: &DemoSummary) {
         pct(s.frauds_caught, s.frauds),
         s.frauds_blocked
     );
+    print_split("  caught by", &s.frauds_caught_by);
     for (pattern, (n, caught)) in &s.by_pattern {
         println!(
             "  {pattern:<22} {caught:>5}/{n:<5} ({:.1}%)",
@@ -118,6 +134,7 @@ fn print_summary(s: &DemoSummary) {
         s.legit_flagged,
         pct(s.legit_flagged, legit)
     );
+    print_split("  flagged by", &s.legit_flagged_by);
     println!(
         "throughput          {:>9.0} decisions/s over {:.1} s",
         s.events_per_sec, s.duration_secs
@@ -126,4 +143,8 @@ fn print_summary(s: &DemoSummary) {
         "hot-path latency    p50 {} us, p99 {} us, p99.9 {} us",
         s.latency_us_p50, s.latency_us_p99, s.latency_us_p999
     );
+    if let Some(d) = &s.example {
+        println!("a fraud the model explained (the decision as written to Kafka):");
+        println!("{}", serde_json::to_string_pretty(d).unwrap_or_default());
+    }
 }

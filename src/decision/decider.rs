@@ -1,7 +1,7 @@
 //! The decision step of the hot path: rules over the feature vector, the policy,
 //! and the encoded decision. Shared by the pipeline, replays and benchmarks.
 
-use super::policy::Verdict;
+use super::policy::{FlaggedBy, Verdict};
 use super::{Action, Decision, Mode, ModelInput, Reason, RuleReasons};
 use crate::metrics::Metrics;
 use crate::model::{BlockScratch, Model, ModelStore, Scratch, EXPLAIN_TOP};
@@ -113,6 +113,7 @@ struct Judged {
     challenger_score: Option<f64>,
     verdict: Verdict,
     model: ModelInput,
+    flagged_by: Option<FlaggedBy>,
 }
 
 impl Judged {
@@ -304,6 +305,7 @@ impl Decider {
                 .as_ref()
                 .zip(j.challenger_score)
                 .map(|(c, score)| (c.version.as_str(), score)),
+            flagged_by: j.flagged_by,
             event_ts_ms: subject.event_ts_ms,
             decided_at_ms,
             latency_us,
@@ -415,10 +417,17 @@ impl Decider {
                 &mut self.explained,
             );
         }
+        let flagged_by = match model {
+            ModelInput::Score(m) if verdict.action != Action::Allow => {
+                Some(rules.policy.flagged_by(rules, &self.hits.live, m))
+            }
+            _ => None,
+        };
         Judged {
             challenger_score,
             verdict,
             model,
+            flagged_by,
         }
     }
 }

@@ -5,7 +5,7 @@ mod decider;
 mod policy;
 
 pub use decider::{itoa_buf, Decider, Outcome, Subject};
-pub use policy::{DecisionPolicy, ModelFallback, ModelInput, PolicyOutcome, Verdict};
+pub use policy::{DecisionPolicy, FlaggedBy, ModelFallback, ModelInput, PolicyOutcome, Verdict};
 
 use crate::source::time::write_rfc3339_ms;
 use serde::ser::{SerializeStruct, Serializer};
@@ -164,6 +164,8 @@ pub struct Decision<'a> {
     pub model_version: &'a str,
     /// A challenger model's version and score, recorded but not acted on.
     pub challenger: Option<(&'a str, f64)>,
+    /// Who flagged a reviewed or blocked payment the model scored.
+    pub flagged_by: Option<FlaggedBy>,
     /// Event time, epoch ms.
     pub event_ts_ms: i64,
     /// Wall-clock time of the decision, epoch ms.
@@ -204,6 +206,9 @@ impl Serialize for Decision<'_> {
         st.serialize_field("event_ts", &Rfc3339(self.event_ts_ms))?;
         st.serialize_field("decided_at", &Rfc3339(self.decided_at_ms))?;
         st.serialize_field("latency_us", &self.latency_us)?;
+        if let Some(by) = self.flagged_by {
+            st.serialize_field("flagged_by", by.as_str())?;
+        }
         if let Some((version, score)) = self.challenger {
             st.serialize_field(
                 "challenger",
@@ -246,6 +251,7 @@ mod tests {
             rules_version: "abc",
             model_version: "none",
             challenger: Some(("m2@abc", 0.25)),
+            flagged_by: Some(FlaggedBy::Model),
             event_ts_ms: 1_700_000_000_123,
             decided_at_ms: 1_700_000_000_456,
             latency_us: 12,
@@ -262,5 +268,6 @@ mod tests {
         assert_eq!(v["latency_us"], 12);
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["challenger"]["model_version"], "m2@abc");
+        assert_eq!(v["flagged_by"], "model");
     }
 }

@@ -5,6 +5,29 @@ use super::{Action, Mode, Reason};
 use crate::rules::file::PolicySpec;
 use crate::rules::{RuleAction, RuleMode, Ruleset};
 
+/// Who flagged a reviewed or blocked payment that the model scored: whether
+/// the live rule hits alone, and the model's score alone, would have flagged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlaggedBy {
+    /// The rules alone would have; the model alone not.
+    Rules,
+    /// The model alone would have; the rules alone not.
+    Model,
+    /// Either alone would have, or only both together did.
+    Both,
+}
+
+impl FlaggedBy {
+    /// `rules`, `model` or `both`, as in decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlaggedBy::Rules => "rules",
+            FlaggedBy::Model => "model",
+            FlaggedBy::Both => "both",
+        }
+    }
+}
+
 /// What to do when the model cannot score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelFallback {
@@ -98,6 +121,21 @@ impl DecisionPolicy {
                     }
                 ),
             ],
+        }
+    }
+
+    /// Who flagged a payment that [`DecisionPolicy::decide`] flagged with the
+    /// live hits `live` and model score `model`: the same policy run on the
+    /// hits alone and on the score alone.
+    pub fn flagged_by(&self, rules: &Ruleset, live: &[u16], model: f64) -> FlaggedBy {
+        let flags = |live: &[u16], m| self.decide(rules, live, m).action != Action::Allow;
+        match (
+            flags(live, ModelInput::NotConfigured),
+            flags(&[], ModelInput::Score(model)),
+        ) {
+            (true, false) => FlaggedBy::Rules,
+            (false, true) => FlaggedBy::Model,
+            _ => FlaggedBy::Both,
         }
     }
 

@@ -61,6 +61,10 @@ struct Account {
     terminals: [u32; 4],
 }
 
+/// The card number every generated payment carries (a test number), which
+/// must never reach logs or metrics.
+pub const PAN: &str = "4111111111111111";
+
 const COUNTRIES: [&str; 6] = ["DE", "FR", "NL", "ES", "IT", "BE"];
 const FOREIGN: [&str; 4] = ["RU", "NG", "BR", "VN"];
 
@@ -159,7 +163,7 @@ impl Generator {
         let mut json = String::with_capacity(256);
         let _ = write!(
             json,
-            r#"{{"event_id":"ev-{seq}","ts":{ts_ms},"account_id":"acc-{}","card_id":"card-{}","terminal_id":"term-{}","amount":{:.2},"currency":"EUR","device_id":"dev-{:08x}","country":"{}","channel":"ecom","pan":"4111111111111111"}}"#,
+            r#"{{"event_id":"ev-{seq}","ts":{ts_ms},"account_id":"acc-{}","card_id":"card-{}","terminal_id":"term-{}","amount":{:.2},"currency":"EUR","device_id":"dev-{:08x}","country":"{}","channel":"ecom","pan":"{PAN}"}}"#,
             p.account, p.account, p.terminal, p.amount, p.device, p.country
         );
         Generated {

@@ -3,6 +3,7 @@
 
 mod embedded;
 pub mod generator;
+pub mod history;
 
 pub use embedded::{flush, producer, reader, send, EmbeddedKafka, Reader};
 pub use generator::{Generator, Pattern};
@@ -32,6 +33,9 @@ pub struct DemoOptions {
     pub accounts: usize,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Simulated days of history to train the demo's model on first; 0 for
+    /// rules alone.
+    pub history_days: u32,
 }
 
 impl Default for DemoOptions {
@@ -42,6 +46,7 @@ impl Default for DemoOptions {
             seed: 42,
             accounts: 1_000,
             progress: true,
+            history_days: 14,
         }
     }
 }
@@ -67,8 +72,18 @@ pub struct DemoSummary {
     pub frauds_caught: u64,
     /// Frauds blocked.
     pub frauds_blocked: u64,
+    /// Frauds caught, by who flagged them: they add up to `frauds_caught`.
+    pub frauds_caught_by: FlaggedSplit,
     /// Legitimate payments reviewed or blocked (good customers bothered).
     pub legit_flagged: u64,
+    /// Good customers bothered, by who flagged them: they add up to `legit_flagged`.
+    pub legit_flagged_by: FlaggedSplit,
+    /// The version of the model that scored the decisions (`none`: rules alone).
+    pub model_version: String,
+    /// The first decision that flagged a fraud with the model's reasons, as
+    /// written to the output topic.
+    #[serde(skip)]
+    pub example: Option<serde_json::Value>,
     /// Frauds and how many were caught, per pattern.
     pub by_pattern: BTreeMap<String, (u64, u64)>,
     /// How often each reason code appeared, on frauds and on genuine payments.
@@ -85,6 +100,63 @@ pub struct DemoSummary {
     pub duration_secs: f64,
 }
 
+/// Flagged payments by who flagged them (see [`DemoSummary`]).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FlaggedSplit {
+    /// The rules alone would have flagged them, the model alone not.
+    pub rules_only: u64,
+    /// The model alone would have flagged them, the rules alone not.
+    pub model_only: u64,
+    /// Either alone would have, or only both together did.
+    pub both: u64,
+}
+
+impl FlaggedSplit {
+    /// Counts a flagged decision by its `flagged_by` (absent: no model scored).
+    fn count(&mut self, flagged_by: Option<&str>) {
+        match flagged_by {
+            Some("model") => self.model_only += 1,
+            Some("both") => self.both += 1,
+            _ => self.rules_only += 1,
+        }
+    }
+}
+
+/// Trains the demo's model on `opts.history_days` of generated history in a
+/// fresh directory under the system's temporary one, and points `config` at
+/// it. Returns the directory (to remove afterwards), or `None` for rules alone.
+pub fn prepare_model(
+    opts: &DemoOptions,
+    config: &mut Config,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if opts.history_days == 0 {
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!("fraudstream-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let started = Instant::now();
+    let history = history::HistoryOptions {
+        days: opts.history_days,
+        accounts: opts.accounts,
+        seed: opts.seed,
+    };
+    let (stats, file) = history::train_model(&history, &config.features.set, &dir)?;
+    if opts.progress {
+        let v = file.validation.as_ref();
+        eprintln!(
+            "model: trained on {} simulated days ({} payments, {} frauds) in {:.1} s; validation AUC {:.3}, AP {:.3}",
+            opts.history_days,
+            stats.payments,
+            stats.frauds,
+            started.elapsed().as_secs_f64(),
+            v.map_or(f64::NAN, |v| v.auc),
+            v.map_or(f64::NAN, |v| v.average_precision),
+        );
+    }
+    config.model.path = dir.join("demo.json").display().to_string();
+    Ok(Some(dir))
+}
+
 /// Runs the demo until `opts.events` are decided (or `shutdown`), and returns the summary.
 pub fn run(
     opts: &DemoOptions,
@@ -93,6 +165,7 @@ pub fn run(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> anyhow::Result<DemoSummary> {
+    let model_dir = prepare_model(opts, &mut config)?;
     let kafka = EmbeddedKafka::start(&config, 4)?;
     config.kafka.brokers = kafka.bootstrap_servers();
     let brokers = config.kafka.brokers.clone();
@@ -196,6 +269,9 @@ pub fn run(
         .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
     drop(consumer);
     drop(kafka);
+    if let Some(dir) = model_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(s)
 }
 
@@ -227,6 +303,7 @@ fn tally(
         .and_then(|i| truth.lock().ok()?.get(i).copied())
         .unwrap_or(Pattern::Legit);
     let flagged = action != "allow";
+    tally_model(s, d, pattern.is_fraud(), flagged);
     for r in d["reasons"].as_array().into_iter().flatten() {
         let e = s
             .reasons
@@ -247,6 +324,35 @@ fn tally(
         e.1 += u64::from(flagged);
     } else if flagged {
         s.legit_flagged += 1;
+    }
+}
+
+/// The model's share of decision `d`: its version, who flagged a flagged
+/// payment, and the first fraud it explained.
+fn tally_model(s: &mut DemoSummary, d: &serde_json::Value, fraud: bool, flagged: bool) {
+    if let Some(v) = d["model_version"]
+        .as_str()
+        .filter(|&v| v != s.model_version)
+    {
+        s.model_version = v.to_string();
+    }
+    if !flagged {
+        return;
+    }
+    let by = d["flagged_by"].as_str();
+    let split = if fraud {
+        &mut s.frauds_caught_by
+    } else {
+        &mut s.legit_flagged_by
+    };
+    split.count(by);
+    let explained = d["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["code"].as_str().is_some_and(|c| c.starts_with("model:")));
+    if fraud && explained && s.example.is_none() {
+        s.example = Some(d.clone());
     }
 }
 

@@ -564,6 +564,7 @@ mod tests {
             nodes: Vec::new(),
             roots: Vec::new(),
             params: None,
+            cover: Vec::new(),
         };
         for t in 0..trees {
             g.roots.push(g.nodes.len() as u32);

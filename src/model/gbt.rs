@@ -168,6 +168,7 @@ fn convert(b: &GradientBooster, params: GbtParams) -> Result<Gbt, FitError> {
         nodes: Vec::new(),
         roots: Vec::new(),
         params: Some(params),
+        cover: Vec::new(),
     };
     for (t, tree) in b.trees.iter().enumerate() {
         let fault = |node, message: &str| FitError::Convert {
@@ -185,6 +186,9 @@ fn convert(b: &GradientBooster, params: GbtParams) -> Result<Gbt, FitError> {
                 return Err(fault(i, "the tree is not a tree"));
             }
             let n = tree.nodes.get(i).ok_or_else(|| fault(i, "no such node"))?;
+            // The node's hessian sum: the cover TreeSHAP weighs paths by.
+            gbt.cover.resize(gbt.nodes.len(), 0.0);
+            gbt.cover[at] = f64::from(n.hessian_sum);
             if n.is_leaf {
                 gbt.nodes[at] = Node::leaf(f64::from(n.weight_value));
                 continue;

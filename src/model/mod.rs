@@ -11,6 +11,7 @@ pub mod flat;
 pub mod gbt;
 pub mod import;
 pub mod logistic;
+pub mod shap;
 pub mod trees;
 
 pub use file::{
@@ -21,10 +22,10 @@ pub use file::{
 use crate::features::FeatureSet;
 use arc_swap::ArcSwapOption;
 use flat::FlatGbt;
+use shap::ShapPath;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use trees::Gbt;
 
 /// Why a model file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -79,10 +80,11 @@ pub struct Model {
 /// How many features an explanation names.
 pub const EXPLAIN_TOP: usize = 3;
 
-/// Scratch space for scoring, reused across events.
+/// Scratch space for scoring and explaining, reused across events.
 pub struct Scratch {
     x: [f64; MAX_MODEL_FEATURES],
     contrib: [f64; MAX_MODEL_FEATURES],
+    path: ShapPath,
 }
 
 /// Scratch space for [`Model::score_block`], reused across blocks.
@@ -98,6 +100,7 @@ impl Default for Scratch {
         Self {
             x: [0.0; MAX_MODEL_FEATURES],
             contrib: [0.0; MAX_MODEL_FEATURES],
+            path: ShapPath::default(),
         }
     }
 }
@@ -205,18 +208,24 @@ impl Model {
     /// (ignored without trees).
     #[inline]
     fn probability(&self, x: &[f64], trees: f64) -> f64 {
-        let m = match (&self.file.gbt, &self.file.logistic) {
+        1.0 / (1.0 + (-self.blend(x, trees)).exp())
+    }
+
+    /// The model's margin for inputs `x`, given the trees' margin `trees`.
+    #[inline]
+    fn blend(&self, x: &[f64], trees: f64) -> f64 {
+        match (&self.file.gbt, &self.file.logistic) {
             (Some(_), Some(l)) => 0.5 * (trees + l.margin(x)),
             (Some(_), None) => trees,
             (None, Some(l)) => l.margin(x),
             (None, None) => f64::NAN,
-        };
-        1.0 / (1.0 + (-m).exp())
+        }
     }
 
-    /// Probability of fraud for the processor's feature vector `features`.
+    /// The model inputs of the processor's feature vector `features`, and the
+    /// trees' margin of them.
     #[inline]
-    pub fn score(&self, features: &[f64], scratch: &mut Scratch) -> f64 {
+    fn inputs<'s>(&self, features: &[f64], scratch: &'s mut Scratch) -> (&'s [f64], f64) {
         for (i, &s) in self.slots.iter().enumerate() {
             scratch.x[i] = features[s as usize];
         }
@@ -226,18 +235,74 @@ impl Model {
             (Some(g), None) => g.margin(x),
             (None, _) => f64::NAN,
         };
+        (x, trees)
+    }
+
+    /// Probability of fraud for the processor's feature vector `features`.
+    #[inline]
+    pub fn score(&self, features: &[f64], scratch: &mut Scratch) -> f64 {
+        let (x, trees) = self.inputs(features, scratch);
         self.probability(x, trees)
     }
 
-    fn tree_contributions(&self, g: &Gbt, x: &[f64], contrib: &mut [f64]) {
-        match &self.flat {
-            Some(flat) => flat.contributions(x, contrib),
-            None => g.contributions(x, contrib),
+    /// The margin (log-odds) behind [`Model::score`].
+    pub fn margin(&self, features: &[f64], scratch: &mut Scratch) -> f64 {
+        let (x, trees) = self.inputs(features, scratch);
+        self.blend(x, trees)
+    }
+
+    /// Each model input's contribution to the margin of `features`, into
+    /// `scratch.contrib[..inputs]`: TreeSHAP for trees with cover (Saabas
+    /// path differences, which need not be consistent, for trees without),
+    /// coefficient x standardised value for the regression, halved for the
+    /// ensemble. They add up to the margin minus [`Model::expected_margin`].
+    pub fn contributions<'s>(&self, features: &[f64], scratch: &'s mut Scratch) -> &'s [f64] {
+        let d = self.slots.len();
+        for (i, &s) in self.slots.iter().enumerate() {
+            scratch.x[i] = features[s as usize];
+        }
+        scratch.contrib[..d].fill(0.0);
+        let (x, contrib) = (&scratch.x[..d], &mut scratch.contrib[..d]);
+        if let Some(g) = &self.file.gbt {
+            match (g.has_cover(), &self.flat) {
+                (true, _) => g.shap(x, contrib, &mut scratch.path),
+                (false, Some(flat)) => flat.contributions(x, contrib),
+                (false, None) => g.contributions(x, contrib),
+            }
+        }
+        if let Some(l) = &self.file.logistic {
+            l.contributions(x, contrib);
+        }
+        if self.file.gbt.is_some() && self.file.logistic.is_some() {
+            contrib.iter_mut().for_each(|c| *c *= 0.5);
+        }
+        contrib
+    }
+
+    /// The margin that [`Model::contributions`] start from: the trees'
+    /// [`trees::Gbt::expected_margin`] (their roots' values without cover) and the
+    /// regression's bias, averaged for the ensemble.
+    pub fn expected_margin(&self) -> f64 {
+        let trees = self.file.gbt.as_ref().map(|g| match g.has_cover() {
+            true => g.expected_margin(),
+            false => {
+                g.base
+                    + g.roots
+                        .iter()
+                        .map(|&r| g.nodes[r as usize].value)
+                        .sum::<f64>()
+            }
+        });
+        match (trees, &self.file.logistic) {
+            (Some(t), Some(l)) => 0.5 * (t + l.bias),
+            (Some(t), None) => t,
+            (None, Some(l)) => l.bias,
+            (None, None) => f64::NAN,
         }
     }
 
     /// The features that pushed the score of `features` up most (at most
-    /// [`EXPLAIN_TOP`], largest first).
+    /// [`EXPLAIN_TOP`], largest first), by [`Model::contributions`].
     pub fn explain(
         &self,
         features: &[f64],
@@ -245,21 +310,7 @@ impl Model {
         out: &mut [u16; EXPLAIN_TOP],
     ) -> usize {
         let d = self.slots.len();
-        for (i, &s) in self.slots.iter().enumerate() {
-            scratch.x[i] = features[s as usize];
-        }
-        scratch.contrib[..d].fill(0.0);
-        let (x, contrib) = (&scratch.x[..d], &mut scratch.contrib[..d]);
-        match (&self.file.gbt, &self.file.logistic) {
-            (Some(g), Some(l)) => {
-                self.tree_contributions(g, x, contrib);
-                l.contributions(x, contrib);
-                contrib.iter_mut().for_each(|c| *c *= 0.5);
-            }
-            (Some(g), None) => self.tree_contributions(g, x, contrib),
-            (None, Some(l)) => l.contributions(x, contrib),
-            (None, None) => return 0,
-        }
+        let contrib = self.contributions(features, scratch);
         let mut n = 0;
         for _ in 0..EXPLAIN_TOP {
             let best = (0..d)

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::features::load_feature_set;
+use crate::model::trees::Gbt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -31,7 +32,7 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
         format_version: MODEL_FORMAT_VERSION,
         name: "tiny".into(),
         algorithm: Algorithm::Gbt,
-        feature_set: "model".into(),
+        feature_set: "default".into(),
         features,
         training: Some(TrainingInfo {
             input: "x".into(),
@@ -55,7 +56,7 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
 
 #[test]
 fn a_saved_model_loads_scores_and_explains() {
-    let set = load_feature_set("model").unwrap();
+    let set = load_feature_set("default").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     tiny_model(&set).save(&path).unwrap();
@@ -73,11 +74,81 @@ fn a_saved_model_loads_scores_and_explains() {
     assert!(m.score(&f, &mut scratch) < high);
 }
 
+/// Random feature rows for the shipped model's feature set: a tenth missing,
+/// some zero, the rest over several magnitudes.
+fn random_rows(set: &FeatureSet, rows: usize, seed: u64) -> Vec<f64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..rows * set.len())
+        .map(|_| match rng.gen_range(0..10) {
+            0 => f64::NAN,
+            1 => 0.0,
+            k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
+        })
+        .collect()
+}
+
+fn shipped() -> ModelFile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The explanation adds up: the expected margin plus every input's
+/// contribution is the margin, for the shipped ensemble, its trees alone (by
+/// TreeSHAP, from the cover the trainer writes), its regression alone, and
+/// trees without cover (Saabas, the fallback).
+#[test]
+fn contributions_add_up_to_the_margin() {
+    let set = load_feature_set("default").unwrap();
+    let trees_only = shipped();
+    assert!(
+        trees_only.gbt.as_ref().unwrap().has_cover(),
+        "the trainer writes cover"
+    );
+    let rows = random_rows(&set, 300, 11);
+    let labels: Vec<bool> = rows.chunks_exact(set.len()).map(|r| r[0] > 500.0).collect();
+    let shipped = ModelFile {
+        algorithm: Algorithm::Ensemble,
+        logistic: Some(logistic::Logistic::train(
+            &rows,
+            set.len(),
+            &labels,
+            20,
+            |_| {},
+        )),
+        ..trees_only.clone()
+    };
+    let mut without_cover = trees_only.clone();
+    without_cover.gbt.as_mut().unwrap().cover.clear();
+    let regression_only = ModelFile {
+        algorithm: Algorithm::Logistic,
+        gbt: None,
+        ..shipped.clone()
+    };
+    let mut scratch = Scratch::default();
+    for file in [shipped, trees_only, without_cover, regression_only] {
+        let what = format!(
+            "{:?}, cover {:?}",
+            file.algorithm,
+            file.gbt.as_ref().map(Gbt::has_cover)
+        );
+        let m = Model::new("shipped", file, &set).unwrap();
+        for row in rows.chunks_exact(set.len()) {
+            let margin = m.margin(row, &mut scratch);
+            let total =
+                m.expected_margin() + m.contributions(row, &mut scratch).iter().sum::<f64>();
+            assert!(
+                (total - margin).abs() < 1e-6,
+                "{what}: {total} against {margin}"
+            );
+        }
+    }
+}
+
 /// `score_block` gives each row exactly what `score` gives it alone: for the
 /// shipped model (trees), its trees blended with a logistic regression, the regression alone and a tiny model.
 #[test]
 fn a_block_scores_each_row_as_scoring_it_alone_does() {
-    let set = load_feature_set("model").unwrap();
+    let set = load_feature_set("default").unwrap();
     let shipped: ModelFile = serde_json::from_str(
         &std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
@@ -188,6 +259,38 @@ fn breaks() -> Vec<(&'static str, Break)> {
                 let (t, r) = split_root(f);
                 gbt(f).roots[t + 1] = r;
                 format!("gbt: tree {}: root {r}: the node is reached twice", t + 1)
+            }),
+        ),
+        (
+            "a cover missing for some nodes",
+            M(|f| {
+                let n = gbt(f).nodes.len();
+                gbt(f).cover.pop();
+                format!(
+                    "gbt: cover has {} values for {n} nodes; expected one per node",
+                    n - 1
+                )
+            }),
+        ),
+        (
+            "a split that no training row reached",
+            M(|f| {
+                let (_, r) = split_root(f);
+                gbt(f).cover[r as usize] = 0.0;
+                format!("gbt: node {r}: cover 0.0; expected a finite number > 0 at a split")
+            }),
+        ),
+        (
+            "a negative cover",
+            M(|f| {
+                let g = gbt(f);
+                let leaf = g
+                    .nodes
+                    .iter()
+                    .position(|n| n.feature == trees::LEAF)
+                    .unwrap();
+                g.cover[leaf] = -1.0;
+                format!("gbt: node {leaf}: cover -1.0; expected a finite number >= 0")
             }),
         ),
         (
@@ -383,7 +486,7 @@ fn breaks() -> Vec<(&'static str, Break)> {
 /// overflow the stack).
 #[test]
 fn bad_model_files_are_refused_and_the_running_model_stays() {
-    let set = load_feature_set("model").unwrap();
+    let set = load_feature_set("default").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     let good = tiny_model(&set).save(&path).unwrap();
@@ -443,14 +546,14 @@ proptest::proptest! {
         roots in proptest::collection::vec(0u32..12, 0..4),
         rows in proptest::collection::vec(proptest::collection::vec(proptest::option::of(-3.0f64..3.0), 2), 1..40),
     ) {
-        let set = load_feature_set("model").unwrap();
+        let set = load_feature_set("default").unwrap();
         let mut file = tiny_model(&set);
         let nodes = nodes.into_iter().map(|(f, threshold, left, right, value, right_missing)| trees::Node {
             feature: if f >= 2 { trees::LEAF } else { f },
             threshold, left, right, value,
             missing: if right_missing { trees::Missing::Right } else { trees::Missing::Left },
         }).collect();
-        let g = Gbt { base: 0.1, nodes, roots, params: None };
+        let g = Gbt { base: 0.1, nodes, roots, params: None, cover: Vec::new() };
         file.gbt = Some(g.clone());
         if let Ok(m) = Model::new("random", file, &set) {
             let width = set.len();

@@ -103,6 +103,11 @@ pub struct Gbt {
     /// Settings of fraudstream's trainer (absent for an imported model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<GbtParams>,
+    /// Cover of each node, parallel to `nodes`: the hessian sum (or count) of
+    /// the training rows that reached it, which TreeSHAP explanations weigh
+    /// paths by; empty when the file has none (see [`Gbt::has_cover`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<f64>,
 }
 
 /// What is wrong with a tree ensemble, and where.
@@ -208,7 +213,43 @@ impl Gbt {
                     .map_err(|(node, message)| fault(Some(t), node, message))?,
             );
         }
+        self.check_cover()
+            .map_err(|(node, message)| fault(None, node, message))?;
         Ok(depth)
+    }
+
+    /// Whether every node has a cover, so that explanations are TreeSHAP's.
+    pub fn has_cover(&self) -> bool {
+        !self.cover.is_empty()
+    }
+
+    /// Checks `cover`: absent, or one finite value >= 0 per node, > 0 at a
+    /// split (its children's shares divide by it).
+    fn check_cover(&self) -> Result<(), (Option<u32>, String)> {
+        if !self.has_cover() {
+            return Ok(());
+        }
+        if self.cover.len() != self.nodes.len() {
+            return Err((
+                None,
+                format!(
+                    "cover has {} values for {} nodes; expected one per node (or no cover)",
+                    self.cover.len(),
+                    self.nodes.len()
+                ),
+            ));
+        }
+        for (i, (node, &c)) in self.nodes.iter().zip(&self.cover).enumerate() {
+            let split = node.feature != LEAF;
+            if !(c.is_finite() && (c > 0.0 || (c == 0.0 && !split))) {
+                let want = if split { "> 0 at a split" } else { ">= 0" };
+                return Err((
+                    Some(i as u32),
+                    format!("cover {c:?}; expected a finite number {want}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -333,6 +374,7 @@ mod tests {
             nodes,
             roots,
             params: None,
+            cover: Vec::new(),
         }
     }
 

@@ -66,7 +66,7 @@ impl TrainOptions {
 }
 
 /// The feature set `train` uses unless told otherwise.
-pub const DEFAULT_FEATURE_SET: &str = "model";
+pub const DEFAULT_FEATURE_SET: &str = "default";
 
 /// Whether the served margin averages the trees' with a logistic regression's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

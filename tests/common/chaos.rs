@@ -82,7 +82,7 @@ pub fn produce_partitioned(brokers: &str, topic: &str, events: &[(i32, String, V
 pub fn chaos_config(base: &Config, dir: &Path) -> Config {
     let mut c = base.clone();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    c.features.set = "model".into();
+    c.features.set = "default".into();
     c.model.path = root.join("models/handbook.json").display().to_string();
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();

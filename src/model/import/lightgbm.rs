@@ -185,28 +185,36 @@ fn parse_text(text: &str) -> Result<Parsed, Failure> {
         nodes: Vec::new(),
         roots: Vec::new(),
         params: None,
+        cover: Vec::new(),
     };
+    let mut cover = Some(Vec::new());
     for (t, (line, tree)) in trees.iter().enumerate() {
-        text_tree(t, *line, tree, features.len(), &mut gbt)?;
+        let counts = text_tree(t, *line, tree, features.len(), &mut gbt)?;
+        cover = cover.zip(counts).map(|(mut c, counts)| {
+            c.extend(counts);
+            c
+        });
     }
+    gbt.cover = cover.unwrap_or_default();
     Ok(Parsed {
         gbt,
         features,
         version: field(&header, "version", "header")?.1.to_string(),
         objective: field(&header, "objective", "header")?.1.to_string(),
-        hessians: None,
+        fill_split_values: false,
     })
 }
 
 /// Appends tree `t` (its `Tree=` at `line`) to `gbt`: internal node `i` at
-/// `first + i`, leaf `j` after the `num_leaves - 1` internal nodes.
+/// `first + i`, leaf `j` after the `num_leaves - 1` internal nodes. Returns
+/// the nodes' training counts (their cover) in that order, if the tree has them.
 fn text_tree(
     t: usize,
     line: usize,
     tree: &TreeLines,
     features: usize,
     gbt: &mut Gbt,
-) -> Result<(), Failure> {
+) -> Result<Option<Vec<f64>>, Failure> {
     let place = format!("tree {t} (line {line})");
     let list = |key: &str, len: usize| -> Result<Vec<&str>, Failure> {
         let Some(&(n, v)) = tree.get(key) else {
@@ -309,7 +317,16 @@ fn text_tree(
     }
     gbt.nodes.extend(leaf_value.iter().map(|&v| Node::leaf(v)));
     gbt.roots.push(first as u32);
-    Ok(())
+    if splits == 0 {
+        // A lone leaf's cover divides nothing.
+        return Ok(Some(vec![0.0]));
+    }
+    if !(tree.contains_key("internal_count") && tree.contains_key("leaf_count")) {
+        return Ok(None);
+    }
+    let mut counts = numbers("internal_count", splits)?;
+    counts.extend(numbers("leaf_count", splits + 1)?);
+    Ok(Some(counts))
 }
 
 /// The JSON dump's top level (fields fraudstream does not need are ignored).
@@ -340,6 +357,8 @@ struct DumpNode {
     default_left: bool,
     missing_type: Option<String>,
     internal_value: Option<f64>,
+    internal_count: Option<f64>,
+    leaf_count: Option<f64>,
     left_child: Option<Box<DumpNode>>,
     right_child: Option<Box<DumpNode>>,
     leaf_value: Option<f64>,
@@ -369,7 +388,9 @@ fn parse_json(bytes: &[u8]) -> Result<Parsed, Failure> {
         nodes: Vec::new(),
         roots: Vec::new(),
         params: None,
+        cover: Vec::new(),
     };
+    let mut cover = Some(Vec::new());
     for (t, tree) in dump.tree_info.iter().enumerate() {
         gbt.roots.push(gbt.nodes.len() as u32);
         // Nodes in depth-first order; each split's children are patched in
@@ -384,18 +405,29 @@ fn parse_json(bytes: &[u8]) -> Result<Parsed, Failure> {
             let place = format!("tree {t}, node {index}");
             gbt.nodes
                 .push(json_node(n, &place, dump.feature_names.len())?);
+            // The training counts are the cover; a lone leaf's divides nothing.
+            let count = match (&n.left_child, parent) {
+                (Some(_), _) => n.internal_count,
+                (None, Some(_)) => n.leaf_count,
+                (None, None) => Some(n.leaf_count.unwrap_or(0.0)),
+            };
+            cover = cover.zip(count).map(|(mut c, count)| {
+                c.push(count);
+                c
+            });
             if let (Some(l), Some(r)) = (&n.left_child, &n.right_child) {
                 stack.push((r, Some((index, false))));
                 stack.push((l, Some((index, true))));
             }
         }
     }
+    gbt.cover = cover.unwrap_or_default();
     Ok(Parsed {
         gbt,
         features: dump.feature_names,
         version: dump.version,
         objective: dump.objective,
-        hessians: None,
+        fill_split_values: false,
     })
 }
 

@@ -32,9 +32,9 @@ struct Parsed {
     features: Vec<String>,
     version: String,
     objective: String,
-    /// Hessian sums per node, to give splits the weighted mean of their
-    /// leaves (XGBoost stores no split values); `None` when splits have theirs.
-    hessians: Option<Vec<f64>>,
+    /// Whether splits need the cover-weighted mean of their leaves as their
+    /// value (XGBoost stores no split values).
+    fill_split_values: bool,
 }
 
 /// Why a parser gave up: the JSON did not parse (with its position), or it
@@ -102,8 +102,8 @@ pub fn import(
         };
         invalid((place, f.message))
     })?;
-    if let Some(hessians) = &parsed.hessians {
-        xgboost::fill_split_values(&mut gbt, hessians);
+    if parsed.fill_split_values {
+        xgboost::fill_split_values(&mut gbt);
     }
     let file = ModelFile {
         format_version: MODEL_FORMAT_VERSION,

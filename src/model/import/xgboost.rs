@@ -164,12 +164,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, Failure> {
         nodes: Vec::new(),
         roots: Vec::new(),
         params: None,
+        cover: Vec::new(),
     };
-    let mut hessians = Vec::new();
     for (t, tree) in forest.trees.iter().enumerate() {
         add_tree(t, tree, l.feature_names.len(), &mut gbt)?;
-        let n = tree.left_children.len();
-        hessians.extend((0..n).map(|i| tree.sum_hessian.get(i).copied().unwrap_or(0.0)));
+    }
+    // The hessian sums are XGBoost's cover; a model lacking some has none.
+    if forest
+        .trees
+        .iter()
+        .all(|t| t.sum_hessian.len() == t.left_children.len())
+    {
+        gbt.cover = forest
+            .trees
+            .iter()
+            .flat_map(|t| t.sum_hessian.iter().copied())
+            .collect();
     }
     let version = file
         .version
@@ -182,7 +192,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, Failure> {
         features: l.feature_names,
         version,
         objective: l.objective.name,
-        hessians: Some(hessians),
+        fill_split_values: true,
     })
 }
 
@@ -290,12 +300,13 @@ fn add_tree(t: usize, tree: &Tree, features: usize, gbt: &mut Gbt) -> Result<(),
 }
 
 /// Sets each split's value to the mean of the leaves below it weighted by
-/// their hessian sums, as XGBoost's own contributions do (plain mean without
-/// hessians). `gbt` must pass [`Gbt::check`] (so the recursion is shallow).
-pub(super) fn fill_split_values(gbt: &mut Gbt, hessians: &[f64]) {
-    fn fill(gbt: &mut Gbt, hessians: &[f64], n: u32) -> (f64, f64) {
+/// their hessian sums (the cover), for explanations of a model without cover
+/// (plain mean then). `gbt` must pass [`Gbt::check`] (so the recursion is shallow).
+pub(super) fn fill_split_values(gbt: &mut Gbt) {
+    fn fill(gbt: &mut Gbt, n: u32) -> (f64, f64) {
         let node = gbt.nodes[n as usize];
-        let weight = hessians
+        let weight = gbt
+            .cover
             .get(n as usize)
             .copied()
             .filter(|h| *h > 0.0)
@@ -303,13 +314,13 @@ pub(super) fn fill_split_values(gbt: &mut Gbt, hessians: &[f64]) {
         if node.feature == crate::model::trees::LEAF {
             return (node.value, weight);
         }
-        let (l, wl) = fill(gbt, hessians, node.left);
-        let (r, wr) = fill(gbt, hessians, node.right);
+        let (l, wl) = fill(gbt, node.left);
+        let (r, wr) = fill(gbt, node.right);
         let mean = (l * wl + r * wr) / (wl + wr);
         gbt.nodes[n as usize].value = mean;
         (mean, weight)
     }
     for t in 0..gbt.roots.len() {
-        fill(gbt, hessians, gbt.roots[t]);
+        fill(gbt, gbt.roots[t]);
     }
 }
