@@ -32,7 +32,7 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
         format_version: MODEL_FORMAT_VERSION,
         name: "tiny".into(),
         algorithm: Algorithm::Gbt,
-        feature_set: "default".into(),
+        feature_set: "model".into(),
         features,
         training: Some(TrainingInfo {
             input: "x".into(),
@@ -56,7 +56,7 @@ fn tiny_model(set: &FeatureSet) -> ModelFile {
 
 #[test]
 fn a_saved_model_loads_scores_and_explains() {
-    let set = load_feature_set("default").unwrap();
+    let set = load_feature_set("model").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     tiny_model(&set).save(&path).unwrap();
@@ -98,8 +98,8 @@ fn shipped() -> ModelFile {
 /// trees without cover (Saabas, the fallback).
 #[test]
 fn contributions_add_up_to_the_margin() {
-    let set = load_feature_set("default").unwrap();
     let trees_only = shipped();
+    let set = load_feature_set(&trees_only.feature_set).unwrap();
     assert!(
         trees_only.gbt.as_ref().unwrap().has_cover(),
         "the trainer writes cover"
@@ -148,14 +148,8 @@ fn contributions_add_up_to_the_margin() {
 /// shipped model (trees), its trees blended with a logistic regression, the regression alone and a tiny model.
 #[test]
 fn a_block_scores_each_row_as_scoring_it_alone_does() {
-    let set = load_feature_set("default").unwrap();
-    let shipped: ModelFile = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/handbook.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let shipped = shipped();
+    let set = load_feature_set(&shipped.feature_set).unwrap();
     let mut rng = SmallRng::seed_from_u64(7);
     let rows = 700;
     let features: Vec<f64> = (0..rows * set.len())
@@ -181,7 +175,15 @@ fn a_block_scores_each_row_as_scoring_it_alone_does() {
         logistic: Some(logistic),
         ..shipped.clone()
     };
-    for file in [shipped, ensemble, regression_only, tiny_model(&set)] {
+    let tiny_set = load_feature_set("model").unwrap();
+    let tiny_features = random_rows(&tiny_set, rows, 7);
+    let cases = [
+        (shipped, &set, &features),
+        (ensemble, &set, &features),
+        (regression_only, &set, &features),
+        (tiny_model(&tiny_set), &tiny_set, &tiny_features),
+    ];
+    for (file, set, features) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
         let name = file.save(&path).unwrap().name;
@@ -190,7 +192,7 @@ fn a_block_scores_each_row_as_scoring_it_alone_does() {
         // No rows is no scores (and no panic).
         m.score_block(&[], set.len(), &mut block, &mut []);
         let mut got = vec![0.0; rows];
-        m.score_block(&features, set.len(), &mut block, &mut got);
+        m.score_block(features, set.len(), &mut block, &mut got);
         let mut scratch = Scratch::default();
         for (k, row) in features.chunks_exact(set.len()).enumerate() {
             let want = m.score(row, &mut scratch);
@@ -486,7 +488,7 @@ fn breaks() -> Vec<(&'static str, Break)> {
 /// overflow the stack).
 #[test]
 fn bad_model_files_are_refused_and_the_running_model_stays() {
-    let set = load_feature_set("default").unwrap();
+    let set = load_feature_set("model").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     let good = tiny_model(&set).save(&path).unwrap();
@@ -546,7 +548,7 @@ proptest::proptest! {
         roots in proptest::collection::vec(0u32..12, 0..4),
         rows in proptest::collection::vec(proptest::collection::vec(proptest::option::of(-3.0f64..3.0), 2), 1..40),
     ) {
-        let set = load_feature_set("default").unwrap();
+        let set = load_feature_set("model").unwrap();
         let mut file = tiny_model(&set);
         let nodes = nodes.into_iter().map(|(f, threshold, left, right, value, right_missing)| trees::Node {
             feature: if f >= 2 { trees::LEAF } else { f },
