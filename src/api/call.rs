@@ -6,7 +6,7 @@ use crate::source::event::InvalidEvent;
 use axum::body::Bytes;
 use prometheus::IntGauge;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -137,10 +137,7 @@ impl CallReceiver {
         let call = if wait.is_zero() {
             self.rx.try_recv().ok()
         } else {
-            match self.rx.recv_timeout(wait) {
-                Ok(c) => Some(c),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            }
+            self.rx.recv_timeout(wait).ok()
         };
         if call.is_some() {
             self.depth.dec();

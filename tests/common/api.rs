@@ -208,7 +208,7 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
     }
     let same = |want: &Value| match (want, v) {
         (Value::String(w), Value::String(g)) => w == g,
-        (Value::String(w), other) => *w == other.to_string(),
+        (Value::String(w), other) => w.as_str() == other.to_string(),
         (w, g) => w == g,
     };
     if let Some(c) = schema.get("const") {
