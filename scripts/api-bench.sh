@@ -13,9 +13,11 @@ api=127.0.0.1:18080
 conns=50
 secs=${SECS:-20}
 
-wait_for_api() {
-  for _ in $(seq 1 600); do
-    if curl -s -o /dev/null -X POST "http://$api/v1/decisions" -d '{}'; then return 0; fi
+wait_for_api() { # until a payment is decided (partitions assigned and restored)
+  for i in $(seq 1 600); do
+    body='{"event_id":"bench-ready-'$$-$i'","ts":'$(date +%s000)',"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}'
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$api/v1/decisions" -d "$body" || true)
+    if [ "$code" = 200 ]; then sleep 2; return 0; fi
     sleep 0.5
   done
   echo "the API never answered on $api" >&2

@@ -1,11 +1,14 @@
 -- wrk script for the decision API (scripts/api-bench.sh): every request is a
 -- new payment (unique event_id per thread and request) over 10,000 accounts,
 -- each connection paced to RATE_PER_CONN requests per second (wrk's delay()),
--- and the latency percentiles wrk measured printed at the end.
+-- and the latency percentiles wrk measured printed at the end. TIMEOUT_MS sets
+-- each call's deadline (default: the processor's api.timeout_ms).
+-- thread_id is a global that setup() gives each thread (a local would shadow it).
 local counter = 0
-local thread_id = 0
+thread_id = 0
 local threads = {}
 local rate = tonumber(os.getenv("RATE_PER_CONN") or "100")
+local path = "/v1/decisions" .. (os.getenv("TIMEOUT_MS") and ("?timeout_ms=" .. os.getenv("TIMEOUT_MS")) or "")
 
 function setup(thread)
   thread:set("thread_id", #threads)
@@ -28,7 +31,7 @@ function request()
   local body = string.format(
     '{"event_id":"wrk-%d-%d-%d","ts":%d,"account_id":"acc-%d","terminal_id":"t-%d","amount":%d.%02d,"currency":"EUR"}',
     thread_id, os.time(), counter, ts, account, account % 500, math.random(1, 400), math.random(0, 99))
-  return wrk.format("POST", "/v1/decisions", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
 end
 
 function done(summary, latency, requests)
