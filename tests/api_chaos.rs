@@ -5,34 +5,17 @@
 mod common;
 
 use common::api::post;
-use common::chaos::{chaos_config, chaos_events, produce_partitioned};
+use common::chaos::{chaos_config, chaos_events, produce_partitioned, spawn};
 use common::{read_until, Cluster, Output};
 use fraudstream::api::Partitioner;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const PARTITIONS: i32 = 2;
-
-fn spawn(config_file: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_fraudstream"))
-        .args(["run", "--config"])
-        .arg(config_file)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start fraudstream")
-}
 
 /// Posts `payload` until it is answered with a decision (200) or as already
 /// decided from the topic (409); connection errors, 429 and 503 are retried,

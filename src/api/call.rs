@@ -27,7 +27,7 @@ pub struct Call {
     pub payload: Bytes,
     /// What to do with it.
     pub kind: CallKind,
-    /// When the request was read (the decision's `latency_us` counts from here).
+    /// When the request was read (the deadline counts from here).
     pub received: Instant,
     /// Settles who answers a call near its deadline.
     pub ticket: Arc<Ticket>,
@@ -55,8 +55,6 @@ pub enum Reply {
     Restoring,
     /// The dead letter is recorded.
     Recorded,
-    /// The transaction holding the call's records aborted: nothing was recorded.
-    Aborted,
 }
 
 const QUEUED: u8 = 0;

@@ -57,15 +57,13 @@ pub enum Outcome {
     Restoring,
     /// The account's partition is not assigned to this instance (503).
     NotOwner,
-    /// The transaction aborted, or the processor is stopping (503).
-    Aborted,
     /// The processor is stopping (503).
     Unavailable,
 }
 
 impl Outcome {
     /// Every outcome, for pre-registering label values.
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 11] = [
         Self::Decided,
         Self::Replayed,
         Self::Duplicate,
@@ -76,7 +74,6 @@ impl Outcome {
         Self::QueueFull,
         Self::Restoring,
         Self::NotOwner,
-        Self::Aborted,
         Self::Unavailable,
     ];
 
@@ -93,7 +90,6 @@ impl Outcome {
             Self::QueueFull => "queue_full",
             Self::Restoring => "restoring",
             Self::NotOwner => "not_owner",
-            Self::Aborted => "aborted",
             Self::Unavailable => "unavailable",
         }
     }

@@ -185,10 +185,6 @@ fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, 
             Outcome::Restoring,
             busy(StatusCode::SERVICE_UNAVAILABLE, "restoring", "the account's partition is restoring its state; retry shortly"),
         ),
-        Ok(Reply::Aborted) => (
-            Outcome::Aborted,
-            busy(StatusCode::SERVICE_UNAVAILABLE, "aborted", "the transaction holding this call aborted; nothing was recorded; retry"),
-        ),
         Ok(Reply::Recorded) | Err(_) => (
             Outcome::Unavailable,
             busy(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the processor stopped before deciding; retry"),

@@ -130,7 +130,11 @@ impl Pipeline {
     /// Decides a call on partition `p`'s worker (or records the fallback its
     /// client got at the deadline) and answers it.
     fn decide_call(&mut self, call: Call, p: i32, id: u64, key: &[u8]) -> Result<(), SinkError> {
-        self.open_batch(call.received)?;
+        // Read now, as a Kafka message is when polled: `latency_us` and the hot
+        // path's histogram leave the queue out (`fraudstream_api_call_seconds`
+        // has the whole call).
+        let read_at = Instant::now();
+        self.open_batch(read_at)?;
         let worker = self.workers.get(p);
         let answer = match call.ticket.take() {
             Err(fallback) => {
@@ -148,12 +152,12 @@ impl Pipeline {
                     &call.payload,
                     &self.limits,
                     &mut self.decider,
-                    call.received,
+                    read_at,
                     &mut self.out,
                 );
                 match decided {
                     Ok(Some(outcome)) => {
-                        self.decided(outcome, call.received);
+                        self.decided(outcome, read_at);
                         self.out.decision.clone()
                     }
                     Ok(None) => {
