@@ -36,6 +36,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Base currency and exchange rates.
     pub currency: CurrencyConfig,
+    /// The synchronous decision API (`POST /v1/decisions`).
+    pub api: ApiConfig,
 }
 
 /// Kafka connection, topics and librdkafka passthrough settings.
@@ -365,6 +367,42 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The synchronous decision API: `POST /v1/decisions` ([`crate::api`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to serve the API on; empty (the default) disables it.
+    pub addr: String,
+    /// Calls waiting for the pipeline thread at most; one more is answered 429.
+    pub queue_capacity: usize,
+    /// Deadline of a call without `timeout_ms`, ms.
+    pub timeout_ms: u64,
+    /// The action a call gets past its deadline: `allow` fails open, `review` or
+    /// `block` fail closed.
+    pub on_timeout: crate::decision::Action,
+    /// Decisions of calls kept to answer a repeated `event_id` with the original.
+    pub replay_entries: usize,
+    /// How producers of the input topic choose a partition from the account id
+    /// (librdkafka's names): the API decides a call on the worker of that partition.
+    pub partitioner: crate::api::Partitioner,
+    /// Bearer token every call must carry (`Authorization: Bearer ...`); empty: none.
+    pub bearer_token: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            addr: String::new(),
+            queue_capacity: 1024,
+            timeout_ms: 50,
+            on_timeout: crate::decision::Action::Allow,
+            replay_entries: 100_000,
+            partitioner: crate::api::Partitioner::ConsistentRandom,
+            bearer_token: String::new(),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -500,6 +538,8 @@ pub const MAX_HTTP_CONNECTIONS: usize = 100_000;
 /// Most event ids `processing.dedup_window_events` may remember per partition
 /// (allocated up front).
 pub const MAX_DEDUP_WINDOW_EVENTS: usize = 10_000_000;
+/// Most calls `api.queue_capacity` may queue.
+pub const MAX_API_QUEUE: usize = 1_000_000;
 /// Longest timeout a `*_timeout_ms` key may give, ms (a day).
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
@@ -577,6 +617,28 @@ impl Config {
         ] {
             check((1..=MAX_TIMEOUT_MS).contains(&value), key, &timeout);
         }
+        let a = &self.api;
+        check(
+            (1..=MAX_API_QUEUE).contains(&a.queue_capacity),
+            "api.queue_capacity",
+            &format!("1 to {MAX_API_QUEUE}"),
+        );
+        check(
+            (1..=MAX_TIMEOUT_MS).contains(&a.timeout_ms),
+            "api.timeout_ms",
+            &timeout,
+        );
+        check(
+            a.replay_entries <= MAX_DEDUP_WINDOW_EVENTS,
+            "api.replay_entries",
+            &format!("at most {MAX_DEDUP_WINDOW_EVENTS}"),
+        );
+        check(
+            a.addr.is_empty()
+                || (self.kafka.terminal_topic.is_empty() && self.processing.mode == Mode::Decide),
+            "api.addr",
+            "no API with kafka.terminal_topic or processing.mode = passthrough (not supported yet)",
+        );
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",

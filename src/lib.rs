@@ -7,6 +7,7 @@
 //! (decisions and dead letters out). [`pipeline`] runs that loop against Kafka;
 //! [`replay`] and [`offline`] run the same engine over files.
 
+pub mod api;
 pub mod cli;
 /// Layered configuration (defaults, files, environment, flags).
 pub mod config;

@@ -48,6 +48,8 @@ pub struct LoadTestOptions {
     pub repartition_terminals: bool,
     /// Generator seed.
     pub seed: u64,
+    /// Serve the decision API here during the processor phase (for a load tool).
+    pub api_addr: Option<String>,
 }
 
 impl Default for LoadTestOptions {
@@ -62,6 +64,7 @@ impl Default for LoadTestOptions {
             trees: None,
             repartition_terminals: false,
             seed: 7,
+            api_addr: None,
         }
     }
 }
@@ -337,12 +340,30 @@ fn phase(
     let health = Health::new();
     let stop = Shutdown::new();
     let metrics = Arc::new(Metrics::new());
+    let api = opts
+        .api_addr
+        .as_ref()
+        .filter(|_| config.processing.mode == Mode::Decide);
+    let (_api_runtime, calls) = match api {
+        Some(addr) => {
+            config.api.addr = addr.clone();
+            let (rt, (bound, calls)) = serve_api(&config, &metrics)?;
+            eprintln!("decision API: POST http://{bound}/v1/decisions");
+            (Some(rt), Some(calls))
+        }
+        None => (None, None),
+    };
     let pipeline = {
         let (health, stop, metrics) = (health.clone(), stop.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("pipeline".into())
             .spawn(move || {
-                let stats = crate::pipeline::run_with_rules(&config, rules, metrics, health, stop);
+                let stats = match calls {
+                    Some(calls) => {
+                        crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
+                    }
+                    None => crate::pipeline::run_with_rules(&config, rules, metrics, health, stop),
+                };
                 (stats, thread_cpu_seconds())
             })?
     };
@@ -451,6 +472,22 @@ fn phase(
             .iter()
             .sum(),
     })
+}
+
+/// Serves the decision API on a one-thread runtime of its own (as `run` has it).
+fn serve_api(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    (std::net::SocketAddr, crate::api::call::CallReceiver),
+)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let served = rt.block_on(crate::api::serve(config, metrics.clone()))?;
+    Ok((rt, served))
 }
 
 fn cpu_seconds_of(who: libc::c_int) -> f64 {

@@ -11,6 +11,10 @@ use prometheus::{
 const HOT_PATH_BUCKETS: &[f64] = &[
     1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2,
 ];
+/// Buckets from 20 microseconds to 1 s for decision API calls.
+const API_BUCKETS: &[f64] = &[
+    2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 1.0,
+];
 /// Buckets from 1 ms to 60 s for end-to-end latency.
 const E2E_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -95,6 +99,12 @@ pub struct Metrics {
     pub http_connections: IntGauge,
     /// Failed accepts on the HTTP endpoint (each backed off), e.g. out of file descriptors.
     pub http_accept_errors: IntCounter,
+    /// Decision API calls, by outcome ([`crate::api::Outcome`]).
+    pub api_calls: IntCounterVec,
+    /// Decision API call time, from reading the request to its answer.
+    pub api_seconds: Histogram,
+    /// Decision API calls waiting for the pipeline thread.
+    pub api_queue_depth: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -341,6 +351,23 @@ impl Metrics {
                 "fraudstream_http_accept_errors_total",
                 "Failed accepts on the HTTP endpoint, each followed by a back-off.",
             ),
+            api_calls: counter_vec(
+                &r,
+                "fraudstream_api_calls_total",
+                "Decision API calls (POST /v1/decisions), by outcome.",
+                &["outcome"],
+            ),
+            api_seconds: histogram(
+                &r,
+                "fraudstream_api_call_seconds",
+                "Decision API call time, from reading the request to its answer.",
+                API_BUCKETS,
+            ),
+            api_queue_depth: gauge(
+                &r,
+                "fraudstream_api_queue_depth",
+                "Decision API calls waiting for the pipeline thread.",
+            ),
             registry: r,
         };
         m.build_info
@@ -364,6 +391,9 @@ impl Metrics {
         }
         for outcome in ["invalid", "routed"] {
             m.labels.with_label_values(&[outcome]);
+        }
+        for outcome in crate::api::Outcome::ALL {
+            m.api_calls.with_label_values(&[outcome.code()]);
         }
         m
     }

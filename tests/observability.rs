@@ -358,7 +358,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn start_demo_and_prometheus(dir: &Path, root: &Path) -> (Killed, Killed, PathBuf, String) {
     let rules = dir.join("rules");
     copy_dir(&root.join("rules"), &rules);
-    let [target, addr] = free_loopback_addrs();
+    let [target, addr, api] = free_loopback_addrs();
     let log = |name: &str| Stdio::from(std::fs::File::create(dir.join(name)).unwrap());
     let demo = Command::new(env!("CARGO_BIN_EXE_fraudstream"))
         .args(["demo", "--events", "0", "--rate", "200", "--quiet"])
@@ -367,12 +367,15 @@ fn start_demo_and_prometheus(dir: &Path, root: &Path) -> (Killed, Killed, PathBu
             &target,
             "--rules",
             rules.to_str().unwrap(),
+            "--api-addr",
+            &api,
         ])
         .stdout(log("demo.out"))
         .stderr(log("demo.err"))
         .spawn()
         .expect("fraudstream demo starts");
     let demo = Killed(demo);
+    call_the_api(api);
     let config = dir.join("prometheus.yml");
     let config_text = test_prometheus_config(&root.join("grafana"), &target);
     std::fs::write(&config, config_text).unwrap();
@@ -388,6 +391,30 @@ fn start_demo_and_prometheus(dir: &Path, root: &Path) -> (Killed, Killed, PathBu
         .spawn()
         .expect("prometheus starts");
     (demo, Killed(server), rules, addr)
+}
+
+/// Posts a payment to the demo's decision API every 50 ms, so the API's panels
+/// have data; stops once the demo is gone. The deadline is generous: a call
+/// waits out the pipeline thread's transaction commits (BENCHMARKS.md), which
+/// the default 50 ms does not always cover on a loaded machine, and a healthy
+/// demo must not be overloaded.
+fn call_the_api(addr: String) {
+    std::thread::spawn(move || {
+        let mut failures = 0;
+        for i in 0.. {
+            let ts = fraudstream::source::time::now_ms();
+            let body = format!(
+                r#"{{"event_id":"obs-{i}","ts":{ts},"account_id":"obs-{}","terminal_id":"t-1","amount":12.5,"currency":"EUR"}}"#,
+                i % 50
+            );
+            match common::api::post(&addr, "/v1/decisions?timeout_ms=5000", &[], body.as_bytes()) {
+                Ok(_) => failures = 0,
+                Err(_) if failures > 600 => return,
+                Err(_) => failures += 1,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
 }
 
 /// Waits until Prometheus evaluates every alert of the shipped `alerts` file.

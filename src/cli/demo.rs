@@ -26,6 +26,9 @@ pub struct DemoArgs {
     /// Metrics/health address; empty to disable.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_addr: String,
+    /// Decision API address (`POST /v1/decisions`); empty to disable.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api_addr: String,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -51,7 +54,7 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
         config.currency.rates.clear();
     }
     config.metrics.addr = args.metrics_addr.clone();
-    let _rt = super::start_runtime(
+    let rt = super::start_runtime(
         &config.metrics,
         metrics.clone(),
         health.clone(),
@@ -78,7 +81,23 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     if !args.metrics_addr.is_empty() {
         eprintln!("metrics: http://{}/metrics", args.metrics_addr);
     }
-    let summary = crate::demo::run(&opts, config, metrics, health, shutdown)?;
+    let calls = if args.api_addr.is_empty() {
+        None
+    } else {
+        config.api.addr = args.api_addr.clone();
+        // The demo runs on without the API when its port is taken.
+        match rt.block_on(crate::api::serve(&config, metrics.clone())) {
+            Ok((addr, calls)) => {
+                eprintln!("decision API: POST http://{addr}/v1/decisions");
+                Some(calls)
+            }
+            Err(e) => {
+                eprintln!("decision API not started on {}: {e}", args.api_addr);
+                None
+            }
+        }
+    };
+    let summary = crate::demo::run_with_api(&opts, config, metrics, health, shutdown, calls)?;
     print_summary(&summary);
     if let Some(path) = args.summary_json {
         std::fs::write(&path, serde_json::to_string_pretty(&summary)?)?;

@@ -32,6 +32,10 @@ pub struct LoadTestArgs {
     /// every event crosses the broker twice.
     #[arg(long)]
     pub repartition_terminals: bool,
+    /// Serve the decision API on this address during the processor phase, for a
+    /// load tool to call meanwhile (`scripts/api-bench.sh`).
+    #[arg(long)]
+    pub api_addr: Option<String>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -48,6 +52,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         model: args.model,
         trees: args.trees,
         repartition_terminals: args.repartition_terminals,
+        api_addr: args.api_addr,
         ..LoadTestOptions::default()
     };
     let quiet = args.json;

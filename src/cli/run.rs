@@ -74,12 +74,21 @@ pub fn run(args: RunArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     let shutdown = Shutdown::new();
-    let _rt = super::start_runtime(
+    let rt = super::start_runtime(
         &cfg.metrics,
         metrics.clone(),
         health.clone(),
         shutdown.clone(),
     )?;
-    crate::pipeline::run(&cfg, metrics, health, shutdown)?;
+    if cfg.api.addr.is_empty() {
+        crate::pipeline::run(&cfg, metrics, health, shutdown)?;
+    } else {
+        let (addr, calls) = rt
+            .block_on(crate::api::serve(&cfg, metrics.clone()))
+            .map_err(|e| anyhow::anyhow!("cannot serve the API on {}: {e}", cfg.api.addr))?;
+        tracing::info!(%addr, "decision API: POST /v1/decisions");
+        let rules = cfg.rules.source();
+        crate::pipeline::run_with_api(&cfg, rules, metrics, health, shutdown, calls)?;
+    }
     Ok(())
 }

@@ -15,7 +15,9 @@ use serde::Serialize;
 pub const DECISION_SCHEMA_VERSION: u32 = 1;
 
 /// What the payment pipeline should do with the payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Let it through.

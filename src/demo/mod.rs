@@ -160,10 +160,22 @@ pub fn prepare_model(
 /// Runs the demo until `opts.events` are decided (or `shutdown`), and returns the summary.
 pub fn run(
     opts: &DemoOptions,
+    config: Config,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> anyhow::Result<DemoSummary> {
+    run_with_api(opts, config, metrics, health, shutdown, None)
+}
+
+/// [`run`] with the pipeline also deciding the decision API's `calls`.
+pub fn run_with_api(
+    opts: &DemoOptions,
     mut config: Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: Shutdown,
+    calls: Option<crate::api::call::CallReceiver>,
 ) -> anyhow::Result<DemoSummary> {
     let model_dir = prepare_model(opts, &mut config)?;
     let kafka = EmbeddedKafka::start(&config, 4)?;
@@ -176,7 +188,13 @@ pub fn run(
         let (config, stop) = (config.clone(), pipeline_stop.clone());
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || crate::pipeline::run(&config, metrics, health, stop))?
+            .spawn(move || match calls {
+                Some(calls) => {
+                    let rules = config.rules.source();
+                    crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
+                }
+                None => crate::pipeline::run(&config, metrics, health, stop),
+            })?
     };
 
     let truth: Arc<Mutex<Vec<Pattern>>> = Arc::default();

@@ -44,6 +44,9 @@ impl Pipeline {
             self.stats
                 .hot_path_ns
                 .record(read_at.elapsed().as_nanos() as u64);
+        } else if self.api.is_some() && crate::api::is_api_record(msg) {
+            // Decided by the API when it was written: only the state may lack it.
+            let _ = self.workers.get(partition).restore(payload, &self.limits);
         } else if self.workers.terminal_partitions.is_some() {
             self.route(msg, read_at);
         } else {
@@ -123,7 +126,7 @@ impl Pipeline {
     }
 
     /// Produces the decision in `self.out` and counts it.
-    fn decided(&mut self, outcome: Outcome, read_at: Instant) {
+    pub(super) fn decided(&mut self, outcome: Outcome, read_at: Instant) {
         let out = &self.out;
         self.sink.send(&self.output_topic, &out.key, &out.decision);
         self.stats
@@ -146,7 +149,7 @@ impl Pipeline {
         }
     }
 
-    fn duplicate(&mut self) {
+    pub(super) fn duplicate(&mut self) {
         self.stats.duplicates += 1;
         self.metrics.events_duplicate.inc();
     }

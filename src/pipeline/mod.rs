@@ -8,6 +8,7 @@
 //! features repartitioned, events make a second pass through the terminal topic
 //! ([`terminal`]) and are decided there.
 
+mod api;
 mod assignment;
 pub mod checkpoint;
 mod handle;
@@ -123,6 +124,34 @@ pub fn run_with_rules(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
+    run_inner(config, rules, metrics, health, shutdown, None)
+}
+
+/// [`run_with_rules`] also deciding the decision API's calls from `calls`
+/// ([`crate::api::serve`]).
+pub fn run_with_api(
+    config: &Config,
+    rules: RulesSource,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+    calls: crate::api::call::CallReceiver,
+) -> Result<RunStats, PipelineError> {
+    run_inner(config, rules, metrics, health, shutdown, Some(calls))
+}
+
+/// Longest wait for an API call while no Kafka message is ready: a Kafka message
+/// arriving meanwhile waits at most this long.
+const API_IDLE_WAIT: Duration = Duration::from_millis(1);
+
+fn run_inner(
+    config: &Config,
+    rules: RulesSource,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+    calls: Option<crate::api::call::CallReceiver>,
+) -> Result<RunStats, PipelineError> {
     let rates = config
         .currency
         .source()
@@ -161,6 +190,15 @@ pub fn run_with_rules(
         .then_some(input_partitions as i32);
     let mut pipeline = Pipeline::new(config, set, rules, models, sink, metrics.clone());
     pipeline.workers.terminal_partitions = terminal_partitions;
+    let a = &config.api;
+    pipeline.api = calls.map(|calls| {
+        api::ApiSide::new(
+            calls,
+            input_partitions as i32,
+            a.partitioner,
+            a.replay_entries,
+        )
+    });
     let context = PipelineContext {
         pipeline: Mutex::new(pipeline),
         metrics,
@@ -189,13 +227,20 @@ pub fn run_with_rules(
     );
     while !shutdown.is_triggered() {
         // While partitions restore, poll without waiting: the restore gets the time.
-        let wait = if consumer.context().lock().restoring.is_empty() {
-            Duration::from_millis(50)
-        } else {
+        // With the API on, the wait is for calls instead (librdkafka's poll cannot
+        // be woken early).
+        let (restoring, api) = {
+            let p = consumer.context().lock();
+            (!p.restoring.is_empty(), p.api.is_some())
+        };
+        let wait = if restoring || api {
             Duration::ZERO
+        } else {
+            Duration::from_millis(50)
         };
         let polled = consumer.poll(wait);
         let mut p = consumer.context().lock();
+        let idle = polled.is_none() && !restoring;
         match polled {
             Some(Ok(msg)) => {
                 health.set_broker_ok(true);
@@ -205,6 +250,9 @@ pub fn run_with_rules(
             }
             Some(Err(e)) => p.kafka_error("consume", &e),
             None => {}
+        }
+        if api {
+            p.serve_calls(if idle { API_IDLE_WAIT } else { Duration::ZERO })?;
         }
         p.sink.poll();
         p.maybe_commit(&consumer)?;
@@ -328,6 +376,8 @@ struct Pipeline {
     last_publish: Instant,
     published: HashMap<String, TableStats>,
     dlq_log: RateLimitedLog,
+    /// The decision API's calls, when it is on.
+    api: Option<api::ApiSide>,
 }
 
 impl Pipeline {
@@ -380,6 +430,7 @@ impl Pipeline {
             last_publish: Instant::now(),
             published: HashMap::new(),
             dlq_log: RateLimitedLog::default(),
+            api: None,
         }
     }
 
@@ -393,11 +444,22 @@ impl Pipeline {
             worker.resume_at(cp);
         }
         self.restoring.retain(|r| r.partition() != partition);
-        let Some(until) = restore_to.filter(|_| self.restore_state) else {
-            return false;
+        let api = self.api.is_some();
+        let mut until = match restore_to.filter(|_| self.restore_state) {
+            Some(until) => until,
+            None if api && self.restore_state => Checkpoint::default(),
+            None => return false,
         };
-        self.restoring
-            .push(Restore::new(&self.config, partition, &until));
+        if api {
+            // Calls' records are re-read before calls are taken, checkpoint or not.
+            until.input_offset.get_or_insert(0);
+        }
+        let restore = Restore::new(&self.config, partition, &until);
+        self.restoring.push(if api {
+            restore.with_api_tail()
+        } else {
+            restore
+        });
         true
     }
 
@@ -534,6 +596,9 @@ impl Pipeline {
                 for w in self.workers.slots.iter_mut().flatten() {
                     w.mark_committed();
                 }
+                if let Some(api) = &mut self.api {
+                    api.committed();
+                }
                 self.batch_events = 0;
                 self.batch_output = (0, 0);
                 self.stats.commits += 1;
@@ -549,6 +614,9 @@ impl Pipeline {
                 self.stats.decided -= self.batch_output.0;
                 self.stats.invalid -= self.batch_output.1;
                 self.batch_output = (0, 0);
+                if let Some(api) = &mut self.api {
+                    api.aborted();
+                }
                 self.metrics
                     .transactions
                     .with_label_values(&["abort"])
@@ -567,10 +635,11 @@ impl Pipeline {
         self.batch_events = 0;
         let timeout = Duration::from_secs(5);
         for p in 0..self.workers.slots.len() {
+            let called = self.api.as_mut().is_some_and(|a| a.take_touched(p as i32));
             let Some(w) = self.workers.slots[p].as_mut() else {
                 continue;
             };
-            if !w.dirty() {
+            if !w.dirty() && !called {
                 continue;
             }
             let until = w.rewind();

@@ -75,6 +75,8 @@ pub struct Restore {
     last_progress: Instant,
     /// When the first slice ran (a restore may wait behind others).
     started: Option<Instant>,
+    /// Also re-read the decision API's input records past the checkpoint.
+    api_tail: bool,
     /// What was re-read so far.
     pub done: Restored,
 }
@@ -105,8 +107,19 @@ impl Restore {
             reader: None,
             last_progress: Instant::now(),
             started: None,
+            api_tail: false,
             done: Restored::default(),
         }
+    }
+
+    /// Also applies the decision API's input records past the checkpoint, up to
+    /// the end of the partition: they were decided when written, so calls that
+    /// repeat them, and their Kafka duplicates, find their ids before the
+    /// partition takes calls again (they join the state before the Kafka events
+    /// between the checkpoint and them: the order after a restore).
+    pub fn with_api_tail(mut self) -> Self {
+        self.api_tail = true;
+        self
     }
 
     /// The input partition being restored.
@@ -136,10 +149,11 @@ impl Restore {
                         .insert(open_reader(config, topic(config, source), self.partition)?)
                 }
             };
+            let tail = self.api_tail && matches!(source, Source::Input);
             let finished = match reader.poll(Duration::from_millis(10)) {
                 Some(Ok(msg)) => {
                     self.last_progress = Instant::now();
-                    if msg.offset() < end {
+                    if msg.offset() < end || (tail && crate::api::is_api_record(&msg)) {
                         apply(
                             source,
                             msg.payload().unwrap_or(&[]),
@@ -148,7 +162,7 @@ impl Restore {
                             &mut self.done,
                         );
                     }
-                    msg.offset() + 1 >= end
+                    !tail && msg.offset() + 1 >= end
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => true,
                 Some(Err(e)) => return Err(e),

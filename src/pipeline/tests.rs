@@ -8,9 +8,12 @@ use rdkafka::message::Message;
 use std::collections::HashMap;
 use std::thread::JoinHandle;
 
-const WAIT: Duration = Duration::from_secs(90);
+pub(super) const WAIT: Duration = Duration::from_secs(90);
 
-fn cluster(partitions: i32, configure: impl FnOnce(&mut Config)) -> (EmbeddedKafka, Config) {
+pub(super) fn cluster(
+    partitions: i32,
+    configure: impl FnOnce(&mut Config),
+) -> (EmbeddedKafka, Config) {
     let mut config = Config::default();
     configure(&mut config);
     config.metrics.addr = String::new();
@@ -93,7 +96,7 @@ fn committed(config: &Config, partitions: i32) -> i64 {
 
 /// Every committed record of `topic`, read to its end: event id (or source offset
 /// for a dead letter) -> times seen.
-fn read_all(config: &Config, topic: &str, partitions: i32) -> HashMap<String, usize> {
+pub(super) fn read_all(config: &Config, topic: &str, partitions: i32) -> HashMap<String, usize> {
     let reader: BaseConsumer = crate::sink::client_config(config)
         .set("group.id", "test-reader")
         .set("isolation.level", "read_committed")
@@ -142,7 +145,7 @@ fn read_all(config: &Config, topic: &str, partitions: i32) -> HashMap<String, us
 }
 
 /// Waits (bounded) until `ready` holds; a hang is a failure, not a timing assertion.
-fn wait_for(what: &str, ready: impl Fn() -> bool) {
+pub(super) fn wait_for(what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -152,6 +152,28 @@ impl Sink {
         );
     }
 
+    /// Queues a record to an explicit partition with one header `name: value`.
+    pub fn send_with_header(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+        (name, value): (&str, &str),
+    ) {
+        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+            key: name,
+            value: Some(value),
+        });
+        self.send_record(
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+        );
+    }
+
     /// Queues a dead-letter record: the original key and bytes, with the error and
     /// the source coordinates in headers (`fraudstream.error.*`, `fraudstream.source.*`).
     /// A payload longer than `processing.dlq_max_payload_bytes` (a key longer than

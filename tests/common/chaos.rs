@@ -140,7 +140,7 @@ pub fn comparable(v: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({"action": v["action"], "score": v["score"], "reasons": v["reasons"]})
 }
 
-fn spawn(config_file: &Path, log: &Path) -> Child {
+pub fn spawn(config_file: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod api;
 pub mod chaos;
 
 /// Where the handbook data set is: `$FRAUDSTREAM_HANDBOOK_DIR` or `../shared/data/handbook`.

@@ -1,0 +1,345 @@
+//! `POST /v1/decisions`: checks access and the payment, queues it for the
+//! pipeline thread and answers with its decision, or with the fallback once the
+//! deadline passed.
+
+use super::call::{Call, CallKind, CallSender, QueueError, Reply, Ticket};
+use super::Outcome;
+use crate::decision::{Action, Decision, Mode, Reason};
+use crate::metrics::Metrics;
+use crate::source::event::{parse_event, Limits};
+use crate::source::time::now_ms;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing;
+use axum::Router;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Longest `timeout_ms` a call may ask for.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
+
+/// What the API's routes share.
+#[derive(Clone)]
+pub struct ApiState(Arc<Shared>);
+
+struct Shared {
+    calls: CallSender,
+    limits: Limits,
+    default_timeout: Duration,
+    on_timeout: Action,
+    token: Option<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl ApiState {
+    /// The routes' state: calls go to `calls`; events are checked with `limits`;
+    /// a call without `timeout_ms` has `default_timeout`; past its deadline it
+    /// gets `on_timeout`; with `token`, calls need `Authorization: Bearer <token>`.
+    pub fn new(
+        calls: CallSender,
+        limits: Limits,
+        default_timeout: Duration,
+        on_timeout: Action,
+        token: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            calls,
+            limits,
+            default_timeout,
+            on_timeout,
+            token,
+            metrics,
+        }))
+    }
+}
+
+/// `POST /v1/decisions` (405 for other methods); other paths are 404.
+pub fn api_routes(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/decisions", routing::post(decide))
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "not_found", "no such path") })
+        .with_state(state)
+}
+
+async fn decide(State(s): State<ApiState>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    let received = Instant::now();
+    let (outcome, response) = answer(&s.0, &headers, &uri, body, received).await;
+    let m = &s.0.metrics;
+    m.api_calls.with_label_values(&[outcome.code()]).inc();
+    m.api_seconds.observe(received.elapsed().as_secs_f64());
+    response
+}
+
+async fn answer(
+    s: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: Body,
+    received: Instant,
+) -> (Outcome, Response) {
+    if !authorized(s.token.as_deref(), headers) {
+        let mut r = problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return (Outcome::Unauthorized, r);
+    }
+    let timeout = match timeout_of(uri) {
+        Ok(t) => t.unwrap_or(s.default_timeout),
+        Err(msg) => {
+            return (
+                Outcome::Invalid,
+                problem(StatusCode::BAD_REQUEST, "invalid_timeout", &msg),
+            )
+        }
+    };
+    let limit = s.limits.max_message_bytes;
+    let Ok(payload) = axum::body::to_bytes(body, limit).await else {
+        let msg = format!("the body is larger than {limit} bytes, or was not received whole");
+        return (
+            Outcome::Oversized,
+            problem(StatusCode::PAYLOAD_TOO_LARGE, "oversized", &msg),
+        );
+    };
+    let (kind, invalid) = match parse_event(&payload, &s.limits) {
+        Ok(_) => (CallKind::Decide, None),
+        Err(e) => (CallKind::DeadLetter(e.clone()), Some(e)),
+    };
+    let (tx, rx) = oneshot::channel();
+    let ticket = Arc::new(Ticket::default());
+    let call = Call {
+        payload: payload.clone(),
+        kind,
+        received,
+        ticket: ticket.clone(),
+        reply: tx,
+    };
+    match s.calls.try_send(call) {
+        Ok(()) => {}
+        Err(QueueError::Full) => {
+            return (
+                Outcome::QueueFull,
+                busy(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "queue_full",
+                    "too many calls waiting; retry shortly",
+                ),
+            )
+        }
+        Err(QueueError::Closed) => {
+            return (
+                Outcome::Unavailable,
+                busy(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "stopping",
+                    "the processor is stopping",
+                ),
+            )
+        }
+    }
+    if let Some(e) = invalid {
+        // Answered at once; the dead letter is recorded by the pipeline thread.
+        return (
+            Outcome::Invalid,
+            problem(StatusCode::BAD_REQUEST, e.reason.code(), &e.detail),
+        );
+    }
+    let deadline = tokio::time::Instant::from_std(received + timeout);
+    let mut rx = rx;
+    let reply = match tokio::time::timeout_at(deadline, &mut rx).await {
+        Ok(reply) => reply,
+        Err(_) => {
+            let fallback = fallback_decision(&payload, &s.limits, s.on_timeout, timeout, received);
+            if ticket.abandon(fallback.clone()) {
+                return (Outcome::Timeout, decision_response(fallback, false));
+            }
+            // The pipeline took it just now: its decision is microseconds away.
+            rx.await
+        }
+    };
+    reply_response(reply)
+}
+
+fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, Response) {
+    match reply {
+        Ok(Reply::Decided { decision, replayed }) => {
+            let outcome = if replayed { Outcome::Replayed } else { Outcome::Decided };
+            (outcome, decision_response(decision, replayed))
+        }
+        Ok(Reply::DecidedOnTopic) => (
+            Outcome::Duplicate,
+            problem(StatusCode::CONFLICT, "duplicate_event", "this event_id was already decided from the input topic; its decision is on the decisions topic"),
+        ),
+        Ok(Reply::NotOwner) => (
+            Outcome::NotOwner,
+            busy(StatusCode::SERVICE_UNAVAILABLE, "not_owner", "this instance does not own the account's partition; retry (or ask its owner)"),
+        ),
+        Ok(Reply::Restoring) => (
+            Outcome::Restoring,
+            busy(StatusCode::SERVICE_UNAVAILABLE, "restoring", "the account's partition is restoring its state; retry shortly"),
+        ),
+        Ok(Reply::Recorded) | Err(_) => (
+            Outcome::Unavailable,
+            busy(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the processor stopped before deciding; retry"),
+        ),
+    }
+}
+
+/// `timeout_ms` from the query string, if given (1 ..= [`MAX_CALL_TIMEOUT_MS`]).
+fn timeout_of(uri: &Uri) -> Result<Option<Duration>, String> {
+    let Some(q) = uri.query() else {
+        return Ok(None);
+    };
+    for pair in q.split('&') {
+        if let Some(v) = pair.strip_prefix("timeout_ms=") {
+            return match v.parse::<u64>() {
+                Ok(ms) if (1..=MAX_CALL_TIMEOUT_MS).contains(&ms) => {
+                    Ok(Some(Duration::from_millis(ms)))
+                }
+                _ => Err(format!("timeout_ms must be a whole number of milliseconds from 1 to {MAX_CALL_TIMEOUT_MS}")),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `headers` carry `token` (always, without one), compared in constant time.
+fn authorized(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The decision a call gets past its deadline: the configured action, with a
+/// reason saying why. `payload` is a valid event (checked before queuing).
+fn fallback_decision(
+    payload: &Bytes,
+    limits: &Limits,
+    action: Action,
+    timeout: Duration,
+    received: Instant,
+) -> Vec<u8> {
+    let Ok(ev) = parse_event(payload, limits) else {
+        return Vec::new();
+    };
+    let text = format!(
+        "Not decided within the deadline of {} ms; the configured fallback applies ({})",
+        timeout.as_millis(),
+        match action {
+            Action::Allow => "fail open",
+            Action::Review | Action::Block => "fail closed",
+        }
+    );
+    let reasons = [Reason {
+        code: DEADLINE_REASON,
+        text: &text,
+        mode: Mode::Live,
+    }];
+    let mut out = Vec::new();
+    Decision {
+        event_id: &ev.event_id,
+        account_id: &ev.account_id,
+        action,
+        score: 0.0,
+        reasons: &reasons,
+        rules_version: "none",
+        model_version: "none",
+        challenger: None,
+        flagged_by: None,
+        event_ts_ms: ev.ts.0,
+        decided_at_ms: now_ms(),
+        latency_us: received.elapsed().as_micros() as u64,
+    }
+    .encode(&mut out);
+    out
+}
+
+/// Reason code of a decision made by the deadline fallback.
+pub const DEADLINE_REASON: &str = "api_deadline_exceeded";
+
+fn decision_response(decision: Vec<u8>, replayed: bool) -> Response {
+    let mut r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        decision,
+    )
+        .into_response();
+    if replayed {
+        r.headers_mut()
+            .insert("fraudstream-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+/// A JSON error body: `{"reason": code, "message": text}`.
+fn problem(status: StatusCode, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "reason": reason, "message": message });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// [`problem`] with `Retry-After: 1`.
+fn busy(status: StatusCode, reason: &str, message: &str) -> Response {
+    let mut r = problem(status, reason, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_must_match_exactly() {
+        let mut h = HeaderMap::new();
+        assert!(authorized(None, &h));
+        assert!(!authorized(Some("s3cret"), &h));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cre"),
+        );
+        assert!(!authorized(Some("s3cret"), &h));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(authorized(Some("s3cret"), &h));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic s3cret"),
+        );
+        assert!(!authorized(Some("s3cret"), &h));
+    }
+
+    #[test]
+    fn timeout_ms_is_read_from_the_query_and_bounded() {
+        let t = |u: &str| timeout_of(&u.parse::<Uri>().unwrap());
+        assert_eq!(t("/v1/decisions"), Ok(None));
+        assert_eq!(
+            t("/v1/decisions?timeout_ms=20"),
+            Ok(Some(Duration::from_millis(20)))
+        );
+        assert!(t("/v1/decisions?timeout_ms=0").is_err());
+        assert!(t("/v1/decisions?timeout_ms=x").is_err());
+        assert!(t("/v1/decisions?timeout_ms=60001").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Calls on the pipeline thread against the mock cluster, with faults injected
+//! on that thread: a call for a restoring partition waits its turn, and a call
+//! whose transaction aborts is forgotten and decided anew, once.
+
+use super::super::tests::{cluster, read_all, wait_for, WAIT};
+use super::*;
+use crate::api::call::{queue, CallSender, Ticket};
+use crate::config::Config;
+use crate::lifecycle::{Health, Shutdown};
+use crate::metrics::Metrics;
+use crate::pipeline::{restore, run_with_api, PipelineError, RunStats};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+struct Running {
+    stop: Shutdown,
+    health: Arc<Health>,
+    calls: CallSender,
+    handle: JoinHandle<Result<RunStats, PipelineError>>,
+}
+
+/// Runs the pipeline with a call queue on a thread that first calls `inject`.
+fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
+    let (stop, health, metrics) = (Shutdown::new(), Health::new(), Arc::new(Metrics::new()));
+    let (calls, rx) = queue(16, metrics.api_queue_depth.clone());
+    let (c, s, h) = (config.clone(), stop.clone(), health.clone());
+    let handle = std::thread::spawn(move || {
+        inject();
+        run_with_api(&c, c.rules.source(), metrics, h, s, rx)
+    });
+    Running {
+        stop,
+        health,
+        calls,
+        handle,
+    }
+}
+
+impl Running {
+    /// Queues `payload` and waits for the pipeline's reply.
+    fn call(&self, payload: &str) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let call = Call {
+            payload: payload.as_bytes().to_vec().into(),
+            kind: CallKind::Decide,
+            received: Instant::now(),
+            ticket: Arc::new(Ticket::default()),
+            reply: tx,
+        };
+        self.calls.try_send(call).expect("queued");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async { tokio::time::timeout(WAIT, rx).await })
+            .expect("answered in time")
+            .expect("answered")
+    }
+
+    fn stop(self) -> RunStats {
+        self.stop.trigger();
+        self.handle.join().unwrap().unwrap()
+    }
+}
+
+fn payment(id: &str) -> String {
+    let ts = crate::source::time::now_ms() - 1000;
+    format!(
+        r#"{{"event_id":"{id}","ts":{ts},"account_id":"acc-1","terminal_id":"t1","amount":12,"currency":"EUR"}}"#
+    )
+}
+
+fn api_config(c: &mut Config) {
+    c.api.addr = "127.0.0.1:0".into();
+}
+
+/// While the only partition restores, a call is answered `Restoring`; once
+/// restored, the same call is decided.
+#[test]
+fn a_call_for_a_restoring_partition_waits_for_the_restore() {
+    let (_kafka, config) = cluster(1, api_config);
+    let first = start(&config, || {});
+    wait_for("ready", || first.health.is_ready());
+    for i in 0..150 {
+        assert!(matches!(
+            first.call(&payment(&format!("e{i}"))),
+            Reply::Decided { .. }
+        ));
+    }
+    first.stop();
+    // 150 records at 20 ms each: a restore of 3 s.
+    let second = start(&config, || {
+        restore::faults::slow_restore(Duration::from_millis(20))
+    });
+    wait_for("the restore to start", || second.health.restoring() > 0);
+    assert_eq!(second.call(&payment("late")), Reply::Restoring);
+    wait_for("restored", || second.health.is_ready());
+    assert!(matches!(
+        second.call(&payment("late")),
+        Reply::Decided {
+            replayed: false,
+            ..
+        }
+    ));
+    // A call restored from the input is known: not decided again.
+    assert_eq!(second.call(&payment("e7")), Reply::DecidedOnTopic);
+    second.stop();
+    let decisions = read_all(&config, "decisions", 1);
+    assert_eq!(decisions.len(), 151);
+    assert!(decisions.values().all(|&k| k == 1), "a decision repeated");
+}
+
+/// The decision record of a call cannot be queued: its transaction aborts, so
+/// the call is forgotten (state and replay), and its repeat is decided anew and
+/// recorded once.
+#[test]
+fn a_call_whose_transaction_aborts_is_forgotten_and_decided_anew_once() {
+    let (_kafka, config) = cluster(1, api_config);
+    let running = start(&config, || {
+        crate::sink::faults::fail_enqueue_to("decisions", 0)
+    });
+    wait_for("ready", || running.health.is_ready());
+    let first = running.call(&payment("a1"));
+    assert!(matches!(
+        first,
+        Reply::Decided {
+            replayed: false,
+            ..
+        }
+    ));
+    let again = loop {
+        match running.call(&payment("a1")) {
+            Reply::Restoring => std::thread::sleep(Duration::from_millis(20)),
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(
+            again,
+            Reply::Decided {
+                replayed: false,
+                ..
+            }
+        ),
+        "decided anew, not replayed nor taken for a duplicate: {again:?}"
+    );
+    let stats = running.stop();
+    assert!(stats.aborts >= 1);
+    let decisions = read_all(&config, "decisions", 1);
+    assert_eq!(decisions.get("a1"), Some(&1));
+}
