@@ -37,7 +37,7 @@ fn payment(id: &str, account: &str, ts_ms: i64, amount: f64) -> Vec<u8> {
 fn api_config(cluster: &Cluster) -> Config {
     let mut c = cluster.config.clone();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    c.features.set = "model".into();
+    c.features.set = "default".into();
     c.model.path = root.join("models/handbook.json").display().to_string();
     // No rules: the model alone decides (the starter rules read other features).
     let rules =

@@ -114,10 +114,11 @@ pub fn train_model(
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default()
     };
-    // The window is the history's last 6 days, its last 3 the validation
-    // period; the validation fits learn from 6 days ending a label delay
-    // before it, so the history needs 6 + 1 + 3 days before its end.
-    let last = opts.days.max(11) - 1;
+    // The window is the whole history, from its cold start (as the live run
+    // starts with no state, the model must know payments without history); its
+    // last 3 days are the validation period, and the validation fits learn from
+    // what precedes them by the label delay.
+    let last = opts.days.max(5) - 1;
     let train_options = TrainOptions {
         feature_set: feature_set.into(),
         label_delay_days: 1,
@@ -130,7 +131,7 @@ pub fn train_model(
             blend: Blend::Never,
             base: GbtParams::default(),
         },
-        ..TrainOptions::new("demo", &day(last - 5), &day(last))
+        ..TrainOptions::new("demo", &day(0), &day(last))
     };
     let file = train(&input, &dir.join("demo.json"), &train_options, |_, _| {})?.file;
     Ok((stats, file))
