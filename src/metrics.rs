@@ -1,7 +1,6 @@
 //! Every metric fraudstream exports, in one place. Label sets are small and
 //! fixed: never an account, card or terminal id.
 
-use prometheus::local::{LocalHistogram, LocalIntCounter};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -346,24 +345,13 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        // Pre-create label values so series exist (at 0) from the first scrape.
-        for reason in crate::source::event::InvalidReason::ALL {
-            m.events_invalid.with_label_values(&[reason.code()]);
-        }
-        for action in ["allow", "review", "block"] {
-            m.decisions.with_label_values(&[action]);
-        }
+        // Pre-create label values so series exist (at 0) from the first scrape;
+        // the stages' own label values by `internal_events::register`.
         for outcome in ["commit", "abort"] {
             m.transactions.with_label_values(&[outcome]);
         }
         for kind in ["client", "consume", "rebalance", "checkpoint"] {
             m.kafka_errors.with_label_values(&[kind]);
-        }
-        for outcome in crate::features::LabelOutcome::ALL {
-            m.labels.with_label_values(&[outcome.code()]);
-        }
-        for outcome in ["invalid", "routed"] {
-            m.labels.with_label_values(&[outcome]);
         }
         m
     }
@@ -398,54 +386,5 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// The metrics every decided event moves, accumulated by the polling thread
-/// without atomics and flushed to [`Metrics`] once per batch (and each second),
-/// so the hot path does no shared-memory writes for them.
-pub struct HotPathMetrics {
-    /// `fraudstream_events_consumed_total`.
-    pub events_consumed: LocalIntCounter,
-    /// `fraudstream_events_decided_total`.
-    pub events_decided: LocalIntCounter,
-    /// `fraudstream_decisions_total`, by [`crate::decision::Action`] index.
-    pub decisions: [LocalIntCounter; 3],
-    /// `fraudstream_score`.
-    pub score: LocalHistogram,
-    /// `fraudstream_model_score`.
-    pub model_score: LocalHistogram,
-    /// `fraudstream_hot_path_seconds`.
-    pub hot_path_seconds: LocalHistogram,
-    /// `fraudstream_end_to_end_seconds`.
-    pub end_to_end_seconds: LocalHistogram,
-}
-
-impl HotPathMetrics {
-    /// Local halves of `m`'s per-event metrics.
-    pub fn new(m: &Metrics) -> Self {
-        Self {
-            events_consumed: m.events_consumed.local(),
-            events_decided: m.events_decided.local(),
-            decisions: crate::decision::Action::ALL
-                .map(|a| m.decisions.with_label_values(&[a.as_str()]).local()),
-            score: m.score.local(),
-            model_score: m.model_score.local(),
-            hot_path_seconds: m.hot_path_seconds.local(),
-            end_to_end_seconds: m.end_to_end_seconds.local(),
-        }
-    }
-
-    /// Adds what was accumulated to the shared metrics.
-    pub fn flush(&self) {
-        self.events_consumed.flush();
-        self.events_decided.flush();
-        for d in &self.decisions {
-            d.flush();
-        }
-        self.score.flush();
-        self.model_score.flush();
-        self.hot_path_seconds.flush();
-        self.end_to_end_seconds.flush();
     }
 }

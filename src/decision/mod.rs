@@ -4,8 +4,10 @@
 mod decider;
 mod policy;
 
-pub use decider::{itoa_buf, Decider, Outcome, Subject};
-pub use policy::{DecisionPolicy, ModelFallback, ModelInput, PolicyOutcome, Verdict};
+pub use crate::rules::policy::{DecisionPolicy, ModelFallback};
+pub use crate::rules::subject::{itoa_buf, Subject};
+pub use decider::{Decider, Outcome};
+pub use policy::{ModelInput, PolicyOutcome, Verdict};
 
 use crate::source::time::write_rfc3339_ms;
 use serde::ser::{SerializeStruct, Serializer};

@@ -11,6 +11,7 @@
 mod assignment;
 pub mod checkpoint;
 mod handle;
+mod offsets;
 mod partition;
 mod reload;
 pub mod restore;
@@ -21,18 +22,21 @@ pub mod topics;
 mod tests;
 
 pub use checkpoint::Checkpoint;
-pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
+pub use offsets::OffsetTrack;
+pub use partition::{Encoded, PartitionWorker, Routed};
 
 use crate::config::Config;
 use crate::config::{Guarantee, Mode};
 use crate::decision::Decider;
 use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError};
+use crate::internal_events::HotPathMetrics;
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::{HotPathMetrics, Metrics};
+use crate::metrics::Metrics;
 use crate::model::ModelStore;
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::sink::{Sink, SinkError};
+use crate::source::currency::RatesSource;
 use crate::source::event::{InvalidReason, Limits};
 use crate::source::kafka::consumer_config;
 use crate::state::TableStats;
@@ -111,7 +115,13 @@ pub fn run(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
-    run_with_rules(config, config.rules.source(), metrics, health, shutdown)
+    run_with_rules(
+        config,
+        RulesSource::from_config(&config.rules),
+        metrics,
+        health,
+        shutdown,
+    )
 }
 
 /// [`run`] with rules from `rules` instead of `config.rules` (the load test's
@@ -123,15 +133,14 @@ pub fn run_with_rules(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
-    let rates = config
-        .currency
-        .source()
+    let rates = RatesSource::from_config(&config.currency)
         .map_err(|e| PipelineError::Rates(e.to_string()))?;
     let table = rates
         .reload()
         .map_err(|e| PipelineError::Rates(e.to_string()))?;
     reload::report_rates(&table, &metrics);
     let set = Arc::new(load_feature_set(&config.features.set)?);
+    crate::internal_events::register(&metrics);
     metrics.register_entities(set.entities.iter().map(|e| e.name.as_str()));
     let rules = Arc::new(RuleStore::load(rules, set.clone())?);
     tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
@@ -351,14 +360,14 @@ impl Pipeline {
             passthrough: p.mode == Mode::Passthrough,
             restore_state: p.restore_state && p.guarantee == Guarantee::ExactlyOnce,
             config: config.clone(),
-            limits: p.event_limits(),
+            limits: Limits::from_config(p),
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             decider: Decider::new(rules, set.len(), Some(metrics.clone())).with_models(models),
             workers: Workers {
                 slots: Vec::new(),
                 set,
-                limits: config.state.engine_limits(),
+                limits: EngineLimits::from_config(&config.state),
                 dedup_window: p.dedup_window_events,
                 terminal_partitions: None,
             },
