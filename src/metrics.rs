@@ -347,11 +347,11 @@ impl Metrics {
             .set(1);
         // Pre-create label values so series exist (at 0) from the first scrape;
         // the stages' own label values by `internal_events::register`.
-        for outcome in ["commit", "abort"] {
-            m.transactions.with_label_values(&[outcome]);
+        for outcome in BatchOutcome::ALL {
+            m.transactions.with_label_values(&[outcome.as_str()]);
         }
-        for kind in ["client", "consume", "rebalance", "checkpoint"] {
-            m.kafka_errors.with_label_values(&[kind]);
+        for kind in KafkaErrorKind::ALL {
+            m.kafka_errors.with_label_values(&[kind.as_str()]);
         }
         m
     }
@@ -386,5 +386,64 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Label `kind` of `fraudstream_kafka_errors_total`: where a Kafka error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaErrorKind {
+    /// Reported by the client itself (broker down, transport).
+    Client,
+    /// Returned by a poll of the consumer.
+    Consume,
+    /// An assignment or revocation that could not be applied.
+    Rebalance,
+    /// The checkpoints could not be read at assignment.
+    Checkpoint,
+    /// A partition's state could not be re-read.
+    Restore,
+}
+
+impl KafkaErrorKind {
+    /// Every kind, each exported from the start.
+    pub const ALL: [Self; 5] = [
+        Self::Client,
+        Self::Consume,
+        Self::Rebalance,
+        Self::Checkpoint,
+        Self::Restore,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Consume => "consume",
+            Self::Rebalance => "rebalance",
+            Self::Checkpoint => "checkpoint",
+            Self::Restore => "restore",
+        }
+    }
+}
+
+/// Label `outcome` of `fraudstream_transactions_total`: how a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Committed with its offsets.
+    Commit,
+    /// Aborted; it is read and decided again.
+    Abort,
+}
+
+impl BatchOutcome {
+    /// Every outcome, each exported from the start.
+    pub const ALL: [Self; 2] = [Self::Commit, Self::Abort];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Commit => "commit",
+            Self::Abort => "abort",
+        }
     }
 }

@@ -29,7 +29,9 @@ use crate::config::Config;
 use crate::config::{Guarantee, Mode};
 use crate::decision::Decider;
 use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError};
-use crate::internal_events::HotPathMetrics;
+use crate::internal_events::{
+    BatchAborted, BatchCommitted, HotPathMetrics, KafkaErrorEvent, StateRestored,
+};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
@@ -212,7 +214,7 @@ pub fn run_with_rules(
                     p.handle(&msg)?;
                 }
             }
-            Some(Err(e)) => p.kafka_error("consume", &e),
+            Some(Err(e)) => KafkaErrorEvent::Consume(&e).emit(&p.metrics),
             None => {}
         }
         p.sink.poll();
@@ -476,24 +478,20 @@ impl Pipeline {
             Ok(false) => return,
             Ok(true) => {
                 let r = &r.done;
-                self.metrics.state_restored_events.inc_by(r.events);
-                self.metrics.state_restore_seconds.observe(r.seconds);
-                tracing::info!(
+                StateRestored {
                     partition,
-                    events = r.events,
-                    labels = r.labels,
-                    routed = r.routed,
-                    seconds = r.seconds,
-                    "state restored"
-                );
+                    events: r.events,
+                    labels: r.labels,
+                    routed: r.routed,
+                    seconds: r.seconds,
+                }
+                .emit(&self.metrics);
             }
-            Err(e) => {
-                self.metrics
-                    .kafka_errors
-                    .with_label_values(&["restore"])
-                    .inc();
-                tracing::error!(partition, error = %e, "state restore failed; the partition continues with the state re-read so far");
+            Err(e) => KafkaErrorEvent::Restore {
+                partition,
+                error: &e,
             }
+            .emit(&self.metrics),
         }
         self.restoring.remove(0);
         if let Err(e) = consumer.resume(&self.partition_set(partition)) {
@@ -546,10 +544,7 @@ impl Pipeline {
                 self.batch_events = 0;
                 self.batch_output = (0, 0);
                 self.stats.commits += 1;
-                self.metrics
-                    .transactions
-                    .with_label_values(&["commit"])
-                    .inc();
+                BatchCommitted.emit(&self.metrics);
                 Ok(())
             }
             Err(SinkError::Aborted(reason)) => {
@@ -558,11 +553,7 @@ impl Pipeline {
                 self.stats.decided -= self.batch_output.0;
                 self.stats.invalid -= self.batch_output.1;
                 self.batch_output = (0, 0);
-                self.metrics
-                    .transactions
-                    .with_label_values(&["abort"])
-                    .inc();
-                tracing::warn!(%reason, "batch aborted; re-reading it from the last commit");
+                BatchAborted { reason: &reason }.emit(&self.metrics);
                 self.rewind(consumer);
                 Ok(())
             }
@@ -605,11 +596,6 @@ impl Pipeline {
         .into_iter()
         .filter_map(|(topic, offset)| Some((topic, offset?)))
         .filter(|(topic, _)| !topic.is_empty())
-    }
-
-    fn kafka_error(&mut self, kind: &str, e: &KafkaError) {
-        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
-        tracing::warn!(error = %e, kind, "kafka error");
     }
 
     fn maybe_publish(&mut self) {
