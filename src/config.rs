@@ -209,24 +209,10 @@ impl Default for StateConfig {
 }
 
 impl ProcessingConfig {
-    /// The input validation limits these settings describe.
-    pub fn event_limits(&self) -> crate::source::event::Limits {
-        crate::source::event::Limits {
-            max_message_bytes: self.max_message_bytes,
-            max_amount: self.max_amount,
-            max_future_skew_ms: self.max_future_skew_secs.saturating_mul(1000),
-            // Checked by `load`; the default only for a config built in code.
-            min_event_time_ms: self
-                .min_event_time_ms()
-                .unwrap_or(crate::source::event::DEFAULT_MIN_EVENT_TIME_MS),
-        }
-    }
-
     /// `min_event_time` in epoch ms, if it is an RFC 3339 time or a date.
     pub fn min_event_time_ms(&self) -> Option<i64> {
         let t = self.min_event_time.as_str();
-        crate::source::time::parse_date_ms(t)
-            .or_else(|| crate::source::time::parse_rfc3339_ms(t).map(|t| t.0))
+        crate::time::parse_date_ms(t).or_else(|| crate::time::parse_rfc3339_ms(t).map(|t| t.0))
     }
 }
 
@@ -251,32 +237,10 @@ impl Default for CurrencyConfig {
 }
 
 impl CurrencyConfig {
-    /// Where the rates come from; an error if `base` is not an ISO 4217 code.
-    pub fn source(&self) -> Result<crate::source::currency::RatesSource, ConfigError> {
-        let base = crate::source::currency::parse_currency(&self.base).ok_or_else(|| {
-            ConfigError(format!(
-                "currency.base '{}' is not an ISO 4217 currency code",
-                self.base
-            ))
-        })?;
-        Ok(crate::source::currency::RatesSource {
-            base,
-            path: (!self.rates.is_empty()).then(|| self.rates.clone().into()),
-        })
-    }
-}
-
-impl StateConfig {
-    /// The engine limits these settings describe.
-    pub fn engine_limits(&self) -> crate::features::EngineLimits {
-        crate::features::EngineLimits {
-            table: crate::state::TableLimits {
-                max_entities: self.max_entities,
-                max_events_per_entity: self.max_events_per_entity,
-                lateness_s: self.lateness_secs,
-            },
-            max_pending_labels: self.max_pending_labels,
-        }
+    /// `base` as an ISO 4217 currency with minor units (any letter case), if it is one.
+    pub fn base_currency(&self) -> Option<iso_currency::Currency> {
+        iso_currency::Currency::from_code(&self.base.to_ascii_uppercase())
+            .filter(|c| c.exponent().is_some())
     }
 }
 
@@ -309,17 +273,6 @@ impl Default for RulesConfig {
     fn default() -> Self {
         Self {
             dir: "rules".into(),
-        }
-    }
-}
-
-impl RulesConfig {
-    /// The source this names.
-    pub fn source(&self) -> crate::rules::reload::RulesSource {
-        if self.dir == "builtin" {
-            crate::rules::reload::RulesSource::Builtin
-        } else {
-            crate::rules::reload::RulesSource::Dir(self.dir.clone().into())
         }
     }
 }
@@ -379,12 +332,12 @@ pub struct ApiConfig {
     pub timeout_ms: u64,
     /// The action a call gets past its deadline: `allow` fails open, `review` or
     /// `block` fail closed.
-    pub on_timeout: crate::decision::Action,
+    pub on_timeout: TimeoutAction,
     /// Decisions of calls kept to answer a repeated `event_id` with the original.
     pub replay_entries: usize,
     /// How producers of the input topic choose a partition from the account id
     /// (librdkafka's names): the API decides a call on the worker of that partition.
-    pub partitioner: crate::api::Partitioner,
+    pub partitioner: Partitioner,
     /// Bearer token every call must carry (`Authorization: Bearer ...`); empty: none.
     pub bearer_token: String,
 }
@@ -395,9 +348,9 @@ impl Default for ApiConfig {
             addr: String::new(),
             queue_capacity: 1024,
             timeout_ms: 50,
-            on_timeout: crate::decision::Action::Allow,
+            on_timeout: TimeoutAction::Allow,
             replay_entries: 100_000,
-            partitioner: crate::api::Partitioner::ConsistentRandom,
+            partitioner: Partitioner::ConsistentRandom,
             bearer_token: String::new(),
         }
     }
@@ -490,7 +443,7 @@ fn check_toml(path: &Path) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
     toml_edit::ImDocument::parse(text.as_str()).map_err(|e| {
-        let (line, col) = crate::features::spec::line_col(&text, e.span().map_or(0, |s| s.start));
+        let (line, col) = crate::text::line_col(&text, e.span().map_or(0, |s| s.start));
         let message = e.message().trim_end();
         ConfigError(format!("{}:{line}:{col}: {message}", path.display()))
     })?;
@@ -530,7 +483,17 @@ fn key_line_col(text: &str, key: &[String]) -> Option<(usize, usize)> {
         table = table.get(k)?.as_table_like()?;
     }
     let (k, _) = table.get_key_value(last)?;
-    Some(crate::features::spec::line_col(text, k.span()?.start))
+    Some(crate::text::line_col(text, k.span()?.start))
+}
+
+/// librdkafka settings shared by every client: brokers plus the `[kafka.client]` passthrough.
+pub fn client_config(config: &Config) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in &config.kafka.client {
+        c.set(k, v);
+    }
+    c
 }
 
 /// Most connections `metrics.max_connections` may allow.
@@ -653,7 +616,7 @@ impl Config {
             ),
         );
         check(
-            self.currency.source().is_ok(),
+            self.currency.base_currency().is_some(),
             "currency.base",
             &format!("an ISO 4217 currency code, not '{}'", self.currency.base),
         );
@@ -766,13 +729,13 @@ mod tests {
         Jail::expect_with(|jail| {
             let c = load(None, Figment::new()).map_err(|e| e.to_string())?;
             assert_eq!(
-                c.processing.event_limits().min_event_time_ms,
+                crate::source::event::Limits::from_config(&c.processing).min_event_time_ms,
                 946_684_800_000
             );
             jail.create_file("a.toml", "[processing]\nmin_event_time = \"2018-04-01\"\n")?;
             let c = load(Some(Path::new("a.toml")), Figment::new()).map_err(|e| e.to_string())?;
             assert_eq!(
-                c.processing.event_limits().min_event_time_ms,
+                crate::source::event::Limits::from_config(&c.processing).min_event_time_ms,
                 1_522_540_800_000
             );
             jail.create_file("b.toml", "[processing]\nmin_event_time = \"2018-04-31\"\n")?;
@@ -795,7 +758,10 @@ mod tests {
             jail.set_env("FRAUDSTREAM__CURRENCY__BASE", "usd");
             let c = load(None, Figment::new()).map_err(|e| e.to_string())?;
             assert_eq!(
-                c.currency.source().map_err(|e| e.to_string())?.base.code(),
+                crate::source::currency::RatesSource::from_config(&c.currency)
+                    .map_err(|e| e.to_string())?
+                    .base
+                    .code(),
                 "USD"
             );
             Ok(())
@@ -851,4 +817,26 @@ mod tests {
         let err = load(Some(Path::new("/nonexistent/x.toml")), Figment::new()).unwrap_err();
         assert!(err.to_string().contains("does not exist"));
     }
+}
+
+/// A Kafka producer's partitioner for keyed records, by librdkafka's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioner {
+    /// librdkafka's default: CRC-32 of the key modulo the partition count.
+    ConsistentRandom,
+    /// The Java client's default: murmur2 of the key, positive, modulo the count.
+    Murmur2Random,
+}
+
+/// The action a decision-API call gets past its deadline (`[api] on_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutAction {
+    /// Fail open.
+    Allow,
+    /// Fail closed, to review.
+    Review,
+    /// Fail closed, blocked.
+    Block,
 }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod features;
 /// The `/metrics`, `/healthz` and `/readyz` endpoint.
 pub mod http;
+pub mod internal_events;
 pub mod latency;
 pub mod lifecycle;
 pub mod loadtest;
@@ -28,3 +29,5 @@ pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod text;
+pub mod time;

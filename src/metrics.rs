@@ -1,7 +1,6 @@
 //! Every metric fraudstream exports, in one place. Label sets are small and
 //! fixed: never an account, card or terminal id.
 
-use prometheus::local::{LocalHistogram, LocalIntCounter};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -99,7 +98,7 @@ pub struct Metrics {
     pub http_connections: IntGauge,
     /// Failed accepts on the HTTP endpoint (each backed off), e.g. out of file descriptors.
     pub http_accept_errors: IntCounter,
-    /// Decision API calls, by outcome ([`crate::api::Outcome`]).
+    /// Decision API calls, by outcome ([`ApiOutcome`]).
     pub api_calls: IntCounterVec,
     /// Decision API call time, from reading the request to its answer.
     pub api_seconds: Histogram,
@@ -373,26 +372,15 @@ impl Metrics {
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        // Pre-create label values so series exist (at 0) from the first scrape.
-        for reason in crate::source::event::InvalidReason::ALL {
-            m.events_invalid.with_label_values(&[reason.code()]);
+        // Pre-create label values so series exist (at 0) from the first scrape;
+        // the stages' own label values by `internal_events::register`.
+        for outcome in BatchOutcome::ALL {
+            m.transactions.with_label_values(&[outcome.as_str()]);
         }
-        for action in ["allow", "review", "block"] {
-            m.decisions.with_label_values(&[action]);
+        for kind in KafkaErrorKind::ALL {
+            m.kafka_errors.with_label_values(&[kind.as_str()]);
         }
-        for outcome in ["commit", "abort"] {
-            m.transactions.with_label_values(&[outcome]);
-        }
-        for kind in ["client", "consume", "rebalance", "checkpoint"] {
-            m.kafka_errors.with_label_values(&[kind]);
-        }
-        for outcome in crate::features::LabelOutcome::ALL {
-            m.labels.with_label_values(&[outcome.code()]);
-        }
-        for outcome in ["invalid", "routed"] {
-            m.labels.with_label_values(&[outcome]);
-        }
-        for outcome in crate::api::Outcome::ALL {
+        for outcome in ApiOutcome::ALL {
             m.api_calls.with_label_values(&[outcome.code()]);
         }
         m
@@ -431,51 +419,122 @@ impl Default for Metrics {
     }
 }
 
-/// The metrics every decided event moves, accumulated by the polling thread
-/// without atomics and flushed to [`Metrics`] once per batch (and each second),
-/// so the hot path does no shared-memory writes for them.
-pub struct HotPathMetrics {
-    /// `fraudstream_events_consumed_total`.
-    pub events_consumed: LocalIntCounter,
-    /// `fraudstream_events_decided_total`.
-    pub events_decided: LocalIntCounter,
-    /// `fraudstream_decisions_total`, by [`crate::decision::Action`] index.
-    pub decisions: [LocalIntCounter; 3],
-    /// `fraudstream_score`.
-    pub score: LocalHistogram,
-    /// `fraudstream_model_score`.
-    pub model_score: LocalHistogram,
-    /// `fraudstream_hot_path_seconds`.
-    pub hot_path_seconds: LocalHistogram,
-    /// `fraudstream_end_to_end_seconds`.
-    pub end_to_end_seconds: LocalHistogram,
+/// Label `kind` of `fraudstream_kafka_errors_total`: where a Kafka error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaErrorKind {
+    /// Reported by the client itself (broker down, transport).
+    Client,
+    /// Returned by a poll of the consumer.
+    Consume,
+    /// An assignment or revocation that could not be applied.
+    Rebalance,
+    /// The checkpoints could not be read at assignment.
+    Checkpoint,
+    /// A partition's state could not be re-read.
+    Restore,
 }
 
-impl HotPathMetrics {
-    /// Local halves of `m`'s per-event metrics.
-    pub fn new(m: &Metrics) -> Self {
-        Self {
-            events_consumed: m.events_consumed.local(),
-            events_decided: m.events_decided.local(),
-            decisions: crate::decision::Action::ALL
-                .map(|a| m.decisions.with_label_values(&[a.as_str()]).local()),
-            score: m.score.local(),
-            model_score: m.model_score.local(),
-            hot_path_seconds: m.hot_path_seconds.local(),
-            end_to_end_seconds: m.end_to_end_seconds.local(),
+impl KafkaErrorKind {
+    /// Every kind, each exported from the start.
+    pub const ALL: [Self; 5] = [
+        Self::Client,
+        Self::Consume,
+        Self::Rebalance,
+        Self::Checkpoint,
+        Self::Restore,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Consume => "consume",
+            Self::Rebalance => "rebalance",
+            Self::Checkpoint => "checkpoint",
+            Self::Restore => "restore",
         }
     }
+}
 
-    /// Adds what was accumulated to the shared metrics.
-    pub fn flush(&self) {
-        self.events_consumed.flush();
-        self.events_decided.flush();
-        for d in &self.decisions {
-            d.flush();
+/// Label `outcome` of `fraudstream_transactions_total`: how a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Committed with its offsets.
+    Commit,
+    /// Aborted; it is read and decided again.
+    Abort,
+}
+
+impl BatchOutcome {
+    /// Every outcome, each exported from the start.
+    pub const ALL: [Self; 2] = [Self::Commit, Self::Abort];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Commit => "commit",
+            Self::Abort => "abort",
         }
-        self.score.flush();
-        self.model_score.flush();
-        self.hot_path_seconds.flush();
-        self.end_to_end_seconds.flush();
+    }
+}
+
+/// How a call ended, the `outcome` label of `fraudstream_api_calls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiOutcome {
+    /// Decided.
+    Decided,
+    /// Answered with the decision of an earlier call with the same `event_id`.
+    Replayed,
+    /// Already decided from the input topic (409).
+    Duplicate,
+    /// Past its deadline: the fallback decision.
+    Timeout,
+    /// Not a valid payment or request (400).
+    Invalid,
+    /// Body over the size limit (413).
+    Oversized,
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+    /// The queue was full (429).
+    QueueFull,
+    /// The account's partition is restoring (503).
+    Restoring,
+    /// The account's partition is not assigned to this instance (503).
+    NotOwner,
+    /// The processor is stopping (503).
+    Unavailable,
+}
+
+impl ApiOutcome {
+    /// Every outcome, for pre-registering label values.
+    pub const ALL: [ApiOutcome; 11] = [
+        Self::Decided,
+        Self::Replayed,
+        Self::Duplicate,
+        Self::Timeout,
+        Self::Invalid,
+        Self::Oversized,
+        Self::Unauthorized,
+        Self::QueueFull,
+        Self::Restoring,
+        Self::NotOwner,
+        Self::Unavailable,
+    ];
+
+    /// The label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Decided => "decided",
+            Self::Replayed => "replayed",
+            Self::Duplicate => "duplicate",
+            Self::Timeout => "timeout",
+            Self::Invalid => "invalid",
+            Self::Oversized => "oversized",
+            Self::Unauthorized => "unauthorized",
+            Self::QueueFull => "queue_full",
+            Self::Restoring => "restoring",
+            Self::NotOwner => "not_owner",
+            Self::Unavailable => "unavailable",
+        }
     }
 }

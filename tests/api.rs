@@ -55,13 +55,24 @@ fn api_config(cluster: &Cluster) -> Config {
 /// The decisions one worker makes for `payloads` in this order: the reference.
 fn reference(config: &Config, payloads: &[&[u8]]) -> Vec<serde_json::Value> {
     let set = Arc::new(load_feature_set(&config.features.set).unwrap());
-    let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone()).unwrap());
+    let rules = Arc::new(
+        RuleStore::load(
+            fraudstream::rules::reload::RulesSource::from_config(&config.rules),
+            set.clone(),
+        )
+        .unwrap(),
+    );
     let (models, errors) = ModelStore::open(config.model.paths().0, None, set.clone());
     assert!(errors.is_empty(), "{errors:?}");
     let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
-    let mut w = PartitionWorker::new(set, config.state.engine_limits(), 1000, None);
+    let mut w = PartitionWorker::new(
+        set,
+        fraudstream::features::EngineLimits::from_config(&config.state),
+        1000,
+        None,
+    );
     let mut out = Encoded::default();
-    let limits = config.processing.event_limits();
+    let limits = fraudstream::source::event::Limits::from_config(&config.processing);
     payloads
         .iter()
         .map(|p| {
@@ -233,7 +244,7 @@ fn token_size_deadline_and_full_queue_are_answered_as_documented() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = queue(1, metrics.api_queue_depth.clone());
-    let limits = Config::default().processing.event_limits();
+    let limits = fraudstream::source::event::Limits::from_config(&Config::default().processing);
     let state = ApiState::new(
         tx,
         limits,

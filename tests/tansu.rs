@@ -58,7 +58,7 @@ fn fresh_names(brokers: &str) -> Config {
 /// Creates the four user topics of `c` and, with `checkpoints`, its checkpoint topic.
 fn create_topics(c: &Config, partitions: i32, checkpoints: bool) {
     let admin: AdminClient<DefaultClientContext> =
-        fraudstream::sink::client_config(c).create().unwrap();
+        fraudstream::config::client_config(c).create().unwrap();
     let k = &c.kafka;
     let mut names = vec![
         &k.input_topic,
@@ -250,7 +250,7 @@ fn the_topics_command_creates_every_topic_on_tansu() {
 fn topic_setting(config: &Config, topic: &str, key: &str) -> Option<String> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> =
-        fraudstream::sink::client_config(config).create().unwrap();
+        fraudstream::config::client_config(config).create().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let described = rt
         .block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new()))

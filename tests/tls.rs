@@ -163,7 +163,7 @@ fn tls_config(addr: &str, ca: &str) -> Config {
 
 fn create_user_topics(config: &Config, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
-        fraudstream::sink::client_config(config).create().unwrap();
+        fraudstream::config::client_config(config).create().unwrap();
     let k = &config.kafka;
     let names = [
         &k.input_topic,
@@ -187,7 +187,7 @@ fn create_user_topics(config: &Config, partitions: i32) {
 /// Event id -> decisions committed on the output topic, read over TLS to its end.
 fn decisions(config: &Config, partitions: i32) -> std::collections::HashMap<String, usize> {
     use rdkafka::message::Message;
-    let c: BaseConsumer = fraudstream::sink::client_config(config)
+    let c: BaseConsumer = fraudstream::config::client_config(config)
         .set("group.id", "tls-reader")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -218,7 +218,7 @@ fn decisions(config: &Config, partitions: i32) -> std::collections::HashMap<Stri
 }
 
 fn produce(config: &Config, from: i64, n: i64) {
-    let p: BaseProducer = fraudstream::sink::client_config(config).create().unwrap();
+    let p: BaseProducer = fraudstream::config::client_config(config).create().unwrap();
     let now = now_ms();
     for i in from..from + n {
         let (key, payload) = event(

@@ -13,7 +13,9 @@ pub mod call;
 mod partitioner;
 pub mod routes;
 
-pub use partitioner::{murmur2, Partitioner};
+pub use crate::config::Partitioner;
+pub use crate::metrics::ApiOutcome as Outcome;
+pub use partitioner::murmur2;
 pub use routes::{api_routes, ApiState, DEADLINE_REASON};
 
 use crate::config::Config;
@@ -34,67 +36,6 @@ pub fn is_api_record<M: rdkafka::message::Message>(msg: &M) -> bool {
         .is_some_and(|h| h.iter().any(|h| h.key == RECORD_HEADER))
 }
 
-/// How a call ended, the `outcome` label of `fraudstream_api_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Decided.
-    Decided,
-    /// Answered with the decision of an earlier call with the same `event_id`.
-    Replayed,
-    /// Already decided from the input topic (409).
-    Duplicate,
-    /// Past its deadline: the fallback decision.
-    Timeout,
-    /// Not a valid payment or request (400).
-    Invalid,
-    /// Body over the size limit (413).
-    Oversized,
-    /// Missing or wrong bearer token (401).
-    Unauthorized,
-    /// The queue was full (429).
-    QueueFull,
-    /// The account's partition is restoring (503).
-    Restoring,
-    /// The account's partition is not assigned to this instance (503).
-    NotOwner,
-    /// The processor is stopping (503).
-    Unavailable,
-}
-
-impl Outcome {
-    /// Every outcome, for pre-registering label values.
-    pub const ALL: [Outcome; 11] = [
-        Self::Decided,
-        Self::Replayed,
-        Self::Duplicate,
-        Self::Timeout,
-        Self::Invalid,
-        Self::Oversized,
-        Self::Unauthorized,
-        Self::QueueFull,
-        Self::Restoring,
-        Self::NotOwner,
-        Self::Unavailable,
-    ];
-
-    /// The label value.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Decided => "decided",
-            Self::Replayed => "replayed",
-            Self::Duplicate => "duplicate",
-            Self::Timeout => "timeout",
-            Self::Invalid => "invalid",
-            Self::Oversized => "oversized",
-            Self::Unauthorized => "unauthorized",
-            Self::QueueFull => "queue_full",
-            Self::Restoring => "restoring",
-            Self::NotOwner => "not_owner",
-            Self::Unavailable => "unavailable",
-        }
-    }
-}
-
 /// Creates the call queue for `config.api`, serves the API on `config.api.addr`
 /// on the current runtime, and returns the bound address and the queue's
 /// receiving end, for [`crate::pipeline::run_with_api`].
@@ -107,9 +48,9 @@ pub async fn serve(
     let token = (!a.bearer_token.is_empty()).then(|| a.bearer_token.clone());
     let state = ApiState::new(
         tx,
-        config.processing.event_limits(),
+        crate::source::event::Limits::from_config(&config.processing),
         Duration::from_millis(a.timeout_ms),
-        a.on_timeout,
+        a.on_timeout.into(),
         token,
         metrics.clone(),
     );

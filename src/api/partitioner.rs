@@ -1,17 +1,7 @@
 //! The partition of an account: the same function the input topic's producers
 //! use, so a call is decided by the worker that owns the account's state.
 
-use serde::{Deserialize, Serialize};
-
-/// A Kafka producer's partitioner for keyed records, by librdkafka's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Partitioner {
-    /// librdkafka's default: CRC-32 of the key modulo the partition count.
-    ConsistentRandom,
-    /// The Java client's default: murmur2 of the key, positive, modulo the count.
-    Murmur2Random,
-}
+use crate::config::Partitioner;
 
 impl Partitioner {
     /// The partition of `key` among `partitions` (at least 1).

@@ -2,6 +2,8 @@
 //! `train`, `backtest`), and the event contract their rows are held to.
 
 use crate::replay::{InputOptions, DEFAULT_REORDER_ROWS};
+use crate::source::currency::RatesSource;
+use crate::source::event::Limits;
 use crate::source::handbook::RowContract;
 use crate::source::time::now_ms;
 use clap::Args;
@@ -26,10 +28,10 @@ impl InputArgs {
     /// rates file (without one, only base-currency rows are accepted), and these flags.
     pub fn options(&self) -> anyhow::Result<InputOptions> {
         let config = crate::config::load(None, figment::Figment::new())?;
-        let rates = config.currency.source()?.load_or_base_only()?;
+        let rates = RatesSource::from_config(&config.currency)?.load_or_base_only()?;
         Ok(InputOptions {
             contract: RowContract {
-                limits: config.processing.event_limits(),
+                limits: Limits::from_config(&config.processing),
                 rates: Arc::new(rates),
                 now_ms: now_ms(),
             },

@@ -3,6 +3,7 @@
 use crate::features::load_feature_set;
 use crate::rules::compile::{compile, Scope};
 use crate::rules::Ruleset;
+use crate::source::currency::RatesSource;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -45,7 +46,7 @@ pub enum RulesCommand {
 /// message says where the file was looked for.
 fn install_rates() -> anyhow::Result<()> {
     let config = crate::config::load(None, figment::Figment::new())?;
-    let table = config.currency.source()?.load_or_base_only()?;
+    let table = RatesSource::from_config(&config.currency)?.load_or_base_only()?;
     if table.as_of_ms().is_none() && !config.currency.rates.is_empty() {
         eprintln!(
             "note: {}: test events in currencies other than {} cannot be converted",

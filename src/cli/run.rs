@@ -87,7 +87,7 @@ pub fn run(args: RunArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
             .block_on(crate::api::serve(&cfg, metrics.clone()))
             .map_err(|e| anyhow::anyhow!("cannot serve the API on {}: {e}", cfg.api.addr))?;
         tracing::info!(%addr, "decision API: POST /v1/decisions");
-        let rules = cfg.rules.source();
+        let rules = crate::rules::reload::RulesSource::from_config(&cfg.rules);
         crate::pipeline::run_with_api(&cfg, rules, metrics, health, shutdown, calls)?;
     }
     Ok(())

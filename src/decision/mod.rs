@@ -4,8 +4,10 @@
 mod decider;
 mod policy;
 
-pub use decider::{itoa_buf, Decider, Outcome, Subject};
-pub use policy::{DecisionPolicy, FlaggedBy, ModelFallback, ModelInput, PolicyOutcome, Verdict};
+pub use crate::rules::policy::{DecisionPolicy, ModelFallback};
+pub use crate::rules::subject::{itoa_buf, Subject};
+pub use decider::{Decider, Outcome};
+pub use policy::{FlaggedBy, ModelInput, PolicyOutcome, Verdict};
 
 use crate::source::time::write_rfc3339_ms;
 use serde::ser::{SerializeStruct, Serializer};
@@ -271,5 +273,15 @@ mod tests {
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["challenger"]["model_version"], "m2@abc");
         assert_eq!(v["flagged_by"], "model");
+    }
+}
+
+impl From<crate::config::TimeoutAction> for Action {
+    fn from(a: crate::config::TimeoutAction) -> Self {
+        match a {
+            crate::config::TimeoutAction::Allow => Action::Allow,
+            crate::config::TimeoutAction::Review => Action::Review,
+            crate::config::TimeoutAction::Block => Action::Block,
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The decision policy: how rule hits and the model score become an action.
-//! Declared in `rules/policy.yaml` and versioned with the ruleset.
+//! Declared in `rules/policy.yaml` and loaded with the ruleset
+//! ([`crate::rules::policy`]); applied here.
 
 use super::{Action, Mode, Reason};
-use crate::rules::file::PolicySpec;
+use crate::rules::policy::{DecisionPolicy, ModelFallback};
 use crate::rules::{RuleAction, RuleMode, Ruleset};
 
 /// Who flagged a reviewed or blocked payment that the model scored: whether
@@ -28,17 +29,6 @@ impl FlaggedBy {
     }
 }
 
-/// What to do when the model cannot score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelFallback {
-    /// Decide on the rules alone (fail open).
-    RulesOnly,
-    /// At least review (fail closed).
-    Review,
-    /// Block (fail closed).
-    Block,
-}
-
 /// Why the policy chose the action, as a reason in the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyOutcome {
@@ -56,16 +46,6 @@ pub enum PolicyOutcome {
     BlockThreshold,
     /// The model could not score; the fallback applied.
     ModelUnavailable,
-}
-
-/// The policy, resolved from `policy.yaml`.
-#[derive(Debug, Clone)]
-pub struct DecisionPolicy {
-    review_at: f64,
-    block_at: f64,
-    model_weight: f64,
-    fallback: ModelFallback,
-    texts: [String; 3],
 }
 
 /// What the model contributed to a decision.
@@ -91,39 +71,6 @@ pub struct Verdict {
 }
 
 impl DecisionPolicy {
-    /// Resolves a policy file.
-    pub fn new(spec: &PolicySpec) -> Self {
-        let fallback = match spec.model_fallback.as_str() {
-            "review" => ModelFallback::Review,
-            "block" => ModelFallback::Block,
-            _ => ModelFallback::RulesOnly,
-        };
-        Self {
-            review_at: spec.review_threshold,
-            block_at: spec.block_threshold,
-            model_weight: spec.model_weight,
-            fallback,
-            texts: [
-                format!(
-                    "Risk score at or above the review threshold ({:.2})",
-                    spec.review_threshold
-                ),
-                format!(
-                    "Risk score at or above the block threshold ({:.2})",
-                    spec.block_threshold
-                ),
-                format!(
-                    "Model unavailable; decided on rules alone{}",
-                    match fallback {
-                        ModelFallback::RulesOnly => "",
-                        ModelFallback::Review => " and sent to review (fail closed)",
-                        ModelFallback::Block => " and blocked (fail closed)",
-                    }
-                ),
-            ],
-        }
-    }
-
     /// Who flagged a payment that [`DecisionPolicy::decide`] flagged with the
     /// live hits `live` and model score `model`: the same policy run on the
     /// hits alone and on the score alone.
@@ -205,15 +152,5 @@ impl DecisionPolicy {
             text,
             mode: Mode::Live,
         })
-    }
-
-    /// Review threshold.
-    pub fn review_threshold(&self) -> f64 {
-        self.review_at
-    }
-
-    /// Block threshold.
-    pub fn block_threshold(&self) -> f64 {
-        self.block_at
     }
 }

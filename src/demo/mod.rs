@@ -190,7 +190,7 @@ pub fn run_with_api(
             .name("pipeline".into())
             .spawn(move || match calls {
                 Some(calls) => {
-                    let rules = config.rules.source();
+                    let rules = crate::rules::reload::RulesSource::from_config(&config.rules);
                     crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
                 }
                 None => crate::pipeline::run(&config, metrics, health, stop),

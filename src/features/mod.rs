@@ -101,6 +101,20 @@ pub struct EngineLimits {
     pub max_pending_labels: usize,
 }
 
+impl EngineLimits {
+    /// The engine limits the `[state]` settings describe.
+    pub fn from_config(s: &crate::config::StateConfig) -> Self {
+        Self {
+            table: TableLimits {
+                max_entities: s.max_entities,
+                max_events_per_entity: s.max_events_per_entity,
+                lateness_s: s.lateness_secs,
+            },
+            max_pending_labels: s.max_pending_labels,
+        }
+    }
+}
+
 impl Default for EngineLimits {
     fn default() -> Self {
         Self {

@@ -645,14 +645,4 @@ pub fn parse_duration_s(s: &str) -> Option<u32> {
     num.parse::<u32>().ok()?.checked_mul(mult)
 }
 
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
+pub use crate::text::line_col;

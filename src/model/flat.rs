@@ -5,7 +5,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx512;
-use super::trees::{Gbt, Missing, LEAF};
+use super::trees::{missing_high, Gbt, Missing, LEAF};
 use std::ops::Range;
 
 /// Deepest tree served from the branch-free [`FlatGbt`] layout (deeper ensembles
@@ -176,13 +176,6 @@ impl Ranked {
 #[inline(always)]
 fn goes_right(v: f64, threshold: f64, nan_right: bool) -> bool {
     (v > threshold) | (nan_right & v.is_nan())
-}
-
-/// The rank of `v` in a column where a missing value ranks 255, given its
-/// rank `rank` where a missing one ranks 0.
-#[inline(always)]
-pub(super) fn missing_high(v: f64, rank: u8) -> u8 {
-    rank | (u8::from(v.is_nan()).wrapping_neg())
 }
 
 impl FlatGbt {

@@ -353,6 +353,13 @@ impl Walk<'_> {
     }
 }
 
+/// The rank of `v` in a column where a missing value ranks 255, given its
+/// rank `rank` where a missing one ranks 0.
+#[inline(always)]
+pub(super) fn missing_high(v: f64, rank: u8) -> u8 {
+    rank | (u8::from(v.is_nan()).wrapping_neg())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

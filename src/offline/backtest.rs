@@ -2,6 +2,7 @@
 //! a transactions file, exactly as live, with detection metrics and reports.
 
 use super::day_range;
+pub use super::report::{BacktestReport, Comparison, Confusion, Day, PatternMetrics};
 use crate::decision::{Action, Decider, Outcome, Subject};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
@@ -9,7 +10,6 @@ use crate::model::{Model, ModelStore};
 use crate::replay::{replay_blocks, InputOptions, ReplayOptions};
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::state::key_hash;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -42,60 +42,6 @@ pub struct BacktestOptions {
     pub compare_rules: Option<PathBuf>,
     /// How the transactions file is read.
     pub input: InputOptions,
-}
-
-/// Transactions by action and label.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Confusion {
-    /// Fraudulent transactions with this action.
-    pub fraud: u64,
-    /// Genuine transactions with this action.
-    pub legit: u64,
-}
-
-/// One day of alerts.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Day {
-    /// Date.
-    pub date: String,
-    /// Transactions.
-    pub transactions: u64,
-    /// Reviewed or blocked.
-    pub alerts: u64,
-    /// Frauds.
-    pub frauds: u64,
-    /// Frauds reviewed or blocked.
-    pub frauds_alerted: u64,
-}
-
-/// How the comparison run's actions differ.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Comparison {
-    /// What was compared (model and rules versions of B).
-    pub against: String,
-    /// AUC of B.
-    pub auc: f64,
-    /// Average precision of B.
-    pub average_precision: f64,
-    /// Card precision@100 of B.
-    pub card_precision_at_100: f64,
-    /// `"A->B"` action changes: frauds and genuine transactions.
-    pub changed: BTreeMap<String, Confusion>,
-}
-
-/// Detection of one fraud pattern: its frauds against every genuine payment.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct PatternMetrics {
-    /// The pattern's `TX_FRAUD_SCENARIO` code (0: frauds with no code).
-    pub scenario: u8,
-    /// Frauds of the pattern.
-    pub frauds: u64,
-    /// Of which reviewed or blocked.
-    pub alerted: u64,
-    /// AUC ROC of the decision score, these frauds against all genuine payments.
-    pub auc: f64,
-    /// Average precision, these frauds against all genuine payments.
-    pub average_precision: f64,
 }
 
 /// Per pattern (`scenarios[i]` of each fraud row; genuine rows' codes are
@@ -134,48 +80,6 @@ pub fn by_pattern(
             }
         })
         .collect()
-}
-
-/// The outcome of a backtest.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct BacktestReport {
-    /// Transactions evaluated.
-    pub transactions: u64,
-    /// Of which fraud.
-    pub frauds: u64,
-    /// Model version (or `none`).
-    pub model_version: String,
-    /// Ruleset version.
-    pub rules_version: String,
-    /// AUC ROC of the decision score.
-    pub auc: f64,
-    /// Average precision.
-    pub average_precision: f64,
-    /// Card precision@100.
-    pub card_precision_at_100: f64,
-    /// Actions against labels.
-    pub confusion: BTreeMap<String, Confusion>,
-    /// Per fraud pattern (`TX_FRAUD_SCENARIO`), in code order.
-    pub by_pattern: Vec<PatternMetrics>,
-    /// Per day.
-    pub daily: Vec<Day>,
-    /// The comparison run, if any.
-    pub comparison: Option<Comparison>,
-    /// Rows replayed through the engine (warm-up included).
-    pub replayed_rows: u64,
-    /// Seconds spent reading and decoding the file.
-    pub decode_seconds: f64,
-    /// Seconds spent in the engine (features, rules, model, policy) and the
-    /// report's bookkeeping: the replay minus decoding.
-    pub engine_seconds: f64,
-    #[serde(skip)]
-    pub(crate) scores: Vec<f64>,
-    #[serde(skip)]
-    pub(crate) labels: Vec<bool>,
-    #[serde(skip)]
-    scenarios: Vec<u8>,
-    #[serde(skip)]
-    alerted: Vec<bool>,
 }
 
 fn read_ids(path: &Path) -> anyhow::Result<HashSet<u64>> {

@@ -27,7 +27,14 @@ fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
     let (c, s, h) = (config.clone(), stop.clone(), health.clone());
     let handle = std::thread::spawn(move || {
         inject();
-        run_with_api(&c, c.rules.source(), metrics, h, s, rx)
+        run_with_api(
+            &c,
+            crate::rules::reload::RulesSource::from_config(&c.rules),
+            metrics,
+            h,
+            s,
+            rx,
+        )
     });
     Running {
         stop,

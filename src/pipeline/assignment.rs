@@ -5,6 +5,7 @@
 use super::checkpoint::{self, Checkpoint};
 use super::Pipeline;
 use crate::config::{Config, Guarantee};
+use crate::internal_events::KafkaErrorEvent;
 use crate::lifecycle::Health;
 use crate::metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
@@ -64,11 +65,11 @@ impl ClientContext for PipelineContext {
         ) {
             self.health.set_broker_ok(false);
         }
-        self.metrics
-            .kafka_errors
-            .with_label_values(&["client"])
-            .inc();
-        tracing::warn!(error = %error, reason, "kafka client error");
+        KafkaErrorEvent::Client {
+            error: &error,
+            reason,
+        }
+        .emit(&self.metrics);
     }
 }
 
@@ -105,11 +106,7 @@ impl ConsumerContext for PipelineContext {
             other => Err(KafkaError::Rebalance(other.into())),
         };
         if let Err(e) = result {
-            self.metrics
-                .kafka_errors
-                .with_label_values(&["rebalance"])
-                .inc();
-            tracing::error!(error = %e, "rebalance failed");
+            KafkaErrorEvent::Rebalance(&e).emit(&self.metrics);
         }
     }
 }
@@ -153,11 +150,7 @@ impl PipelineContext {
                 found
             }
             Err(e) => {
-                self.metrics
-                    .kafka_errors
-                    .with_label_values(&["checkpoint"])
-                    .inc();
-                tracing::error!(error = %e, "cannot read checkpoints; resuming from the group's committed offsets");
+                KafkaErrorEvent::Checkpoint(&e).emit(&self.metrics);
                 HashMap::new()
             }
         }

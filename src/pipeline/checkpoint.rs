@@ -8,8 +8,8 @@
 //! topic holds the checkpoints of input partition `p`; in production the topic is
 //! compacted, so only the latest record per key is kept.
 
+use crate::config::client_config;
 use crate::config::Config;
-use crate::sink::client_config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;

@@ -5,6 +5,7 @@ use super::partition::RoutedOutcome as Routed;
 use super::terminal;
 use super::Pipeline;
 use crate::decision::{ModelInput, Outcome};
+use crate::internal_events::DeadLettered;
 use crate::sink::{DeadLetter, SinkError};
 use crate::source::event::{InvalidEvent, InvalidReason};
 use crate::source::kafka::{parse_label, LabelKind};
@@ -209,17 +210,10 @@ impl Pipeline {
         self.stats.invalid += 1;
         self.batch_output.1 += 1;
         self.by_reason[invalid.reason.index()].inc();
-        self.metrics.dlq_records.inc();
-        if let Some(suppressed) = self.dlq_log.allow() {
-            tracing::warn!(
-                reason = dl.reason,
-                error = dl.error,
-                topic = dl.topic,
-                partition = dl.partition,
-                offset = dl.offset,
-                suppressed,
-                "invalid event sent to the dead-letter topic"
-            );
+        DeadLettered {
+            record: &dl,
+            suppressed: self.dlq_log.allow(),
         }
+        .emit(&self.metrics);
     }
 }

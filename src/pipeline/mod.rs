@@ -12,6 +12,7 @@ mod api;
 mod assignment;
 pub mod checkpoint;
 mod handle;
+mod offsets;
 mod partition;
 mod reload;
 pub mod restore;
@@ -22,18 +23,23 @@ pub mod topics;
 mod tests;
 
 pub use checkpoint::Checkpoint;
-pub use partition::{Encoded, OffsetTrack, PartitionWorker, Routed};
+pub use offsets::OffsetTrack;
+pub use partition::{Encoded, PartitionWorker, Routed};
 
 use crate::config::Config;
 use crate::config::{Guarantee, Mode};
 use crate::decision::Decider;
 use crate::features::{load_feature_set, EngineLimits, FeatureSet, FeatureSpecError};
+use crate::internal_events::{
+    BatchAborted, BatchCommitted, HotPathMetrics, KafkaErrorEvent, StateRestored,
+};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::{HotPathMetrics, Metrics};
+use crate::metrics::Metrics;
 use crate::model::ModelStore;
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::sink::{Sink, SinkError};
+use crate::source::currency::RatesSource;
 use crate::source::event::{InvalidReason, Limits};
 use crate::source::kafka::consumer_config;
 use crate::state::TableStats;
@@ -112,7 +118,13 @@ pub fn run(
     health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<RunStats, PipelineError> {
-    run_with_rules(config, config.rules.source(), metrics, health, shutdown)
+    run_with_rules(
+        config,
+        RulesSource::from_config(&config.rules),
+        metrics,
+        health,
+        shutdown,
+    )
 }
 
 /// [`run`] with rules from `rules` instead of `config.rules` (the load test's
@@ -152,15 +164,14 @@ fn run_inner(
     shutdown: Shutdown,
     calls: Option<crate::api::call::CallReceiver>,
 ) -> Result<RunStats, PipelineError> {
-    let rates = config
-        .currency
-        .source()
+    let rates = RatesSource::from_config(&config.currency)
         .map_err(|e| PipelineError::Rates(e.to_string()))?;
     let table = rates
         .reload()
         .map_err(|e| PipelineError::Rates(e.to_string()))?;
     reload::report_rates(&table, &metrics);
     let set = Arc::new(load_feature_set(&config.features.set)?);
+    crate::internal_events::register(&metrics);
     metrics.register_entities(set.entities.iter().map(|e| e.name.as_str()));
     let rules = Arc::new(RuleStore::load(rules, set.clone())?);
     tracing::info!(version = %rules.current().version, rules = ?rules.current().counts(), "rules loaded");
@@ -248,7 +259,7 @@ fn run_inner(
                     p.handle(&msg)?;
                 }
             }
-            Some(Err(e)) => p.kafka_error("consume", &e),
+            Some(Err(e)) => KafkaErrorEvent::Consume(&e).emit(&p.metrics),
             None => {}
         }
         if api {
@@ -401,14 +412,14 @@ impl Pipeline {
             passthrough: p.mode == Mode::Passthrough,
             restore_state: p.restore_state && p.guarantee == Guarantee::ExactlyOnce,
             config: config.clone(),
-            limits: p.event_limits(),
+            limits: Limits::from_config(p),
             max_batch_events: p.max_batch_events.max(1),
             commit_interval: Duration::from_millis(p.commit_interval_ms),
             decider: Decider::new(rules, set.len(), Some(metrics.clone())).with_models(models),
             workers: Workers {
                 slots: Vec::new(),
                 set,
-                limits: config.state.engine_limits(),
+                limits: EngineLimits::from_config(&config.state),
                 dedup_window: p.dedup_window_events,
                 terminal_partitions: None,
             },
@@ -529,24 +540,20 @@ impl Pipeline {
             Ok(false) => return,
             Ok(true) => {
                 let r = &r.done;
-                self.metrics.state_restored_events.inc_by(r.events);
-                self.metrics.state_restore_seconds.observe(r.seconds);
-                tracing::info!(
+                StateRestored {
                     partition,
-                    events = r.events,
-                    labels = r.labels,
-                    routed = r.routed,
-                    seconds = r.seconds,
-                    "state restored"
-                );
+                    events: r.events,
+                    labels: r.labels,
+                    routed: r.routed,
+                    seconds: r.seconds,
+                }
+                .emit(&self.metrics);
             }
-            Err(e) => {
-                self.metrics
-                    .kafka_errors
-                    .with_label_values(&["restore"])
-                    .inc();
-                tracing::error!(partition, error = %e, "state restore failed; the partition continues with the state re-read so far");
+            Err(e) => KafkaErrorEvent::Restore {
+                partition,
+                error: &e,
             }
+            .emit(&self.metrics),
         }
         self.restoring.remove(0);
         if let Err(e) = consumer.resume(&self.partition_set(partition)) {
@@ -602,10 +609,7 @@ impl Pipeline {
                 self.batch_events = 0;
                 self.batch_output = (0, 0);
                 self.stats.commits += 1;
-                self.metrics
-                    .transactions
-                    .with_label_values(&["commit"])
-                    .inc();
+                BatchCommitted.emit(&self.metrics);
                 Ok(())
             }
             Err(SinkError::Aborted(reason)) => {
@@ -617,11 +621,7 @@ impl Pipeline {
                 if let Some(api) = &mut self.api {
                     api.aborted();
                 }
-                self.metrics
-                    .transactions
-                    .with_label_values(&["abort"])
-                    .inc();
-                tracing::warn!(%reason, "batch aborted; re-reading it from the last commit");
+                BatchAborted { reason: &reason }.emit(&self.metrics);
                 self.rewind(consumer);
                 Ok(())
             }
@@ -665,11 +665,6 @@ impl Pipeline {
         .into_iter()
         .filter_map(|(topic, offset)| Some((topic, offset?)))
         .filter(|(topic, _)| !topic.is_empty())
-    }
-
-    fn kafka_error(&mut self, kind: &str, e: &KafkaError) {
-        self.metrics.kafka_errors.with_label_values(&[kind]).inc();
-        tracing::warn!(error = %e, kind, "kafka error");
     }
 
     fn maybe_publish(&mut self) {

@@ -1,6 +1,7 @@
 //! One input partition's worker: its entity state and its offset bookkeeping.
 
 use super::checkpoint::Checkpoint;
+use super::offsets::OffsetTrack;
 use super::terminal::{self, RoutedRecord, TerminalSide};
 use crate::decision::{itoa_buf, Decider, Outcome, Subject};
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelOutcome, Scope};
@@ -10,41 +11,6 @@ use crate::source::time::now_ms;
 use crate::state::{key_hash, RecentIds};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Offsets of one topic-partition: what was read and what is durably committed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OffsetTrack {
-    /// Next offset to read, once anything was read since assignment.
-    pub next: Option<i64>,
-    /// Next offset as of the last successful commit (or the first offset read).
-    pub committed: Option<i64>,
-}
-
-impl OffsetTrack {
-    /// Records that `offset` was processed.
-    pub fn advance(&mut self, offset: i64) {
-        if self.committed.is_none() {
-            self.committed = Some(offset);
-        }
-        self.next = Some(offset + 1);
-    }
-
-    /// Whether output for offsets past the last commit is pending.
-    pub fn dirty(&self) -> bool {
-        self.next.is_some() && self.next != self.committed
-    }
-
-    /// Marks everything read as committed.
-    pub fn mark_committed(&mut self) {
-        self.committed = self.next;
-    }
-
-    /// Forgets uncommitted progress; returns where reading must resume.
-    pub fn rewind(&mut self) -> Option<i64> {
-        self.next = self.committed;
-        self.committed
-    }
-}
 
 /// The worker that owns partition `p` of the input topic (and of the labels topic).
 pub struct PartitionWorker {
@@ -352,40 +318,5 @@ impl PartitionWorker {
         Ok(RoutedOutcome::Decided(Self::decide_event(
             &ev, decider, read_at, out,
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Whatever the mix of reads, commits and aborts, the committed offset only
-        /// moves forward, and a rewind resumes right after the last commit.
-        #[test]
-        fn offsets_never_commit_unread_and_rewind_to_last_commit(ops in proptest::collection::vec(0u8..3, 1..100)) {
-            let mut t = OffsetTrack::default();
-            let mut offset = 100i64;
-            let mut committed_model: Option<i64> = None;
-            for op in ops {
-                match op {
-                    0 => {
-                        if committed_model.is_none() { committed_model = Some(offset); }
-                        t.advance(offset);
-                        offset += 1;
-                    }
-                    1 => { t.mark_committed(); if t.next.is_some() { committed_model = t.next; } }
-                    _ => {
-                        let resume = t.rewind();
-                        prop_assert_eq!(resume, committed_model);
-                        if let Some(r) = resume { offset = r; }
-                        prop_assert!(!t.dirty());
-                    }
-                }
-                prop_assert!(t.committed.unwrap_or(0) <= t.next.unwrap_or(0));
-                prop_assert_eq!(t.committed, committed_model);
-            }
-        }
     }
 }

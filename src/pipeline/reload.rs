@@ -3,6 +3,7 @@
 //! modification time, all on SIGHUP. A rejected file never replaces the
 //! running version; it is logged and counted.
 
+use crate::internal_events::{ModelRejected, ModelReloaded, RulesRejected, RulesReloaded};
 use crate::lifecycle::{reload_generation, Shutdown};
 use crate::metrics::Metrics;
 use crate::model::ModelStore;
@@ -63,17 +64,8 @@ fn modified(p: &Path) -> Option<SystemTime> {
 
 fn report_rules(result: Result<Arc<Ruleset>, RulesError>, metrics: &Metrics) {
     match result {
-        Ok(r) => {
-            metrics.rules_reloads.inc();
-            metrics.set_rules_version(&r.version);
-            tracing::info!(version = %r.version, rules = ?r.counts(), tests = r.tests_passed, "rules reloaded");
-        }
-        Err(e) => {
-            metrics.rules_reload_errors.inc();
-            for err in &e.0 {
-                tracing::error!(error = %err, "rules rejected; the running ruleset stays");
-            }
-        }
+        Ok(r) => RulesReloaded { ruleset: &r }.emit(metrics),
+        Err(e) => RulesRejected { errors: &e }.emit(metrics),
     }
 }
 
@@ -105,14 +97,8 @@ pub(super) fn report_rates(table: &RateTable, metrics: &Metrics) {
 fn reload_models(models: &ModelStore, metrics: &Metrics) {
     for result in models.reload() {
         match result {
-            Ok(version) => {
-                metrics.model_reloads.inc();
-                tracing::info!(%version, "model reloaded");
-            }
-            Err(e) => {
-                metrics.model_reload_errors.inc();
-                tracing::error!(error = %e, "model rejected; the running model stays");
-            }
+            Ok(version) => ModelReloaded { version: &version }.emit(metrics),
+            Err(e) => ModelRejected { error: &e }.emit(metrics),
         }
     }
     report_models(models, metrics);

@@ -14,8 +14,8 @@
 
 use super::checkpoint::{Checkpoint, QuietContext};
 use super::partition::PartitionWorker;
+use crate::config::client_config;
 use crate::config::Config;
-use crate::sink::client_config;
 use crate::source::event::Limits;
 use crate::source::kafka::{parse_label, LabelKind};
 use rdkafka::consumer::{BaseConsumer, Consumer};

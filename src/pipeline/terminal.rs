@@ -20,7 +20,7 @@
 //! [`Scope::ByAccount`]: crate::features::Scope::ByAccount
 //! [`Scope::ByTerminal`]: crate::features::Scope::ByTerminal
 
-use super::partition::OffsetTrack;
+use super::offsets::OffsetTrack;
 use crate::features::{
     EngineLimits, FeatureEngine, FeatureSet, LabelJoin, LabelOutcome, Relabel, Scope,
 };

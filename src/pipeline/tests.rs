@@ -97,7 +97,7 @@ fn committed(config: &Config, partitions: i32) -> i64 {
 /// Every committed record of `topic`, read to its end: event id (or source offset
 /// for a dead letter) -> times seen.
 pub(super) fn read_all(config: &Config, topic: &str, partitions: i32) -> HashMap<String, usize> {
-    let reader: BaseConsumer = crate::sink::client_config(config)
+    let reader: BaseConsumer = crate::config::client_config(config)
         .set("group.id", "test-reader")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")

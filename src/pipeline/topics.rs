@@ -5,8 +5,8 @@
 //! `p` of each belongs to the owner of input partition `p`). `fraudstream
 //! topics` prints the same plan and, with `--create`, creates what is missing.
 
+use crate::config::client_config;
 use crate::config::{Config, Guarantee};
-use crate::sink::client_config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::RDKafkaLogLevel;

@@ -2,22 +2,10 @@
 
 use super::parser::{parse, BinOp, Expr, ExprKind, ListRef, Literal, Span};
 use super::program::{Cmp, Op, Program, Screen, MAX_STACK};
+pub use super::text::STRING_FIELDS;
 use super::text::{is_code, never_holds, normalise, CompiledList};
 use crate::features::FeatureSet;
 use std::collections::HashMap;
-
-/// Event string fields rules can compare, in slot order.
-pub const STRING_FIELDS: [&str; 9] = [
-    "account.id",
-    "card.id",
-    "terminal.id",
-    "device.id",
-    "ip",
-    "country",
-    "currency",
-    "channel",
-    "mcc",
-];
 
 /// Numeric names beyond the feature set, appended after the features.
 /// `original_amount` is the amount as sent, in the event's `currency` (the

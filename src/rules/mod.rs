@@ -5,8 +5,10 @@ pub mod compile;
 pub mod file;
 mod lists;
 pub mod parser;
+pub mod policy;
 pub mod program;
 pub mod reload;
+pub mod subject;
 pub mod synthetic;
 mod testing;
 pub mod text;
@@ -17,7 +19,6 @@ pub use file::{RuleAction, RuleError, RuleMode};
 pub use testing::TestOutcome;
 pub use text::Texts;
 
-use crate::decision::DecisionPolicy;
 use crate::features::FeatureSet;
 use crate::state::key_hash;
 use compile::{compile, Scope, STRING_FIELDS};
@@ -25,6 +26,7 @@ use file::{
     expression_position, parse_list, parse_policy_file, parse_rule_file, PolicySpec, RuleSpec,
 };
 use lists::ListFile;
+use policy::DecisionPolicy;
 use program::Program;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -21,6 +21,17 @@ pub enum RulesSource {
     Files(Vec<(String, String)>),
 }
 
+impl RulesSource {
+    /// The source the `[rules]` settings name.
+    pub fn from_config(r: &crate::config::RulesConfig) -> Self {
+        if r.dir == "builtin" {
+            Self::Builtin
+        } else {
+            Self::Dir(r.dir.clone().into())
+        }
+    }
+}
+
 /// The running ruleset, swappable while events are being evaluated.
 pub struct RuleStore {
     current: ArcSwap<Ruleset>,

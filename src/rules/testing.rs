@@ -169,8 +169,8 @@ fn inputs_from_events(
         if let Some(slot) = scope.number("original_amount") {
             nums[usize::from(slot)] = ev.original_amount.0;
         }
-        let mut mcc = crate::decision::itoa_buf::Buf::default();
-        let fields = crate::decision::Subject::of(&ev, &mut mcc).strings;
+        let mut mcc = super::subject::itoa_buf::Buf::default();
+        let fields = super::subject::Subject::of(&ev, &mut mcc).strings;
         strs = fields.map(|f| f.map(str::to_string));
     }
     for (name, v) in overrides {

@@ -2,9 +2,21 @@
 //! what each field can hold, and lists looked up by hash and confirmed on the
 //! text (a hash match alone never decides: ids are chosen by whoever pays).
 
-use super::compile::STRING_FIELDS;
 use crate::source::event::MAX_FIELD_LEN;
 use crate::state::mix64;
+
+/// Event string fields rules can compare, in slot order.
+pub const STRING_FIELDS: [&str; 9] = [
+    "account.id",
+    "card.id",
+    "terminal.id",
+    "device.id",
+    "ip",
+    "country",
+    "currency",
+    "channel",
+    "mcc",
+];
 
 /// Seed of text hashes. Fixed and public: a hash only narrows the search, and
 /// every hit is confirmed on the text, so a forged collision buys nothing.

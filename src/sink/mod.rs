@@ -1,8 +1,7 @@
 //! Sink: decisions and dead-letter records out to Kafka, committed together with
 //! the input offsets (one transaction per batch), or after delivery is acknowledged.
 
-use crate::config::{Config, Guarantee};
-use rdkafka::config::ClientConfig;
+use crate::config::{client_config, Config, Guarantee};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -68,16 +67,6 @@ pub struct Sink {
     enqueue_failed: Option<String>,
     /// Largest dead-letter payload written whole (`processing.dlq_max_payload_bytes`).
     dlq_max_payload: usize,
-}
-
-/// librdkafka settings shared by every client: brokers plus the `[kafka.client]` passthrough.
-pub fn client_config(config: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers);
-    for (k, v) in &config.kafka.client {
-        c.set(k, v);
-    }
-    c
 }
 
 impl Sink {

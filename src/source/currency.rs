@@ -6,6 +6,7 @@
 //! rates, how many units of each currency one unit of the base buys:
 //! `base_amount = amount / rate`, rounded to the base currency's minor unit.
 
+use crate::text::line_col;
 use arc_swap::ArcSwapOption;
 use iso_currency::Currency;
 use serde::Deserialize;
@@ -17,6 +18,9 @@ use toml::Spanned;
 /// A rates file that cannot be used: where, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum FxError {
+    /// `currency.base` names no currency payments can be in.
+    #[error("invalid configuration: currency.base '{0}' is not an ISO 4217 currency code")]
+    Base(String),
     /// The file could not be read.
     #[error("{file}: cannot read the rates file: {source}")]
     Io {
@@ -244,14 +248,6 @@ struct RatesFile {
     rates: BTreeMap<Spanned<String>, Spanned<f64>>,
 }
 
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 /// The process's rate table, read by every parse of a payment event. Installed
 /// at start by the commands that parse events and swapped on reload; until
 /// then only the default base currency (EUR) is known.
@@ -298,6 +294,16 @@ pub struct RatesSource {
 }
 
 impl RatesSource {
+    /// Where the `[currency]` settings take the rates from; an error if `base`
+    /// is not an ISO 4217 code.
+    pub fn from_config(c: &crate::config::CurrencyConfig) -> Result<Self, FxError> {
+        let base = parse_currency(&c.base).ok_or_else(|| FxError::Base(c.base.clone()))?;
+        Ok(Self {
+            base,
+            path: (!c.rates.is_empty()).then(|| c.rates.clone().into()),
+        })
+    }
+
     /// Reads and validates the table (the base alone without a file).
     pub fn load(&self) -> Result<RateTable, FxError> {
         match &self.path {

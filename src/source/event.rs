@@ -356,6 +356,19 @@ pub struct Limits {
 /// Default of `processing.min_event_time`: 2000-01-01T00:00:00Z.
 pub const DEFAULT_MIN_EVENT_TIME_MS: i64 = 946_684_800_000;
 
+impl Limits {
+    /// The input validation limits the `[processing]` settings describe.
+    pub fn from_config(p: &crate::config::ProcessingConfig) -> Self {
+        Self {
+            max_message_bytes: p.max_message_bytes,
+            max_amount: p.max_amount,
+            max_future_skew_ms: p.max_future_skew_secs.saturating_mul(1000),
+            // Checked by `load`; the default only for a config built in code.
+            min_event_time_ms: p.min_event_time_ms().unwrap_or(DEFAULT_MIN_EVENT_TIME_MS),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

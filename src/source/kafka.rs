@@ -1,7 +1,7 @@
 //! The Kafka side of the source: consumer settings and the label message contract.
 
+use crate::config::client_config;
 use crate::config::Config;
-use crate::sink::client_config;
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 use std::borrow::Cow;

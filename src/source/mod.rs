@@ -4,4 +4,5 @@ pub mod currency;
 pub mod event;
 pub mod handbook;
 pub mod kafka;
-pub mod time;
+/// Event time lives in the leaf [`crate::time`]; re-exported for the stages that name it here.
+pub use crate::time;

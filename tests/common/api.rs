@@ -100,7 +100,14 @@ impl ApiProcessor {
             metrics.clone(),
         );
         let handle = std::thread::spawn(move || {
-            fraudstream::pipeline::run_with_api(&c, c.rules.source(), m, h, s, calls)
+            fraudstream::pipeline::run_with_api(
+                &c,
+                fraudstream::rules::reload::RulesSource::from_config(&c.rules),
+                m,
+                h,
+                s,
+                calls,
+            )
         });
         ApiProcessor {
             addr: addr.to_string(),

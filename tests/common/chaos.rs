@@ -9,7 +9,8 @@ use fraudstream::decision::Decider;
 use fraudstream::features::load_feature_set;
 use fraudstream::model::ModelStore;
 use fraudstream::pipeline::{Encoded, PartitionWorker};
-use fraudstream::rules::reload::RuleStore;
+use fraudstream::rules::reload::{RuleStore, RulesSource};
+use fraudstream::source::event::Limits;
 use fraudstream::state::key_hash;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -110,11 +111,12 @@ pub fn reference_decisions(
     events: &[(i32, String, Vec<u8>)],
 ) -> HashMap<String, serde_json::Value> {
     let set = Arc::new(load_feature_set(&config.features.set).unwrap());
-    let rules = Arc::new(RuleStore::load(config.rules.source(), set.clone()).unwrap());
+    let rules =
+        Arc::new(RuleStore::load(RulesSource::from_config(&config.rules), set.clone()).unwrap());
     let (models, errors) = ModelStore::open(config.model.paths().0, None, set.clone());
     assert!(errors.is_empty(), "{errors:?}");
     let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
-    let limits = config.processing.event_limits();
+    let limits = Limits::from_config(&config.processing);
     let mut workers: HashMap<i32, PartitionWorker> = HashMap::new();
     let mut out = Encoded::default();
     let mut decided = HashMap::new();
@@ -122,7 +124,7 @@ pub fn reference_decisions(
         let w = workers.entry(*p).or_insert_with(|| {
             PartitionWorker::new(
                 set.clone(),
-                config.state.engine_limits(),
+                fraudstream::features::EngineLimits::from_config(&config.state),
                 config.processing.dedup_window_events,
                 None,
             )
