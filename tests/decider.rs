@@ -86,7 +86,7 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
     let dir = tempfile::tempdir().unwrap();
     let rule = |threshold: u32| {
         format!(
-            "rules:\n  - id: big\n    when: TX_AMOUNT > {threshold}\n    action: block\n    \
+            "rules:\n  - id: big\n    when: amount > {threshold}\n    action: block\n    \
              reason: {{ code: big, text: Big payment }}\n"
         )
     };
@@ -150,7 +150,7 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
     shipped.first_trees(60).unwrap().save(&champion).unwrap();
     shipped.clone().save(&challenger).unwrap();
     // Big payments are blocked, so that some decisions carry the model's explanation.
-    let big = "rules:\n  - id: big\n    when: TX_AMOUNT > 900\n    action: block\n    \
+    let big = "rules:\n  - id: big\n    when: amount > 900\n    action: block\n    \
                reason: { code: big, text: Big payment }\n";
     let rules = Arc::new(
         RuleStore::load(

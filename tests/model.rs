@@ -99,7 +99,7 @@ fn retraining_reproduces_the_shipped_model_and_beats_the_published_results() {
     // One command compares two rulesets on the same data: a block rule on large amounts.
     let rules = tmp.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("amount.yaml"), "rules:\n  - id: large\n    when: TX_AMOUNT > 220\n    action: block\n    reason: { code: large, text: Large amount }\n").unwrap();
+    std::fs::write(rules.join("amount.yaml"), "rules:\n  - id: large\n    when: amount > 220\n    action: block\n    reason: { code: large, text: Large amount }\n").unwrap();
     let cmp = backtest(
         &input,
         &BacktestOptions {

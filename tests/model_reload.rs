@@ -38,7 +38,7 @@ fn a_bad_model_file_never_replaces_the_running_model() {
     // Rules over the `model` feature set (the starter rules read another).
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: TX_AMOUNT > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
+    std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: amount > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
     cluster.config.rules.dir = rules.display().to_string();
     cluster.config.features.set = "default".into();
     cluster.config.model.path = path.display().to_string();

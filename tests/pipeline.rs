@@ -240,6 +240,15 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
         ));
     }
     cluster.produce("payments", &records);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = Running::start(&cluster.config);
+    let addr = running.serve_http(&rt);
+    let mut reader = cluster.reader();
+    let mut out = Output::default();
+    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == 4);
+    // The labels follow their decided payments (a label read before its payment
+    // is parked, then counted as such, not as applied).
     let labels: Vec<_> = (0..4)
         .map(|i| {
             (
@@ -249,13 +258,6 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
         })
         .collect();
     cluster.produce("labels", &labels);
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let running = Running::start(&cluster.config);
-    let addr = running.serve_http(&rt);
-    let mut reader = cluster.reader();
-    let mut out = Output::default();
-    read_until(&mut reader, &mut out, WAIT, |o| o.decisions.len() == 4);
     // Wait (bounded) until the labels were consumed, then pay at the rogue terminal.
     let deadline = std::time::Instant::now() + WAIT;
     while !fraudstream::http::get(&addr, "/metrics")
@@ -400,7 +402,7 @@ fn the_model_scores_live_events_and_a_missing_model_falls_back_to_rules() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: TX_AMOUNT > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
+    std::fs::write(rules.join("r.yaml"), "rules:\n  - id: huge\n    when: amount > 10000\n    action: block\n    reason: { code: huge, text: Huge }\n").unwrap();
     let model_path = dir.path().join("champion.json");
     cluster.config.features.set = "default".into();
     cluster.config.rules.dir = rules.display().to_string();
