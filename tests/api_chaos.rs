@@ -5,11 +5,9 @@
 mod common;
 
 use common::api::post;
-use common::chaos::{chaos_config, chaos_events, produce_partitioned, spawn};
+use common::chaos::{chaos_config, chaos_events, kill_repeatedly, produce_partitioned, spawn};
 use common::{read_until, Cluster, Output};
 use fraudstream::api::Partitioner;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,22 +85,7 @@ fn http_and_kafka_payments_across_sigkills_get_exactly_one_decision_each() {
         fraudstream::demo::reader(&k.brokers, &[&k.output_topic, &k.dlq_topic], PARTITIONS)
             .unwrap();
     let mut out = Output::default();
-    let mut rng = SmallRng::seed_from_u64(std::process::id() as u64);
-    let kills = 3;
-    for kill in 0..kills {
-        let mut child = spawn(&config_file, &log);
-        let target = (n * (kill + 1) / (kills + 2)).max(1);
-        read_until(&mut reader, &mut out, Duration::from_secs(120), |o| {
-            o.decisions.len() >= target
-        });
-        std::thread::sleep(Duration::from_millis(rng.gen_range(0..150)));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
-        eprintln!(
-            "api chaos: killed run {kill} with {} decisions visible",
-            out.decisions.len()
-        );
-    }
+    kill_repeatedly(&config_file, &log, &mut reader, &mut out, n, 3, "api chaos");
     let mut child = spawn(&config_file, &log);
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         poster.join().expect("poster");

@@ -189,23 +189,7 @@ pub fn run_chaos_with(
         fraudstream::demo::reader(&k.brokers, &[&k.output_topic, &k.dlq_topic], partitions)
             .unwrap();
     let mut out = Output::default();
-    let mut rng = SmallRng::seed_from_u64(std::process::id() as u64);
-    for kill in 0..kills {
-        let mut child = spawn(&config_file, &log);
-        // Kill once some more decisions are visible, plus a random delay, so the
-        // kill lands mid-stream, inside or between transactions.
-        let target = (n * (kill + 1) / (kills + 2)).max(1);
-        read_until(&mut reader, &mut out, Duration::from_secs(120), |o| {
-            o.decisions.len() >= target
-        });
-        std::thread::sleep(Duration::from_millis(rng.gen_range(0..150)));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
-        eprintln!(
-            "chaos: killed run {kill} with {} decisions visible",
-            out.decisions.len()
-        );
-    }
+    kill_repeatedly(&config_file, &log, &mut reader, &mut out, n, kills, "chaos");
     let mut child = spawn(&config_file, &log);
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         read_until(&mut reader, &mut out, Duration::from_secs(180), |o| {
@@ -243,6 +227,35 @@ pub fn run_chaos_with(
             &comparable(&got[0]),
             want,
             "{id}: the decision differs from an uninterrupted run's (state not restored?)"
+        );
+    }
+}
+
+/// Starts the processor `kills` times and SIGKILLs each run once more of the
+/// `n` decisions are visible, plus a random delay, so the kill lands
+/// mid-stream, inside or between transactions. `what` names the test in logs.
+pub fn kill_repeatedly(
+    config_file: &Path,
+    log: &Path,
+    reader: &mut fraudstream::demo::Reader,
+    out: &mut Output,
+    n: usize,
+    kills: usize,
+    what: &str,
+) {
+    let mut rng = SmallRng::seed_from_u64(std::process::id() as u64);
+    for kill in 0..kills {
+        let mut child = spawn(config_file, log);
+        let target = (n * (kill + 1) / (kills + 2)).max(1);
+        read_until(reader, out, Duration::from_secs(120), |o| {
+            o.decisions.len() >= target
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..150)));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        eprintln!(
+            "{what}: killed run {kill} with {} decisions visible",
+            out.decisions.len()
         );
     }
 }
