@@ -310,12 +310,20 @@ fn rules_check_and_test_report_file_line_col_and_exit_1() {
     assert!(String::from_utf8_lossy(&explain.stdout).contains("; terminal.id"));
 }
 
+/// Field cases 06, 07, 08 and 16 as rule tests (each failed before its fix:
+/// 08 counted 4 payments, 16 read 16777216), and the forged-hash fixture.
 #[test]
 fn rules_test_passes_the_rule_field_cases_and_check_reports_list_values() {
-    for dir in [
-        "tests/fixtures/field-cases/06-missing-through-functions/rules",
-        "tests/fixtures/field-cases/07-list-values/rules",
-        "tests/fixtures/forged-hash/rules",
+    // Each with the number of its tests, so a case that stops being read fails.
+    for (dir, passed) in [
+        (
+            "tests/fixtures/field-cases/06-missing-through-functions/rules",
+            1,
+        ),
+        ("tests/fixtures/field-cases/07-list-values/rules", 3),
+        ("tests/fixtures/field-cases/08-out-of-order/rules", 2),
+        ("tests/fixtures/field-cases/16-exact-money/rules", 1),
+        ("tests/fixtures/forged-hash/rules", 10),
     ] {
         let test = bin()
             .args(["rules", "test", dir])
@@ -324,8 +332,9 @@ fn rules_test_passes_the_rule_field_cases_and_check_reports_list_values() {
             .unwrap();
         let out = String::from_utf8_lossy(&test.stdout);
         assert!(
-            test.status.success() && out.contains(" 0 failed"),
-            "{dir}: {out}"
+            test.status.success() && out.contains(&format!("{passed} passed, 0 failed")),
+            "{dir}: {out}{}",
+            String::from_utf8_lossy(&test.stderr)
         );
     }
     let dir = tempfile::tempdir().unwrap();

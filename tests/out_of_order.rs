@@ -12,7 +12,6 @@ use fraudstream::source::event::Limits;
 use fraudstream::source::handbook::TxRow;
 use fraudstream::state::TableLimits;
 use proptest::prelude::*;
-use std::process::Command;
 use std::sync::Arc;
 
 /// Every aggregate kind: windows with delays and amount filters, min/max,
@@ -365,25 +364,6 @@ fn the_10_05_payment_counts_two_payments_in_its_10_minutes() {
     assert_eq!(out[count], 2.0);
     let stats = engine.table_stats().find(|s| s.0 == "account").unwrap().2;
     assert_eq!(stats.late_applied, 1);
-}
-
-/// The field case as its rule test, on the copy in `tests/fixtures`.
-#[test]
-fn field_case_08_rule_test_passes() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/field-cases/08-out-of-order/rules"
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_fraudstream"))
-        .args(["rules", "test", dir])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("2 passed, 0 failed"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// An event later than the lateness is left out of the state, counted, and
