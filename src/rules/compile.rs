@@ -43,6 +43,10 @@ impl Ty {
             Ty::StrField(_) | Ty::StrLit => "text",
         }
     }
+
+    fn is_text(self) -> bool {
+        matches!(self, Ty::StrField(_) | Ty::StrLit)
+    }
 }
 
 impl Scope {
@@ -91,7 +95,7 @@ impl Scope {
             .chain(STRING_FIELDS)
             .chain(self.lists.keys().map(|l| l.as_str()));
         let best = candidates
-            .map(|c| (edit_distance(name, c), c))
+            .map(|c| (strsim::levenshtein(name, c), c))
             .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
         match best {
             Some((d, c)) if d <= (name.len() / 3).max(2) => format!("; did you mean '{c}'?"),
@@ -177,28 +181,10 @@ fn screen_of(e: &Expr, scope: &Scope) -> Screen {
                 first
             };
         }
-        ExprKind::Binary(op, a, b) => {
-            let cmp = |op| match op {
-                BinOp::Lt => Some(Cmp::Lt),
-                BinOp::Le => Some(Cmp::Le),
-                BinOp::Gt => Some(Cmp::Gt),
-                BinOp::Ge => Some(Cmp::Ge),
-                BinOp::Eq => Some(Cmp::Eq),
-                _ => None,
-            };
-            // `c < x` is `x > c`.
-            let mirrored = |op| match op {
-                BinOp::Lt => BinOp::Gt,
-                BinOp::Le => BinOp::Ge,
-                BinOp::Gt => BinOp::Lt,
-                BinOp::Ge => BinOp::Le,
-                other => other,
-            };
+        ExprKind::Binary(BinOp::Cmp(cmp), a, b) => {
             match (slots(a), constant(b), constant(a), slots(b)) {
-                (Some(s), Some(c), _, _) => cmp(*op).map(|k| Screen::of_comparison(s, k, c)),
-                (_, _, Some(c), Some(s)) => {
-                    cmp(mirrored(*op)).map(|k| Screen::of_comparison(s, k, c))
-                }
+                (Some(s), Some(c), _, _) => Some(Screen::of_comparison(s, *cmp, c)),
+                (_, _, Some(c), Some(s)) => Some(Screen::of_comparison(s, cmp.mirrored(), c)),
                 _ => None,
             }
         }
@@ -316,132 +302,136 @@ impl Compiler<'_> {
 
     fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, span: Span) -> Result<Ty, CompileError> {
         match op {
-            BinOp::And | BinOp::Or => {
-                self.expect(a, Ty::Bool, &format!("'{op}'"))?;
-                // Short-circuit: a false left side decides `and`, a true one `or`.
-                let skip_at = self.ops.len();
-                self.ops.push(Op::Const(0.0));
-                self.expect(b, Ty::Bool, &format!("'{op}'"))?;
-                self.ops
-                    .push(if op == BinOp::And { Op::And } else { Op::Or });
-                let n = u16::try_from(self.ops.len() - skip_at - 1)
-                    .map_err(|_| err(span, "expression too long".into()))?;
-                self.ops[skip_at] = if op == BinOp::And {
-                    Op::SkipIfFalse(n)
-                } else {
-                    Op::SkipIfTrue(n)
-                };
-                Ok(Ty::Bool)
+            BinOp::And | BinOp::Or => self.logic(op, a, b, span),
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => self.arithmetic(op, a, b),
+            BinOp::Cmp(cmp) => self.comparison(cmp, a, b, span),
+        }
+    }
+
+    /// `a and b`, `a or b`, short-circuited: a false left side decides `and`,
+    /// a true one `or`.
+    fn logic(&mut self, op: BinOp, a: &Expr, b: &Expr, span: Span) -> Result<Ty, CompileError> {
+        self.expect(a, Ty::Bool, &format!("'{op}'"))?;
+        let skip_at = self.ops.len();
+        self.ops.push(Op::Const(0.0));
+        self.expect(b, Ty::Bool, &format!("'{op}'"))?;
+        self.ops
+            .push(if op == BinOp::And { Op::And } else { Op::Or });
+        let n = u16::try_from(self.ops.len() - skip_at - 1)
+            .map_err(|_| err(span, "expression too long".into()))?;
+        self.ops[skip_at] = if op == BinOp::And {
+            Op::SkipIfFalse(n)
+        } else {
+            Op::SkipIfTrue(n)
+        };
+        Ok(Ty::Bool)
+    }
+
+    /// `a + b`, `a - b`, `a * b`, `a / b`, with a constant side folded into
+    /// the instruction.
+    fn arithmetic(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Result<Ty, CompileError> {
+        let mark = self.ops.len();
+        self.expect(a, Ty::Num, &format!("'{op}'"))?;
+        // `c + x` and `c * x` are `x + c` and `x * c` (exactly, in floating point too).
+        let left_constant = match self.ops[mark..] {
+            [Op::Const(c)] if matches!(op, BinOp::Add | BinOp::Mul) => Some(c),
+            _ => None,
+        };
+        if left_constant.is_some() {
+            self.ops.truncate(mark);
+        }
+        self.expect(b, Ty::Num, &format!("'{op}'"))?;
+        let right_constant = match self.ops.last() {
+            Some(&Op::Const(c)) if left_constant.is_none() => Some(c),
+            _ => None,
+        };
+        if right_constant.is_some() {
+            self.ops.pop();
+        }
+        self.ops.push(match (op, left_constant.or(right_constant)) {
+            (BinOp::Add, Some(c)) => Op::AddConst(c),
+            (BinOp::Sub, Some(c)) => Op::SubConst(c),
+            (BinOp::Mul, Some(c)) => Op::MulConst(c),
+            (BinOp::Div, Some(c)) => Op::DivConst(c),
+            (BinOp::Add, None) => Op::Add,
+            (BinOp::Sub, None) => Op::Sub,
+            (BinOp::Mul, None) => Op::Mul,
+            _ => Op::Div,
+        });
+        Ok(Ty::Num)
+    }
+
+    /// `a <cmp> b` over numbers, or `==`/`!=` over text.
+    fn comparison(&mut self, cmp: Cmp, a: &Expr, b: &Expr, span: Span) -> Result<Ty, CompileError> {
+        let mark = self.ops.len();
+        let ta = self.emit(a)?;
+        let tb = self.emit(b)?;
+        if ta.is_text() || tb.is_text() {
+            self.ops.truncate(mark);
+            let ins = self.text_comparison(cmp, (a, ta), (b, tb), span)?;
+            self.ops.push(ins);
+            return Ok(Ty::Bool);
+        }
+        if ta != Ty::Num || tb != Ty::Num {
+            let bad = if ta != Ty::Num { a } else { b };
+            return Err(err(
+                bad.span,
+                format!(
+                    "'{}' compares numbers, but this is {}",
+                    cmp.symbol(),
+                    if ta != Ty::Num { ta.name() } else { tb.name() }
+                ),
+            ));
+        }
+        // `feature <cmp> constant`: one instruction instead of three.
+        let n = self.ops.len();
+        if let [.., Op::Load(slot), Op::Const(c)] = self.ops[..] {
+            if matches!(a.kind, ExprKind::Name(_)) && matches!(b.kind, ExprKind::Num(_)) {
+                self.ops.truncate(n - 2);
+                self.ops.push(Op::CmpConst { slot, cmp, c });
+                return Ok(Ty::Bool);
             }
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
-                let mark = self.ops.len();
-                self.expect(a, Ty::Num, &format!("'{op}'"))?;
-                // `c + x` and `c * x` are `x + c` and `x * c` (exactly, in floating point too).
-                let left_constant = match self.ops[mark..] {
-                    [Op::Const(c)] if matches!(op, BinOp::Add | BinOp::Mul) => Some(c),
-                    _ => None,
-                };
-                if left_constant.is_some() {
-                    self.ops.truncate(mark);
-                }
-                self.expect(b, Ty::Num, &format!("'{op}'"))?;
-                let right_constant = match self.ops.last() {
-                    Some(&Op::Const(c)) if left_constant.is_none() => Some(c),
-                    _ => None,
-                };
-                if right_constant.is_some() {
-                    self.ops.pop();
-                }
-                self.ops.push(match (op, left_constant.or(right_constant)) {
-                    (BinOp::Add, Some(c)) => Op::AddConst(c),
-                    (BinOp::Sub, Some(c)) => Op::SubConst(c),
-                    (BinOp::Mul, Some(c)) => Op::MulConst(c),
-                    (BinOp::Div, Some(c)) => Op::DivConst(c),
-                    (BinOp::Add, None) => Op::Add,
-                    (BinOp::Sub, None) => Op::Sub,
-                    (BinOp::Mul, None) => Op::Mul,
-                    _ => Op::Div,
-                });
-                Ok(Ty::Num)
-            }
+        }
+        self.ops.push(Op::Cmp(cmp));
+        Ok(Ty::Bool)
+    }
+
+    /// The instruction of `a == b` or `a != b` where either side is text.
+    fn text_comparison(
+        &mut self,
+        cmp: Cmp,
+        (a, ta): (&Expr, Ty),
+        (b, tb): (&Expr, Ty),
+        span: Span,
+    ) -> Result<Op, CompileError> {
+        let negate = match cmp {
+            Cmp::Eq => false,
+            Cmp::Ne => true,
             _ => {
-                let mark = self.ops.len();
-                let ta = self.emit(a)?;
-                let tb = self.emit(b)?;
-                let text = |t: Ty| matches!(t, Ty::StrField(_) | Ty::StrLit);
-                if text(ta) || text(tb) {
-                    self.ops.truncate(mark);
-                    let negate = match op {
-                        BinOp::Eq => false,
-                        BinOp::Ne => true,
-                        _ => {
-                            return Err(err(
-                                span,
-                                format!("text can only be compared with '==' or '!=', not '{op}'"),
-                            ))
-                        }
-                    };
-                    let ins = match (ta, tb) {
-                        (Ty::StrField(field), Ty::StrLit) => {
-                            self.text_constant(field, b, negate)?
-                        }
-                        (Ty::StrLit, Ty::StrField(field)) => {
-                            self.text_constant(field, a, negate)?
-                        }
-                        (Ty::StrField(x), Ty::StrField(y)) => Op::StrFieldEq { a: x, b: y, negate },
-                        (Ty::StrLit, Ty::StrLit) => {
-                            return Err(err(
-                                span,
-                                "comparing two constant texts is always the same; compare a field"
-                                    .into(),
-                            ))
-                        }
-                        _ => {
-                            return Err(err(
-                                span,
-                                format!(
-                                    "cannot compare text with {}",
-                                    if text(ta) { tb.name() } else { ta.name() }
-                                ),
-                            ))
-                        }
-                    };
-                    self.ops.push(ins);
-                    return Ok(Ty::Bool);
-                }
-                if ta != Ty::Num || tb != Ty::Num {
-                    let bad = if ta != Ty::Num { a } else { b };
-                    return Err(err(
-                        bad.span,
-                        format!(
-                            "'{op}' compares numbers, but this is {}",
-                            if ta != Ty::Num { ta.name() } else { tb.name() }
-                        ),
-                    ));
-                }
-                let compare = match op {
-                    BinOp::Lt => Op::Lt,
-                    BinOp::Le => Op::Le,
-                    BinOp::Gt => Op::Gt,
-                    BinOp::Ge => Op::Ge,
-                    BinOp::Eq => Op::Eq,
-                    _ => Op::Ne,
-                };
-                // `feature <cmp> constant`: one instruction instead of three.
-                let n = self.ops.len();
-                if let (Some(cmp), [.., Op::Load(slot), Op::Const(c)]) =
-                    (Cmp::of(&compare), &self.ops[..])
-                {
-                    let (slot, c) = (*slot, *c);
-                    if matches!(a.kind, ExprKind::Name(_)) && matches!(b.kind, ExprKind::Num(_)) {
-                        self.ops.truncate(n - 2);
-                        self.ops.push(Op::CmpConst { slot, cmp, c });
-                        return Ok(Ty::Bool);
-                    }
-                }
-                self.ops.push(compare);
-                Ok(Ty::Bool)
+                return Err(err(
+                    span,
+                    format!(
+                        "text can only be compared with '==' or '!=', not '{}'",
+                        cmp.symbol()
+                    ),
+                ))
             }
+        };
+        match (ta, tb) {
+            (Ty::StrField(field), Ty::StrLit) => self.text_constant(field, b, negate),
+            (Ty::StrLit, Ty::StrField(field)) => self.text_constant(field, a, negate),
+            (Ty::StrField(x), Ty::StrField(y)) => Ok(Op::StrFieldEq { a: x, b: y, negate }),
+            (Ty::StrLit, Ty::StrLit) => Err(err(
+                span,
+                "comparing two constant texts is always the same; compare a field".into(),
+            )),
+            _ => Err(err(
+                span,
+                format!(
+                    "cannot compare text with {}",
+                    if ta.is_text() { tb.name() } else { ta.name() }
+                ),
+            )),
         }
     }
 
@@ -531,7 +521,10 @@ impl Compiler<'_> {
             return "; lists are written 'lists.NAME' (files under rules/lists/)".to_string();
         };
         let known: Vec<&str> = self.scope.lists.keys().map(String::as_str).collect();
-        let best = known.iter().map(|k| (edit_distance(short, k), *k)).min();
+        let best = known
+            .iter()
+            .map(|k| (strsim::levenshtein(short, k), *k))
+            .min();
         match best {
             Some((d, k)) if d <= 2 => format!("; did you mean 'lists.{k}'?"),
             _ if known.is_empty() => "; known lists: none (add rules/lists/NAME.txt)".to_string(),
@@ -634,20 +627,4 @@ impl Compiler<'_> {
         }
         Ok(Ty::Num)
     }
-}
-
-/// Levenshtein distance, for did-you-mean suggestions.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

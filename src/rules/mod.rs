@@ -201,114 +201,40 @@ impl Ruleset {
         files: &[(&str, &str)],
         set: &FeatureSet,
     ) -> Result<(Ruleset, Vec<(String, RuleSpec)>), RulesError> {
-        let mut errors = Vec::new();
-        let mut sorted: Vec<&(&str, &str)> = files.iter().collect();
-        sorted.sort_by_key(|(p, _)| *p);
-        let mut hash_input = Vec::new();
-        let mut list_names = Vec::new();
-        let mut list_files = Vec::new();
-        let mut policy = PolicySpec::default();
-        let mut rule_files = Vec::new();
-        for (path, text) in &sorted {
-            hash_input.extend_from_slice(path.as_bytes());
-            hash_input.push(0);
-            hash_input.extend_from_slice(text.as_bytes());
-            hash_input.push(0);
-            let name = path.rsplit('/').next().unwrap_or(path);
-            if path.contains("/lists/") && name.ends_with(".txt") {
-                list_names.push(name.trim_end_matches(".txt").to_string());
-                list_files.push(ListFile {
-                    path: path.to_string(),
-                    entries: parse_list(text),
-                });
-            } else if name == "policy.yaml" || name == "policy.yml" {
-                match parse_policy_file(path, text) {
-                    Ok(p) => policy = p,
-                    Err(e) => errors.push(e),
-                }
-            } else {
-                match parse_rule_file(path, text) {
-                    Ok(rules) => rule_files.push((path.to_string(), *text, rules)),
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-        let scope = Scope::new(set, &list_names);
-        let mut lists: Vec<CompiledList> = list_files.iter().map(ListFile::compile).collect();
+        let sources = Sources::parse(files);
+        let mut errors = sources.errors;
+        let scope = Scope::new(set, &sources.list_names);
+        let mut lists: Vec<CompiledList> =
+            sources.list_files.iter().map(ListFile::compile).collect();
         let mut rules = Vec::new();
         let mut ids = HashSet::new();
-        let mut hashed_fields = 0u16;
         let mut specs: Vec<(String, RuleSpec)> = Vec::new();
-        for (path, text, file_rules) in rule_files {
+        for (path, text, file_rules) in sources.rule_files {
             for spec in file_rules {
-                let pos = spec.id.span().start().copied();
                 if !ids.insert(spec.id.as_str().to_string()) {
                     errors.push(RuleError::at(
                         &path,
-                        pos.as_ref(),
+                        spec.id.span().start(),
                         format!("duplicate rule id '{}'", spec.id.as_str()),
                     ));
                     continue;
                 }
-                if let Some(s) = &spec.score {
-                    if !(0.0..=1.0).contains(&**s) {
-                        errors.push(RuleError::at(
-                            &path,
-                            s.span().start(),
-                            "score must be between 0 and 1",
-                        ));
-                        continue;
-                    }
-                }
-                match compile(&spec.when, &scope, &mut lists) {
-                    Ok(program) => {
-                        for op in &program.ops {
-                            if let program::Op::StrIn { field, .. } = op {
-                                hashed_fields |= 1 << field;
-                            }
-                        }
-                        rules.push(Rule {
-                            id: spec.id.as_str().to_string(),
-                            description: spec.description.clone(),
-                            when: spec.when.as_str().to_string(),
-                            action: spec.action,
-                            score: spec.score.as_ref().map_or(0.0, |s| **s),
-                            code: spec.reason.code.as_str().to_string(),
-                            text: spec.reason.text.clone(),
-                            mode: spec.mode,
-                            priority: spec.priority,
-                            owner: spec.owner.clone(),
-                            file: path.clone(),
-                            program,
-                        });
+                match compile_rule(&path, text, &spec, &scope, &mut lists) {
+                    Ok(rule) => {
+                        rules.push(rule);
                         specs.push((text.to_string(), spec));
                     }
-                    Err(e) => {
-                        let (line, col) = expression_position(text, &spec.when, e.at);
-                        errors.push(RuleError {
-                            file: path.clone(),
-                            line,
-                            col,
-                            message: e.message,
-                        });
-                    }
+                    Err(e) => errors.push(e),
                 }
             }
         }
-        let (list_errors, warnings) = lists::check(&list_files, &rules, &lists);
+        let (list_errors, warnings) = lists::check(&sources.list_files, &rules, &lists);
         errors.extend(list_errors);
         if !errors.is_empty() {
             return Err(RulesError(errors));
         }
         // Stable order: priority (high first), then id.
-        let mut order: Vec<usize> = (0..rules.len()).collect();
-        order.sort_by(|&a, &b| {
-            rules[b]
-                .priority
-                .cmp(&rules[a].priority)
-                .then(rules[a].id.cmp(&rules[b].id))
-        });
-        let rules: Vec<Rule> = order.iter().map(|&i| rules[i].clone()).collect();
+        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
         let screened = rules
             .iter()
             .enumerate()
@@ -319,14 +245,20 @@ impl Ruleset {
                 shadow: r.mode == RuleMode::Shadow,
             })
             .collect::<Vec<_>>();
+        let hashed_fields = rules.iter().fold(0u16, |bits, r| {
+            r.program.ops.iter().fold(bits, |bits, op| match op {
+                program::Op::StrIn { field, .. } => bits | 1 << field,
+                _ => bits,
+            })
+        });
         let ruleset = Ruleset {
             rules,
             #[cfg(target_arch = "x86_64")]
             screen_lanes: wide::ScreenLanes::new(screened.iter().map(|s| s.screen)),
             screened,
             lists,
-            policy: DecisionPolicy::new(&policy),
-            version: format!("{:016x}", key_hash(0, &hash_input)),
+            policy: DecisionPolicy::new(&sources.policy),
+            version: format!("{:016x}", key_hash(0, &sources.hash_input)),
             numeric_slots: scope.numeric_slots(),
             hashed_fields,
             tests_passed: 0,
@@ -477,6 +409,106 @@ pub fn test_dir(dir: &Path, set: &FeatureSet) -> (Vec<TestOutcome>, Vec<RuleErro
         Ok((rs, specs)) => (testing::run_tests(&rs, &specs, set), Vec::new()),
         Err(e) => (Vec::new(), e.0),
     }
+}
+
+/// The files of a rules directory, parsed and sorted by kind (in path order).
+struct Sources<'a> {
+    /// Every path and text, for the ruleset's version.
+    hash_input: Vec<u8>,
+    /// The lists' names (file stems), in the order of `list_files`.
+    list_names: Vec<String>,
+    list_files: Vec<ListFile>,
+    /// `policy.yaml`, or the default policy without one.
+    policy: PolicySpec,
+    /// Each rule file's path, text and rules.
+    rule_files: Vec<(String, &'a str, Vec<RuleSpec>)>,
+    /// Files that do not parse.
+    errors: Vec<RuleError>,
+}
+
+impl<'a> Sources<'a> {
+    /// Parses `files`: `*/lists/*.txt` are lists, `*/policy.yaml` the policy,
+    /// other files rules.
+    fn parse(files: &[(&str, &'a str)]) -> Sources<'a> {
+        let mut sorted: Vec<&(&str, &str)> = files.iter().collect();
+        sorted.sort_by_key(|(p, _)| *p);
+        let mut s = Sources {
+            hash_input: Vec::new(),
+            list_names: Vec::new(),
+            list_files: Vec::new(),
+            policy: PolicySpec::default(),
+            rule_files: Vec::new(),
+            errors: Vec::new(),
+        };
+        for &&(path, text) in &sorted {
+            for part in [path.as_bytes(), text.as_bytes()] {
+                s.hash_input.extend_from_slice(part);
+                s.hash_input.push(0);
+            }
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if path.contains("/lists/") && name.ends_with(".txt") {
+                s.list_names.push(name.trim_end_matches(".txt").to_string());
+                s.list_files.push(ListFile {
+                    path: path.to_string(),
+                    entries: parse_list(text),
+                });
+            } else if name == "policy.yaml" || name == "policy.yml" {
+                match parse_policy_file(path, text) {
+                    Ok(p) => s.policy = p,
+                    Err(e) => s.errors.push(e),
+                }
+            } else {
+                match parse_rule_file(path, text) {
+                    Ok(rules) => s.rule_files.push((path.to_string(), text, rules)),
+                    Err(e) => s.errors.push(e),
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Compiles rule `spec` of file `path` (whose text is `text`), adding its
+/// inline lists to `lists`.
+fn compile_rule(
+    path: &str,
+    text: &str,
+    spec: &RuleSpec,
+    scope: &Scope,
+    lists: &mut Vec<CompiledList>,
+) -> Result<Rule, RuleError> {
+    if let Some(s) = &spec.score {
+        if !(0.0..=1.0).contains(&**s) {
+            return Err(RuleError::at(
+                path,
+                s.span().start(),
+                "score must be between 0 and 1",
+            ));
+        }
+    }
+    let program = compile(&spec.when, scope, lists).map_err(|e| {
+        let (line, col) = expression_position(text, &spec.when, e.at);
+        RuleError {
+            file: path.to_string(),
+            line,
+            col,
+            message: e.message,
+        }
+    })?;
+    Ok(Rule {
+        id: spec.id.as_str().to_string(),
+        description: spec.description.clone(),
+        when: spec.when.as_str().to_string(),
+        action: spec.action,
+        score: spec.score.as_ref().map_or(0.0, |s| **s),
+        code: spec.reason.code.as_str().to_string(),
+        text: spec.reason.text.clone(),
+        mode: spec.mode,
+        priority: spec.priority,
+        owner: spec.owner.clone(),
+        file: path.to_string(),
+        program,
+    })
 }
 
 #[cfg(test)]

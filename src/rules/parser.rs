@@ -14,6 +14,7 @@
 //! primary := NUMBER | STRING | "true" | "false" | NAME | NAME "(" expr ("," expr)* ")" | "(" expr ")"
 //! ```
 
+use super::program::Cmp;
 use std::fmt;
 
 /// Byte range of a node in the expression text.
@@ -39,18 +40,8 @@ pub enum BinOp {
     Mul,
     /// `/`
     Div,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
+    /// `<`, `<=`, `>`, `>=`, `==` or `!=`
+    Cmp(Cmp),
     /// `and`
     And,
     /// `or`
@@ -64,12 +55,7 @@ impl fmt::Display for BinOp {
             BinOp::Sub => "-",
             BinOp::Mul => "*",
             BinOp::Div => "/",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
+            BinOp::Cmp(cmp) => cmp.symbol(),
             BinOp::And => "and",
             BinOp::Or => "or",
         })
@@ -353,18 +339,18 @@ impl Parser<'_> {
         let left = self.sum()?;
         let start = left.span.0;
         let op = match &self.tok {
-            Tok::Sym("<") => Some(BinOp::Lt),
-            Tok::Sym("<=") => Some(BinOp::Le),
-            Tok::Sym(">") => Some(BinOp::Gt),
-            Tok::Sym(">=") => Some(BinOp::Ge),
-            Tok::Sym("==") => Some(BinOp::Eq),
-            Tok::Sym("!=") => Some(BinOp::Ne),
+            Tok::Sym("<") => Some(Cmp::Lt),
+            Tok::Sym("<=") => Some(Cmp::Le),
+            Tok::Sym(">") => Some(Cmp::Gt),
+            Tok::Sym(">=") => Some(Cmp::Ge),
+            Tok::Sym("==") => Some(Cmp::Eq),
+            Tok::Sym("!=") => Some(Cmp::Ne),
             _ => None,
         };
         if let Some(op) = op {
             self.bump()?;
             let right = self.sum()?;
-            return Ok(binary(op, left, right));
+            return Ok(binary(BinOp::Cmp(op), left, right));
         }
         if self.eat_kw("between")? {
             let lo = self.sum()?;

@@ -48,18 +48,8 @@ pub enum Op {
         /// The value for missing.
         d: f64,
     },
-    /// Comparisons on the top two, giving a truth value.
-    Lt,
-    /// `<=`.
-    Le,
-    /// `>`.
-    Gt,
-    /// `>=`.
-    Ge,
-    /// `==`.
-    Eq,
-    /// `!=`.
-    Ne,
+    /// A comparison of the top two, giving a truth value.
+    Cmp(Cmp),
     /// If the top is false, skip the next `n` instructions (the right side of an
     /// `and` and the `And` itself), leaving false as the result.
     SkipIfFalse(u16),
@@ -154,17 +144,27 @@ pub enum Cmp {
 }
 
 impl Cmp {
-    /// The comparison `op` performs, if it is one.
-    pub fn of(op: &Op) -> Option<Cmp> {
-        Some(match op {
-            Op::Lt => Cmp::Lt,
-            Op::Le => Cmp::Le,
-            Op::Gt => Cmp::Gt,
-            Op::Ge => Cmp::Ge,
-            Op::Eq => Cmp::Eq,
-            Op::Ne => Cmp::Ne,
-            _ => return None,
-        })
+    /// The comparison as written in a rule (`<`, `<=`, ...).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Eq => "==",
+            Cmp::Ne => "!=",
+        }
+    }
+
+    /// The comparison with its sides swapped: `c < x` is `x > c`.
+    pub fn mirrored(self) -> Cmp {
+        match self {
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Ge => Cmp::Le,
+            same => same,
+        }
     }
 
     /// Three-valued `a <cmp> b`: unknown when either is missing.
@@ -285,6 +285,108 @@ fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
     }
 }
 
+/// `a / b`, missing when `b` is 0.
+#[inline(always)]
+fn divide(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
+}
+
+/// `x`, or `d` when `x` is missing: `default(x, d)`.
+#[inline(always)]
+fn or_default(x: f64, d: f64) -> f64 {
+    if x.is_nan() {
+        d
+    } else {
+        x
+    }
+}
+
+/// Whether number `x` is in list `list` of `lists` (or not, negated); unknown
+/// when it is missing.
+#[inline(always)]
+fn num_in(x: f64, lists: &[CompiledList], list: u16, negate: bool) -> f64 {
+    if x.is_nan() {
+        f64::NAN
+    } else {
+        tri(lists[list as usize].contains_number(x) != negate)
+    }
+}
+
+/// Three-valued `a and b`: false if either is, else unknown if either is.
+#[inline(always)]
+fn and(a: f64, b: f64) -> f64 {
+    if a == 0.0 || b == 0.0 {
+        0.0
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        1.0
+    }
+}
+
+/// Three-valued `a or b`: true if either is, else unknown if either is.
+#[inline(always)]
+fn or(a: f64, b: f64) -> f64 {
+    if a == 1.0 || b == 1.0 {
+        1.0
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        0.0
+    }
+}
+
+/// `lo <= x <= hi`, unknown when any is missing.
+#[inline(always)]
+fn between(x: f64, lo: f64, hi: f64) -> f64 {
+    if x.is_nan() || lo.is_nan() || hi.is_nan() {
+        f64::NAN
+    } else {
+        tri(lo <= x && x <= hi)
+    }
+}
+
+/// The smallest (`min`) or largest of `values`, missing if any is; `values`
+/// is the stack's top, the first argument last.
+#[inline(always)]
+fn extreme(values: &[f64], min: bool) -> f64 {
+    let mut acc = values[values.len() - 1];
+    for &v in values[..values.len() - 1].iter().rev() {
+        acc = if acc.is_nan() || v.is_nan() {
+            f64::NAN
+        } else if (min && v < acc) || (!min && v > acc) {
+            v
+        } else {
+            acc
+        };
+    }
+    acc
+}
+
+/// Whether text fields `a` and `b` are the same (or differ, negated);
+/// unknown when either is missing.
+#[inline(always)]
+fn str_field_eq(texts: &Texts, a: u8, b: u8, negate: bool) -> f64 {
+    match (texts.get(a), texts.get(b)) {
+        (Some(x), Some(y)) => tri(same_text(x, y, is_code(a) || is_code(b)) != negate),
+        _ => f64::NAN,
+    }
+}
+
+/// Whether text field `field` is in `list` (or not, negated); unknown when
+/// it is missing.
+#[inline(always)]
+fn str_in(texts: &Texts, field: u8, list: &CompiledList, negate: bool) -> f64 {
+    match texts.get(field) {
+        None => f64::NAN,
+        Some(v) => tri(list.contains_text(v, texts.hash(field)) != negate),
+    }
+}
+
 impl Program {
     /// Whether the program is true over numeric slots `nums`, the event's
     /// `texts` and `lists` (the screen first, then the instructions).
@@ -306,6 +408,7 @@ impl Program {
         let mut sp = 0usize;
         let mut pc = 0usize;
         let ops = &self.ops[..];
+        let load = |slot: u16| nums.get(slot as usize).copied().unwrap_or(f64::NAN);
         macro_rules! pop {
             () => {{
                 sp -= 1;
@@ -319,11 +422,11 @@ impl Program {
                 sp += 1;
             }};
         }
-        // The top two compared (each arm with its comparison known).
-        macro_rules! compare {
-            ($cmp:expr) => {{
+        // The top two (`a` below `b`) replaced by `f(a, b)`.
+        macro_rules! binary {
+            ($f:expr) => {{
                 let b = pop!();
-                st[sp - 1] = $cmp.apply(st[sp - 1], b);
+                st[sp - 1] = $f(st[sp - 1], b);
             }};
         }
         while pc < ops.len() {
@@ -341,147 +444,68 @@ impl Program {
                     }
                 }
                 Op::Const(v) => push!(v),
-                Op::Load(i) => push!(nums.get(i as usize).copied().unwrap_or(f64::NAN)),
+                Op::Load(slot) => push!(load(slot)),
                 Op::Neg => st[sp - 1] = -st[sp - 1],
-                Op::Add => {
-                    let b = pop!();
-                    st[sp - 1] += b;
-                }
-                Op::Sub => {
-                    let b = pop!();
-                    st[sp - 1] -= b;
-                }
-                Op::Mul => {
-                    let b = pop!();
-                    st[sp - 1] *= b;
-                }
-                Op::Div => {
-                    let b = pop!();
-                    let a = st[sp - 1];
-                    st[sp - 1] = if b == 0.0 { f64::NAN } else { a / b };
-                }
+                Op::Add => binary!(|a, b| a + b),
+                Op::Sub => binary!(|a, b| a - b),
+                Op::Mul => binary!(|a, b| a * b),
+                Op::Div => binary!(divide),
                 Op::AddConst(c) => st[sp - 1] += c,
                 Op::SubConst(c) => st[sp - 1] -= c,
                 Op::MulConst(c) => st[sp - 1] *= c,
-                Op::DivConst(c) => {
-                    let a = st[sp - 1];
-                    st[sp - 1] = if c == 0.0 { f64::NAN } else { a / c };
-                }
-                Op::LoadOr { slot, d } => {
-                    let x = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
-                    push!(if x.is_nan() { d } else { x })
-                }
-                Op::CmpConst { slot, cmp, c } => {
-                    let a = nums.get(slot as usize).copied().unwrap_or(f64::NAN);
-                    push!(cmp.apply(a, c))
-                }
-                Op::Lt => compare!(Cmp::Lt),
-                Op::Le => compare!(Cmp::Le),
-                Op::Gt => compare!(Cmp::Gt),
-                Op::Ge => compare!(Cmp::Ge),
-                Op::Eq => compare!(Cmp::Eq),
-                Op::Ne => compare!(Cmp::Ne),
-                Op::And => {
-                    let b = pop!();
-                    let a = st[sp - 1];
-                    st[sp - 1] = if a == 0.0 || b == 0.0 {
-                        0.0
-                    } else if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        1.0
-                    };
-                }
-                Op::Or => {
-                    let b = pop!();
-                    let a = st[sp - 1];
-                    st[sp - 1] = if a == 1.0 || b == 1.0 {
-                        1.0
-                    } else if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        0.0
-                    };
-                }
+                Op::DivConst(c) => st[sp - 1] = divide(st[sp - 1], c),
+                Op::LoadOr { slot, d } => push!(or_default(load(slot), d)),
+                Op::CmpConst { slot, cmp, c } => push!(cmp.apply(load(slot), c)),
+                Op::Cmp(cmp) => binary!(|a, b| cmp.apply(a, b)),
+                Op::And => binary!(and),
+                Op::Or => binary!(or),
                 Op::Not => st[sp - 1] = 1.0 - st[sp - 1],
                 Op::Between => {
                     let hi = pop!();
                     let lo = pop!();
-                    let x = st[sp - 1];
-                    st[sp - 1] = if x.is_nan() || lo.is_nan() || hi.is_nan() {
-                        f64::NAN
-                    } else {
-                        tri(lo <= x && x <= hi)
-                    };
+                    st[sp - 1] = between(st[sp - 1], lo, hi);
                 }
                 Op::IsMissing(negate) => st[sp - 1] = tri(st[sp - 1].is_nan() != negate),
                 Op::StrEq {
                     field,
                     text,
                     negate,
-                } => push!(match texts.get(field) {
-                    None => f64::NAN,
-                    Some(v) => {
-                        tri(same_text(&self.texts[text as usize], v, is_code(field)) != negate)
-                    }
-                }),
+                } => push!(self.str_eq(texts, field, text, negate)),
                 Op::StrIsMissing { field, negate } => {
                     push!(tri(texts.get(field).is_none() != negate))
                 }
-                Op::StrFieldEq { a, b, negate } => {
-                    push!(match (texts.get(a), texts.get(b)) {
-                        (Some(x), Some(y)) => {
-                            tri(same_text(x, y, is_code(a) || is_code(b)) != negate)
-                        }
-                        _ => f64::NAN,
-                    })
-                }
+                Op::StrFieldEq { a, b, negate } => push!(str_field_eq(texts, a, b, negate)),
                 Op::StrIn {
                     field,
                     list,
                     negate,
-                } => push!(match texts.get(field) {
-                    None => f64::NAN,
-                    Some(v) => {
-                        tri(lists[list as usize].contains_text(v, texts.hash(field)) != negate)
-                    }
-                }),
+                } => push!(str_in(texts, field, &lists[list as usize], negate)),
                 Op::NumIn { list, negate } => {
-                    let x = st[sp - 1];
-                    st[sp - 1] = if x.is_nan() {
-                        f64::NAN
-                    } else {
-                        tri(lists[list as usize].contains_number(x) != negate)
-                    };
+                    st[sp - 1] = num_in(st[sp - 1], lists, list, negate);
                 }
                 Op::Min(n) | Op::Max(n) => {
-                    let is_min = matches!(op, Op::Min(_));
-                    let mut acc = pop!();
-                    for _ in 1..n {
-                        let v = pop!();
-                        acc = if acc.is_nan() || v.is_nan() {
-                            f64::NAN
-                        } else if (is_min && v < acc) || (!is_min && v > acc) {
-                            v
-                        } else {
-                            acc
-                        };
-                    }
-                    push!(acc);
+                    let n = usize::from(n);
+                    sp -= n;
+                    push!(extreme(&st[sp..sp + n], matches!(op, Op::Min(_))));
                 }
                 Op::Abs => st[sp - 1] = st[sp - 1].abs(),
-                Op::Default => {
-                    let d = pop!();
-                    if st[sp - 1].is_nan() {
-                        st[sp - 1] = d;
-                    }
-                }
+                Op::Default => binary!(or_default),
             }
         }
         if sp == 0 {
             f64::NAN
         } else {
             st[sp - 1]
+        }
+    }
+
+    /// Whether text field `field` equals text constant `text` (or differs,
+    /// negated); unknown when the field is missing.
+    #[inline(always)]
+    fn str_eq(&self, texts: &Texts, field: u8, text: u16, negate: bool) -> f64 {
+        match texts.get(field) {
+            None => f64::NAN,
+            Some(v) => tri(same_text(&self.texts[text as usize], v, is_code(field)) != negate),
         }
     }
 

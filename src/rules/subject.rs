@@ -69,22 +69,12 @@ impl<'a> Subject<'a> {
 pub mod itoa_buf {
     /// A stack buffer for a formatted `u16`.
     #[derive(Default)]
-    pub struct Buf([u8; 5], usize);
+    pub struct Buf(itoa::Buffer);
 
     impl Buf {
         /// Formats `v` and returns it as text.
-        pub fn format(&mut self, mut v: u16) -> &str {
-            let mut i = self.0.len();
-            loop {
-                i -= 1;
-                self.0[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-            self.1 = i;
-            std::str::from_utf8(&self.0[i..]).unwrap_or("")
+        pub fn format(&mut self, v: u16) -> &str {
+            self.0.format(v)
         }
     }
 }

@@ -171,7 +171,7 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
 
 #[test]
 fn constants_and_defaults_fuse_into_the_arithmetic() {
-    use super::program::Op;
+    use super::program::{Cmp, Op};
     let set = default_set();
     let scope = Scope::new(&set, &[]);
     let slot = |name: &str| set.index_of(name).unwrap() as u16;
@@ -186,7 +186,7 @@ fn constants_and_defaults_fuse_into_the_arithmetic() {
             },
             Op::MulConst(80.0),
             Op::AddConst(8000.0),
-            Op::Gt,
+            Op::Cmp(Cmp::Gt),
         ]
     );
     // Only `+` and `*` take a constant from the left.
@@ -198,7 +198,7 @@ fn constants_and_defaults_fuse_into_the_arithmetic() {
             Op::DivConst(4.0),
             Op::Sub,
             Op::Const(1.0),
-            Op::Gt,
+            Op::Cmp(Cmp::Gt),
         ]
     );
 }
