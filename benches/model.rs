@@ -4,6 +4,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use fraudstream::features::load_feature_set;
 use fraudstream::model::gbt::GbtParams;
+use fraudstream::model::shap::{ShapPath, ShapTables};
 use fraudstream::model::trees::Missing;
 use fraudstream::model::{
     Algorithm, BlockScratch, Model, ModelFile, Scratch, TrainingInfo, EXPLAIN_TOP,
@@ -145,6 +146,30 @@ fn bench_model(c: &mut Criterion) {
             })
         });
     }
+    // TreeSHAP of the shipped trees alone, back to back: the recursion
+    // (Lundberg's Algorithm 2, what every explanation cost before tables) and
+    // the per-leaf tables built at load, which `explain` now uses.
+    let trees = shipped.file.gbt.as_ref().expect("trees");
+    let tables = ShapTables::new(trees).expect("shallow trees are tabled");
+    let d = shipped.file.features.len();
+    let inputs: Vec<Vec<f64>> = vectors.iter().map(|v| v[..d].to_vec()).collect();
+    let (mut path, mut phi) = (ShapPath::default(), vec![0.0; d]);
+    group.bench_function("treeshap_shipped_recursion", |b| {
+        b.iter(|| {
+            i = (i + 1) % inputs.len();
+            phi.fill(0.0);
+            trees.shap(black_box(&inputs[i]), &mut phi, &mut path);
+            black_box(phi[0])
+        })
+    });
+    group.bench_function("treeshap_shipped_tables", |b| {
+        b.iter(|| {
+            i = (i + 1) % inputs.len();
+            phi.fill(0.0);
+            tables.add(black_box(&inputs[i]), &mut phi);
+            black_box(phi[0])
+        })
+    });
     group.finish();
 }
 

@@ -1,8 +1,11 @@
-//! Process lifecycle: the shutdown signal passed to every task, and the health
-//! state behind `/healthz` and `/readyz`.
+//! Process lifecycle: the shutdown signal passed to every task, the health
+//! state behind `/healthz` and `/readyz`, and the reload requests and file
+//! watches behind hot reload.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A cloneable shutdown flag; every loop checks it between units of work.
 #[derive(Debug, Clone, Default)]
@@ -115,4 +118,54 @@ pub fn raise_fd_limit() -> u64 {
     }
     #[cfg(not(unix))]
     u64::MAX
+}
+
+/// Runs `on_change` on a thread named `name` each time changes to files that
+/// `ours` accepts, in the folders `dirs` (and below them when `recursive`),
+/// have settled: a save is several events (truncate and write, or write and
+/// rename). Stops when `shutdown` triggers; an error when a folder cannot be
+/// watched. The hot reload of rules and models.
+pub fn watch_files(
+    name: &str,
+    dirs: &[&Path],
+    recursive: bool,
+    ours: impl Fn(&notify::Event) -> bool + Send + 'static,
+    shutdown: Shutdown,
+    mut on_change: impl FnMut() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    use notify::{RecursiveMode, Watcher};
+    use std::sync::mpsc::RecvTimeoutError;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)) && ours(&e)) {
+            // A full channel already means "reload pending".
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(std::io::Error::other)?;
+    let mode = match recursive {
+        true => RecursiveMode::Recursive,
+        false => RecursiveMode::NonRecursive,
+    };
+    for dir in dirs {
+        watcher
+            .watch(dir, mode)
+            .map_err(|e| std::io::Error::other(format!("{}: cannot watch: {e}", dir.display())))?;
+    }
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _keep = watcher;
+            while !shutdown.is_triggered() {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(()) => {
+                        // Let the writer finish before reading.
+                        while rx.recv_timeout(Duration::from_millis(150)).is_ok() {}
+                        on_change();
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        })
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Waits until `done` holds (the reload thread polls the file's modification time).
+/// Waits (at most `WAIT`) until `done` holds: the reload follows the file change.
 fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !done() {

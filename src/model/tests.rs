@@ -1,10 +1,12 @@
 //! Model files in, served models out: loading, rejecting bad files, scoring.
 
 use super::*;
-use crate::features::load_feature_set;
+use crate::features::{load_feature_set, FeatureSet};
 use crate::model::trees::Gbt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::path::Path;
+use std::sync::Arc;
 
 fn tiny_model(set: &FeatureSet) -> ModelFile {
     let features: Vec<String> = ["TX_AMOUNT", "AMOUNT_TO_CUSTOMER_AVG_30D"]
@@ -224,12 +226,18 @@ fn line_of(text: &str, needle: &str) -> String {
     format!("m.json:{}:", text[..at].matches('\n').count() + 1)
 }
 
+/// Every kind of bad model file, with what its error says.
 fn breaks() -> Vec<(&'static str, Break)> {
-    use Break::{Model as M, Text as T};
-    fn gbt(f: &mut ModelFile) -> &mut Gbt {
-        f.gbt.as_mut().unwrap()
-    }
-    vec![
+    let mut all = tree_breaks();
+    all.extend(file_breaks());
+    all.extend(text_breaks());
+    all
+}
+
+/// Broken trees: cycles, shared nodes, indices past the end, too deep, too many.
+fn tree_breaks() -> Vec<(&'static str, Break)> {
+    use Break::Model as M;
+    let mut all = vec![
         (
             "a split that is its own child",
             M(|f| {
@@ -264,38 +272,6 @@ fn breaks() -> Vec<(&'static str, Break)> {
             }),
         ),
         (
-            "a cover missing for some nodes",
-            M(|f| {
-                let n = gbt(f).nodes.len();
-                gbt(f).cover.pop();
-                format!(
-                    "gbt: cover has {} values for {n} nodes; expected one per node",
-                    n - 1
-                )
-            }),
-        ),
-        (
-            "a split that no training row reached",
-            M(|f| {
-                let (_, r) = split_root(f);
-                gbt(f).cover[r as usize] = 0.0;
-                format!("gbt: node {r}: cover 0.0; expected a finite number > 0 at a split")
-            }),
-        ),
-        (
-            "a negative cover",
-            M(|f| {
-                let g = gbt(f);
-                let leaf = g
-                    .nodes
-                    .iter()
-                    .position(|n| n.feature == trees::LEAF)
-                    .unwrap();
-                g.cover[leaf] = -1.0;
-                format!("gbt: node {leaf}: cover -1.0; expected a finite number >= 0")
-            }),
-        ),
-        (
             "a child past the last node",
             M(|f| {
                 let (t, r) = split_root(f);
@@ -309,33 +285,6 @@ fn breaks() -> Vec<(&'static str, Break)> {
             M(|f| {
                 gbt(f).roots[0] = u32::MAX;
                 "gbt: tree 0: root 4294967295 is not a node".into()
-            }),
-        ),
-        (
-            "a feature index past the features",
-            M(|f| {
-                let (t, r) = split_root(f);
-                gbt(f).nodes[r as usize].feature = 2;
-                format!("gbt: tree {t}, node {r}: feature index 2 is out of range: the model has 2 features")
-            }),
-        ),
-        (
-            "a huge leaf value",
-            M(|f| {
-                let (t, r) = split_root(f);
-                let g = gbt(f);
-                let leaf = (r..)
-                    .find(|&n| g.nodes[n as usize].feature == trees::LEAF)
-                    .unwrap();
-                g.nodes[leaf as usize].value = 1e300;
-                format!("gbt: tree {t}, node {leaf}: value 1e300 is not a finite number of magnitude at most 1e6")
-            }),
-        ),
-        (
-            "a huge base",
-            M(|f| {
-                gbt(f).base = -1e7;
-                "gbt: base -10000000.0 is not a finite number".into()
             }),
         ),
         (
@@ -375,6 +324,85 @@ fn breaks() -> Vec<(&'static str, Break)> {
                 "gbt: 50001 trees".into()
             }),
         ),
+    ];
+    all.extend(tree_value_breaks());
+    all
+}
+
+fn gbt(f: &mut ModelFile) -> &mut Gbt {
+    f.gbt.as_mut().unwrap()
+}
+
+/// Trees whose numbers do not fit: cover, feature indices, values.
+fn tree_value_breaks() -> Vec<(&'static str, Break)> {
+    use Break::Model as M;
+    vec![
+        (
+            "a cover missing for some nodes",
+            M(|f| {
+                let n = gbt(f).nodes.len();
+                gbt(f).cover.pop();
+                format!(
+                    "gbt: cover has {} values for {n} nodes; expected one per node",
+                    n - 1
+                )
+            }),
+        ),
+        (
+            "a split that no training row reached",
+            M(|f| {
+                let (_, r) = split_root(f);
+                gbt(f).cover[r as usize] = 0.0;
+                format!("gbt: node {r}: cover 0.0; expected a finite number > 0 at a split")
+            }),
+        ),
+        (
+            "a negative cover",
+            M(|f| {
+                let g = gbt(f);
+                let leaf = g
+                    .nodes
+                    .iter()
+                    .position(|n| n.feature == trees::LEAF)
+                    .unwrap();
+                g.cover[leaf] = -1.0;
+                format!("gbt: node {leaf}: cover -1.0; expected a finite number >= 0")
+            }),
+        ),
+        (
+            "a feature index past the features",
+            M(|f| {
+                let (t, r) = split_root(f);
+                gbt(f).nodes[r as usize].feature = 2;
+                format!("gbt: tree {t}, node {r}: feature index 2 is out of range: the model has 2 features")
+            }),
+        ),
+        (
+            "a huge leaf value",
+            M(|f| {
+                let (t, r) = split_root(f);
+                let g = gbt(f);
+                let leaf = (r..)
+                    .find(|&n| g.nodes[n as usize].feature == trees::LEAF)
+                    .unwrap();
+                g.nodes[leaf as usize].value = 1e300;
+                format!("gbt: tree {t}, node {leaf}: value 1e300 is not a finite number of magnitude at most 1e6")
+            }),
+        ),
+        (
+            "a huge base",
+            M(|f| {
+                gbt(f).base = -1e7;
+                "gbt: base -10000000.0 is not a finite number".into()
+            }),
+        ),
+    ]
+}
+
+/// Files whose features, parts or version do not fit.
+fn file_breaks() -> Vec<(&'static str, Break)> {
+    use Break::Model as M;
+    vec![
         (
             "a feature this processor does not compute",
             M(|f| {
@@ -444,6 +472,13 @@ fn breaks() -> Vec<(&'static str, Break)> {
                 "format_version: 99 is not supported; expected 2".into()
             }),
         ),
+    ]
+}
+
+/// Files edited, cut or misspelt after saving.
+fn text_breaks() -> Vec<(&'static str, Break)> {
+    use Break::Text as T;
+    vec![
         (
             "an edit after saving",
             T(|text| {

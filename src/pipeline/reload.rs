@@ -1,12 +1,13 @@
 //! Hot reload of rules, models and exchange rates while the pipeline runs:
-//! rule files through the directory watcher, model and rates files by their
-//! modification time, all on SIGHUP. A rejected file never replaces the
+//! rule and model files through their folders' watchers, the rates file by
+//! its modification time, all on SIGHUP. A rejected file never replaces the
 //! running version; it is logged and counted.
 
 use crate::internal_events::{ModelRejected, ModelReloaded, RulesRejected, RulesReloaded};
 use crate::lifecycle::{reload_generation, Shutdown};
 use crate::metrics::Metrics;
-use crate::model::ModelStore;
+use crate::model::store::{self as model_store, ModelStore};
+use crate::model::ModelError;
 use crate::rules::reload::{self as rules_reload, RuleStore};
 use crate::rules::{RulesError, Ruleset};
 use crate::source::currency::{FxError, RateTable, RatesSource};
@@ -27,12 +28,15 @@ pub(super) fn watch(
         move |r| report_rules(r, &metrics)
     };
     let rules_watcher = rules_reload::watch(rules.clone(), shutdown.clone(), on_change)?;
+    let on_change = {
+        let (models, metrics) = (models.clone(), metrics.clone());
+        move |r| report_models_reload(r, &models, &metrics)
+    };
+    let models_watcher = model_store::watch(models.clone(), shutdown.clone(), on_change)?;
     std::thread::Builder::new()
         .name("reload".into())
         .spawn(move || {
             let mut seen = reload_generation();
-            let mtimes = |m: &ModelStore| m.paths().map(modified).collect::<Vec<_>>();
-            let mut model_times = mtimes(&models);
             let mut rates_time = rates.path.as_deref().and_then(modified);
             while !shutdown.is_triggered() {
                 std::thread::sleep(Duration::from_millis(200));
@@ -41,11 +45,7 @@ pub(super) fn watch(
                 seen = generation;
                 if sighup {
                     report_rules(rules.reload(), &metrics);
-                }
-                let now = mtimes(&models);
-                if sighup || now != model_times {
-                    model_times = now;
-                    reload_models(&models, &metrics);
+                    report_models_reload(models.reload(), &models, &metrics);
                 }
                 let now = rates.path.as_deref().and_then(modified);
                 if sighup || now != rates_time {
@@ -55,6 +55,7 @@ pub(super) fn watch(
                 }
             }
             let _ = rules_watcher.join();
+            let _ = models_watcher.join();
         })
 }
 
@@ -94,8 +95,12 @@ pub(super) fn report_rates(table: &RateTable, metrics: &Metrics) {
         .set(table.as_of_ms().map_or(0, |ms| ms / 1000));
 }
 
-fn reload_models(models: &ModelStore, metrics: &Metrics) {
-    for result in models.reload() {
+fn report_models_reload(
+    results: Vec<Result<String, ModelError>>,
+    models: &ModelStore,
+    metrics: &Metrics,
+) {
+    for result in results {
         match result {
             Ok(version) => ModelReloaded { version: &version }.emit(metrics),
             Err(e) => ModelRejected { error: &e }.emit(metrics),

@@ -5,10 +5,9 @@ use super::{RulesError, Ruleset};
 use crate::features::FeatureSet;
 use crate::lifecycle::Shutdown;
 use arc_swap::{ArcSwap, Guard};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Where rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,37 +100,11 @@ pub fn watch(
     shutdown: Shutdown,
     report: impl Fn(Result<Arc<Ruleset>, RulesError>) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    use notify::{RecursiveMode, Watcher};
     let RulesSource::Dir(dir) = store.source().clone() else {
         return std::thread::Builder::new()
             .name("rules-watch".into())
             .spawn(|| {});
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if ev.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
-            // A full channel already means "reload pending".
-            let _ = tx.try_send(());
-        }
-    })
-    .map_err(std::io::Error::other)?;
-    watcher
-        .watch(Path::new(&dir), RecursiveMode::Recursive)
-        .map_err(std::io::Error::other)?;
-    std::thread::Builder::new()
-        .name("rules-watch".into())
-        .spawn(move || {
-            let _keep = watcher;
-            while !shutdown.is_triggered() {
-                match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(()) => {
-                        // Let an editor finish writing (save = truncate + write + rename).
-                        while rx.recv_timeout(Duration::from_millis(150)).is_ok() {}
-                        report(store.reload());
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        })
+    let on_change = move || report(store.reload());
+    crate::lifecycle::watch_files("rules-watch", &[&dir], true, |_| true, shutdown, on_change)
 }

@@ -3,7 +3,7 @@
 //! values both ways and have children no training row reached.
 
 use super::*;
-use crate::model::trees::{Missing, Node};
+use crate::model::format::trees::{Missing, Node};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -114,14 +114,20 @@ fn treeshap_equals_the_shapley_values_by_definition() {
             .collect();
         let mut phi = vec![0.0; m];
         g.shap(&x, &mut phi, &mut path);
+        let mut tabled = vec![0.0; m];
+        ShapTables::new(&g)
+            .expect("at most 6 levels")
+            .add(&x, &mut tabled);
         let want = brute_force(&g, &x, m);
         for i in 0..m {
-            assert!(
-                (phi[i] - want[i]).abs() < 1e-9,
-                "case {case}, feature {i}: {} against {}",
-                phi[i],
-                want[i]
-            );
+            for (how, phi) in [("recursion", &phi), ("tables", &tabled)] {
+                assert!(
+                    (phi[i] - want[i]).abs() < 1e-9,
+                    "case {case}, feature {i}, {how}: {} against {}",
+                    phi[i],
+                    want[i]
+                );
+            }
         }
         assert!((g.expected_margin() - value_of(&g, &x, 0)).abs() < 1e-9);
     }
@@ -196,4 +202,61 @@ fn the_deepest_servable_tree_is_explained() {
         let error = (total - g.margin(&x)).abs();
         assert!(error < tolerance, "depth {d}: {error:e}");
     }
+}
+
+/// The tables explain as the recursion does, on trees of every tabled depth
+/// with repeated features, missing values both ways and empty children; and
+/// they are refused where they would be too deep or too large.
+#[test]
+fn tables_explain_as_the_recursion_does() {
+    let mut rng = SmallRng::seed_from_u64(8);
+    let mut path = ShapPath::default();
+    for depth in 0..=MAX_TABLE_DEPTH {
+        for _ in 0..10 {
+            let m = rng.gen_range(1..=12);
+            let trees = rng.gen_range(1..6);
+            let g = random_gbt(&mut rng, m as u16, trees, depth);
+            let tables = ShapTables::new(&g).expect("tabled");
+            for _ in 0..20 {
+                let x: Vec<f64> = (0..m)
+                    .map(|_| match rng.gen_range(0..5) {
+                        0 => f64::NAN,
+                        _ => f64::from(rng.gen_range(-1..11)),
+                    })
+                    .collect();
+                let (mut want, mut got) = (vec![0.0; m], vec![0.0; m]);
+                g.shap(&x, &mut want, &mut path);
+                tables.add(&x, &mut got);
+                for (w, v) in want.iter().zip(&got) {
+                    assert!(
+                        (w - v).abs() <= 1e-12 * (1.0 + w.abs()),
+                        "{got:?} against {want:?}"
+                    );
+                }
+            }
+        }
+    }
+    let deeper = chain(MAX_TABLE_DEPTH as u16 + 1);
+    assert!(ShapTables::new(&deeper).is_none(), "too deep");
+    // Copies of a chain of 8 splits, 5634 values each, past the limit.
+    let mut large = chain(8);
+    let one = large.nodes.len() as u32;
+    for t in 1..=MAX_TABLE_VALUES / (8 << 8) {
+        let shift = |n: u32| n + t as u32 * one;
+        large.roots.push(shift(0));
+        for i in 0..one as usize {
+            let n = large.nodes[i];
+            large.nodes.push(Node {
+                left: shift(n.left),
+                right: shift(n.right),
+                ..n
+            });
+            large.cover.push(large.cover[i]);
+        }
+    }
+    assert!(ShapTables::new(&chain(8)).is_some());
+    assert!(ShapTables::new(&large).is_none(), "too large");
+    let mut without_cover = chain(3);
+    without_cover.cover.clear();
+    assert!(ShapTables::new(&without_cover).is_none(), "no cover");
 }

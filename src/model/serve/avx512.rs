@@ -10,7 +10,7 @@
 //! Leaves are picked with permutes and summed tree by tree in tree order, so
 //! margins equal the row-by-row walk to the bit.
 
-use super::trees::missing_high;
+use crate::model::format::trees::missing_high;
 use std::arch::x86_64::*;
 
 /// Rows walked together: one byte lane each.

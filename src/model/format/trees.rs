@@ -5,7 +5,6 @@
 //! At a split, a present value goes right when `x > threshold` and left
 //! otherwise; a missing value (NaN) goes where the node's `missing` says.
 
-use super::gbt::GbtParams;
 use serde::{Deserialize, Serialize};
 
 /// `Node::feature` of a leaf.
@@ -110,6 +109,37 @@ pub struct Gbt {
     pub cover: Vec<f64>,
 }
 
+/// Settings of one fit (also written to the model file's `gbt.params`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct GbtParams {
+    /// Number of trees (with early stopping: at most this many are fitted, and
+    /// the file records how many were kept).
+    pub trees: usize,
+    /// Maximum depth of each tree.
+    pub max_depth: usize,
+    /// Shrinkage applied to every leaf.
+    pub learning_rate: f64,
+    /// L2 regularisation of leaf values.
+    pub lambda: f64,
+    /// Minimum hessian (weight) in a child.
+    pub min_child_weight: f64,
+    /// Histogram bins per feature (at most 65535).
+    pub bins: usize,
+}
+
+impl Default for GbtParams {
+    fn default() -> Self {
+        Self {
+            trees: 300,
+            max_depth: 4,
+            learning_rate: 0.05,
+            lambda: 1.0,
+            min_child_weight: 1.0,
+            bins: 256,
+        }
+    }
+}
+
 /// What is wrong with a tree ensemble, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeFault {
@@ -150,22 +180,6 @@ impl Gbt {
             m += n.value;
         }
         m
-    }
-
-    /// Adds each feature's contribution to the margin into `contrib` (Saabas).
-    pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
-        for &root in &self.roots {
-            let mut n = &self.nodes[root as usize];
-            while n.feature != LEAF {
-                let next = &self.nodes[if n.goes_right(x[n.feature as usize]) {
-                    n.right
-                } else {
-                    n.left
-                } as usize];
-                contrib[n.feature as usize] += next.value - n.value;
-                n = next;
-            }
-        }
     }
 
     /// Checks that the ensemble is servable for a model of `features` inputs:
@@ -356,7 +370,7 @@ impl Walk<'_> {
 /// The rank of `v` in a column where a missing value ranks 255, given its
 /// rank `rank` where a missing one ranks 0.
 #[inline(always)]
-pub(super) fn missing_high(v: f64, rank: u8) -> u8 {
+pub(crate) fn missing_high(v: f64, rank: u8) -> u8 {
     rank | (u8::from(v.is_nan()).wrapping_neg())
 }
 

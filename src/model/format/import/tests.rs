@@ -3,7 +3,7 @@
 use super::xgboost::f32_less_than;
 use super::*;
 use crate::features::load_feature_set;
-use crate::model::trees::Missing;
+use crate::model::format::trees::Missing;
 
 /// `(x as f32) < t` exactly when `!(x > f32_less_than(t))`, for `x` around `t`
 /// (the negated compare is the serving walk's, written as it is there).

@@ -5,7 +5,7 @@
 use super::canonical;
 use super::logistic::Logistic;
 use super::trees::Gbt;
-use super::ModelError;
+use crate::model::ModelError;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::Path;
@@ -252,7 +252,7 @@ impl ModelFile {
 }
 
 /// The bytes of `path`, read no further than [`MAX_MODEL_BYTES`] and one.
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ModelError> {
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, ModelError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes))

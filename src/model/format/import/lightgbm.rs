@@ -9,13 +9,13 @@
 //! folded into the first tree's leaves by LightGBM, so the base margin is 0.
 
 use super::{at, Failure, Parsed};
-use crate::model::trees::{Gbt, Missing, Node};
+use crate::model::format::trees::{Gbt, Missing, Node};
 use serde::Deserialize;
 use std::collections::HashMap;
 
 /// Parses either form, told apart by the first character.
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, Failure> {
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+    if bytes.trim_ascii_start().starts_with(b"{") {
         return parse_json(bytes);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -215,71 +215,27 @@ fn text_tree(
     features: usize,
     gbt: &mut Gbt,
 ) -> Result<Option<Vec<f64>>, Failure> {
-    let place = format!("tree {t} (line {line})");
-    let list = |key: &str, len: usize| -> Result<Vec<&str>, Failure> {
-        let Some(&(n, v)) = tree.get(key) else {
-            return match len {
-                0 => Ok(Vec::new()),
-                _ => Err(at(&place, format!("no '{key}=' line"))),
-            };
-        };
-        let items: Vec<&str> = v.split_whitespace().collect();
-        if items.len() != len {
-            return Err(at(
-                format!("line {n}"),
-                format!("{key} has {} values; expected {len}", items.len()),
-            ));
-        }
-        Ok(items)
+    let tree = TextTree {
+        line,
+        lines: tree,
+        place: format!("tree {t} (line {line})"),
     };
-    let numbers = |key: &str, len: usize| -> Result<Vec<f64>, Failure> {
-        let n = tree.get(key).map_or(line, |v| v.0);
-        list(key, len)?
-            .iter()
-            .map(|s| {
-                s.parse::<f64>()
-                    .map_err(|_| at(format!("line {n}"), format!("{key}: '{s}' is not a number")))
-            })
-            .collect()
-    };
-    let leaves = numbers("num_leaves", 1)?[0];
-    if !(1.0..=f64::from(u32::MAX)).contains(&leaves) || leaves.fract() != 0.0 {
-        return Err(at(
-            &place,
-            format!("num_leaves={leaves}: expected a whole number from 1"),
-        ));
-    }
-    if numbers("num_cat", 1).is_ok_and(|c| c[0] != 0.0) {
-        return Err(at(&place, "categorical splits (num_cat > 0) are not supported (encode categories as numbers before training)"));
-    }
-    if numbers("is_linear", 1).is_ok_and(|l| l[0] != 0.0) {
-        return Err(at(
-            &place,
-            "a linear tree (linear_tree=true) is not supported",
-        ));
-    }
-    let splits = leaves as usize - 1;
-    let [feature, threshold, decision, left, right, leaf_value] = [
+    let leaves = tree.leaves()?;
+    let splits = leaves - 1;
+    let [feature, threshold, decision, left, right] = [
         "split_feature",
         "threshold",
         "decision_type",
         "left_child",
         "right_child",
-        "leaf_value",
     ]
-    .map(|k| {
-        numbers(
-            k,
-            if k == "leaf_value" {
-                splits + 1
-            } else {
-                splits
-            },
-        )
-    });
-    let (leaf_value, threshold, decision) = (leaf_value?, threshold?, decision?);
+    .map(|k| tree.numbers(k, splits));
+    let leaf_value = tree.numbers("leaf_value", leaves)?;
+    let (threshold, decision) = (threshold?, decision?);
     let (feature, left, right) = (feature?, left?, right?);
-    let internal = numbers("internal_value", splits).unwrap_or_else(|_| vec![0.0; splits]);
+    let internal = tree
+        .numbers("internal_value", splits)
+        .unwrap_or_else(|_| vec![0.0; splits]);
     let first = gbt.nodes.len() as i64;
     let node = |c: f64| -> Result<u32, Failure> {
         let c = c as i64;
@@ -287,24 +243,13 @@ fn text_tree(
         match (c >= 0 && (c as usize) < splits) || (c < 0 && ((!c) as usize) <= splits) {
             true => Ok((first + index) as u32),
             false => Err(at(
-                &place,
+                &tree.place,
                 format!("child {c} is out of range for {leaves} leaves"),
             )),
         }
     };
     for i in 0..splits {
-        let d = decision[i] as i64;
-        let split = Split {
-            feature: feature[i] as i64,
-            threshold: threshold[i],
-            categorical: d & 1 != 0,
-            default_left: d & 2 != 0,
-            missing: match (d >> 2) & 3 {
-                0 => MissingType::None,
-                1 => MissingType::Zero,
-                _ => MissingType::NaN,
-            },
-        };
+        let split = text_split(feature[i], threshold[i], decision[i]);
         let (f, threshold, missing) = convert(&split, &format!("tree {t}, node {i}"), features)?;
         gbt.nodes.push(Node {
             feature: f,
@@ -317,16 +262,101 @@ fn text_tree(
     }
     gbt.nodes.extend(leaf_value.iter().map(|&v| Node::leaf(v)));
     gbt.roots.push(first as u32);
-    if splits == 0 {
-        // A lone leaf's cover divides nothing.
-        return Ok(Some(vec![0.0]));
+    tree.cover(splits)
+}
+
+/// The split of a text model's node: `decision_type` bit 0 marks a
+/// categorical split, bit 1 `default_left`, bits 2-3 the missing type.
+fn text_split(feature: f64, threshold: f64, decision: f64) -> Split {
+    let d = decision as i64;
+    Split {
+        feature: feature as i64,
+        threshold,
+        categorical: d & 1 != 0,
+        default_left: d & 2 != 0,
+        missing: match (d >> 2) & 3 {
+            0 => MissingType::None,
+            1 => MissingType::Zero,
+            _ => MissingType::NaN,
+        },
     }
-    if !(tree.contains_key("internal_count") && tree.contains_key("leaf_count")) {
-        return Ok(None);
+}
+
+/// One tree of the text model, read line by line.
+struct TextTree<'a, 'b> {
+    /// Its `Tree=` line.
+    line: usize,
+    lines: &'b TreeLines<'a>,
+    /// `tree T (line N)`, for errors about the whole tree.
+    place: String,
+}
+
+impl<'a> TextTree<'a, '_> {
+    /// The `len` values of `key=`; none when the line is absent and `len` is 0.
+    fn list(&self, key: &str, len: usize) -> Result<Vec<&'a str>, Failure> {
+        let Some(&(n, v)) = self.lines.get(key) else {
+            return match len {
+                0 => Ok(Vec::new()),
+                _ => Err(at(&self.place, format!("no '{key}=' line"))),
+            };
+        };
+        let items: Vec<&str> = v.split_whitespace().collect();
+        if items.len() != len {
+            return Err(at(
+                format!("line {n}"),
+                format!("{key} has {} values; expected {len}", items.len()),
+            ));
+        }
+        Ok(items)
     }
-    let mut counts = numbers("internal_count", splits)?;
-    counts.extend(numbers("leaf_count", splits + 1)?);
-    Ok(Some(counts))
+
+    /// [`TextTree::list`] as numbers.
+    fn numbers(&self, key: &str, len: usize) -> Result<Vec<f64>, Failure> {
+        let n = self.lines.get(key).map_or(self.line, |v| v.0);
+        self.list(key, len)?
+            .iter()
+            .map(|s| {
+                s.parse::<f64>()
+                    .map_err(|_| at(format!("line {n}"), format!("{key}: '{s}' is not a number")))
+            })
+            .collect()
+    }
+
+    /// `num_leaves`, for a tree without categorical splits or linear leaves.
+    fn leaves(&self) -> Result<usize, Failure> {
+        let leaves = self.numbers("num_leaves", 1)?[0];
+        if !(1.0..=f64::from(u32::MAX)).contains(&leaves) || leaves.fract() != 0.0 {
+            return Err(at(
+                &self.place,
+                format!("num_leaves={leaves}: expected a whole number from 1"),
+            ));
+        }
+        if self.numbers("num_cat", 1).is_ok_and(|c| c[0] != 0.0) {
+            return Err(at(&self.place, "categorical splits (num_cat > 0) are not supported (encode categories as numbers before training)"));
+        }
+        if self.numbers("is_linear", 1).is_ok_and(|l| l[0] != 0.0) {
+            return Err(at(
+                &self.place,
+                "a linear tree (linear_tree=true) is not supported",
+            ));
+        }
+        Ok(leaves as usize)
+    }
+
+    /// The training counts of the `splits` internal nodes and then the
+    /// leaves (their cover), if the tree has them.
+    fn cover(&self, splits: usize) -> Result<Option<Vec<f64>>, Failure> {
+        if splits == 0 {
+            // A lone leaf's cover divides nothing.
+            return Ok(Some(vec![0.0]));
+        }
+        if !(self.lines.contains_key("internal_count") && self.lines.contains_key("leaf_count")) {
+            return Ok(None);
+        }
+        let mut counts = self.numbers("internal_count", splits)?;
+        counts.extend(self.numbers("leaf_count", splits + 1)?);
+        Ok(Some(counts))
+    }
 }
 
 /// The JSON dump's top level (fields fraudstream does not need are ignored).

@@ -8,7 +8,7 @@
 //! XGBoost computes it in 32 bits.
 
 use super::{at, unnamed, Failure, Parsed};
-use crate::model::trees::{Gbt, Missing, Node};
+use crate::model::format::trees::{Gbt, Missing, Node};
 use serde::Deserialize;
 
 /// The largest `f64` `T` such that every `x <= T` has `(x as f32) < t`, so that
@@ -118,7 +118,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, Failure> {
             "LightGBM's text model; import it with --from lightgbm",
         ));
     }
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !bytes.trim_ascii_start().starts_with(b"{") {
         return Err(at("file", "not JSON; expected XGBoost's JSON model (save_model with a .json name; UBJSON is not read)"));
     }
     let file: File = serde_json::from_slice(bytes)?;
@@ -311,7 +311,7 @@ pub(super) fn fill_split_values(gbt: &mut Gbt) {
             .copied()
             .filter(|h| *h > 0.0)
             .unwrap_or(1.0);
-        if node.feature == crate::model::trees::LEAF {
+        if node.feature == crate::model::format::trees::LEAF {
             return (node.value, weight);
         }
         let (l, wl) = fill(gbt, node.left);

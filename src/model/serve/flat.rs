@@ -5,7 +5,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx512;
-use super::trees::{missing_high, Gbt, Missing, LEAF};
+use crate::model::format::trees::{missing_high, Gbt, Missing, LEAF};
 use std::ops::Range;
 
 /// Deepest tree served from the branch-free [`FlatGbt`] layout (deeper ensembles
@@ -172,7 +172,7 @@ impl Ranked {
 }
 
 /// Whether a split at `threshold` sends `v` right; a missing `v` goes right
-/// when `nan_right` ([`Node::goes_right`](super::trees::Node::goes_right)).
+/// when `nan_right` ([`Node::goes_right`](crate::model::format::trees::Node::goes_right)).
 #[inline(always)]
 fn goes_right(v: f64, threshold: f64, nan_right: bool) -> bool {
     (v > threshold) | (nan_right & v.is_nan())
@@ -488,8 +488,8 @@ impl FlatGbt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gbt::GbtParams;
-    use crate::model::trees::Node;
+    use crate::model::format::trees::Node;
+    use crate::model::train::gbt::GbtParams;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
 
@@ -513,7 +513,7 @@ mod tests {
                 y.push(a + b > 9.0 || (c == 1.0 && a > 6.0));
             }
             let params = GbtParams { trees, max_depth: depth, ..GbtParams::default() };
-            let mut g = crate::model::gbt::fit(&x, 3, &y, &params, None).expect("fit");
+            let mut g = crate::model::train::gbt::fit(&x, 3, &y, &params, None).expect("fit");
             // Missing values go right at about half the splits (as an imported
             // model's may), left at the others.
             for (i, n) in g.nodes.iter_mut().enumerate() {

@@ -6,14 +6,20 @@
 //! Feature Attribution for Tree Ensembles" (2018, arXiv:1802.03888),
 //! Algorithm 2 (EXTEND, UNWIND and the recursion), in the form XGBoost serves
 //! it (`TreeShap` in `src/tree/tree_model.cc`). Cost: O(leaves x depth²) per
-//! tree, paid only when a decision is explained.
+//! tree, paid only when a decision is explained; shallow trees are explained
+//! from tables built at load instead ([`ShapTables`]), whose rows the same
+//! EXTEND and UNWIND compute.
 //!
 //! The values add up: `expected_margin() + Σ contributions = margin(x)`,
 //! exactly in arithmetic; in 64 bits, unwinding a path of many distinct
 //! features loses digits (1e-12 of the margin at depth 16, 1e-3 at the
 //! deepest servable tree, 48).
 
-use super::trees::{Gbt, LEAF, MAX_DEPTH};
+mod table;
+
+pub use table::{ShapTables, MAX_TABLE_DEPTH, MAX_TABLE_VALUES};
+
+use crate::model::format::trees::{Gbt, LEAF, MAX_DEPTH};
 
 /// One feature on the path from the root: the share of cover that follows the
 /// path when the feature is left out (`zero`) or kept (`one`, 0 or 1), and
@@ -178,6 +184,24 @@ impl Walk<'_> {
 }
 
 impl Gbt {
+    /// Adds each feature's contribution to the margin into `contrib` (Saabas path
+    /// differences: what trees without cover are explained by; they need not
+    /// be consistent).
+    pub fn contributions(&self, x: &[f64], contrib: &mut [f64]) {
+        for &root in &self.roots {
+            let mut n = &self.nodes[root as usize];
+            while n.feature != LEAF {
+                let next = &self.nodes[if n.goes_right(x[n.feature as usize]) {
+                    n.right
+                } else {
+                    n.left
+                } as usize];
+                contrib[n.feature as usize] += next.value - n.value;
+                n = next;
+            }
+        }
+    }
+
     /// Adds each feature's TreeSHAP value (margin units) of input `x` into
     /// `contrib`. Needs [`Gbt::has_cover`] and a [`Gbt::check`]ed ensemble.
     pub fn shap(&self, x: &[f64], contrib: &mut [f64], path: &mut ShapPath) {

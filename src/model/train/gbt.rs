@@ -1,6 +1,6 @@
 //! Gradient-boosted decision trees for binary log-loss, fitted by `forust-ml`
 //! (a maintained pure-Rust gradient-boosting library) and converted exactly
-//! into the ensemble of [`super::trees`], which serves them.
+//! into the ensemble of [`crate::model::format::trees`], which serves them.
 //!
 //! forust sends a present value left when `x < split_value` and a missing one
 //! to its `missing_node` (one of the two children: the trainer never asks for
@@ -9,44 +9,13 @@
 //! split keeps `x <= threshold` on the left with `threshold` the largest `f64`
 //! below `split_value`, so every score equals forust's own prediction to the bit.
 
-use super::trees::{Gbt, Missing, Node, LEAF};
+pub use crate::model::format::trees::GbtParams;
+use crate::model::format::trees::{Gbt, Missing, Node, LEAF};
 use forust_ml::gradientbooster::GradientBooster;
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::Matrix;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-
-/// Settings of one fit (also written to the model file's `gbt.params`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct GbtParams {
-    /// Number of trees (with early stopping: at most this many are fitted, and
-    /// the file records how many were kept).
-    pub trees: usize,
-    /// Maximum depth of each tree.
-    pub max_depth: usize,
-    /// Shrinkage applied to every leaf.
-    pub learning_rate: f64,
-    /// L2 regularisation of leaf values.
-    pub lambda: f64,
-    /// Minimum hessian (weight) in a child.
-    pub min_child_weight: f64,
-    /// Histogram bins per feature (at most 65535).
-    pub bins: usize,
-}
-
-impl Default for GbtParams {
-    fn default() -> Self {
-        Self {
-            trees: 300,
-            max_depth: 4,
-            learning_rate: 0.05,
-            lambda: 1.0,
-            min_child_weight: 1.0,
-            bins: 256,
-        }
-    }
-}
 
 /// Early stopping: rows scored after each tree, and how many trees may pass
 /// without a better log-loss on them before fitting stops.

@@ -12,8 +12,8 @@ mod xgboost;
 
 use super::file::{Algorithm, Fault, Imported, ModelFile, MODEL_FORMAT_VERSION};
 use super::trees::Gbt;
-use super::ModelError;
 use crate::features::FeatureSet;
+use crate::model::ModelError;
 use std::path::Path;
 
 /// The library a model comes from.
