@@ -333,13 +333,32 @@ pub struct ApiConfig {
     /// The action a call gets past its deadline: `allow` fails open, `review` or
     /// `block` fail closed.
     pub on_timeout: TimeoutAction,
-    /// Decisions of calls kept to answer a repeated `event_id` with the original.
+    /// Decisions (of calls and of Kafka events) kept to answer a call repeating
+    /// an `event_id` with the original; about 600 bytes each, allocated at start
+    /// ([`crate::api::replay`]). Past them a repeat gets 409.
     pub replay_entries: usize,
     /// How producers of the input topic choose a partition from the account id
     /// (librdkafka's names): the API decides a call on the worker of that partition.
     pub partitioner: Partitioner,
     /// Bearer token every call must carry (`Authorization: Bearer ...`); empty: none.
     pub bearer_token: String,
+    /// Most connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait for a TLS handshake, a request head, or any read to
+    /// progress (so also for an idle connection's next request), ms.
+    pub read_timeout_ms: u64,
+    /// Longest wait for a whole request body once its head arrived, ms; past it
+    /// the call gets 408.
+    pub body_timeout_ms: u64,
+    /// Longest wait for a write to progress (a client that does not read), ms.
+    pub write_timeout_ms: u64,
+    /// PEM certificate chain the API serves over TLS; empty: plain HTTP.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: String,
+    /// PEM certificates of the CA that signs clients' certificates: when set,
+    /// only clients presenting one are served (mutual TLS).
+    pub tls_client_ca: String,
 }
 
 impl Default for ApiConfig {
@@ -352,6 +371,13 @@ impl Default for ApiConfig {
             replay_entries: 100_000,
             partitioner: Partitioner::ConsistentRandom,
             bearer_token: String::new(),
+            max_connections: 1024,
+            read_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
         }
     }
 }
@@ -503,6 +529,8 @@ pub const MAX_HTTP_CONNECTIONS: usize = 100_000;
 pub const MAX_DEDUP_WINDOW_EVENTS: usize = 10_000_000;
 /// Most calls `api.queue_capacity` may queue.
 pub const MAX_API_QUEUE: usize = 1_000_000;
+/// Most decisions `api.replay_entries` may keep (allocated at start, ~600 MB).
+pub const MAX_API_REPLAY: usize = 1_000_000;
 /// Longest timeout a `*_timeout_ms` key may give, ms (a day).
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
@@ -629,15 +657,41 @@ impl Config {
             &timeout,
         );
         out.check(
-            a.replay_entries <= MAX_DEDUP_WINDOW_EVENTS,
+            a.replay_entries <= MAX_API_REPLAY,
             "api.replay_entries",
-            &format!("at most {MAX_DEDUP_WINDOW_EVENTS}"),
+            &format!("at most {MAX_API_REPLAY}"),
         );
         out.check(
-            a.addr.is_empty()
-                || (self.kafka.terminal_topic.is_empty() && self.processing.mode == Mode::Decide),
+            (1..=MAX_HTTP_CONNECTIONS).contains(&a.max_connections),
+            "api.max_connections",
+            &format!("1 to {MAX_HTTP_CONNECTIONS}"),
+        );
+        for (value, key) in [
+            (a.read_timeout_ms, "api.read_timeout_ms"),
+            (a.body_timeout_ms, "api.body_timeout_ms"),
+            (a.write_timeout_ms, "api.write_timeout_ms"),
+        ] {
+            out.check((1..=MAX_TIMEOUT_MS).contains(&value), key, &timeout);
+        }
+        out.check(
+            a.tls_cert.is_empty() == a.tls_key.is_empty(),
+            "api.tls_key",
+            "api.tls_cert and api.tls_key both set (TLS) or both empty (plain HTTP)",
+        );
+        out.check(
+            a.tls_client_ca.is_empty() || !a.tls_cert.is_empty(),
+            "api.tls_client_ca",
+            "api.tls_cert and api.tls_key set too: client certificates need TLS",
+        );
+        out.check(
+            a.addr.is_empty() || self.kafka.terminal_topic.is_empty(),
             "api.addr",
-            "no API with kafka.terminal_topic or processing.mode = passthrough (not supported yet)",
+            "empty while kafka.terminal_topic is set: a call is decided by its account's worker, but terminal repartitioning decides on the terminal's; clear api.addr or kafka.terminal_topic",
+        );
+        out.check(
+            a.addr.is_empty() || self.processing.mode == Mode::Decide,
+            "api.addr",
+            "empty while processing.mode = \"passthrough\": passthrough decides nothing; clear api.addr or set processing.mode = \"decide\"",
         );
     }
 }
@@ -814,6 +868,14 @@ mod tests {
             ("metrics", "read_timeout_ms", "86400001"),
             ("metrics", "write_timeout_ms", "0"),
             ("log", "level", "\"fraudstream=loud=yes\""),
+            // Allocated at start: ~600 bytes each.
+            ("api", "replay_entries", "1000001"),
+            ("api", "max_connections", "0"),
+            ("api", "read_timeout_ms", "0"),
+            ("api", "body_timeout_ms", "0"),
+            ("api", "write_timeout_ms", "86400001"),
+            ("api", "tls_key", "\"key.pem\""),
+            ("api", "tls_client_ca", "\"ca.pem\""),
         ];
         for (section, key, value) in cases {
             Jail::expect_with(|jail| {
@@ -828,6 +890,38 @@ mod tests {
         }
         assert!(Config::default().problems().is_empty());
         assert!(load_from(Path::new("config/default.toml"), None, Figment::new()).is_ok());
+    }
+
+    /// The API decides on the account's worker: terminal repartitioning and
+    /// passthrough do not, so the combination is refused, saying what to do.
+    #[test]
+    fn the_api_with_terminal_repartitioning_or_passthrough_is_refused() {
+        let cases = [
+            (
+                "[kafka]\nterminal_topic = \"by-terminal\"\n",
+                "clear api.addr or kafka.terminal_topic",
+            ),
+            (
+                "[processing]\nmode = \"passthrough\"\n",
+                "clear api.addr or set processing.mode = \"decide\"",
+            ),
+        ];
+        for (other, what_to_do) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("c.toml", &format!("[api]\naddr = \"127.0.0.1:0\"\n{other}"))?;
+                let err = load(Some(Path::new("c.toml")), Figment::new())
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    err.contains("c.toml:2:1: api.addr: expected empty while")
+                        && err.contains(what_to_do),
+                    "{err}"
+                );
+                jail.create_file("c.toml", other)?;
+                assert!(load(Some(Path::new("c.toml")), Figment::new()).is_ok());
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::TlsAcceptor;
 
 /// Bounds on what clients of the endpoint can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +126,22 @@ pub async fn serve_router(
     app: Router,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<SocketAddr> {
+    serve_router_tls(addr, limits, app, metrics, None).await
+}
+
+/// [`serve_router`], over TLS when `tls` is given: each connection's handshake
+/// must finish within the read timeout; one that fails is closed and counted.
+pub async fn serve_router_tls(
+    addr: &str,
+    limits: HttpLimits,
+    app: Router,
+    metrics: Arc<Metrics>,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, max_connections = limits.max_connections, "HTTP endpoint listening");
-    tokio::spawn(accept_loop(listener, limits, app, metrics));
+    tracing::info!(addr = %local, max_connections = limits.max_connections, tls = tls.is_some(), "HTTP endpoint listening");
+    tokio::spawn(accept_loop(listener, limits, app, metrics, tls));
     Ok(local)
 }
 
@@ -157,6 +170,7 @@ async fn accept_loop(
     limits: HttpLimits,
     app: Router,
     metrics: Arc<Metrics>,
+    tls: Option<TlsAcceptor>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut backoff = BACKOFF_MIN;
@@ -169,7 +183,7 @@ async fn accept_loop(
             Ok(io) => {
                 backoff = BACKOFF_MIN;
                 let open = Open::new(slot, &metrics);
-                tokio::spawn(serve_connection(io, app.clone(), limits, open));
+                tokio::spawn(serve_connection(io, app.clone(), limits, open, tls.clone()));
             }
             // A client that gave up before we accepted it: nothing to wait for.
             Err(e) if is_connection_error(&e) => {}
@@ -215,24 +229,52 @@ impl Drop for Open {
     }
 }
 
-/// Serves HTTP/1.1 on one connection until the client closes it, a timeout
-/// expires or it errs; then frees its slot.
-async fn serve_connection<IO>(io: IO, app: Router, limits: HttpLimits, open: Open)
-where
+/// Serves HTTP/1.1 on one connection (after its TLS handshake, with `tls`)
+/// until the client closes it, a timeout expires or it errs; then frees its slot.
+async fn serve_connection<IO>(
+    io: IO,
+    app: Router,
+    limits: HttpLimits,
+    open: Open,
+    tls: Option<TlsAcceptor>,
+) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let mut io = TimeoutStream::new(io);
     io.set_read_timeout(Some(limits.read_timeout));
     io.set_write_timeout(Some(limits.write_timeout));
-    let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_timeout)
-        .serve_connection(TokioIo::new(Box::pin(io)), TowerToHyperService::new(app))
-        .await;
+    let io = Box::pin(io);
+    let served = match tls {
+        None => serve_http1(io, app, limits).await,
+        Some(tls) => match tokio::time::timeout(limits.read_timeout, tls.accept(io)).await {
+            Ok(Ok(io)) => serve_http1(io, app, limits).await,
+            Ok(Err(e)) => {
+                open.metrics.http_tls_errors.inc();
+                tracing::debug!(error = %e, "TLS handshake failed");
+                Ok(())
+            }
+            Err(_) => {
+                open.metrics.http_tls_errors.inc();
+                tracing::debug!("TLS handshake timed out");
+                Ok(())
+            }
+        },
+    };
     if let Err(e) = served {
         tracing::debug!(error = %e, "HTTP connection closed");
     }
     drop(open);
+}
+
+async fn serve_http1<IO>(io: IO, app: Router, limits: HttpLimits) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .await
 }
 
 /// A minimal blocking HTTP GET for tests and the demo: returns (status code, body).

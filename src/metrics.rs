@@ -98,6 +98,8 @@ pub struct Metrics {
     pub http_connections: IntGauge,
     /// Failed accepts on the HTTP endpoint (each backed off), e.g. out of file descriptors.
     pub http_accept_errors: IntCounter,
+    /// TLS handshakes that failed or timed out (the decision API over TLS).
+    pub http_tls_errors: IntCounter,
     /// Decision API calls, by outcome ([`ApiOutcome`]).
     pub api_calls: IntCounterVec,
     /// Decision API call time, from reading the request to its answer.
@@ -354,6 +356,11 @@ impl Metrics {
                 "fraudstream_http_accept_errors_total",
                 "Failed accepts on the HTTP endpoint, each followed by a back-off.",
             ),
+            http_tls_errors: counter(
+                &r,
+                "fraudstream_http_tls_errors_total",
+                "TLS handshakes that failed or timed out (e.g. a client without a certificate signed by api.tls_client_ca).",
+            ),
             api_calls: counter_vec(
                 &r,
                 "fraudstream_api_calls_total",
@@ -497,6 +504,8 @@ pub enum ApiOutcome {
     Invalid,
     /// Body over the size limit (413).
     Oversized,
+    /// Body not received whole within `api.body_timeout_ms` (408).
+    SlowBody,
     /// Missing or wrong bearer token (401).
     Unauthorized,
     /// The queue was full (429).
@@ -511,13 +520,14 @@ pub enum ApiOutcome {
 
 impl ApiOutcome {
     /// Every outcome, for pre-registering label values.
-    pub const ALL: [ApiOutcome; 11] = [
+    pub const ALL: [ApiOutcome; 12] = [
         Self::Decided,
         Self::Replayed,
         Self::Duplicate,
         Self::Timeout,
         Self::Invalid,
         Self::Oversized,
+        Self::SlowBody,
         Self::Unauthorized,
         Self::QueueFull,
         Self::Restoring,
@@ -534,6 +544,7 @@ impl ApiOutcome {
             Self::Timeout => "timeout",
             Self::Invalid => "invalid",
             Self::Oversized => "oversized",
+            Self::SlowBody => "slow_body",
             Self::Unauthorized => "unauthorized",
             Self::QueueFull => "queue_full",
             Self::Restoring => "restoring",

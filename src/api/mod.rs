@@ -11,7 +11,9 @@
 
 pub mod call;
 mod partitioner;
+pub mod replay;
 pub mod routes;
+pub mod tls;
 
 pub use crate::config::Partitioner;
 pub use crate::metrics::ApiOutcome as Outcome;
@@ -19,7 +21,7 @@ pub use partitioner::murmur2;
 pub use routes::{api_routes, ApiState, DEADLINE_REASON};
 
 use crate::config::Config;
-use crate::http::{serve_router, HttpLimits};
+use crate::http::{serve_router_tls, HttpLimits};
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,14 +38,32 @@ pub fn is_api_record<M: rdkafka::message::Message>(msg: &M) -> bool {
         .is_some_and(|h| h.iter().any(|h| h.key == RECORD_HEADER))
 }
 
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A TLS file is missing or wrong.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The address could not be bound.
+    #[error("cannot listen on api.addr = {addr}: {source}")]
+    Bind {
+        /// `api.addr`.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Creates the call queue for `config.api`, serves the API on `config.api.addr`
-/// on the current runtime, and returns the bound address and the queue's
-/// receiving end, for [`crate::pipeline::run_with_api`].
+/// (over TLS when `tls_cert` is set) on the current runtime, and returns the
+/// bound address and the queue's receiving end, for
+/// [`crate::pipeline::run_with_api`].
 pub async fn serve(
     config: &Config,
     metrics: Arc<Metrics>,
-) -> std::io::Result<(SocketAddr, call::CallReceiver)> {
+) -> Result<(SocketAddr, call::CallReceiver), ApiError> {
     let a = &config.api;
+    let tls = tls::acceptor(a)?;
     let (tx, rx) = call::queue(a.queue_capacity, metrics.api_queue_depth.clone());
     let token = (!a.bearer_token.is_empty()).then(|| a.bearer_token.clone());
     let state = ApiState::new(
@@ -53,13 +73,18 @@ pub async fn serve(
         a.on_timeout.into(),
         token,
         metrics.clone(),
-    );
-    let addr = serve_router(
-        &a.addr,
-        HttpLimits::of(&config.metrics),
-        api_routes(state),
-        metrics,
     )
-    .await?;
+    .with_body_timeout(Duration::from_millis(a.body_timeout_ms));
+    let limits = HttpLimits {
+        max_connections: a.max_connections,
+        read_timeout: Duration::from_millis(a.read_timeout_ms),
+        write_timeout: Duration::from_millis(a.write_timeout_ms),
+    };
+    let addr = serve_router_tls(&a.addr, limits, api_routes(state), metrics, tls)
+        .await
+        .map_err(|source| ApiError::Bind {
+            addr: a.addr.clone(),
+            source,
+        })?;
     Ok((addr, rx))
 }

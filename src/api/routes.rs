@@ -32,7 +32,11 @@ struct Shared {
     on_timeout: Action,
     token: Option<String>,
     metrics: Arc<Metrics>,
+    body_timeout: Duration,
 }
+
+/// Longest wait for a request body unless [`ApiState::with_body_timeout`] says otherwise.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ApiState {
     /// The routes' state: calls go to `calls`; events are checked with `limits`;
@@ -53,7 +57,17 @@ impl ApiState {
             on_timeout,
             token,
             metrics,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }))
+    }
+
+    /// The whole body must arrive within `timeout` of the head, else 408 (a
+    /// client sending it a byte at a time would hold the call for ever).
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.0) {
+            s.body_timeout = timeout;
+        }
+        self
     }
 }
 
@@ -101,12 +115,27 @@ async fn answer(
         }
     };
     let limit = s.limits.max_message_bytes;
-    let Ok(payload) = axum::body::to_bytes(body, limit).await else {
-        let msg = format!("the body is larger than {limit} bytes, or was not received whole");
-        return (
-            Outcome::Oversized,
-            problem(StatusCode::PAYLOAD_TOO_LARGE, "oversized", &msg),
-        );
+    let read = tokio::time::timeout(s.body_timeout, axum::body::to_bytes(body, limit));
+    let payload = match read.await {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(_)) => {
+            let msg = format!("the body is larger than {limit} bytes, or was not received whole");
+            return (
+                Outcome::Oversized,
+                problem(StatusCode::PAYLOAD_TOO_LARGE, "oversized", &msg),
+            );
+        }
+        Err(_) => {
+            let msg = format!(
+                "the body did not arrive within {} ms",
+                s.body_timeout.as_millis()
+            );
+            let mut r = problem(StatusCode::REQUEST_TIMEOUT, "slow_body", &msg);
+            // The rest of the body may still come: the connection cannot be reused.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (Outcome::SlowBody, r);
+        }
     };
     let (kind, invalid) = match parse_event(&payload, &s.limits) {
         Ok(_) => (CallKind::Decide, None),
@@ -175,7 +204,7 @@ fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, 
         }
         Ok(Reply::DecidedOnTopic) => (
             Outcome::Duplicate,
-            problem(StatusCode::CONFLICT, "duplicate_event", "this event_id was already decided from the input topic; its decision is on the decisions topic"),
+            problem(StatusCode::CONFLICT, "duplicate_event", "this event_id was decided before and its decision is no longer kept (api.replay_entries, or a restart since); it is on the decisions topic"),
         ),
         Ok(Reply::NotOwner) => (
             Outcome::NotOwner,

@@ -117,6 +117,7 @@ async fn connection(
         operator_routes(s.clone()),
         limits,
         open,
+        None,
     ))
 }
 
@@ -207,6 +208,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
         limits(2, HOUR, HOUR),
         operator_routes(s.clone()),
         s.metrics.clone(),
+        None,
     ));
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -237,6 +239,7 @@ async fn accept_errors_are_backed_off_and_counted() {
         limits(4, HOUR, HOUR),
         operator_routes(s.clone()),
         s.metrics.clone(),
+        None,
     ));
     // Pauses of 10 ms doubling to 1 s: tries at 0, 10, 30, 70, ... 1270 ms, then
     // one a second, so 16 in the first 10 s (a busy loop would make thousands).
@@ -261,6 +264,7 @@ async fn a_client_that_gave_up_before_its_accept_costs_no_pause() {
         limits(4, HOUR, HOUR),
         operator_routes(s.clone()),
         s.metrics.clone(),
+        None,
     ));
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 101);

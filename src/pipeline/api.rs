@@ -6,15 +6,17 @@
 //! [`RECORD_HEADER`]. When the worker reads it back it finds its id among the
 //! recent ids and skips it; after a restart (or in a replay) it is applied to
 //! the state without a second decision. A later event with the same id, by
-//! either path, is a duplicate.
+//! either path, is a duplicate: a call gets the original decision from the
+//! [`DecisionLog`] (calls' and Kafka events' decisions), or 409 once it is
+//! past the log's bound.
 
 use super::Pipeline;
 use crate::api::call::{Call, CallKind, CallReceiver, Reply};
+use crate::api::replay::DecisionLog;
 use crate::api::{Partitioner, RECORD_HEADER};
 use crate::sink::{DeadLetter, SinkError};
 use crate::source::event::{parse_event, InvalidEvent};
 use crate::state::key_hash;
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Most calls served between two Kafka polls, so neither path starves the other.
@@ -25,16 +27,14 @@ pub struct ApiSide {
     calls: CallReceiver,
     partitions: i32,
     partitioner: Partitioner,
-    replay: ReplayCache,
-    /// Ids put into `replay` in the open batch: forgotten if it aborts.
-    batch: Vec<u64>,
+    replay: DecisionLog,
     /// Partitions whose state took calls in the open batch: rebuilt if it aborts.
     touched: Vec<i32>,
 }
 
 impl ApiSide {
     /// Serves `calls` for an input topic of `partitions` partitions, keeping the
-    /// decisions of the last `replay_entries` calls for repeats.
+    /// last `replay_entries` decisions (calls' and Kafka events') for repeats.
     pub fn new(
         calls: CallReceiver,
         partitions: i32,
@@ -45,15 +45,14 @@ impl ApiSide {
             calls,
             partitions,
             partitioner,
-            replay: ReplayCache::new(replay_entries),
-            batch: Vec::new(),
+            replay: DecisionLog::new(replay_entries),
             touched: Vec::new(),
         }
     }
 
     /// The open batch committed: its calls' decisions are durable.
     pub(super) fn committed(&mut self) {
-        self.batch.clear();
+        self.replay.committed();
         self.touched.clear();
     }
 
@@ -67,9 +66,7 @@ impl ApiSide {
 
     /// The open batch aborted: its calls were not recorded, so a repeat is decided anew.
     pub(super) fn aborted(&mut self) {
-        for id in self.batch.drain(..) {
-            self.replay.remove(id);
-        }
+        self.replay.aborted();
     }
 }
 
@@ -77,6 +74,14 @@ impl ApiSide {
 const SOURCE: &str = "POST /v1/decisions";
 
 impl Pipeline {
+    /// Keeps the Kafka path's decision in `self.out` for a call repeating its
+    /// event id (API on only; allocates nothing).
+    pub(super) fn remember_decision(&mut self) {
+        if let Some(api) = &mut self.api {
+            api.replay.insert(self.out.id, &self.out.decision);
+        }
+    }
+
     /// Serves the calls waiting, up to [`CALLS_PER_POLL`]; waits up to `wait`
     /// for the first one.
     pub(super) fn serve_calls(&mut self, mut wait: Duration) -> Result<(), SinkError> {
@@ -177,8 +182,7 @@ impl Pipeline {
         self.sink
             .send_with_header(&self.input_topic, p, key, &call.payload, marker);
         if let Some(api) = self.api.as_mut() {
-            api.replay.insert(id, answer.clone());
-            api.batch.push(id);
+            api.replay.insert(id, &answer);
             if !api.touched.contains(&p) {
                 api.touched.push(p);
             }
@@ -221,62 +225,6 @@ impl Pipeline {
         self.by_reason[invalid.reason.index()].inc();
         self.metrics.dlq_records.inc();
         Ok(())
-    }
-}
-
-/// The decisions of the latest calls by event id hash, oldest forgotten first.
-struct ReplayCache {
-    capacity: usize,
-    order: VecDeque<u64>,
-    decisions: HashMap<u64, Vec<u8>>,
-}
-
-impl ReplayCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            order: VecDeque::new(),
-            decisions: HashMap::new(),
-        }
-    }
-
-    fn get(&self, id: u64) -> Option<&[u8]> {
-        self.decisions.get(&id).map(Vec::as_slice)
-    }
-
-    fn insert(&mut self, id: u64, decision: Vec<u8>) {
-        if self.capacity == 0 || self.decisions.insert(id, decision).is_some() {
-            return;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.decisions.remove(&old);
-            }
-        }
-    }
-
-    fn remove(&mut self, id: u64) {
-        // Its place in `order` goes when it comes up; removing a missing id is harmless.
-        self.decisions.remove(&id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_replay_cache_keeps_the_latest_calls_only() {
-        let mut c = ReplayCache::new(2);
-        for id in 1..=3 {
-            c.insert(id, vec![id as u8]);
-        }
-        assert_eq!(c.get(1), None, "the oldest is forgotten");
-        assert_eq!(c.get(3), Some(&[3u8][..]));
-        c.remove(3);
-        assert_eq!(c.get(3), None);
-        assert!(c.decisions.len() <= 2);
     }
 }
 

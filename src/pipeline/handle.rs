@@ -64,6 +64,7 @@ impl Pipeline {
                 Ok(Some(outcome)) => {
                     self.out.input_ts_ms = msg.timestamp().to_millis();
                     self.decided(outcome, read_at);
+                    self.remember_decision();
                 }
                 Err(invalid) => self.dead_letter(msg, &invalid),
             }

@@ -177,6 +177,8 @@ pub struct Encoded {
     pub latency: Duration,
     /// When the event was written to the input topic, epoch ms, if known.
     pub input_ts_ms: Option<i64>,
+    /// `key_hash` of the event id ([`PartitionWorker::decide`] only).
+    pub id: u64,
 }
 
 /// What the terminal side did with a terminal topic record.
@@ -217,7 +219,8 @@ impl PartitionWorker {
         out: &mut Encoded,
     ) -> Result<Option<Outcome>, InvalidEvent> {
         let ev = parse_event(payload, limits)?;
-        if !self.recent.insert(key_hash(0, ev.event_id.as_bytes())) {
+        out.id = key_hash(0, ev.event_id.as_bytes());
+        if !self.recent.insert(out.id) {
             return Ok(None);
         }
         self.engine

@@ -55,12 +55,17 @@ pub fn post(
     s.write_all(body)?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
+    parse_response(&out)
+}
+
+/// The status, head and body of a whole HTTP response.
+pub fn parse_response(out: &str) -> std::io::Result<Response> {
     let status = out
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line in {out:?}")))?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out, ""));
     Ok(Response {
         status,
         head: head.to_lowercase(),
