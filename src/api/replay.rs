@@ -91,9 +91,21 @@ impl DecisionLog {
         self.index.insert(id, seq);
     }
 
+    /// Where the decisions kept so far end: a transaction closing now covers
+    /// the decisions before this mark.
+    pub fn mark(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+
+    /// The decisions kept before `mark` (from [`Self::mark`]) are recorded:
+    /// their transaction committed. Those kept since stay uncommitted.
+    pub fn committed_through(&mut self, mark: u64) {
+        self.uncommitted = self.uncommitted.max(mark);
+    }
+
     /// The decisions kept so far are recorded (their transaction committed).
     pub fn committed(&mut self) {
-        self.uncommitted = self.first + self.entries.len() as u64;
+        self.committed_through(self.mark());
     }
 
     /// Forgets the decisions kept since the last [`Self::committed`]: their

@@ -1,20 +1,35 @@
 //! Decision API calls on the pipeline thread: each is decided by the worker
 //! that owns its account's partition, between Kafka messages, and its event and
-//! decision go into the open transaction with the Kafka path's output.
+//! decision go into a transaction with the Kafka path's output.
 //!
 //! The event goes to the input topic, on the account's partition, marked with
-//! [`RECORD_HEADER`]. When the worker reads it back it finds its id among the
+//! [`crate::api::RECORD_HEADER`]. When the worker reads it back it finds its id among the
 //! recent ids and skips it; after a restart (or in a replay) it is applied to
 //! the state without a second decision. A later event with the same id, by
 //! either path, is a duplicate: a call gets the original decision from the
 //! [`DecisionLog`] (calls' and Kafka events' decisions), or 409 once it is
 //! past the log's bound.
+//!
+//! **When the answer is sent.** A call is answered as soon as it is decided,
+//! before its transaction commits: in the open transaction if one can take
+//! records, or, while the previous batch's commit runs, with its records parked
+//! for the transaction that begins right after that commit
+//! ([`super::batch`]). Either way its event and decision commit in exactly one
+//! transaction, at most about `processing.commit_interval_ms` plus one commit
+//! later. If that transaction aborts, the call is forgotten (its state change
+//! is rewound, its decision leaves the replay cache), and a repeat of its
+//! `event_id` is decided anew, once. A crash between the answer and the commit
+//! has the same effect: the client holds a decision that was never recorded,
+//! the restarted state does not include the payment, and a retry is decided
+//! anew (possibly differently, as the state may differ); retrying with the same
+//! `event_id` is how a client makes sure a decision is on record.
 
+use super::output::CallRecords;
 use super::Pipeline;
 use crate::api::call::{Call, CallKind, CallReceiver, Reply};
 use crate::api::replay::DecisionLog;
-use crate::api::{Partitioner, RECORD_HEADER};
-use crate::sink::{DeadLetter, SinkError};
+use crate::api::Partitioner;
+use crate::sink::SinkError;
 use crate::source::event::{parse_event, InvalidEvent};
 use crate::state::key_hash;
 use std::time::{Duration, Instant};
@@ -28,8 +43,12 @@ pub struct ApiSide {
     partitions: i32,
     partitioner: Partitioner,
     replay: DecisionLog,
-    /// Partitions whose state took calls in the open batch: rebuilt if it aborts.
-    touched: Vec<i32>,
+    /// Partitions whose state took calls in the open batch.
+    open: Vec<i32>,
+    /// Partitions whose state took calls in the batch being committed.
+    in_flight: Vec<i32>,
+    /// The decision log's mark when the batch being committed closed.
+    in_flight_mark: u64,
 }
 
 impl ApiSide {
@@ -46,46 +65,64 @@ impl ApiSide {
             partitions,
             partitioner,
             replay: DecisionLog::new(replay_entries),
-            touched: Vec::new(),
+            open: Vec::new(),
+            in_flight: Vec::new(),
+            in_flight_mark: 0,
         }
     }
 
-    /// The open batch committed: its calls' decisions are durable.
+    /// The open batch's commit begins: calls from now on are in the next one.
+    pub(super) fn commit_started(&mut self) {
+        for p in self.open.drain(..) {
+            if !self.in_flight.contains(&p) {
+                self.in_flight.push(p);
+            }
+        }
+        self.in_flight_mark = self.replay.mark();
+    }
+
+    /// The batch being committed committed: its calls' decisions are durable.
     pub(super) fn committed(&mut self) {
-        self.replay.committed();
-        self.touched.clear();
+        self.replay.committed_through(self.in_flight_mark);
+        self.in_flight.clear();
     }
 
-    /// Whether calls changed `partition`'s state in the aborted batch (asked once
-    /// per partition by the rewind, which rebuilds it).
+    /// Whether calls changed `partition`'s state in the aborted batches (asked
+    /// once per partition by the rewind, which rebuilds it).
     pub(super) fn take_touched(&mut self, partition: i32) -> bool {
-        let before = self.touched.len();
-        self.touched.retain(|&p| p != partition);
-        self.touched.len() != before
+        let mut found = false;
+        for touched in [&mut self.open, &mut self.in_flight] {
+            let before = touched.len();
+            touched.retain(|&p| p != partition);
+            found |= touched.len() != before;
+        }
+        found
     }
 
-    /// The open batch aborted: its calls were not recorded, so a repeat is decided anew.
+    /// The batch being committed aborted, and with it the open one (the calls
+    /// parked for it): those calls were not recorded, so a repeat is decided anew.
     pub(super) fn aborted(&mut self) {
         self.replay.aborted();
     }
 }
-
-/// Where the dead letters of calls say they came from.
-const SOURCE: &str = "POST /v1/decisions";
 
 impl Pipeline {
     /// Keeps the Kafka path's decision in `self.out` for a call repeating its
     /// event id (API on only; allocates nothing).
     pub(super) fn remember_decision(&mut self) {
         if let Some(api) = &mut self.api {
-            api.replay.insert(self.out.id, &self.out.decision);
+            api.replay.insert(self.output.out.id, &self.output.out.decision);
         }
     }
 
     /// Serves the calls waiting, up to [`CALLS_PER_POLL`]; waits up to `wait`
-    /// for the first one.
+    /// for the first one. While a commit runs, calls park their records, as
+    /// many as the batch takes; the rest wait in their queue.
     pub(super) fn serve_calls(&mut self, mut wait: Duration) -> Result<(), SinkError> {
         for _ in 0..CALLS_PER_POLL {
+            if self.batch.committing() && !self.batch.can_park() {
+                break;
+            }
             let Some(call) = self.api.as_ref().and_then(|a| a.calls.recv(wait)) else {
                 break;
             };
@@ -105,7 +142,7 @@ impl Pipeline {
             (CallKind::DeadLetter(invalid), _) | (CallKind::Decide, Err(invalid)) => {
                 let invalid = invalid.clone();
                 drop(parsed);
-                self.dead_letter_call(&call.payload, &invalid)?;
+                self.dead_letter_call(&call, &invalid)?;
                 let _ = call.reply.send(Reply::Recorded);
                 return Ok(());
             }
@@ -126,7 +163,7 @@ impl Pipeline {
             }
         } else {
             drop(parsed);
-            return self.decide_call(call, p, id, &key);
+            return self.decide_call(call, p, id, key);
         };
         let _ = call.reply.send(answer);
         Ok(())
@@ -134,96 +171,81 @@ impl Pipeline {
 
     /// Decides a call on partition `p`'s worker (or records the fallback its
     /// client got at the deadline) and answers it.
-    fn decide_call(&mut self, call: Call, p: i32, id: u64, key: &[u8]) -> Result<(), SinkError> {
+    fn decide_call(&mut self, call: Call, p: i32, id: u64, key: Vec<u8>) -> Result<(), SinkError> {
         // Read now, as a Kafka message is when polled: `latency_us` and the hot
         // path's histogram leave the queue out (`fraudstream_api_call_seconds`
         // has the whole call).
         let read_at = Instant::now();
-        self.open_batch(read_at)?;
         let worker = self.workers.get(p);
-        let answer = match call.ticket.take() {
+        let decision = match call.ticket.take() {
             Err(fallback) => {
                 // The client has the fallback: record it, as if decided now.
                 if fallback.is_empty() || !worker.restore(&call.payload, &self.limits) {
                     return Ok(());
                 }
-                self.sink.send(&self.output_topic, key, fallback);
-                self.stats.decided += 1;
-                self.batch_output.0 += 1;
+                self.batch.tally().decided += 1;
                 fallback.to_vec()
             }
             Ok(()) => {
-                let decided = worker.decide(
-                    &call.payload,
-                    &self.limits,
-                    &mut self.decider,
-                    read_at,
-                    &mut self.out,
-                );
-                match decided {
+                let out = &mut self.output.out;
+                match worker.decide(&call.payload, &self.limits, &mut self.decider, read_at, out) {
                     Ok(Some(outcome)) => {
-                        self.decided(outcome, read_at);
-                        self.out.decision.clone()
+                        self.output
+                            .count_decision(self.batch.tally(), outcome, read_at);
+                        self.output.out.decision.clone()
                     }
                     Ok(None) => {
-                        self.duplicate();
+                        self.output.duplicate();
+                        self.stats.duplicates += 1;
                         let _ = call.reply.send(Reply::DecidedOnTopic);
                         return Ok(());
                     }
                     Err(invalid) => {
-                        self.dead_letter_call(&call.payload, &invalid)?;
+                        self.dead_letter_call(&call, &invalid)?;
                         let _ = call.reply.send(Reply::Recorded);
                         return Ok(());
                     }
                 }
             }
         };
-        let marker = (RECORD_HEADER, "1");
-        self.sink
-            .send_with_header(&self.input_topic, p, key, &call.payload, marker);
         if let Some(api) = self.api.as_mut() {
-            api.replay.insert(id, &answer);
-            if !api.touched.contains(&p) {
-                api.touched.push(p);
+            api.replay.insert(id, &decision);
+            if !api.open.contains(&p) {
+                api.open.push(p);
             }
         }
-        let _ = call.reply.send(Reply::Decided {
-            decision: answer,
+        let reply = Reply::Decided {
+            decision: decision.clone(),
             replayed: false,
-        });
-        Ok(())
-    }
-
-    /// Opens a transaction for the call's records if none is open.
-    fn open_batch(&mut self, at: Instant) -> Result<(), SinkError> {
-        if self.batch_events == 0 {
-            self.batch_started = at;
-        }
-        self.sink.begin()?;
-        self.batch_events += 1;
+        };
+        let records = CallRecords::Decided {
+            partition: p,
+            key,
+            payload: call.payload.clone(),
+            decision,
+        };
+        self.record_call(records, read_at)?;
+        let _ = call.reply.send(reply);
         Ok(())
     }
 
     /// Records an invalid call on the dead-letter topic, like an invalid input record.
-    fn dead_letter_call(
-        &mut self,
-        payload: &[u8],
-        invalid: &InvalidEvent,
-    ) -> Result<(), SinkError> {
-        self.open_batch(Instant::now())?;
-        let dl = DeadLetter {
-            topic: SOURCE,
-            partition: -1,
-            offset: -1,
-            reason: invalid.reason.code(),
-            error: &invalid.detail,
-        };
-        self.sink
-            .send_dead_letter(&self.dlq_topic, None, payload, &dl);
-        self.stats.invalid += 1;
-        self.batch_output.1 += 1;
-        self.by_reason[invalid.reason.index()].inc();
-        self.metrics.dlq_records.inc();
+    fn dead_letter_call(&mut self, call: &Call, invalid: &InvalidEvent) -> Result<(), SinkError> {
+        let records =
+            self.output
+                .call_dead_letter(self.batch.tally(), call.payload.clone(), invalid);
+        self.record_call(records, Instant::now())
+    }
+
+    /// Produces a call's records in the open transaction, or parks them while a
+    /// commit runs.
+    fn record_call(&mut self, records: CallRecords, read_at: Instant) -> Result<(), SinkError> {
+        if self.batch.committing() {
+            self.batch.park(records, read_at);
+        } else {
+            let (sink, _) = self.batch.open(read_at)?;
+            records.produce(sink, &self.output.topics);
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Calls on the pipeline thread against the mock cluster, with faults injected
-//! on that thread: a call for a restoring partition waits its turn, and a call
-//! whose transaction aborts is forgotten and decided anew, once.
+//! on that thread: a call for a restoring partition waits its turn, a call
+//! whose transaction aborts is forgotten and decided anew, once, and calls
+//! decided while a commit runs go into the next transaction, once.
 
 use super::super::tests::{cluster, read_all, wait_for, WAIT};
 use super::*;
@@ -9,6 +10,8 @@ use crate::config::Config;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use crate::pipeline::{restore, run_with_api, PipelineError, RunStats};
+use crate::sink::faults::{hold_commits, Release};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -156,4 +159,62 @@ fn a_call_whose_transaction_aborts_is_forgotten_and_decided_anew_once() {
     assert!(stats.aborts >= 1);
     let decisions = read_all(&config, "decisions", 1);
     assert_eq!(decisions.get("a1"), Some(&1));
+}
+
+fn decided_anew(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::Decided {
+            replayed: false,
+            ..
+        }
+    )
+}
+
+/// The first commit is held in flight (a hook on the commit thread): calls are
+/// still answered meanwhile, their records wait for the next transaction, and
+/// every call's event and decision are committed exactly once, whether the held
+/// commit then commits or aborts (then all of them, the held batch's and the
+/// parked ones, are forgotten and decided anew, once).
+#[test]
+fn calls_answered_while_a_commit_runs_are_committed_once_with_the_next_batch() {
+    for release in [Release::Commit, Release::Abort] {
+        let (_kafka, config) = cluster(1, api_config);
+        let (started_tx, started) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        let running = start(&config, move || hold_commits(started_tx, release_rx));
+        wait_for("ready", || running.health.is_ready());
+        assert!(decided_anew(&running.call(&payment("c0"))));
+        started
+            .recv_timeout(WAIT)
+            .expect("the batch of c0 is committing");
+        assert!(decided_anew(&running.call(&payment("c1"))));
+        assert!(decided_anew(&running.call(&payment("c2"))));
+        let repeat = running.call(&payment("c1"));
+        assert!(
+            matches!(repeat, Reply::Decided { replayed: true, .. }),
+            "a parked call is known: {repeat:?}"
+        );
+        release_tx.send(release).unwrap();
+        // Later commits go through.
+        drop(release_tx);
+        if let Release::Abort = release {
+            for id in ["c0", "c1", "c2"] {
+                let again = loop {
+                    match running.call(&payment(id)) {
+                        Reply::Restoring => std::thread::sleep(Duration::from_millis(20)),
+                        other => break other,
+                    }
+                };
+                assert!(decided_anew(&again), "{id} after the abort: {again:?}");
+            }
+        }
+        let stats = running.stop();
+        assert_eq!(stats.aborts, matches!(release, Release::Abort) as u64);
+        for topic in ["decisions", "payments"] {
+            let records = read_all(&config, topic, 1);
+            let ids = ["c0", "c1", "c2"].map(|id| records.get(id).copied());
+            assert_eq!(ids, [Some(1); 3], "{release:?}: {topic}: {records:?}");
+        }
+    }
 }

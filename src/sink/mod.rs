@@ -1,8 +1,14 @@
 //! Sink: decisions and dead-letter records out to Kafka, committed together with
 //! the input offsets (one transaction per batch), or after delivery is acknowledged.
 
+mod committer;
+
+pub use committer::{Committed, Committer};
+
 use crate::config::{client_config, Config, Guarantee};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -22,6 +28,9 @@ pub enum SinkError {
     /// Another instance with the same transactional id took over, or the producer is unusable.
     #[error("fatal producer error: {0}")]
     Fatal(KafkaError),
+    /// The thread that commits transactions ([`Committer`]) stopped.
+    #[error("the commit thread stopped: {0}")]
+    Committer(String),
 }
 
 /// Counts delivery failures reported by librdkafka.
@@ -256,52 +265,72 @@ impl Sink {
         offsets: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
+        if self.transactional {
+            return self.commit_transaction(offsets, consumer.group_metadata());
+        }
         if let Some(reason) = self.enqueue_failed.take() {
-            // At least once: what was queued may still be delivered (a repeat, never
-            // a gap); exactly once: none of it becomes visible.
+            // At least once: what was queued may still be delivered (a repeat, never a gap).
+            return Err(SinkError::Aborted(reason));
+        }
+        let flushed = self.producer.flush(self.timeout);
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if let Err(e) = flushed {
+            return Err(SinkError::Aborted(format!("flush: {e}")));
+        }
+        if failed != self.failed_seen {
+            self.failed_seen = failed;
+            return Err(SinkError::Aborted("some records were not delivered".into()));
+        }
+        if offsets.count() > 0 {
+            consumer
+                .commit(offsets, CommitMode::Sync)
+                .map_err(|e| SinkError::Aborted(format!("offset commit: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Whether batches commit as transactions (exactly-once mode), which
+    /// [`Sink::commit_transaction`] can run off the consumer's thread.
+    pub fn transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Commits the open transaction with `offsets` of the consumer group `group`
+    /// (exactly-once mode): [`Sink::commit`] without the consumer, so that it can
+    /// run on another thread ([`Committer`]). A transaction with a record that
+    /// could not be queued, or without group metadata, is aborted.
+    pub fn commit_transaction(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<(), SinkError> {
+        if let Some(reason) = self.enqueue_failed.take() {
+            // None of the batch becomes visible.
             self.abort();
             return Err(SinkError::Aborted(reason));
         }
-        if self.transactional {
-            if !self.in_transaction {
-                return Ok(());
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let Some(meta) = group else {
+            self.abort();
+            return Err(SinkError::Aborted(
+                "consumer has no group metadata yet".into(),
+            ));
+        };
+        let result = self
+            .retry(|p, t| p.send_offsets_to_transaction(offsets, &meta, t))
+            .and_then(|()| self.retry(|p, t| p.commit_transaction(t)));
+        match result {
+            Ok(()) => {
+                self.in_transaction = false;
+                Ok(())
             }
-            let Some(meta) = consumer.group_metadata() else {
+            Err(e) if is_fatal(&e) => Err(SinkError::Fatal(e)),
+            Err(e) => {
                 self.abort();
-                return Err(SinkError::Aborted(
-                    "consumer has no group metadata yet".into(),
-                ));
-            };
-            let result = self
-                .retry(|p, t| p.send_offsets_to_transaction(offsets, &meta, t))
-                .and_then(|()| self.retry(|p, t| p.commit_transaction(t)));
-            match result {
-                Ok(()) => {
-                    self.in_transaction = false;
-                    Ok(())
-                }
-                Err(e) if is_fatal(&e) => Err(SinkError::Fatal(e)),
-                Err(e) => {
-                    self.abort();
-                    Err(SinkError::Aborted(e.to_string()))
-                }
+                Err(SinkError::Aborted(e.to_string()))
             }
-        } else {
-            let flushed = self.producer.flush(self.timeout);
-            let failed = self.producer.context().failed.load(Ordering::Relaxed);
-            if let Err(e) = flushed {
-                return Err(SinkError::Aborted(format!("flush: {e}")));
-            }
-            if failed != self.failed_seen {
-                self.failed_seen = failed;
-                return Err(SinkError::Aborted("some records were not delivered".into()));
-            }
-            if offsets.count() > 0 {
-                consumer
-                    .commit(offsets, CommitMode::Sync)
-                    .map_err(|e| SinkError::Aborted(format!("offset commit: {e}")))?;
-            }
-            Ok(())
         }
     }
 
@@ -423,11 +452,13 @@ fn init_transactions_with_retry(
     unreachable!("the loop returns")
 }
 
-/// Test-only fault injection: one enqueue on this thread fails.
+/// Test-only fault injection: one enqueue on this thread fails; commits wait for a release.
 #[cfg(test)]
 pub(crate) mod faults {
     use super::*;
     use std::cell::RefCell;
+
+    pub(crate) use super::committer::faults::{hold_commits, Release};
 
     thread_local! {
         /// The topic whose record fails, and how many of its records go through first.

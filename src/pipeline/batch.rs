@@ -1,0 +1,226 @@
+//! The batch and its transaction: the batch open for input, the one being
+//! committed, and the decision API's records parked in between.
+//!
+//! In exactly-once mode a batch's commit runs on the [`Committer`]'s thread,
+//! which holds the [`Sink`] until it is done. Meanwhile nothing can be produced:
+//! Kafka input waits, and calls decided meanwhile park their records here
+//! (at most `processing.max_batch_events` of them), to be produced as soon as the
+//! next transaction begins, right after the commit. They belong to that next
+//! batch: its events, its tally, and its fate. When the commit aborts instead,
+//! the parked records are dropped with it (their calls are forgotten and rewound
+//! like the aborted batch's). In at-least-once mode the commit runs in place.
+
+use super::output::{CallRecords, Tally};
+use crate::sink::{Committer, Sink, SinkError};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::TopicPartitionList;
+use std::time::{Duration, Instant};
+
+/// How a batch's commit ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Finished {
+    /// Durable, with this tally.
+    Committed(Tally),
+    /// Nothing of it is visible (nor of the calls parked meanwhile), for this reason.
+    Aborted(String),
+}
+
+/// The batch and transaction step.
+pub(super) struct Batch {
+    /// The producer; `None` while the committer has it.
+    sink: Option<Sink>,
+    /// Runs transactional commits off this thread (exactly-once mode).
+    committer: Option<Committer>,
+    max_events: usize,
+    interval: Duration,
+    /// Inputs of the open batch (Kafka messages and calls, parked ones included).
+    events: usize,
+    started: Instant,
+    /// What the open batch produced (or parked).
+    open: Tally,
+    /// What the batch being committed produced; `Some` while its commit runs.
+    in_flight: Option<Tally>,
+    /// Records of calls decided while a commit runs, for the next transaction.
+    parked: Vec<CallRecords>,
+}
+
+impl Batch {
+    /// A batch step over `sink` that commits after `max_events` inputs or
+    /// `interval`, whichever first; transactions commit on `committer` if given.
+    pub fn new(
+        sink: Sink,
+        committer: Option<Committer>,
+        max_events: usize,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            sink: Some(sink),
+            committer,
+            max_events: max_events.max(1),
+            interval,
+            events: 0,
+            started: Instant::now(),
+            open: Tally::default(),
+            in_flight: None,
+            parked: Vec::new(),
+        }
+    }
+
+    /// Whether a commit is running (nothing can be produced until it finishes).
+    pub fn committing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Inputs in the open batch.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// Counts one more input read at `at` into the open batch and opens its
+    /// transaction if needed; the Sink to produce its records with.
+    pub fn open(&mut self, at: Instant) -> Result<(&mut Sink, &mut Tally), SinkError> {
+        if self.committing() {
+            return Err(SinkError::Committer(
+                "an input was handled while a commit runs".into(),
+            ));
+        }
+        self.count(at);
+        let (sink, tally) = self.output();
+        sink.begin()?;
+        Ok((sink, tally))
+    }
+
+    fn count(&mut self, at: Instant) {
+        if self.events == 0 {
+            self.started = at;
+        }
+        self.events += 1;
+    }
+
+    /// The open batch's tally.
+    pub fn tally(&mut self) -> &mut Tally {
+        &mut self.open
+    }
+
+    /// Whether a call's records can park now (else the call waits in its queue).
+    pub fn can_park(&self) -> bool {
+        self.parked.len() < self.max_events
+    }
+
+    /// Parks the records of a call read at `at` for the next transaction.
+    pub fn park(&mut self, records: CallRecords, at: Instant) {
+        self.count(at);
+        self.parked.push(records);
+    }
+
+    /// Whether the open batch should commit now: it is full, old enough, or has
+    /// a record that could not be queued (it can only abort: do it now).
+    pub fn due(&self) -> bool {
+        !self.committing()
+            && (self.events >= self.max_events
+                || self.sink.as_ref().is_some_and(Sink::batch_failed)
+                || (self.events > 0 && self.started.elapsed() >= self.interval))
+    }
+
+    /// Serves the producer's delivery reports (unless a commit has it).
+    pub fn poll(&self) {
+        if let Some(sink) = &self.sink {
+            sink.poll();
+        }
+    }
+
+    /// The Sink and the tally of the open batch, between [`Batch::open`] and
+    /// the next commit.
+    ///
+    /// # Panics
+    /// While a commit runs: callers produce only after `open` succeeded.
+    pub fn output(&mut self) -> (&mut Sink, &mut Tally) {
+        let sink = self
+            .sink
+            .as_mut()
+            .expect("no record is produced while a commit runs");
+        (sink, &mut self.open)
+    }
+
+    /// Commits the open batch with `offsets`: hands it to the committer
+    /// (`Ok(None)`: see [`Batch::finished`]), or commits it in place.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        offsets: TopicPartitionList,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<Option<Finished>, SinkError> {
+        if self.committing() {
+            return Ok(None);
+        }
+        self.in_flight = Some(std::mem::take(&mut self.open));
+        self.events = 0;
+        let mut sink = self.sink.take().expect("present while no commit runs");
+        match &self.committer {
+            Some(committer) if sink.transactional() => {
+                committer.submit(sink, offsets, consumer.group_metadata())?;
+                Ok(None)
+            }
+            _ => {
+                let result = sink.commit(&offsets, consumer);
+                self.sink = Some(sink);
+                self.end(result).map(Some)
+            }
+        }
+    }
+
+    /// The running commit's end, waiting up to `wait` for it; `None` while it
+    /// runs (or if none runs).
+    pub fn finished(&mut self, wait: Duration) -> Result<Option<Finished>, SinkError> {
+        let Some(committer) = self.committer.as_ref().filter(|_| self.committing()) else {
+            return Ok(None);
+        };
+        let Some(done) = committer.done(wait)? else {
+            return Ok(None);
+        };
+        self.sink = Some(done.sink);
+        self.end(done.result).map(Some)
+    }
+
+    /// Waits for the running commit, if any, to end.
+    pub fn wait(&mut self) -> Result<Option<Finished>, SinkError> {
+        if !self.committing() {
+            return Ok(None);
+        }
+        loop {
+            if let Some(f) = self.finished(Duration::from_secs(1))? {
+                return Ok(Some(f));
+            }
+        }
+    }
+
+    fn end(&mut self, result: Result<(), SinkError>) -> Result<Finished, SinkError> {
+        let tally = self.in_flight.take().unwrap_or_default();
+        match result {
+            Ok(()) => Ok(Finished::Committed(tally)),
+            Err(SinkError::Aborted(reason)) => {
+                self.open = Tally::default();
+                self.parked.clear();
+                self.events = 0;
+                Ok(Finished::Aborted(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a commit: opens the next transaction for the parked calls' records
+    /// and produces them with `produce`.
+    pub fn unpark(
+        &mut self,
+        mut produce: impl FnMut(&mut Sink, &CallRecords),
+    ) -> Result<(), SinkError> {
+        if self.parked.is_empty() {
+            return Ok(());
+        }
+        let sink = self.sink.as_mut().expect("present after a commit ended");
+        sink.begin()?;
+        for records in self.parked.drain(..) {
+            produce(sink, &records);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Transactions committed off the polling thread.
+//!
+//! A commit waits for the brokers: every record of the transaction delivered,
+//! the offsets added, the transaction ended; several round trips, tens of
+//! milliseconds on a loaded machine. The [`Committer`] runs it on a thread of
+//! its own: the polling thread hands over the [`Sink`] with the batch's offsets
+//! and later takes it back with the result. While the Sink is away the polling
+//! thread cannot produce (it does not hold it); it keeps deciding the decision
+//! API's calls and parks their records for the next transaction.
+
+use super::{Sink, SinkError};
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::TopicPartitionList;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One commit to run: the Sink whose transaction it is, and what it commits.
+struct Job {
+    sink: Sink,
+    offsets: TopicPartitionList,
+    group: Option<ConsumerGroupMetadata>,
+}
+
+/// A finished commit: the Sink back, and how the commit ended
+/// ([`Sink::commit_transaction`]'s result).
+pub struct Committed {
+    /// The Sink, with no transaction open.
+    pub sink: Sink,
+    /// `Err(Aborted)`: nothing of the transaction is visible.
+    pub result: Result<(), SinkError>,
+}
+
+/// A thread that commits one transaction at a time ([`Sink::commit_transaction`]).
+pub struct Committer {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Committed>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the commit thread.
+    pub fn start() -> Result<Self, SinkError> {
+        let (jobs, todo) = mpsc::sync_channel::<Job>(1);
+        let (finished, done) = mpsc::sync_channel(1);
+        #[cfg(test)]
+        let gate = faults::take();
+        let thread = std::thread::Builder::new()
+            .name("fraudstream-commit".into())
+            .spawn(move || {
+                for mut job in todo {
+                    #[cfg(test)]
+                    let held = faults::held(&gate, &mut job.sink);
+                    #[cfg(not(test))]
+                    let held = None;
+                    let result = held
+                        .unwrap_or_else(|| job.sink.commit_transaction(&job.offsets, job.group));
+                    let sink = job.sink;
+                    if finished.send(Committed { sink, result }).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| SinkError::Committer(e.to_string()))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `sink` over to commit its transaction with `offsets` (the next offset
+    /// to read per partition) of consumer group `group`; [`Committer::done`]
+    /// gives it back. One commit at a time.
+    pub fn submit(
+        &self,
+        sink: Sink,
+        offsets: TopicPartitionList,
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<(), SinkError> {
+        let job = Job {
+            sink,
+            offsets,
+            group,
+        };
+        self.jobs
+            .as_ref()
+            .and_then(|j| j.send(job).ok())
+            .ok_or_else(|| SinkError::Committer("it takes no more commits".into()))
+    }
+
+    /// The submitted commit once it finished, waiting up to `wait` for it;
+    /// `Ok(None)` while it runs.
+    pub fn done(&self, wait: Duration) -> Result<Option<Committed>, SinkError> {
+        let gone = || SinkError::Committer("it stopped during a commit".into());
+        if wait.is_zero() {
+            match self.done.try_recv() {
+                Ok(c) => Ok(Some(c)),
+                Err(TryRecvError::Empty) => Ok(None),
+                Err(TryRecvError::Disconnected) => Err(gone()),
+            }
+        } else {
+            match self.done.recv_timeout(wait) {
+                Ok(c) => Ok(Some(c)),
+                Err(RecvTimeoutError::Timeout) => Ok(None),
+                Err(RecvTimeoutError::Disconnected) => Err(gone()),
+            }
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // A commit still running finishes (its result goes unread); then the thread ends.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Test-only hooks: the commits of a pipeline started on this thread wait for a release.
+#[cfg(test)]
+pub(crate) mod faults {
+    use super::*;
+    use std::cell::RefCell;
+    use std::sync::mpsc::Sender;
+
+    /// What a held commit does when released.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Release {
+        /// Commits as usual.
+        Commit,
+        /// Fails: the transaction is aborted.
+        Abort,
+    }
+
+    type Gate = (Sender<()>, Receiver<Release>);
+
+    thread_local! {
+        static GATE: RefCell<Option<Gate>> = const { RefCell::new(None) };
+    }
+
+    /// Holds every commit of the next [`Committer`] started on this thread: each
+    /// says so on `started`, then waits for `release`; once `release`'s sender is
+    /// dropped, commits go through.
+    pub(crate) fn hold_commits(started: Sender<()>, release: Receiver<Release>) {
+        GATE.with(|g| *g.borrow_mut() = Some((started, release)));
+    }
+
+    pub(super) fn take() -> Option<Gate> {
+        GATE.with(|g| g.borrow_mut().take())
+    }
+
+    /// Waits at the gate, if any; `Some(result)` when the release aborts the commit.
+    pub(super) fn held(gate: &Option<Gate>, sink: &mut Sink) -> Option<Result<(), SinkError>> {
+        let (started, release) = gate.as_ref()?;
+        let _ = started.send(());
+        match release.recv() {
+            Ok(Release::Abort) => {
+                sink.abort();
+                Some(Err(SinkError::Aborted(
+                    "injected: the commit failed".into(),
+                )))
+            }
+            Ok(Release::Commit) | Err(_) => None,
+        }
+    }
+}
