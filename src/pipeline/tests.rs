@@ -5,6 +5,8 @@ use super::*;
 use crate::demo::{self, EmbeddedKafka};
 use crate::sink::faults::fail_enqueue_to;
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Instant;
 use std::collections::HashMap;
 use std::thread::JoinHandle;
 
