@@ -82,6 +82,8 @@ fn schemathesis_finds_nothing_and_the_processor_keeps_deciding() {
     let text =
         String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "schemathesis found problems:\n{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    eprintln!("{}", lines[lines.len().saturating_sub(12)..].join("\n"));
     let calls: u64 = fraudstream::metrics::ApiOutcome::ALL
         .iter()
         .map(|o| api.metrics.api_calls.with_label_values(&[o.code()]).get())

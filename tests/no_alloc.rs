@@ -1,7 +1,7 @@
 //! The hot path allocates nothing per event once warm: feature update, 100 rules,
 //! the model's score (and its TreeSHAP explanation of reviewed and blocked
-//! payments), policy and decision encoding, counted with a counting global
-//! allocator.
+//! payments), policy, decision encoding and the decision API's log of decisions
+//! for repeats, counted with a counting global allocator.
 
 use fraudstream::decision::{Action, Decider, Subject};
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine, FeatureSet};
@@ -101,6 +101,8 @@ fn the_hot_path_does_not_allocate_per_event() {
     let accounts: Vec<String> = (0..100).map(|i| format!("acc-{i}")).collect();
     let terminals: Vec<String> = (0..50).map(|i| format!("term-{i}")).collect();
     let ids: Vec<String> = (0..10_000).map(|i| format!("ev-{i}")).collect();
+    // With the decision API on, the Kafka path keeps each decision for repeats.
+    let mut kept = fraudstream::api::replay::DecisionLog::new(5_000);
     let mut run = |from: usize, to: usize| {
         for i in from..to {
             let view = EventView {
@@ -133,6 +135,10 @@ fn the_hot_path_does_not_allocate_per_event() {
                 ],
             };
             let outcome = decider.decide(&subject, view.ts_ms, 3, &mut out);
+            kept.insert(i as u64, &out);
+            if i % 100 == 0 {
+                kept.committed();
+            }
             if outcome.action != Action::Allow && out.windows(7).any(|w| w == b"\"model:") {
                 explained += 1;
             }
@@ -145,6 +151,7 @@ fn the_hot_path_does_not_allocate_per_event() {
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
     assert_eq!(allocs, 0, "{allocs} allocations in 20,000 events");
     assert!(!out.is_empty());
+    assert_eq!(kept.get(139_999), Some(&out[..]));
     assert!(
         explained > 1000,
         "{explained} decisions explained by the model"
