@@ -8,6 +8,10 @@ use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where the demo serves metrics unless `--metrics-addr` says otherwise (in
+/// `--metrics-addr`'s help too).
+const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
 /// Flags of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -23,9 +27,9 @@ pub struct DemoArgs {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
-    /// Metrics/health address; empty to disable.
-    #[arg(long, default_value = "127.0.0.1:9464")]
-    pub metrics_addr: String,
+    /// Metrics/health address.
+    #[command(flatten)]
+    pub metrics: super::input::MetricsAddrArgs,
     /// Decision API address (`POST /v1/decisions`); empty to disable.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub api_addr: String,
@@ -53,7 +57,11 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     if !std::path::Path::new(&config.currency.rates).exists() {
         config.currency.rates.clear();
     }
-    config.metrics.addr = args.metrics_addr.clone();
+    config.metrics.addr = args
+        .metrics
+        .metrics_addr
+        .clone()
+        .unwrap_or_else(|| DEFAULT_METRICS_ADDR.into());
     let rt = super::start_runtime(
         &config.metrics,
         metrics.clone(),
@@ -78,8 +86,8 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
         opts.rate,
         if opts.history_days == 0 { " alone" } else { " and a model trained first on simulated history" }
     );
-    if !args.metrics_addr.is_empty() {
-        eprintln!("metrics: http://{}/metrics", args.metrics_addr);
+    if !config.metrics.addr.is_empty() {
+        eprintln!("metrics: http://{}/metrics", config.metrics.addr);
     }
     let calls = if args.api_addr.is_empty() {
         None

@@ -15,18 +15,18 @@ use std::sync::Arc;
 /// Flags of `features`.
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
-    /// Transactions in the handbook's CSV format (`.csv` or `.csv.gz`).
-    #[arg(long)]
-    pub input: PathBuf,
+    /// The transactions file and how it is read.
+    #[command(flatten)]
+    pub input: super::input::InputArgs,
     /// First day to write (YYYY-MM-DD); earlier rows only warm the state.
     #[arg(long)]
     pub from: Option<String>,
     /// Last day to write (YYYY-MM-DD, inclusive).
     #[arg(long)]
     pub to: Option<String>,
-    /// Built-in feature set name or TOML path (default: the set `train` uses).
-    #[arg(long, default_value = "default")]
-    pub feature_set: String,
+    /// The feature set computed.
+    #[command(flatten)]
+    pub feature_set: super::input::FeatureSetArgs,
     /// Delay after which each transaction's label is fed back (e.g. 7d).
     #[arg(long, default_value = "7d")]
     pub label_delay: String,
@@ -37,9 +37,6 @@ pub struct FeaturesArgs {
     /// entity ids, amounts and labels; nulls for missing features).
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
-    /// How the input is read.
-    #[command(flatten)]
-    pub input_args: super::input::InputArgs,
 }
 
 /// Format of the feature file.
@@ -105,7 +102,7 @@ impl Sink {
 
 /// Runs the replay and writes each row in range in `--format`.
 pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
-    let set = Arc::new(load_feature_set(&args.feature_set)?);
+    let set = Arc::new(load_feature_set(&args.feature_set.feature_set)?);
     let date = |s: &Option<String>, add_day: bool| -> anyhow::Result<Option<i64>> {
         s.as_deref()
             .map(|d| {
@@ -121,7 +118,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         label_delay_ms: i64::from(
             parse_duration_s(&args.label_delay).context("bad --label-delay, expected e.g. 7d")?,
         ) * 1000,
-        input: args.input_args.options()?,
+        input: args.input.options()?,
         ..ReplayOptions::default()
     };
     let file = std::fs::File::create(&args.out)
@@ -136,8 +133,10 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let mut out = sink.inspect_err(|_| {
         let _ = std::fs::remove_file(&args.out);
     })?;
-    let total = std::fs::metadata(&args.input).map(|m| m.len()).unwrap_or(0);
-    let gz = args.input.to_string_lossy().ends_with(".gz");
+    let total = std::fs::metadata(&args.input.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let gz = args.input.path.to_string_lossy().ends_with(".gz");
     // Uncompressed size is unknown for gzip; the handbook compresses about 4:1.
     let bar = indicatif::ProgressBar::new(if gz { total * 4 } else { total });
     bar.set_style(
@@ -149,7 +148,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut write_err = None;
     let result = replay(
-        &args.input,
+        &args.input.path,
         set.clone(),
         &opts,
         |row, features| {

@@ -14,19 +14,18 @@ use std::path::PathBuf;
 /// Flags of `train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Transactions in the handbook's CSV format (`.csv` or `.csv.gz`).
-    #[arg(long)]
-    pub input: PathBuf,
+    /// The transactions file and how it is read.
+    #[command(flatten)]
+    pub input: super::input::InputArgs,
     /// First training day (YYYY-MM-DD).
     #[arg(long)]
     pub train_from: String,
     /// Last training day (inclusive).
     #[arg(long)]
     pub train_to: String,
-    /// Feature set (built-in name or TOML path); the default is the processor's
-    /// default set, so `run` serves the model with the shipped config.
-    #[arg(long, default_value = "default")]
-    pub feature_set: String,
+    /// The feature set the model reads.
+    #[command(flatten)]
+    pub feature_set: super::input::FeatureSetArgs,
     /// Days after which labels are known to the feature engine; also the gap
     /// between the validation fits' window and the validation period.
     #[arg(long, default_value_t = 7)]
@@ -37,12 +36,9 @@ pub struct TrainArgs {
     /// input must reach back that far.
     #[arg(long)]
     pub validation_days: Option<u32>,
-    /// Model file to write.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Model name (default: the output file's stem).
-    #[arg(long)]
-    pub name: Option<String>,
+    /// The model file written.
+    #[command(flatten)]
+    pub out: super::input::ModelOutArgs,
     /// Tree depths tried.
     #[arg(long, value_delimiter = ',', default_values_t = Grid::default().max_depths)]
     pub max_depths: Vec<usize>,
@@ -61,17 +57,14 @@ pub struct TrainArgs {
     /// Minimum hessian in a leaf.
     #[arg(long, default_value_t = GbtParams::default().min_child_weight)]
     pub min_child_weight: f64,
-    /// How the input is read.
-    #[command(flatten)]
-    pub input_args: super::input::InputArgs,
 }
 
 /// Flags of `backtest`.
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
-    /// Transactions in the handbook's CSV format.
-    #[arg(long)]
-    pub input: PathBuf,
+    /// The transactions file and how it is read.
+    #[command(flatten)]
+    pub input: super::input::InputArgs,
     /// First day (YYYY-MM-DD).
     #[arg(long)]
     pub from: String,
@@ -105,9 +98,6 @@ pub struct BacktestArgs {
     /// Compare with this rules directory.
     #[arg(long)]
     pub compare_rules: Option<PathBuf>,
-    /// How the input is read.
-    #[command(flatten)]
-    pub input_args: super::input::InputArgs,
 }
 
 /// Flags of `model`.
@@ -137,12 +127,9 @@ pub struct ImportArgs {
     /// Feature set whose features the model reads, by name (built-in name or TOML path).
     #[arg(long)]
     pub feature_set: String,
-    /// Model file to write (e.g. models/NAME.json).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Model name (default: the output file's stem).
-    #[arg(long)]
-    pub name: Option<String>,
+    /// The model file written.
+    #[command(flatten)]
+    pub out: super::input::ModelOutArgs,
 }
 
 /// Runs `model`.
@@ -155,9 +142,8 @@ pub fn run_model(args: ModelArgs) -> anyhow::Result<()> {
 /// Imports a model, writes it, and loads it back as the processor would.
 fn run_import(args: ImportArgs) -> anyhow::Result<()> {
     let set = load_feature_set(&args.feature_set)?;
-    let name = args.name.clone().unwrap_or_else(|| stem(&args.out));
-    let file = import(args.library, &args.file, &set, &name)?.save(&args.out)?;
-    let model = Model::load(&args.out, &set)?;
+    let file = import(args.library, &args.file, &set, &args.out.name())?.save(&args.out.path)?;
+    let model = Model::load(&args.out.path, &set)?;
     let g = file.gbt.as_ref().context("an imported model has trees")?;
     // Checked by the import: the depth is there.
     let depth = g.check(file.features.len()).unwrap_or_default();
@@ -172,23 +158,18 @@ fn run_import(args: ImportArgs) -> anyhow::Result<()> {
         model.version,
         args.file.display(),
         file.features.len(),
-        args.out.display()
+        args.out.path.display()
     );
     Ok(())
-}
-
-fn stem(path: &std::path::Path) -> String {
-    path.file_stem()
-        .map_or("model".into(), |s| s.to_string_lossy().to_string())
 }
 
 /// What `train` is asked to do, its input options left to the caller.
 fn train_options(args: &TrainArgs) -> TrainOptions {
     TrainOptions {
-        name: args.name.clone().unwrap_or_else(|| stem(&args.out)),
+        name: args.out.name(),
         from: args.train_from.clone(),
         to: args.train_to.clone(),
-        feature_set: args.feature_set.clone(),
+        feature_set: args.feature_set.feature_set.clone(),
         label_delay_days: args.label_delay_days,
         validation_days: args.validation_days,
         grid: Grid {
@@ -209,7 +190,7 @@ fn train_options(args: &TrainArgs) -> TrainOptions {
 /// Trains and writes a model, printing the table of the settings tried.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let opts = TrainOptions {
-        input: args.input_args.options()?,
+        input: args.input.options()?,
         ..train_options(&args)
     };
     let bar = indicatif::ProgressBar::new(0);
@@ -219,10 +200,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     );
     eprintln!(
         "replaying {} through the feature engine...",
-        args.input.display()
+        args.input.path.display()
     );
     let started = std::time::Instant::now();
-    let fitted = train(&args.input, &args.out, &opts, |done, total| {
+    let fitted = train(&args.input.path, &args.out.path, &opts, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
@@ -258,7 +239,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         validation.rows,
         validation.auc,
         validation.average_precision,
-        args.out.display()
+        args.out.path.display()
     );
     Ok(())
 }
@@ -277,10 +258,10 @@ pub fn run_backtest(args: BacktestArgs) -> anyhow::Result<()> {
         report_dir: args.report_dir.clone(),
         compare_model: args.compare_model,
         compare_rules: args.compare_rules,
-        input: args.input_args.options()?,
+        input: args.input.options()?,
     };
     let started = std::time::Instant::now();
-    let r = backtest(&args.input, &opts, |_| {})?;
+    let r = backtest(&args.input.path, &opts, |_| {})?;
     print_report(&r, started.elapsed().as_secs_f64());
     if let Some(dir) = args.report_dir {
         println!("report: {}", dir.display());

@@ -36,9 +36,9 @@ pub struct RunArgs {
     /// Instance id, stable across restarts (`kafka.instance_id`).
     #[arg(long)]
     pub instance_id: Option<String>,
-    /// Metrics/health address (`metrics.addr`).
-    #[arg(long)]
-    pub metrics_addr: Option<String>,
+    /// Metrics/health address.
+    #[command(flatten)]
+    pub metrics: super::input::MetricsAddrArgs,
 }
 
 impl RunArgs {
@@ -53,7 +53,7 @@ impl RunArgs {
             ("kafka.labels_topic", &self.labels_topic),
             ("kafka.dlq_topic", &self.dlq_topic),
             ("kafka.instance_id", &self.instance_id),
-            ("metrics.addr", &self.metrics_addr),
+            ("metrics.addr", &self.metrics.metrics_addr),
         ];
         for (key, value) in flags {
             if let Some(v) = value {
