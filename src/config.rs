@@ -506,15 +506,47 @@ pub const MAX_API_QUEUE: usize = 1_000_000;
 /// Longest timeout a `*_timeout_ms` key may give, ms (a day).
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
+/// Values outside their range, as (key, what was expected), in the order checked.
+#[derive(Default)]
+struct Problems(Vec<(&'static str, String)>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, key: &'static str, expected: &str) {
+        if !ok {
+            self.0.push((key, format!("expected {expected}")));
+        }
+    }
+}
+
 impl Config {
     /// Every value outside its range, as (key, what was expected).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let mut check = |ok: bool, key: &'static str, expected: &str| {
-            if !ok {
-                out.push((key, format!("expected {expected}")));
-            }
-        };
+        let mut out = Problems::default();
+        self.stream_problems(&mut out);
+        self.endpoint_problems(&mut out);
+        out.check(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "a tracing filter such as info or fraudstream=debug,rdkafka=warn",
+        );
+        out.check(
+            self.processing.min_event_time_ms().is_some(),
+            "processing.min_event_time",
+            &format!(
+                "RFC 3339 (2000-01-01T00:00:00Z) or YYYY-MM-DD, not '{}'",
+                self.processing.min_event_time
+            ),
+        );
+        out.check(
+            self.currency.base_currency().is_some(),
+            "currency.base",
+            &format!("an ISO 4217 currency code, not '{}'", self.currency.base),
+        );
+        out.0
+    }
+
+    /// The problems of `kafka`, `processing` and `state`.
+    fn stream_problems(&self, out: &mut Problems) {
         let k = &self.kafka;
         for (value, key) in [
             (&k.brokers, "kafka.brokers"),
@@ -524,52 +556,57 @@ impl Config {
             (&k.dlq_topic, "kafka.dlq_topic"),
             (&k.checkpoint_topic, "kafka.checkpoint_topic"),
         ] {
-            check(!value.trim().is_empty(), key, "a non-empty name");
+            out.check(!value.trim().is_empty(), key, "a non-empty name");
         }
         let p = &self.processing;
-        check(
+        out.check(
             p.max_batch_events >= 1,
             "processing.max_batch_events",
             "at least 1",
         );
-        check(
+        out.check(
             p.max_message_bytes >= 1,
             "processing.max_message_bytes",
             "at least 1",
         );
-        check(
+        out.check(
             p.max_amount.is_finite() && p.max_amount > 0.0,
             "processing.max_amount",
             "a finite amount above 0",
         );
-        check(
+        out.check(
             p.max_future_skew_secs >= 0,
             "processing.max_future_skew_secs",
             "0 or more",
         );
         let timeout = format!("1 to {MAX_TIMEOUT_MS} ms");
-        check(
+        out.check(
             (1..=MAX_TIMEOUT_MS).contains(&p.kafka_timeout_ms),
             "processing.kafka_timeout_ms",
             &timeout,
         );
-        check(
+        out.check(
             p.dedup_window_events <= MAX_DEDUP_WINDOW_EVENTS,
             "processing.dedup_window_events",
             &format!("at most {MAX_DEDUP_WINDOW_EVENTS} (0 turns the check off)"),
         );
-        check(
+        out.check(
             self.state.max_entities >= 1,
             "state.max_entities",
             "at least 1",
         );
-        check(
+        out.check(
             self.state.max_events_per_entity >= 1,
             "state.max_events_per_entity",
             "at least 1",
         );
+    }
+
+    /// The problems of `metrics` and `api`.
+    fn endpoint_problems(&self, out: &mut Problems) {
+        let timeout = format!("1 to {MAX_TIMEOUT_MS} ms");
         let m = &self.metrics;
-        check(
+        out.check(
             (1..=MAX_HTTP_CONNECTIONS).contains(&m.max_connections),
             "metrics.max_connections",
             &format!("1 to {MAX_HTTP_CONNECTIONS}"),
@@ -578,49 +615,30 @@ impl Config {
             (m.read_timeout_ms, "metrics.read_timeout_ms"),
             (m.write_timeout_ms, "metrics.write_timeout_ms"),
         ] {
-            check((1..=MAX_TIMEOUT_MS).contains(&value), key, &timeout);
+            out.check((1..=MAX_TIMEOUT_MS).contains(&value), key, &timeout);
         }
         let a = &self.api;
-        check(
+        out.check(
             (1..=MAX_API_QUEUE).contains(&a.queue_capacity),
             "api.queue_capacity",
             &format!("1 to {MAX_API_QUEUE}"),
         );
-        check(
+        out.check(
             (1..=MAX_TIMEOUT_MS).contains(&a.timeout_ms),
             "api.timeout_ms",
             &timeout,
         );
-        check(
+        out.check(
             a.replay_entries <= MAX_DEDUP_WINDOW_EVENTS,
             "api.replay_entries",
             &format!("at most {MAX_DEDUP_WINDOW_EVENTS}"),
         );
-        check(
+        out.check(
             a.addr.is_empty()
                 || (self.kafka.terminal_topic.is_empty() && self.processing.mode == Mode::Decide),
             "api.addr",
             "no API with kafka.terminal_topic or processing.mode = passthrough (not supported yet)",
         );
-        check(
-            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
-            "log.level",
-            "a tracing filter such as info or fraudstream=debug,rdkafka=warn",
-        );
-        check(
-            self.processing.min_event_time_ms().is_some(),
-            "processing.min_event_time",
-            &format!(
-                "RFC 3339 (2000-01-01T00:00:00Z) or YYYY-MM-DD, not '{}'",
-                self.processing.min_event_time
-            ),
-        );
-        check(
-            self.currency.base_currency().is_some(),
-            "currency.base",
-            &format!("an ISO 4217 currency code, not '{}'", self.currency.base),
-        );
-        out
     }
 }
 

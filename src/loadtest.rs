@@ -9,7 +9,7 @@
 //! end-to-end latency includes that bounded queue.
 
 use crate::config::{Config, Mode};
-use crate::demo::{flush, producer, reader, send, EmbeddedKafka};
+use crate::demo::{flush, producer, reader, send, EmbeddedKafka, Reader};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
@@ -340,108 +340,42 @@ fn phase(
     let health = Health::new();
     let stop = Shutdown::new();
     let metrics = Arc::new(Metrics::new());
-    let api = opts
-        .api_addr
-        .as_ref()
-        .filter(|_| config.processing.mode == Mode::Decide);
-    let (_api_runtime, calls) = match api {
-        Some(addr) => {
-            config.api.addr = addr.clone();
-            let (rt, (bound, calls)) = serve_api(&config, &metrics)?;
-            eprintln!("decision API: POST http://{bound}/v1/decisions");
-            (Some(rt), Some(calls))
-        }
-        None => (None, None),
-    };
-    let pipeline = {
-        let (health, stop, metrics) = (health.clone(), stop.clone(), metrics.clone());
-        std::thread::Builder::new()
-            .name("pipeline".into())
-            .spawn(move || {
-                let stats = match calls {
-                    Some(calls) => {
-                        crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
-                    }
-                    None => crate::pipeline::run_with_rules(&config, rules, metrics, health, stop),
-                };
-                (stats, thread_cpu_seconds())
-            })?
-    };
-    let waited = Instant::now();
-    while !health.is_ready() {
-        anyhow::ensure!(
-            !pipeline.is_finished() && waited.elapsed() < Duration::from_secs(60),
-            "the processor did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (_api_runtime, calls) = start_api(opts, &mut config, &metrics)?;
+    let pipeline = start_processor(config, rules, calls, (&metrics, &health, &stop))?;
 
     let n = events.len();
     let started = Instant::now();
     let produced_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let read_back = Arc::new(AtomicU64::new(0));
-    let producer_thread = {
-        let (produced_at, read_back) = (produced_at.clone(), read_back.clone());
-        let events = events.to_vec();
-        let in_flight = opts.in_flight.max(1);
-        let brokers = brokers.clone();
-        std::thread::Builder::new()
-            .name("loadtest-producer".into())
-            .spawn(move || -> anyhow::Result<()> {
-                let p = producer(&brokers)?;
-                for (seq, (key, payload)) in events.iter().enumerate() {
-                    while seq as u64 >= read_back.load(Ordering::Relaxed) + in_flight {
-                        // Sleep rather than spin: the harness must not take CPU
-                        // from what it measures.
-                        p.poll(Duration::ZERO);
-                        std::thread::sleep(Duration::from_micros(500));
-                    }
-                    produced_at[seq].store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    send(&p, &input, key.as_bytes(), payload)?;
-                    p.poll(Duration::ZERO);
-                }
-                flush(&p)?;
-                Ok(())
-            })?
-    };
+    let producer_thread = spawn_producer(
+        events,
+        (&brokers, &input),
+        opts.in_flight,
+        started,
+        (produced_at.clone(), read_back.clone()),
+    )?;
 
     let mut consumer = reader(&brokers, &[&output, &dlq], opts.partitions)?;
-    let mut dead_letters = 0;
-    let mut e2e_us = LatencyHistogram::default();
-    let mut seen = vec![false; n];
-    let mut count = 0usize;
-    let mut last_progress = Instant::now();
-    while count < n {
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            if producer_thread.is_finished() && last_progress.elapsed() > Duration::from_secs(5) {
-                // Stalled after the producer stopped: say why if it failed.
-                let produced = producer_thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("producer thread panicked"))?;
-                produced?;
-                stop.trigger();
-                let stats = pipeline.join().map(|r| r.0);
-                anyhow::bail!("{count} of {n} records read back after all were produced; processor: {stats:?}");
-            }
-            anyhow::ensure!(
-                last_progress.elapsed() < Duration::from_secs(30),
-                "no output for 30 s after {count} of {n} records"
-            );
-            continue;
-        };
-        let at = started.elapsed().as_nanos() as u64;
-        if let Some(seq) = msg.payload().and_then(sequence_of).filter(|&s| s < n) {
-            if !std::mem::replace(&mut seen[seq], true) {
-                count += 1;
-                if msg.topic() == dlq {
-                    dead_letters += 1;
-                }
-                read_back.store(count as u64, Ordering::Relaxed);
-                let sent = produced_at[seq].load(Ordering::Relaxed);
-                e2e_us.record(at.saturating_sub(sent) / 1000);
-                last_progress = Instant::now();
-            }
-        }
+    let back = read_outputs(
+        &mut consumer,
+        &dlq,
+        started,
+        &produced_at,
+        &read_back,
+        || producer_thread.is_finished(),
+    )?;
+    if back.count < n {
+        // Stalled after the producer stopped: say why if it failed.
+        let produced = producer_thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))?;
+        produced?;
+        stop.trigger();
+        let stats = pipeline.join().map(|r| r.0);
+        let count = back.count;
+        anyhow::bail!(
+            "{count} of {n} records read back after all were produced; processor: {stats:?}"
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     producer_thread
@@ -461,17 +395,171 @@ fn phase(
         hot_path_us_p99: us(stats.hot_path_ns.quantile(0.99)),
         hot_path_us_p999: us(stats.hot_path_ns.quantile(0.999)),
         route_us_p99: us(stats.route_ns.quantile(0.99)),
-        e2e_ms_p50: ms(e2e_us.quantile(0.5)),
-        e2e_ms_p99: ms(e2e_us.quantile(0.99)),
+        e2e_ms_p50: ms(back.e2e_us.quantile(0.5)),
+        e2e_ms_p99: ms(back.e2e_us.quantile(0.99)),
         cpu_seconds: process_cpu_seconds() - cpu_before,
         processor_thread_cpu_seconds: thread_cpu,
         peak_rss_bytes: peak_rss_bytes(),
-        dead_letters,
+        dead_letters: back.dead_letters,
         flagged: ["review", "block"]
             .map(|a| metrics.decisions.with_label_values(&[a]).get())
             .iter()
             .sum(),
     })
+}
+
+/// The processor's thread: its run's statistics and the CPU seconds it used.
+type ProcessorThread = std::thread::JoinHandle<(
+    Result<crate::pipeline::RunStats, crate::pipeline::PipelineError>,
+    f64,
+)>;
+
+/// Runs the processor on a thread of its own (serving `calls` when the
+/// decision API is on), once it is ready.
+fn start_processor(
+    config: Config,
+    rules: RulesSource,
+    calls: Option<crate::api::call::CallReceiver>,
+    (metrics, health, stop): (&Arc<Metrics>, &Arc<Health>, &Shutdown),
+) -> anyhow::Result<ProcessorThread> {
+    let (health, stop, metrics) = (health.clone(), stop.clone(), metrics.clone());
+    let ready = health.clone();
+    let pipeline = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let stats = match calls {
+                Some(calls) => {
+                    crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
+                }
+                None => crate::pipeline::run_with_rules(&config, rules, metrics, health, stop),
+            };
+            (stats, thread_cpu_seconds())
+        })?;
+    let waited = Instant::now();
+    while !ready.is_ready() {
+        anyhow::ensure!(
+            !pipeline.is_finished() && waited.elapsed() < Duration::from_secs(60),
+            "the processor did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(pipeline)
+}
+
+/// With `--api-addr` (and the processor deciding), serves the decision API
+/// and sets `api.addr` in `config`: its runtime and the calls it receives.
+#[allow(clippy::type_complexity)]
+fn start_api(
+    opts: &LoadTestOptions,
+    config: &mut Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(
+    Option<tokio::runtime::Runtime>,
+    Option<crate::api::call::CallReceiver>,
+)> {
+    let api = opts
+        .api_addr
+        .as_ref()
+        .filter(|_| config.processing.mode == Mode::Decide);
+    let Some(addr) = api else {
+        return Ok((None, None));
+    };
+    config.api.addr = addr.clone();
+    let (rt, (bound, calls)) = serve_api(config, metrics)?;
+    eprintln!("decision API: POST http://{bound}/v1/decisions");
+    Ok((Some(rt), Some(calls)))
+}
+
+/// Produces `events` to `input` on `brokers` from a thread of its own, at
+/// most `in_flight` ahead of those read back, noting when each was sent
+/// (nanoseconds after `started`) in `produced_at`.
+fn spawn_producer(
+    events: &[(String, Vec<u8>)],
+    (brokers, input): (&str, &str),
+    in_flight: u64,
+    started: Instant,
+    (produced_at, read_back): (Arc<Vec<AtomicU64>>, Arc<AtomicU64>),
+) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let events = events.to_vec();
+    let in_flight = in_flight.max(1);
+    let (brokers, input) = (brokers.to_string(), input.to_string());
+    std::thread::Builder::new()
+        .name("loadtest-producer".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let p = producer(&brokers)?;
+            for (seq, (key, payload)) in events.iter().enumerate() {
+                while seq as u64 >= read_back.load(Ordering::Relaxed) + in_flight {
+                    // Sleep rather than spin: the harness must not take CPU
+                    // from what it measures.
+                    p.poll(Duration::ZERO);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                produced_at[seq].store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                send(&p, &input, key.as_bytes(), payload)?;
+                p.poll(Duration::ZERO);
+            }
+            flush(&p)?;
+            Ok(())
+        })
+}
+
+/// What the consumer read back of a phase's events.
+struct ReadBack {
+    /// Distinct events read back, decided or dead-lettered.
+    count: usize,
+    /// Of which dead letters.
+    dead_letters: u64,
+    /// Microseconds from each event's production to its output being read.
+    e2e_us: LatencyHistogram,
+}
+
+/// Reads every event's decision or dead letter from `consumer` (whose
+/// dead-letter topic is `dlq`), counting them in `read_back`; stops early when
+/// nothing comes for 5 s after `producer_done`, and fails after 30 s without
+/// output.
+fn read_outputs(
+    consumer: &mut Reader,
+    dlq: &str,
+    started: Instant,
+    produced_at: &[AtomicU64],
+    read_back: &AtomicU64,
+    producer_done: impl Fn() -> bool,
+) -> anyhow::Result<ReadBack> {
+    let n = produced_at.len();
+    let mut back = ReadBack {
+        count: 0,
+        dead_letters: 0,
+        e2e_us: LatencyHistogram::default(),
+    };
+    let mut seen = vec![false; n];
+    let mut last_progress = Instant::now();
+    while back.count < n {
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            if producer_done() && last_progress.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+            anyhow::ensure!(
+                last_progress.elapsed() < Duration::from_secs(30),
+                "no output for 30 s after {} of {n} records",
+                back.count
+            );
+            continue;
+        };
+        let at = started.elapsed().as_nanos() as u64;
+        if let Some(seq) = msg.payload().and_then(sequence_of).filter(|&s| s < n) {
+            if !std::mem::replace(&mut seen[seq], true) {
+                back.count += 1;
+                if msg.topic() == dlq {
+                    back.dead_letters += 1;
+                }
+                read_back.store(back.count as u64, Ordering::Relaxed);
+                let sent = produced_at[seq].load(Ordering::Relaxed);
+                back.e2e_us.record(at.saturating_sub(sent) / 1000);
+                last_progress = Instant::now();
+            }
+        }
+    }
+    Ok(back)
 }
 
 /// Serves the decision API on a one-thread runtime of its own (as `run` has it).

@@ -139,6 +139,10 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram
 
 impl Metrics {
     /// Creates and registers every metric in a fresh registry.
+    ///
+    /// Longer than a screen on purpose: it is the registration list, one
+    /// entry per metric (name, help, labels), so that every exported name
+    /// reads in one place; splitting it would only scatter that list.
     pub fn new() -> Self {
         let r = Registry::new();
         #[cfg(target_os = "linux")]

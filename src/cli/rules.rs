@@ -1,11 +1,12 @@
 //! `fraudstream rules check | test | explain`: the analyst's tools.
 
-use crate::features::load_feature_set;
-use crate::rules::compile::{compile, Scope};
+use crate::features::{load_feature_set, FeatureSet};
+use crate::rules::compile::{compile, Scope, EXTRA_NUMBERS, STRING_FIELDS};
+use crate::rules::program::Op;
 use crate::rules::Ruleset;
 use crate::source::currency::RatesSource;
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Flags of `rules`.
 #[derive(Debug, Args)]
@@ -62,113 +63,100 @@ fn install_rates() -> anyhow::Result<()> {
 pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
     let set = load_feature_set(&args.feature_set)?;
     install_rates()?;
-    match args.command {
-        RulesCommand::Check { dir } => match Ruleset::load_dir(&dir, &set) {
-            Ok(rs) => {
-                for warning in &rs.warnings {
-                    println!("{warning}");
-                }
-                println!(
-                    "ok: {} rules ({}), {} tests passed, version {}",
-                    rs.rules.len(),
-                    rs.counts()
-                        .iter()
-                        .map(|(k, v)| format!("{v} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    rs.tests_passed,
-                    rs.version
-                );
-                Ok(0)
+    Ok(match args.command {
+        RulesCommand::Check { dir } => check(&dir, &set),
+        RulesCommand::Test { dir } => test(&dir, &set),
+        RulesCommand::Explain { expr } => explain(&expr, &set),
+    })
+}
+
+/// `rules check`: the load's warnings and errors, or what loaded.
+fn check(dir: &Path, set: &FeatureSet) -> i32 {
+    match Ruleset::load_dir(dir, set) {
+        Ok(rs) => {
+            for warning in &rs.warnings {
+                println!("{warning}");
             }
-            Err(e) => {
-                for err in &e.0 {
-                    println!("{err}");
-                }
-                println!("{} error(s)", e.0.len());
-                Ok(1)
-            }
-        },
-        RulesCommand::Test { dir } => {
-            let (outcomes, compile_errors) = crate::rules::test_dir(&dir, &set);
-            for err in &compile_errors {
-                println!("ERROR {err}");
-            }
-            let mut failed = 0;
-            for o in &outcomes {
-                if o.passed {
-                    println!("PASS {} :: {}", o.rule, o.name);
-                } else {
-                    failed += 1;
-                    let detail = o
-                        .error
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    println!("FAIL {} :: {}\n     {detail}", o.rule, o.name);
-                }
-            }
-            let passed = outcomes.len() - failed;
-            println!("{passed} passed, {failed} failed");
-            Ok(i32::from(failed > 0 || !compile_errors.is_empty()))
+            println!(
+                "ok: {} rules ({}), {} tests passed, version {}",
+                rs.rules.len(),
+                rs.counts()
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rs.tests_passed,
+                rs.version
+            );
+            0
         }
-        RulesCommand::Explain { expr } => {
-            let scope = Scope::new(&set, &[]);
-            let mut lists = Vec::new();
-            match compile(&expr, &scope, &mut lists) {
-                Ok(program) => {
-                    println!("{expr}");
-                    println!(
-                        "compiles to {} instructions (stack depth {}):",
-                        program.ops.len(),
-                        program.max_depth()
-                    );
-                    for (i, op) in program.ops.iter().enumerate() {
-                        let note = match op {
-                            crate::rules::program::Op::Load(slot)
-                            | crate::rules::program::Op::CmpConst { slot, .. } => {
-                                let names = set
-                                    .names
-                                    .iter()
-                                    .chain(
-                                        crate::rules::compile::EXTRA_NUMBERS
-                                            .iter()
-                                            .map(|s| s.to_string())
-                                            .collect::<Vec<_>>()
-                                            .iter(),
-                                    )
-                                    .cloned()
-                                    .collect::<Vec<_>>();
-                                format!(
-                                    "   ; {}",
-                                    names.get(*slot as usize).cloned().unwrap_or_default()
-                                )
-                            }
-                            crate::rules::program::Op::StrEq { field, text, .. } => {
-                                format!(
-                                    "   ; {} == {:?}",
-                                    crate::rules::compile::STRING_FIELDS[*field as usize],
-                                    program.texts[*text as usize]
-                                )
-                            }
-                            crate::rules::program::Op::StrIn { field, .. }
-                            | crate::rules::program::Op::StrIsMissing { field, .. } => {
-                                format!(
-                                    "   ; {}",
-                                    crate::rules::compile::STRING_FIELDS[*field as usize]
-                                )
-                            }
-                            _ => String::new(),
-                        };
-                        println!("  {i:>3}  {op:?}{note}");
-                    }
-                    Ok(0)
-                }
-                Err(e) => {
-                    println!("{expr}\n{}^ {}", " ".repeat(e.at), e.message);
-                    Ok(1)
-                }
+        Err(e) => {
+            for err in &e.0 {
+                println!("{err}");
             }
+            println!("{} error(s)", e.0.len());
+            1
         }
     }
+}
+
+/// `rules test`: every case, passed or failed with why.
+fn test(dir: &Path, set: &FeatureSet) -> i32 {
+    let (outcomes, compile_errors) = crate::rules::test_dir(dir, set);
+    for err in &compile_errors {
+        println!("ERROR {err}");
+    }
+    let mut failed = 0;
+    for o in &outcomes {
+        if o.passed {
+            println!("PASS {} :: {}", o.rule, o.name);
+        } else {
+            failed += 1;
+            let detail = o
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            println!("FAIL {} :: {}\n     {detail}", o.rule, o.name);
+        }
+    }
+    let passed = outcomes.len() - failed;
+    println!("{passed} passed, {failed} failed");
+    i32::from(failed > 0 || !compile_errors.is_empty())
+}
+
+/// `rules explain`: the bytecode of `expr`, each instruction with the name it reads.
+fn explain(expr: &str, set: &FeatureSet) -> i32 {
+    let scope = Scope::new(set, &[]);
+    let program = match compile(expr, &scope, &mut Vec::new()) {
+        Ok(program) => program,
+        Err(e) => {
+            println!("{expr}\n{}^ {}", " ".repeat(e.at), e.message);
+            return 1;
+        }
+    };
+    println!("{expr}");
+    println!(
+        "compiles to {} instructions (stack depth {}):",
+        program.ops.len(),
+        program.max_depth()
+    );
+    for (i, op) in program.ops.iter().enumerate() {
+        let note = match op {
+            Op::Load(slot) | Op::CmpConst { slot, .. } => {
+                let mut names = set.names.iter().map(String::as_str).chain(EXTRA_NUMBERS);
+                format!("   ; {}", names.nth(*slot as usize).unwrap_or_default())
+            }
+            Op::StrEq { field, text, .. } => format!(
+                "   ; {} == {:?}",
+                STRING_FIELDS[*field as usize], program.texts[*text as usize]
+            ),
+            Op::StrIn { field, .. } | Op::StrIsMissing { field, .. } => {
+                format!("   ; {}", STRING_FIELDS[*field as usize])
+            }
+            _ => String::new(),
+        };
+        println!("  {i:>3}  {op:?}{note}");
+    }
+    0
 }

@@ -184,43 +184,18 @@ pub fn run_with_api(
     tracing::info!(brokers = %brokers, "embedded Kafka broker started");
 
     let pipeline_stop = Shutdown::new();
-    let pipeline = {
-        let (config, stop) = (config.clone(), pipeline_stop.clone());
-        std::thread::Builder::new()
-            .name("pipeline".into())
-            .spawn(move || match calls {
-                Some(calls) => {
-                    let rules = crate::rules::reload::RulesSource::from_config(&config.rules);
-                    crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
-                }
-                None => crate::pipeline::run(&config, metrics, health, stop),
-            })?
-    };
+    let pipeline = spawn_pipeline(config.clone(), (metrics, health), &pipeline_stop, calls)?;
 
     let truth: Arc<Mutex<Vec<Pattern>>> = Arc::default();
     let produced = Arc::new(AtomicU64::new(0));
     let producing_done = Shutdown::new();
-    let generator = {
-        let (opts, truth, produced, done, stop) = (
-            opts.clone(),
-            truth.clone(),
-            produced.clone(),
-            producing_done.clone(),
-            shutdown.clone(),
-        );
-        let (input, labels) = (
-            config.kafka.input_topic.clone(),
-            config.kafka.labels_topic.clone(),
-        );
-        let brokers = brokers.clone();
-        std::thread::Builder::new().name("generator".into()).spawn(
-            move || -> anyhow::Result<()> {
-                let result = generate(&opts, &brokers, &input, &labels, &truth, &produced, &stop);
-                done.trigger();
-                result
-            },
-        )?
-    };
+    let generator = spawn_generator(
+        opts,
+        &config,
+        (&truth, &produced),
+        &producing_done,
+        &shutdown,
+    )?;
 
     let mut consumer = reader(
         &brokers,
@@ -266,14 +241,7 @@ pub fn run_with_api(
     s.duration_secs = started.elapsed().as_secs_f64();
     s.events = produced.load(Ordering::Relaxed);
     s.events_per_sec = s.decisions as f64 / s.duration_secs.max(1e-9);
-    latencies.sort_unstable();
-    let pct = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as u64
-    };
-    (s.latency_us_p50, s.latency_us_p99, s.latency_us_p999) = (pct(0.5), pct(0.99), pct(0.999));
+    set_latencies(&mut s, latencies);
     if opts.progress {
         print_progress(&s, s.events, started.elapsed());
         eprintln!();
@@ -291,6 +259,71 @@ pub fn run_with_api(
         let _ = std::fs::remove_dir_all(dir);
     }
     Ok(s)
+}
+
+/// Runs the processor on a thread of its own, deciding the decision API's
+/// `calls` too when there are any.
+fn spawn_pipeline(
+    config: Config,
+    (metrics, health): (Arc<Metrics>, Arc<Health>),
+    stop: &Shutdown,
+    calls: Option<crate::api::call::CallReceiver>,
+) -> std::io::Result<
+    std::thread::JoinHandle<Result<crate::pipeline::RunStats, crate::pipeline::PipelineError>>,
+> {
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || match calls {
+            Some(calls) => {
+                let rules = crate::rules::reload::RulesSource::from_config(&config.rules);
+                crate::pipeline::run_with_api(&config, rules, metrics, health, stop, calls)
+            }
+            None => crate::pipeline::run(&config, metrics, health, stop),
+        })
+}
+
+/// Generates the demo's payments and labels into the embedded broker
+/// (`config.kafka.brokers`) on a thread of its own, counting them in
+/// `produced` and their patterns in `truth`; triggers `done` when it stops.
+fn spawn_generator(
+    opts: &DemoOptions,
+    config: &Config,
+    (truth, produced): (&Arc<Mutex<Vec<Pattern>>>, &Arc<AtomicU64>),
+    done: &Shutdown,
+    stop: &Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let (opts, truth, produced, done, stop) = (
+        opts.clone(),
+        truth.clone(),
+        produced.clone(),
+        done.clone(),
+        stop.clone(),
+    );
+    let (brokers, input, labels) = (
+        config.kafka.brokers.clone(),
+        config.kafka.input_topic.clone(),
+        config.kafka.labels_topic.clone(),
+    );
+    std::thread::Builder::new()
+        .name("generator".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let result = generate(&opts, &brokers, &input, &labels, &truth, &produced, &stop);
+            done.trigger();
+            result
+        })
+}
+
+/// The 50th, 99th and 99.9th percentiles of `latencies` (microseconds), into `s`.
+fn set_latencies(s: &mut DemoSummary, mut latencies: Vec<u32>) {
+    latencies.sort_unstable();
+    let pct = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as u64
+    };
+    (s.latency_us_p50, s.latency_us_p99, s.latency_us_p999) = (pct(0.5), pct(0.99), pct(0.999));
 }
 
 fn tally(

@@ -280,6 +280,18 @@ impl FeatureEngine {
         } else {
             key_hash(0, ev.event_id.as_bytes())
         };
+        self.observe(ev, amount, id);
+        self.read_windows(out);
+        self.read_others(ev, amount, out);
+        // Remember the event for its label only after its own features are read,
+        // so an early label never leaks into the features of its own event.
+        self.remember(ev, id)
+    }
+
+    /// Applies `ev` (its event id hashed to `id`) to the state of each entity
+    /// kind held, keeping where it landed for the reads that follow.
+    #[inline]
+    fn observe(&mut self, ev: &EventView<'_>, amount: Money, id: u64) {
         for (i, def) in self.set.entities.iter().enumerate() {
             if !self.held[i] {
                 continue;
@@ -302,6 +314,11 @@ impl FeatureEngine {
                 }
             };
         }
+    }
+
+    /// Writes the window aggregates of each entity kind into `out`.
+    #[inline]
+    fn read_windows(&self, out: &mut [f64]) {
         for (entity, reads) in self.plan.windows.iter().enumerate() {
             let accs = self.observed[entity]
                 .as_ref()
@@ -321,6 +338,12 @@ impl FeatureEngine {
                 });
             }
         }
+    }
+
+    /// Writes every feature but the window aggregates into `out`, in slot
+    /// order (a ratio reads features before it).
+    #[inline]
+    fn read_others(&self, ev: &EventView<'_>, amount: Money, out: &mut [f64]) {
         for &(i, slot) in &self.plan.others {
             out[i as usize] = match slot {
                 // Read above, entity by entity.
@@ -360,8 +383,12 @@ impl FeatureEngine {
                 }
             };
         }
-        // Remember the event for its label only after its own features are read,
-        // so an early label never leaks into the features of its own event.
+    }
+
+    /// Remembers event `id` for the label join, when the set reads labels, and
+    /// applies a label that came before it.
+    #[inline]
+    fn remember(&mut self, ev: &EventView<'_>, id: u64) -> Option<LabelTicket> {
         if self.label_entities.is_empty() {
             return None;
         }

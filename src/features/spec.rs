@@ -298,28 +298,20 @@ impl FeatureSet {
     }
 }
 
+/// Reports a problem at a byte range of the feature-set file.
+type ErrAt<'a> = &'a dyn Fn(std::ops::Range<usize>, String) -> FeatureSpecError;
+
+/// How the feature of entry `f` is computed; the entity kind, window or
+/// tracker it reads is added to `entities` when new.
 fn compile_entry(
     f: &FeatureEntry,
     entry_span: std::ops::Range<usize>,
     entities: &mut Vec<EntityDef>,
     by_name: &HashMap<String, u16>,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> FeatureSpecError,
+    err: ErrAt,
 ) -> Result<Slot, FeatureSpecError> {
     if let Some(ev) = &f.event {
-        let agg = match ev.get_ref().as_str() {
-            "amount" => EventAgg::Amount,
-            "log_amount" => EventAgg::LogAmount,
-            "hour" => EventAgg::Hour,
-            "night" => EventAgg::Night,
-            "weekend" => EventAgg::Weekend,
-            other => {
-                return Err(err(
-                    ev.span(),
-                    format!("unknown event feature '{other}'; expected one of amount, log_amount, hour, night, weekend"),
-                ))
-            }
-        };
-        return Ok(Slot::Event(agg));
+        return event_slot(ev, err);
     }
     if let Some(ratio) = &f.ratio {
         let [a, b] = ratio.get_ref();
@@ -352,77 +344,158 @@ fn compile_entry(
         .aggregate
         .as_ref()
         .ok_or_else(|| err(entity.span(), "an entity feature needs 'aggregate'".into()))?;
-    let entity_idx = match entities.iter().position(|e| e.fields == fields) {
-        Some(i) => i,
-        None => {
-            entities.push(EntityDef {
-                name: entity.get_ref().clone(),
-                fields,
-                windows: Vec::new(),
-                needs_labels: false,
-                horizon_s: 0,
-                trackers: Vec::new(),
-                distinct_fields: Vec::new(),
-            });
-            entities.len() - 1
+    let entity_idx = entity_index(entities, entity.get_ref(), fields);
+    let read = match aggregate.get_ref().as_str() {
+        "first_seen" => return entity_slot(f, entities, entity_idx, EntityAgg::FirstSeen, err),
+        "secs_since_last" => {
+            return entity_slot(f, entities, entity_idx, EntityAgg::SecsSinceLast, err)
         }
-    } as u16;
-    let entity_agg = match aggregate.get_ref().as_str() {
-        "first_seen" => Some(EntityAgg::FirstSeen),
-        "secs_since_last" => Some(EntityAgg::SecsSinceLast),
-        _ => None,
+        _ => WindowRead::parse(aggregate, err)?,
     };
-    if let Some(agg) = entity_agg {
-        // For entity aggregates, `window` is how long the entity is remembered.
-        let horizon_s = match &f.window {
-            None => DEFAULT_ENTITY_HORIZON_S,
-            Some(w) => parse_duration_s(w.get_ref())
-                .filter(|&s| s > 0 && s <= 90 * 86_400)
-                .ok_or_else(|| {
-                    err(
-                        w.span(),
-                        format!(
-                            "invalid window '{}'; expected e.g. 30d (at most 90d)",
-                            w.get_ref()
-                        ),
-                    )
-                })?,
-        };
-        let def = &mut entities[entity_idx as usize];
-        def.horizon_s = def.horizon_s.max(horizon_s);
-        return Ok(Slot::Entity {
-            entity: entity_idx,
-            agg,
-        });
+    let spec = window_spec(f, aggregate, err)?;
+    let def = &mut entities[entity_idx as usize];
+    match read {
+        WindowRead::Profile(agg) => {
+            if spec.delay_s != 0 || spec.filter != AmountFilter::ALL {
+                return Err(err(
+                    aggregate.span(),
+                    format!(
+                        "'{}' takes a window but no delay or amount filter",
+                        aggregate.get_ref()
+                    ),
+                ));
+            }
+            Ok(Slot::Profile {
+                entity: entity_idx,
+                windows: profile_windows(def, spec, agg),
+                agg,
+            })
+        }
+        WindowRead::Extreme { max } => {
+            let window = window_index(def, spec);
+            Ok(tracker_slot(
+                def,
+                entity_idx,
+                TrackerSpec::Extreme { window, max },
+            ))
+        }
+        WindowRead::Distinct => {
+            let tracker = distinct_tracker(f, def, aggregate, spec, err)?;
+            Ok(tracker_slot(def, entity_idx, tracker))
+        }
+        WindowRead::Window(agg) => {
+            window_slot(entities, (entity, entity_idx), aggregate, spec, agg, err)
+        }
     }
-    let tracker_kind = match aggregate.get_ref().as_str() {
-        "min" => Some(Some(false)),
-        "max" => Some(Some(true)),
-        "distinct" => Some(None),
-        _ => None,
-    };
-    let profile = match aggregate.get_ref().as_str() {
-        "std" => Some(ProfileAgg::Std),
-        "zscore" => Some(ProfileAgg::ZScore),
-        "hour_gap" => Some(ProfileAgg::HourGap),
-        _ => None,
-    };
-    let agg = match aggregate.get_ref().as_str() {
-        _ if tracker_kind.is_some() || profile.is_some() => WindowAgg::Count,
-        "count" => WindowAgg::Count,
-        "sum" => WindowAgg::Sum,
-        "mean" => WindowAgg::Mean,
-        "fraud_count" => WindowAgg::FraudCount,
-        "labelled_count" => WindowAgg::LabelledCount,
-        "fraud_rate" => WindowAgg::FraudRate,
-        "fraud_share" => WindowAgg::FraudShare,
+}
+
+/// What an entity feature's `aggregate` reads from the entity's windows.
+enum WindowRead {
+    /// An aggregate of one window.
+    Window(WindowAgg),
+    /// An amount or hour profile over a window.
+    Profile(ProfileAgg),
+    /// The smallest (`max` false) or largest amount in a window.
+    Extreme { max: bool },
+    /// The distinct values of a field in a window.
+    Distinct,
+}
+
+impl WindowRead {
+    fn parse(aggregate: &Spanned<String>, err: ErrAt) -> Result<WindowRead, FeatureSpecError> {
+        Ok(match aggregate.get_ref().as_str() {
+            "min" => WindowRead::Extreme { max: false },
+            "max" => WindowRead::Extreme { max: true },
+            "distinct" => WindowRead::Distinct,
+            "std" => WindowRead::Profile(ProfileAgg::Std),
+            "zscore" => WindowRead::Profile(ProfileAgg::ZScore),
+            "hour_gap" => WindowRead::Profile(ProfileAgg::HourGap),
+            "count" => WindowRead::Window(WindowAgg::Count),
+            "sum" => WindowRead::Window(WindowAgg::Sum),
+            "mean" => WindowRead::Window(WindowAgg::Mean),
+            "fraud_count" => WindowRead::Window(WindowAgg::FraudCount),
+            "labelled_count" => WindowRead::Window(WindowAgg::LabelledCount),
+            "fraud_rate" => WindowRead::Window(WindowAgg::FraudRate),
+            "fraud_share" => WindowRead::Window(WindowAgg::FraudShare),
+            other => {
+                return Err(err(
+                    aggregate.span(),
+                    format!("unknown aggregate '{other}'; expected count, sum, mean, min, max, std, zscore, hour_gap, distinct, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
+                ))
+            }
+        })
+    }
+}
+
+/// The slot of a feature of the event alone (`event = "..."`).
+fn event_slot(ev: &Spanned<String>, err: ErrAt) -> Result<Slot, FeatureSpecError> {
+    let agg = match ev.get_ref().as_str() {
+        "amount" => EventAgg::Amount,
+        "log_amount" => EventAgg::LogAmount,
+        "hour" => EventAgg::Hour,
+        "night" => EventAgg::Night,
+        "weekend" => EventAgg::Weekend,
         other => {
             return Err(err(
-                aggregate.span(),
-                format!("unknown aggregate '{other}'; expected count, sum, mean, min, max, std, zscore, hour_gap, distinct, fraud_count, labelled_count, fraud_rate, fraud_share, first_seen or secs_since_last"),
+                ev.span(),
+                format!("unknown event feature '{other}'; expected one of amount, log_amount, hour, night, weekend"),
             ))
         }
     };
+    Ok(Slot::Event(agg))
+}
+
+/// The index of the entity kind keyed by `fields` in `entities`, added when new.
+fn entity_index(entities: &mut Vec<EntityDef>, name: &str, fields: (Field, Option<Field>)) -> u16 {
+    let i = entities.iter().position(|e| e.fields == fields);
+    i.unwrap_or_else(|| {
+        entities.push(EntityDef {
+            name: name.to_string(),
+            fields,
+            windows: Vec::new(),
+            needs_labels: false,
+            horizon_s: 0,
+            trackers: Vec::new(),
+            distinct_fields: Vec::new(),
+        });
+        entities.len() - 1
+    }) as u16
+}
+
+/// The slot of an aggregate of the entity itself; its `window` is how long
+/// the entity is remembered.
+fn entity_slot(
+    f: &FeatureEntry,
+    entities: &mut [EntityDef],
+    entity: u16,
+    agg: EntityAgg,
+    err: ErrAt,
+) -> Result<Slot, FeatureSpecError> {
+    let horizon_s = match &f.window {
+        None => DEFAULT_ENTITY_HORIZON_S,
+        Some(w) => parse_duration_s(w.get_ref())
+            .filter(|&s| s > 0 && s <= 90 * 86_400)
+            .ok_or_else(|| {
+                err(
+                    w.span(),
+                    format!(
+                        "invalid window '{}'; expected e.g. 30d (at most 90d)",
+                        w.get_ref()
+                    ),
+                )
+            })?,
+    };
+    let def = &mut entities[entity as usize];
+    def.horizon_s = def.horizon_s.max(horizon_s);
+    Ok(Slot::Entity { entity, agg })
+}
+
+/// The window an entry's `aggregate` reads: its `window`, `delay` and amount filter.
+fn window_spec(
+    f: &FeatureEntry,
+    aggregate: &Spanned<String>,
+    err: ErrAt,
+) -> Result<WindowSpec, FeatureSpecError> {
     let window = f.window.as_ref().ok_or_else(|| {
         err(
             aggregate.span(),
@@ -451,76 +524,86 @@ fn compile_entry(
                 )
             })?,
     };
-    let spec = WindowSpec {
+    Ok(WindowSpec {
         length_s,
         delay_s,
         filter: amount_filter(f, err)?,
         value: WindowValue::Amount,
-    };
-    if let Some(agg) = profile {
-        if spec.delay_s != 0 || spec.filter != AmountFilter::ALL {
-            return Err(err(
-                aggregate.span(),
-                format!(
-                    "'{}' takes a window but no delay or amount filter",
-                    aggregate.get_ref()
-                ),
-            ));
-        }
-        let def = &mut entities[entity_idx as usize];
-        return Ok(Slot::Profile {
-            entity: entity_idx,
-            windows: profile_windows(def, spec, agg),
-            agg,
-        });
+    })
+}
+
+/// The index of window `spec` among `def`'s windows, added when new.
+fn window_index(def: &mut EntityDef, spec: WindowSpec) -> u16 {
+    let i = def.windows.iter().position(|w| *w == spec);
+    i.unwrap_or_else(|| {
+        def.windows.push(spec);
+        def.windows.len() - 1
+    }) as u16
+}
+
+/// The tracker of `aggregate = "distinct"`: the field named by `of`, counted
+/// over `spec`'s length (no delay, no amount filter).
+fn distinct_tracker(
+    f: &FeatureEntry,
+    def: &mut EntityDef,
+    aggregate: &Spanned<String>,
+    spec: WindowSpec,
+    err: ErrAt,
+) -> Result<TrackerSpec, FeatureSpecError> {
+    let of = f.of.as_ref().ok_or_else(|| {
+        err(
+            aggregate.span(),
+            "'distinct' needs 'of', the field whose values are counted (e.g. of = \"device\")"
+                .into(),
+        )
+    })?;
+    let field = Field::parse(of.get_ref()).ok_or_else(|| {
+        err(
+            of.span(),
+            format!(
+                "unknown field '{}'; expected account, card, terminal, device, ip or country",
+                of.get_ref()
+            ),
+        )
+    })?;
+    if spec.delay_s != 0 || f.amount_min.is_some() || f.amount_max.is_some() {
+        return Err(err(
+            aggregate.span(),
+            "'distinct' takes a window but no delay or amount filter".into(),
+        ));
     }
-    if let Some(kind) = tracker_kind {
-        let def = &mut entities[entity_idx as usize];
-        let tracker = match kind {
-            Some(max) => {
-                let w = match def.windows.iter().position(|w| *w == spec) {
-                    Some(i) => i,
-                    None => {
-                        def.windows.push(spec);
-                        def.windows.len() - 1
-                    }
-                };
-                TrackerSpec::Extreme {
-                    window: w as u16,
-                    max,
-                }
-            }
-            None => {
-                let of = f.of.as_ref().ok_or_else(|| {
-                    err(aggregate.span(), "'distinct' needs 'of', the field whose values are counted (e.g. of = \"device\")".into())
-                })?;
-                let field = Field::parse(of.get_ref()).ok_or_else(|| {
-                    err(of.span(), format!("unknown field '{}'; expected account, card, terminal, device, ip or country", of.get_ref()))
-                })?;
-                if spec.delay_s != 0 || f.amount_min.is_some() || f.amount_max.is_some() {
-                    return Err(err(
-                        aggregate.span(),
-                        "'distinct' takes a window but no delay or amount filter".into(),
-                    ));
-                }
-                if def.distinct_fields.len() >= MAX_DISTINCT_PER_ENTITY {
-                    return Err(err(
-                        aggregate.span(),
-                        format!("at most {MAX_DISTINCT_PER_ENTITY} distinct counts per entity"),
-                    ));
-                }
-                def.distinct_fields.push(field);
-                TrackerSpec::Distinct {
-                    length_s: spec.length_s,
-                }
-            }
-        };
-        def.trackers.push(tracker);
-        return Ok(Slot::Tracker {
-            entity: entity_idx,
-            tracker: (def.trackers.len() - 1) as u16,
-        });
+    if def.distinct_fields.len() >= MAX_DISTINCT_PER_ENTITY {
+        return Err(err(
+            aggregate.span(),
+            format!("at most {MAX_DISTINCT_PER_ENTITY} distinct counts per entity"),
+        ));
     }
+    def.distinct_fields.push(field);
+    Ok(TrackerSpec::Distinct {
+        length_s: spec.length_s,
+    })
+}
+
+/// The slot of `tracker`, added to `def`'s trackers.
+fn tracker_slot(def: &mut EntityDef, entity: u16, tracker: TrackerSpec) -> Slot {
+    def.trackers.push(tracker);
+    Slot::Tracker {
+        entity,
+        tracker: (def.trackers.len() - 1) as u16,
+    }
+}
+
+/// The slot of aggregate `agg` of window `spec`; an aggregate of labels makes
+/// the entity keep its events for the label join, within
+/// [`MAX_LABEL_ENTITIES`] such entity kinds.
+fn window_slot(
+    entities: &mut [EntityDef],
+    (entity, entity_idx): (&Spanned<String>, u16),
+    aggregate: &Spanned<String>,
+    spec: WindowSpec,
+    agg: WindowAgg,
+    err: ErrAt,
+) -> Result<Slot, FeatureSpecError> {
     let reads_labels = matches!(
         agg,
         WindowAgg::FraudCount
@@ -547,30 +630,16 @@ fn compile_entry(
     }
     let def = &mut entities[entity_idx as usize];
     def.needs_labels |= reads_labels;
-    let window_idx = match def.windows.iter().position(|w| *w == spec) {
-        Some(i) => i,
-        None => {
-            def.windows.push(spec);
-            def.windows.len() - 1
-        }
-    } as u16;
     Ok(Slot::Window {
         entity: entity_idx,
-        window: window_idx,
+        window: window_index(def, spec),
         agg,
     })
 }
 
 /// The windows of `def` (added when missing) a [`ProfileAgg`] over `spec` reads.
 fn profile_windows(def: &mut EntityDef, spec: WindowSpec, agg: ProfileAgg) -> [u16; 2] {
-    let mut index_of = |value| {
-        let w = WindowSpec { value, ..spec };
-        let i = def.windows.iter().position(|v| *v == w).unwrap_or_else(|| {
-            def.windows.push(w);
-            def.windows.len() - 1
-        });
-        i as u16
-    };
+    let mut index_of = |value| window_index(def, WindowSpec { value, ..spec });
     match agg {
         ProfileAgg::Std | ProfileAgg::ZScore => [
             index_of(WindowValue::Amount),
@@ -586,10 +655,7 @@ const MAX_AMOUNT_BOUND: f64 = 1e14;
 
 /// The `[amount_min, amount_max)` filter of an entry: bounds are finite, within
 /// +-1e14, and `amount_min < amount_max`; they are kept to 1/10,000 like amounts.
-fn amount_filter(
-    f: &FeatureEntry,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> FeatureSpecError,
-) -> Result<AmountFilter, FeatureSpecError> {
+fn amount_filter(f: &FeatureEntry, err: ErrAt) -> Result<AmountFilter, FeatureSpecError> {
     let bound = |b: &Option<Spanned<f64>>, name: &str| match b {
         None => Ok(None),
         Some(v) if v.get_ref().abs() <= MAX_AMOUNT_BOUND => Ok(Some(Money::from_f64(*v.get_ref()))),

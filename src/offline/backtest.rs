@@ -7,8 +7,9 @@ use crate::decision::{Action, Decider, Outcome, Subject};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
 use crate::model::{Model, ModelStore};
-use crate::replay::{replay_blocks, InputOptions, ReplayOptions};
+use crate::replay::{replay_blocks, InputOptions, ReplayOptions, ReplayStats};
 use crate::rules::reload::{RuleStore, RulesSource};
+use crate::source::handbook::TxRow;
 use crate::state::key_hash;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
@@ -152,26 +153,9 @@ pub fn backtest(
     let mut scores_out = opts
         .scores_out
         .as_ref()
-        .map(|p| std::fs::File::create(p).map(|f| std::io::BufWriter::with_capacity(1 << 20, f)))
+        .map(|p| ScoresOut::create(p))
         .transpose()?;
-    if let Some(w) = scores_out.as_mut() {
-        writeln!(w, "TRANSACTION_ID,score,action,reasons")?;
-    }
-    let mut report = BacktestReport {
-        model_version: a.version.0.clone(),
-        rules_version: a.version.1.clone(),
-        ..Default::default()
-    };
-    let mut cards = Vec::new();
-    let (mut b_scores, mut b_cards) = (Vec::new(), Vec::new());
-    let mut comparison = b.as_ref().map(|e| Comparison {
-        against: format!("model {}, rules {}", e.version.0, e.version.1),
-        ..Default::default()
-    });
-    let mut days: BTreeMap<i64, Day> = BTreeMap::new();
-    let mut confusion: [Confusion; 3] = Default::default();
-    let mut reasons = String::new();
-    let mut io_error = None;
+    let mut tally = Tally::new(&a, b.as_ref());
     let replay_opts = ReplayOptions {
         from_ms,
         to_ms,
@@ -205,9 +189,8 @@ pub fn backtest(
             }
             for (j, &k) in chosen.iter().enumerate() {
                 let (row, features) = block.row(k);
-                let row = &row;
                 let mut mcc = crate::decision::itoa_buf::Buf::default();
-                let subject = Subject::of_row(row, &mut mcc);
+                let subject = Subject::of_row(&row, &mut mcc);
                 // Reasons are only read when they are written out.
                 let explain = scores_out.is_some();
                 let decide = |e: &mut Engine| -> Outcome {
@@ -215,111 +198,184 @@ pub fn backtest(
                     e.decider.assess_scored(j, &subject, explain)
                 };
                 let o = decide(&mut a);
-                let day = row.ts_ms.div_euclid(86_400_000);
-                let card = key_hash(0, row.customer_id.as_bytes());
-                report.transactions += 1;
-                report.frauds += u64::from(row.fraud);
-                report.scores.push(o.score);
-                report.labels.push(row.fraud);
-                report.scenarios.push(row.scenario);
-                cards.push(CardScore {
-                    day,
-                    card,
-                    score: o.score,
-                    fraud: row.fraud,
-                });
-                let c = &mut confusion[o.action as usize];
-                if row.fraud {
-                    c.fraud += 1
-                } else {
-                    c.legit += 1
-                }
-                let d = days.entry(day).or_default();
-                d.transactions += 1;
-                d.frauds += u64::from(row.fraud);
-                let alert = o.action != Action::Allow;
-                report.alerted.push(alert);
-                d.alerts += u64::from(alert);
-                d.frauds_alerted += u64::from(alert && row.fraud);
-                if let (Some(e), Some(cmp)) = (b.as_mut(), comparison.as_mut()) {
-                    let ob = decide(e);
-                    b_scores.push(ob.score);
-                    b_cards.push(CardScore {
-                        day,
-                        card,
-                        score: ob.score,
-                        fraud: row.fraud,
-                    });
-                    if ob.action != o.action {
-                        let c = cmp
-                            .changed
-                            .entry(format!("{}->{}", o.action.as_str(), ob.action.as_str()))
-                            .or_default();
-                        if row.fraud {
-                            c.fraud += 1
-                        } else {
-                            c.legit += 1
-                        }
-                    }
-                }
-                if let (Some(w), None) = (scores_out.as_mut(), &io_error) {
-                    a.decider.reason_codes(&mut reasons);
-                    if let Err(e) = writeln!(
-                        w,
-                        "{},{:.6},{},{}",
-                        row.transaction_id,
-                        o.score,
-                        o.action.as_str(),
-                        reasons
-                    ) {
-                        io_error = Some(e);
-                    }
+                let ob = b.as_mut().map(decide);
+                tally.record(&row, o, ob);
+                if let Some(out) = scores_out.as_mut() {
+                    out.write(&row, o, &a.decider);
                 }
             }
         },
         progress,
     )?;
-    for (action, c) in Action::ALL.iter().zip(confusion) {
-        if c.fraud + c.legit > 0 {
-            report.confusion.insert(action.as_str().to_string(), c);
-        }
+    if let Some(out) = scores_out {
+        out.finish()?;
     }
-    report.replayed_rows = stats.rows;
-    report.decode_seconds = stats.decode.as_secs_f64();
-    report.engine_seconds = (stats.total - stats.decode).as_secs_f64();
-    if let Some(e) = io_error {
-        return Err(e.into());
-    }
-    if let Some(mut w) = scores_out {
-        w.flush()?;
-    }
-    report.auc = auc_roc(&report.scores, &report.labels);
-    report.average_precision = average_precision(&report.scores, &report.labels);
-    report.card_precision_at_100 = card_precision_at_k(&cards, 100);
-    report.by_pattern = by_pattern(
-        &report.scores,
-        &report.labels,
-        &report.scenarios,
-        &report.alerted,
-    );
-    report.daily = days
-        .into_iter()
-        .map(|(day, mut d)| {
-            let (y, m, dd) = crate::source::time::civil_from_days(day);
-            d.date = format!("{y:04}-{m:02}-{dd:02}");
-            d
-        })
-        .collect();
-    if let Some(mut cmp) = comparison {
-        cmp.auc = auc_roc(&b_scores, &report.labels);
-        cmp.average_precision = average_precision(&b_scores, &report.labels);
-        cmp.card_precision_at_100 = card_precision_at_k(&b_cards, 100);
-        report.comparison = Some(cmp);
-    }
+    let report = tally.finish(&stats);
     if let Some(dir) = &opts.report_dir {
         super::report::write(dir, &report)?;
     }
     Ok(report)
+}
+
+/// `--scores-out`: `TRANSACTION_ID,score,action,reasons`, one line per decision.
+struct ScoresOut {
+    w: std::io::BufWriter<std::fs::File>,
+    /// The reason codes of the decision being written (reused).
+    reasons: String,
+    /// The first write that failed; nothing is written after it.
+    error: Option<std::io::Error>,
+}
+
+impl ScoresOut {
+    fn create(path: &Path) -> std::io::Result<ScoresOut> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        writeln!(w, "TRANSACTION_ID,score,action,reasons")?;
+        Ok(ScoresOut {
+            w,
+            reasons: String::new(),
+            error: None,
+        })
+    }
+
+    /// Writes the line of `row`, decided `o` by `decider`.
+    fn write(&mut self, row: &TxRow, o: Outcome, decider: &Decider) {
+        if self.error.is_some() {
+            return;
+        }
+        decider.reason_codes(&mut self.reasons);
+        let line = writeln!(
+            self.w,
+            "{},{:.6},{},{}",
+            row.transaction_id,
+            o.score,
+            o.action.as_str(),
+            self.reasons
+        );
+        self.error = line.err();
+    }
+
+    /// The first write error, or the flush's.
+    fn finish(mut self) -> std::io::Result<()> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.w.flush(),
+        }
+    }
+}
+
+/// The backtest's decisions added up as they are made.
+struct Tally {
+    report: BacktestReport,
+    cards: Vec<CardScore>,
+    days: BTreeMap<i64, Day>,
+    confusion: [Confusion; 3],
+    /// With a second engine: what changes, and its scores.
+    comparison: Option<Comparison>,
+    b_scores: Vec<f64>,
+    b_cards: Vec<CardScore>,
+}
+
+impl Tally {
+    fn new(a: &Engine, b: Option<&Engine>) -> Tally {
+        Tally {
+            report: BacktestReport {
+                model_version: a.version.0.clone(),
+                rules_version: a.version.1.clone(),
+                ..Default::default()
+            },
+            cards: Vec::new(),
+            days: BTreeMap::new(),
+            confusion: Default::default(),
+            comparison: b.map(|e| Comparison {
+                against: format!("model {}, rules {}", e.version.0, e.version.1),
+                ..Default::default()
+            }),
+            b_scores: Vec::new(),
+            b_cards: Vec::new(),
+        }
+    }
+
+    /// Counts `row`, decided `o` (and `ob` by the second engine).
+    fn record(&mut self, row: &TxRow, o: Outcome, ob: Option<Outcome>) {
+        let report = &mut self.report;
+        let day = row.ts_ms.div_euclid(86_400_000);
+        let card = key_hash(0, row.customer_id.as_bytes());
+        let card_score = |score| CardScore {
+            day,
+            card,
+            score,
+            fraud: row.fraud,
+        };
+        report.transactions += 1;
+        report.frauds += u64::from(row.fraud);
+        report.scores.push(o.score);
+        report.labels.push(row.fraud);
+        report.scenarios.push(row.scenario);
+        self.cards.push(card_score(o.score));
+        count(&mut self.confusion[o.action as usize], row.fraud);
+        let d = self.days.entry(day).or_default();
+        d.transactions += 1;
+        d.frauds += u64::from(row.fraud);
+        let alert = o.action != Action::Allow;
+        report.alerted.push(alert);
+        d.alerts += u64::from(alert);
+        d.frauds_alerted += u64::from(alert && row.fraud);
+        if let (Some(ob), Some(cmp)) = (ob, self.comparison.as_mut()) {
+            self.b_scores.push(ob.score);
+            self.b_cards.push(card_score(ob.score));
+            if ob.action != o.action {
+                let changed = format!("{}->{}", o.action.as_str(), ob.action.as_str());
+                count(cmp.changed.entry(changed).or_default(), row.fraud);
+            }
+        }
+    }
+
+    /// The report: the counts, and the metrics over every score.
+    fn finish(self, stats: &ReplayStats) -> BacktestReport {
+        let mut report = self.report;
+        for (action, c) in Action::ALL.iter().zip(self.confusion) {
+            if c.fraud + c.legit > 0 {
+                report.confusion.insert(action.as_str().to_string(), c);
+            }
+        }
+        report.replayed_rows = stats.rows;
+        report.decode_seconds = stats.decode.as_secs_f64();
+        report.engine_seconds = (stats.total - stats.decode).as_secs_f64();
+        report.auc = auc_roc(&report.scores, &report.labels);
+        report.average_precision = average_precision(&report.scores, &report.labels);
+        report.card_precision_at_100 = card_precision_at_k(&self.cards, 100);
+        report.by_pattern = by_pattern(
+            &report.scores,
+            &report.labels,
+            &report.scenarios,
+            &report.alerted,
+        );
+        report.daily = self
+            .days
+            .into_iter()
+            .map(|(day, mut d)| {
+                let (y, m, dd) = crate::source::time::civil_from_days(day);
+                d.date = format!("{y:04}-{m:02}-{dd:02}");
+                d
+            })
+            .collect();
+        if let Some(mut cmp) = self.comparison {
+            cmp.auc = auc_roc(&self.b_scores, &report.labels);
+            cmp.average_precision = average_precision(&self.b_scores, &report.labels);
+            cmp.card_precision_at_100 = card_precision_at_k(&self.b_cards, 100);
+            report.comparison = Some(cmp);
+        }
+        report
+    }
+}
+
+/// Counts one transaction, fraudulent or not, in `c`.
+fn count(c: &mut Confusion, fraud: bool) {
+    if fraud {
+        c.fraud += 1
+    } else {
+        c.legit += 1
+    }
 }
 
 /// The feature set a model file was trained on, without validating the model.

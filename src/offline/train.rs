@@ -378,39 +378,8 @@ pub fn fit_model(
     let fits = fit_grid(fit, val, d, &opts.grid, &mut progress)?;
     let logistic = (opts.grid.blend != Blend::Never)
         .then(|| Logistic::train(fit.0, d, fit.1, LOGISTIC_EPOCHS, |_| {}));
-    let mut trials = Vec::new();
-    for (g, secs) in &fits {
-        let params = g.params.unwrap_or(opts.grid.base);
-        for (algorithm, l) in [
-            (Algorithm::Gbt, None),
-            (Algorithm::Ensemble, logistic.as_ref()),
-        ] {
-            let wanted = match opts.grid.blend {
-                Blend::Try => true,
-                Blend::Always => l.is_some(),
-                Blend::Never => l.is_none(),
-            };
-            if wanted {
-                let (auc, average_precision) = metrics(g, l, val, d);
-                trials.push(Trial {
-                    algorithm,
-                    params,
-                    auc,
-                    average_precision,
-                    fit_secs: *secs,
-                });
-            }
-        }
-    }
-    // The rule declared in advance: the best validation AP; ties keep the earlier.
-    let chosen = (0..trials.len())
-        .reduce(
-            |best, k| match trials[k].average_precision > trials[best].average_precision {
-                true => k,
-                false => best,
-            },
-        )
-        .unwrap_or(0);
+    let trials = score_trials(&fits, logistic.as_ref(), val, d, &opts.grid);
+    let chosen = best_trial(&trials);
     let win = trials[chosen].clone();
 
     // The served model learns from the training window alone.
@@ -448,6 +417,51 @@ pub fn fit_model(
         trials,
         chosen,
     })
+}
+
+/// Each fit of `grid` scored on the validation period, as it is and (as
+/// `grid.blend` asks) blended with `logistic`.
+fn score_trials(
+    fits: &[(Gbt, f64)],
+    logistic: Option<&Logistic>,
+    val: (&[f64], &[bool]),
+    d: usize,
+    grid: &Grid,
+) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for (g, secs) in fits {
+        let params = g.params.unwrap_or(grid.base);
+        for (algorithm, l) in [(Algorithm::Gbt, None), (Algorithm::Ensemble, logistic)] {
+            let wanted = match grid.blend {
+                Blend::Try => true,
+                Blend::Always => l.is_some(),
+                Blend::Never => l.is_none(),
+            };
+            if wanted {
+                let (auc, average_precision) = metrics(g, l, val, d);
+                trials.push(Trial {
+                    algorithm,
+                    params,
+                    auc,
+                    average_precision,
+                    fit_secs: *secs,
+                });
+            }
+        }
+    }
+    trials
+}
+
+/// The rule declared in advance: the best validation AP; ties keep the earlier.
+fn best_trial(trials: &[Trial]) -> usize {
+    (0..trials.len())
+        .reduce(
+            |best, k| match trials[k].average_precision > trials[best].average_precision {
+                true => k,
+                false => best,
+            },
+        )
+        .unwrap_or(0)
 }
 
 /// Collects the features, labels and event times of every row in

@@ -399,7 +399,6 @@ fn decode<'r>(
 ) -> Result<TxRow<'r>, RowProblem> {
     use InvalidReason::*;
     let text = |k| field(record, cols, k);
-    let problem = |reason: InvalidReason, message: String| (reason.code(), message);
     let required = |k: usize| -> Result<&'r str, RowProblem> {
         text(k)?.ok_or_else(|| problem(InvalidField, format!("{} is empty", COLUMNS[k])))
     };
@@ -417,48 +416,8 @@ fn decode<'r>(
             format!("TX_AMOUNT '{amount_text}' is not a number"),
         )
     })?;
-    let fraud = match required(5)? {
-        "0" => false,
-        "1" => true,
-        other => {
-            return Err(problem(
-                InvalidField,
-                format!("TX_FRAUD '{other}' is not 0 or 1"),
-            ))
-        }
-    };
-    let scenario = match text(6)? {
-        None => 0,
-        Some(s) => s.parse().map_err(|_| {
-            problem(
-                InvalidField,
-                format!("TX_FRAUD_SCENARIO '{s}' is not a small number"),
-            )
-        })?,
-    };
-    let currency = match text(13)? {
-        None => CurrencyCode(contract.rates.base()),
-        Some(c) => CurrencyCode::parse(c).map_err(|e| (e.reason.code(), e.detail))?,
-    };
-    let country = match text(10)? {
-        None => None,
-        Some(c) => Some(CountryCode::parse(c).ok_or_else(|| {
-            problem(
-                InvalidField,
-                format!("COUNTRY '{c}' is not a 2- or 3-letter code"),
-            )
-        })?),
-    };
-    let mcc = match text(11)? {
-        None => None,
-        Some(m) => Some(
-            m.parse::<u16>()
-                .ok()
-                .filter(|&v| v <= 9999 && m.len() <= 4)
-                .map(Mcc)
-                .ok_or_else(|| problem(WrongType, format!("MCC '{m}' is not a 4-digit code")))?,
-        ),
-    };
+    let (fraud, scenario) = label(required(5)?, &text)?;
+    let (currency, country, mcc) = codes(&text, contract)?;
     let (id, account, terminal) = (
         text(0)?.unwrap_or(""),
         text(2)?.unwrap_or(""),
@@ -499,6 +458,70 @@ fn decode<'r>(
         fraud,
         scenario,
     })
+}
+
+fn problem(reason: InvalidReason, message: String) -> RowProblem {
+    (reason.code(), message)
+}
+
+/// TX_FRAUD (given) and TX_FRAUD_SCENARIO (read by `text`): whether the row
+/// is fraud, and its pattern (0 without one).
+fn label<'r>(
+    fraud: &str,
+    text: &impl Fn(usize) -> Result<Option<&'r str>, RowProblem>,
+) -> Result<(bool, u8), RowProblem> {
+    let fraud = match fraud {
+        "0" => false,
+        "1" => true,
+        other => {
+            return Err(problem(
+                InvalidReason::InvalidField,
+                format!("TX_FRAUD '{other}' is not 0 or 1"),
+            ))
+        }
+    };
+    let scenario = match text(6)? {
+        None => 0,
+        Some(s) => s.parse().map_err(|_| {
+            problem(
+                InvalidReason::InvalidField,
+                format!("TX_FRAUD_SCENARIO '{s}' is not a small number"),
+            )
+        })?,
+    };
+    Ok((fraud, scenario))
+}
+
+/// CURRENCY (the base currency when empty), COUNTRY and MCC, read by `text`.
+fn codes<'r>(
+    text: &impl Fn(usize) -> Result<Option<&'r str>, RowProblem>,
+    contract: &RowContract,
+) -> Result<(CurrencyCode, Option<CountryCode>, Option<Mcc>), RowProblem> {
+    use InvalidReason::*;
+    let currency = match text(13)? {
+        None => CurrencyCode(contract.rates.base()),
+        Some(c) => CurrencyCode::parse(c).map_err(|e| (e.reason.code(), e.detail))?,
+    };
+    let country = match text(10)? {
+        None => None,
+        Some(c) => Some(CountryCode::parse(c).ok_or_else(|| {
+            problem(
+                InvalidField,
+                format!("COUNTRY '{c}' is not a 2- or 3-letter code"),
+            )
+        })?),
+    };
+    let mcc = match text(11)? {
+        None => None,
+        Some(m) => Some(
+            m.parse::<u16>()
+                .ok()
+                .filter(|&v| v <= 9999 && m.len() <= 4)
+                .map(Mcc)
+                .ok_or_else(|| problem(WrongType, format!("MCC '{m}' is not a 4-digit code")))?,
+        ),
+    };
+    Ok((currency, country, mcc))
 }
 
 #[cfg(test)]
