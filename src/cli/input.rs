@@ -16,7 +16,7 @@ use std::sync::Arc;
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Transactions in the handbook's CSV format (`.csv` or `.csv.gz`).
-    #[arg(long = "input", value_name = "INPUT")]
+    #[arg(id = "input", long = "input", value_name = "INPUT")]
     pub path: PathBuf,
     /// Skip rows that break the event contract (each reported with its line,
     /// all counted in the summary) instead of failing.
@@ -60,7 +60,7 @@ pub struct FeatureSetArgs {
 #[derive(Debug, Args)]
 pub struct ModelOutArgs {
     /// Model file to write (e.g. models/NAME.json).
-    #[arg(long = "out", value_name = "OUT")]
+    #[arg(id = "out", long = "out", value_name = "OUT")]
     pub path: PathBuf,
     /// Model name (default: the output file's stem).
     #[arg(long)]
