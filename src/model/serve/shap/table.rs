@@ -7,10 +7,11 @@
 //! feature split on twice is followed when both splits go the leaf's way):
 //! `2^d` patterns for `d` distinct path features. Each pattern's `d` values are
 //! computed once, at load, by the recursion's EXTEND and UNWIND over the
-//! leaf's merged path, times the leaf's value. Explaining an event is then one
-//! walk over every node of every tree, carrying the set of path features the
-//! event leaves (its pattern), and a table row added per leaf: O(leaves x
-//! depth) per tree instead of O(leaves x depth²), with no division.
+//! leaf's merged path, times the leaf's value. Explaining an event is then,
+//! per tree, one pass over the splits that marks for every node the path
+//! features the event leaves on the way to it (its pattern), and one table
+//! row added per leaf: O(leaves x depth) per tree instead of O(leaves x
+//! depth²), with no division and no branch on the data but the splits'.
 
 use super::{extend, unwound_sum, Element};
 use crate::model::format::trees::{Gbt, Node, LEAF};
@@ -25,33 +26,45 @@ pub const MAX_TABLE_VALUES: usize = 1 << 20;
 /// Nodes of the largest tree of [`MAX_TABLE_DEPTH`].
 const MAX_TREE_NODES: usize = (2 << MAX_TABLE_DEPTH) - 1;
 
-/// A node of a tabled tree. Nodes are in pre-order, so a parent comes before
-/// its children; children are indices within the tree.
+/// A split of a tabled tree. Nodes are numbered in pre-order within their
+/// tree, so a split comes before its children.
 #[derive(Debug, Clone, Copy)]
-struct TableNode {
+struct Split {
     threshold: f64,
-    /// Split: left child. Leaf: where its rows start in `values`.
-    a: u32,
-    /// Split: right child. Leaf: where its path features start in `features`.
-    b: u32,
-    /// Split feature, or [`LEAF`].
     feature: u16,
     nan_right: bool,
-    /// Split: the bit of its feature in the pattern. Leaf: its path's count
-    /// of distinct features `d`.
+    /// The bit of its feature in the patterns below it.
     bit: u8,
+    /// Its own node number and its children's.
+    node: u16,
+    left: u16,
+    right: u16,
 }
 
-/// Every tree's TreeSHAP table: `2^d` rows of `d` values per leaf.
+/// A leaf of a tabled tree.
+#[derive(Debug, Clone, Copy)]
+struct Leaf {
+    /// Its node number.
+    node: u16,
+    /// Where its rows start in `values`.
+    rows: u32,
+}
+
+/// Every tree's TreeSHAP table: per leaf, `2^d` rows of `width` values for
+/// its `d` distinct path features (padded with zeros to `width`).
 #[derive(Debug, Clone)]
 pub struct ShapTables {
-    nodes: Vec<TableNode>,
-    /// Where each tree's nodes start in `nodes`, and (last) where they end.
-    trees: Vec<u32>,
-    /// Each leaf's rows: row `p` (the pattern's bit `k` set when the event
-    /// leaves path feature `k`) holds that leaf's share of each path feature's value.
+    splits: Vec<Split>,
+    leaves: Vec<Leaf>,
+    /// Where each tree's splits and leaves end.
+    trees: Vec<(u32, u32)>,
+    /// The most distinct features on a path of any tree.
+    width: usize,
+    /// Each leaf's rows: row `p` (bit `k` set when the event leaves path
+    /// feature `k`) holds the leaf's share of each path feature's value.
     values: Vec<f64>,
-    /// Each leaf's distinct path features, in the order of its rows' values.
+    /// Each leaf's `width` path features, in the order of its rows' values
+    /// (padding repeats a feature, with a value of 0).
     features: Vec<u16>,
 }
 
@@ -63,83 +76,98 @@ impl ShapTables {
         if !gbt.has_cover() || gbt.check(usize::from(LEAF)).ok()? > MAX_TABLE_DEPTH {
             return None;
         }
+        let mut path = Vec::with_capacity(MAX_TABLE_DEPTH as usize);
+        let width = gbt
+            .roots
+            .iter()
+            .map(|&r| widest(gbt, r, &mut Vec::new()))
+            .max()
+            .unwrap_or(0);
         let mut tables = ShapTables {
-            nodes: Vec::new(),
-            trees: vec![0],
+            splits: Vec::new(),
+            leaves: Vec::new(),
+            trees: Vec::new(),
+            width,
             values: Vec::new(),
             features: Vec::new(),
         };
-        let mut path = Vec::with_capacity(MAX_TABLE_DEPTH as usize);
         for &root in &gbt.roots {
-            tables.place(gbt, root, &mut path)?;
-            tables.trees.push(tables.nodes.len() as u32);
+            let mut next = 0;
+            tables.place(gbt, root, &mut next, &mut path)?;
+            let ends = (tables.splits.len() as u32, tables.leaves.len() as u32);
+            tables.trees.push(ends);
         }
         Some(tables)
     }
 
-    /// Appends node `node` and its subtree in pre-order, below the distinct
-    /// features `path` (each with its share of cover on the way here);
-    /// returns its index within its tree. `None` past [`MAX_TABLE_VALUES`].
-    fn place(&mut self, gbt: &Gbt, node: u32, path: &mut Vec<(u16, f64)>) -> Option<u32> {
-        let tree_start = *self.trees.last()? as usize;
-        let at = self.nodes.len();
+    /// Appends node `node` and its subtree, numbered in pre-order from
+    /// `next`, below the distinct features `path` (each with its share of
+    /// cover on the way here); returns its number. `None` past
+    /// [`MAX_TABLE_VALUES`].
+    fn place(
+        &mut self,
+        gbt: &Gbt,
+        node: u32,
+        next: &mut u16,
+        path: &mut Vec<(u16, f64)>,
+    ) -> Option<u16> {
+        let number = *next;
+        *next += 1;
         let n = gbt.nodes[node as usize];
         if n.feature == LEAF {
-            let leaf = self.leaf(&n, path)?;
-            self.nodes.push(leaf);
-            return Some((at - tree_start) as u32);
+            self.leaf(number, &n, path)?;
+            return Some(number);
         }
         let known = path.iter().position(|&(f, _)| f == n.feature);
         let k = known.unwrap_or_else(|| {
             path.push((n.feature, 1.0));
             path.len() - 1
         });
-        self.nodes.push(TableNode {
+        let at = self.splits.len();
+        self.splits.push(Split {
             threshold: n.threshold,
-            a: 0,
-            b: 0,
             feature: n.feature,
             nan_right: n.goes_right(f64::NAN),
             bit: 1 << k,
+            node: number,
+            left: 0,
+            right: 0,
         });
         let here = gbt.cover[node as usize];
         let share = path[k].1;
-        let mut children = [0; 2];
-        for (slot, child) in children.iter_mut().zip([n.left, n.right]) {
-            path[k].1 = gbt.cover[child as usize] / here * share;
-            *slot = self.place(gbt, child, path)?;
-        }
+        path[k].1 = gbt.cover[n.left as usize] / here * share;
+        self.splits[at].left = self.place(gbt, n.left, next, path)?;
+        path[k].1 = gbt.cover[n.right as usize] / here * share;
+        self.splits[at].right = self.place(gbt, n.right, next, path)?;
         path[k].1 = share;
         if known.is_none() {
             path.pop();
         }
-        [self.nodes[at].a, self.nodes[at].b] = children;
-        Some((at - tree_start) as u32)
+        Some(number)
     }
 
-    /// The node of leaf `n` below `path`, its rows appended.
-    fn leaf(&mut self, n: &Node, path: &[(u16, f64)]) -> Option<TableNode> {
-        let d = path.len();
+    /// Appends leaf `n`, numbered `number`, below `path`, with its rows.
+    fn leaf(&mut self, number: u16, n: &Node, path: &[(u16, f64)]) -> Option<()> {
+        let (d, width) = (path.len(), self.width);
         let rows = 1usize << d;
-        if self.values.len() + rows * d > MAX_TABLE_VALUES {
+        if self.values.len() + rows * width > MAX_TABLE_VALUES {
             return None;
         }
-        let node = TableNode {
-            threshold: 0.0,
-            a: self.values.len() as u32,
-            b: self.features.len() as u32,
-            feature: LEAF,
-            nan_right: false,
-            bit: d as u8,
-        };
+        self.leaves.push(Leaf {
+            node: number,
+            rows: self.values.len() as u32,
+        });
+        let pad = path.first().map_or(0, |p| p.0);
         self.features.extend(path.iter().map(|&(f, _)| f));
+        self.features.resize(self.features.len() + width - d, pad);
         let mut elements = [Element::default(); MAX_TABLE_DEPTH as usize + 1];
         for pattern in 0..rows {
             let left_out = |k: usize| pattern & (1 << k) != 0;
+            let end = self.values.len() + width;
             // A path feature no training row reached and the event leaves:
             // no coalition reaches the leaf (the recursion skips it).
             if (0..d).any(|k| path[k].1 == 0.0 && left_out(k)) {
-                self.values.resize(self.values.len() + d, 0.0);
+                self.values.resize(end, 0.0);
                 continue;
             }
             let root = Element {
@@ -164,34 +192,74 @@ impl ShapTables {
                 let w = unwound_sum(&elements, d, k);
                 self.values.push(w * (e.one - e.zero) * n.value);
             }
+            self.values.resize(end, 0.0);
         }
-        Some(node)
+        Some(())
     }
 
     /// Adds each feature's TreeSHAP value (margin units) of input `x` into
     /// `contrib`, equal to [`Gbt::shap`] up to rounding. Allocates nothing.
     pub fn add(&self, x: &[f64], contrib: &mut [f64]) {
-        // Per node, the path features the event leaves on the way to it.
-        let mut left_out = [0u8; MAX_TREE_NODES];
-        for bounds in self.trees.windows(2) {
-            let nodes = &self.nodes[bounds[0] as usize..bounds[1] as usize];
-            for (i, n) in nodes.iter().enumerate() {
-                let p = left_out[i];
-                if n.feature == LEAF {
-                    let d = usize::from(n.bit);
-                    let row = &self.values[n.a as usize + usize::from(p) * d..][..d];
-                    let features = &self.features[n.b as usize..][..d];
-                    for (&f, &v) in features.iter().zip(row) {
-                        contrib[usize::from(f)] += v;
-                    }
-                    continue;
-                }
-                let v = x[usize::from(n.feature)];
-                let right = (v > n.threshold) | (n.nan_right & v.is_nan());
-                let (hot, cold) = if right { (n.b, n.a) } else { (n.a, n.b) };
-                left_out[hot as usize] = p;
-                left_out[cold as usize] = p | n.bit;
-            }
+        // Rows of a fixed width, so that a leaf's loop unrolls.
+        match self.width {
+            0 => {}
+            1 => self.add_rows::<1>(x, contrib),
+            2 => self.add_rows::<2>(x, contrib),
+            3 => self.add_rows::<3>(x, contrib),
+            4 => self.add_rows::<4>(x, contrib),
+            5 => self.add_rows::<5>(x, contrib),
+            6 => self.add_rows::<6>(x, contrib),
+            7 => self.add_rows::<7>(x, contrib),
+            _ => self.add_rows::<{ MAX_TABLE_DEPTH as usize }>(x, contrib),
         }
     }
+
+    /// [`ShapTables::add`] for rows of `W` values (`self.width == W`).
+    fn add_rows<const W: usize>(&self, x: &[f64], contrib: &mut [f64]) {
+        // Per node, the path features the event leaves on the way to it (the
+        // root's stays 0: no split sends the walk to node 0).
+        let mut left_out = [0u8; MAX_TREE_NODES];
+        let (mut splits, mut leaves) = (0, 0);
+        for &(split_end, leaf_end) in &self.trees {
+            for s in &self.splits[splits..split_end as usize] {
+                let p = left_out[usize::from(s.node)];
+                let v = x[usize::from(s.feature)];
+                let right = (v > s.threshold) | (s.nan_right & v.is_nan());
+                let (hot, cold) = if right {
+                    (s.right, s.left)
+                } else {
+                    (s.left, s.right)
+                };
+                left_out[usize::from(hot)] = p;
+                left_out[usize::from(cold)] = p | s.bit;
+            }
+            let range = leaves..leaf_end as usize;
+            let features = self.features[range.start * W..range.end * W].chunks_exact(W);
+            for (leaf, features) in self.leaves[range].iter().zip(features) {
+                let p = usize::from(left_out[usize::from(leaf.node)]);
+                let row = &self.values[leaf.rows as usize + p * W..][..W];
+                for k in 0..W {
+                    contrib[usize::from(features[k])] += row[k];
+                }
+            }
+            (splits, leaves) = (split_end as usize, leaf_end as usize);
+        }
+    }
+}
+
+/// The most distinct features on a path from `node` down, below `path`.
+fn widest(gbt: &Gbt, node: u32, path: &mut Vec<u16>) -> usize {
+    let n = &gbt.nodes[node as usize];
+    if n.feature == LEAF {
+        return path.len();
+    }
+    let new = !path.contains(&n.feature);
+    if new {
+        path.push(n.feature);
+    }
+    let width = widest(gbt, n.left, path).max(widest(gbt, n.right, path));
+    if new {
+        path.pop();
+    }
+    width
 }
