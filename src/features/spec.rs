@@ -34,6 +34,10 @@ pub enum Field {
     Ip,
     /// `country`.
     Country,
+    /// `mcc`, the merchant category code.
+    Mcc,
+    /// `channel`.
+    Channel,
 }
 
 impl Field {
@@ -45,6 +49,8 @@ impl Field {
             "device" => Field::Device,
             "ip" => Field::Ip,
             "country" => Field::Country,
+            "mcc" => Field::Mcc,
+            "channel" => Field::Channel,
             _ => return None,
         })
     }
@@ -343,7 +349,7 @@ fn compile_entry(
         err(
             entity.span(),
             format!(
-                "unknown entity '{}'; expected account, card, terminal, device, ip, country or a pair like account+device",
+                "unknown entity '{}'; expected account, card, terminal, device, ip, country, mcc, channel or a pair like account+device",
                 entity.get_ref()
             ),
         )
@@ -495,7 +501,7 @@ fn compile_entry(
                     err(aggregate.span(), "'distinct' needs 'of', the field whose values are counted (e.g. of = \"device\")".into())
                 })?;
                 let field = Field::parse(of.get_ref()).ok_or_else(|| {
-                    err(of.span(), format!("unknown field '{}'; expected account, card, terminal, device, ip or country", of.get_ref()))
+                    err(of.span(), format!("unknown field '{}'; expected account, card, terminal, device, ip, country, mcc or channel", of.get_ref()))
                 })?;
                 if spec.delay_s != 0 || f.amount_min.is_some() || f.amount_max.is_some() {
                     return Err(err(
