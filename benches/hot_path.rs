@@ -134,8 +134,7 @@ fn bench_hot_path(c: &mut Criterion) {
         worker
             .engine
             .update(&EventView::of(&ev), policy_only.features_mut());
-        let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
-        let subject = fraudstream::decision::Subject::of(&ev, &mut mcc);
+        let subject = EventView::of(&ev);
         b.iter(|| {
             policy_only.decide(&subject, 1_700_000_000_000, 3, &mut out.decision);
             black_box(out.decision.len())

@@ -5,7 +5,7 @@
 //! (`FRAUDSTREAM_HANDBOOK_DIR` or `../shared/data/handbook`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fraudstream::decision::{Decider, Subject};
+use fraudstream::decision::{Decider, EventView};
 use fraudstream::features::load_feature_set;
 use fraudstream::model::{ModelFile, ModelStore};
 use fraudstream::replay::{ReplayBlock, ReplayOptions, Replayer};
@@ -113,8 +113,7 @@ fn bench_replay(c: &mut Criterion) {
                         d.score_block(block.features(), block.len());
                         for (k, row, features) in block.rows() {
                             d.features_mut().copy_from_slice(features);
-                            let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
-                            let subject = Subject::of_row(&row, &mut mcc);
+                            let subject = EventView::of_row(&row);
                             flagged += u64::from(d.assess_scored(k, &subject, false).score > 0.5);
                         }
                     }

@@ -263,21 +263,7 @@ impl Replayer {
         if let Some(&(_, ticket, _)) = self.pending.front() {
             self.engine.prefetch_label(ticket);
         }
-        self.engine.prefetch(&Self::view(row));
-    }
-
-    fn view<'a>(row: &'a TxRow<'a>) -> EventView<'a> {
-        EventView {
-            event_id: row.transaction_id,
-            ts_ms: row.ts_ms,
-            amount: row.amount,
-            account: row.customer_id,
-            card: row.card(),
-            terminal: row.terminal_id,
-            device: row.device_id,
-            ip: row.ip,
-            country: row.country.as_ref().map(|c| &**c),
-        }
+        self.engine.prefetch(&EventView::of_row(row));
     }
 
     /// Applies the labels due by `row`, then `row` itself; returns its features.
@@ -298,7 +284,7 @@ impl Replayer {
             self.engine.apply_label_ticket(ticket, fraud);
             self.labels += 1;
         }
-        if let Some(ticket) = self.engine.update(&Self::view(row), out) {
+        if let Some(ticket) = self.engine.update(&EventView::of_row(row), out) {
             self.pending
                 .push_back((row.ts_ms + self.label_delay_ms, ticket, row.fraud));
         }

@@ -1,6 +1,6 @@
 //! The decision step with a champion and a challenger model.
 
-use fraudstream::decision::{Decider, Subject};
+use fraudstream::decision::Decider;
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
 use fraudstream::model::ModelStore;
 use fraudstream::rules::reload::{RuleStore, RulesSource};
@@ -20,8 +20,7 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
     );
     let alone = Arc::new(ModelStore::load(Some(shipped), None, set.clone()).unwrap());
     let row = TxRow::new("e1", 1_533_000_000_000, "a1", "t1", 900.0, false);
-    let mut mcc = fraudstream::decision::itoa_buf::Buf::default();
-    let subject = Subject::of_row(&row, &mut mcc);
+    let subject = EventView::of_row(&row);
     let mut outputs = Vec::new();
     for store in [with_challenger, alone] {
         let mut d = Decider::new(rules.clone(), set.len(), None).with_models(store);
@@ -29,14 +28,12 @@ fn a_challenger_is_scored_and_reported_but_never_acted_on() {
         let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
         let view = EventView {
             event_id: "e1",
-            ts_ms: subject.event_ts_ms,
+            ts_ms: subject.ts_ms,
             amount: 900.0,
             account: "a1",
             card: "a1",
             terminal: "t1",
-            device: None,
-            ip: None,
-            country: None,
+            ..EventView::default()
         };
         engine.update(&view, d.features_mut());
         let mut out = Vec::new();
@@ -104,12 +101,12 @@ fn a_running_decider_picks_up_reloaded_rules_and_models_at_its_next_event() {
     shipped.first_trees(10).unwrap().save(&model_path).unwrap();
     let models = Arc::new(ModelStore::load(Some(model_path.clone()), None, set.clone()).unwrap());
     let mut d = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
-    let subject = Subject {
+    let subject = EventView {
         event_id: "e1",
-        account_id: "a1",
-        event_ts_ms: 1_533_000_000_000,
+        account: "a1",
+        ts_ms: 1_533_000_000_000,
         original_amount: 500.0,
-        strings: [None; 9],
+        ..EventView::default()
     };
     let decide = |d: &mut Decider| {
         d.features_mut().fill(f64::NAN);
@@ -172,12 +169,12 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
             k => f64::from(rng.gen_range(0..100_000)) / 10f64.powi(k % 4),
         })
         .collect();
-    let subject = Subject {
+    let subject = EventView {
         event_id: "e",
-        account_id: "a",
-        event_ts_ms: 1_533_000_000_000,
+        account: "a",
+        ts_ms: 1_533_000_000_000,
         original_amount: 500.0,
-        strings: [None; 9],
+        ..EventView::default()
     };
     let decide_all = |blocked: &mut Decider, alone: &mut Decider| {
         let (mut actions, mut scores) = (std::collections::BTreeSet::new(), Vec::new());
@@ -225,7 +222,6 @@ fn block_scores_decide_like_row_scores_until_the_models_change() {
 /// `original_amount`, with its `currency`: 6000 JPY is about 34 EUR.
 #[test]
 fn rules_see_the_base_amount_and_the_original_amount_and_currency() {
-    use fraudstream::decision::itoa_buf;
     use fraudstream::source::currency::RateTable;
     use fraudstream::source::event::{parse_event_with, Limits};
     use iso_currency::Currency;
@@ -255,8 +251,7 @@ fn rules_see_the_base_amount_and_the_original_amount_and_currency() {
         let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
         let mut d = Decider::new(store.clone(), set.len(), None);
         engine.update(&EventView::of(&ev), d.features_mut());
-        let mut mcc = itoa_buf::Buf::default();
-        d.assess(&Subject::of(&ev, &mut mcc), false);
+        d.assess(&EventView::of(&ev), false);
         let ruleset = store.current();
         let ids: Vec<String> = d
             .hits()

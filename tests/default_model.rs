@@ -56,16 +56,17 @@ fn train_defaults_detect_on_the_simulator() {
     let model = dir.path().join("sim.json");
     train_defaults(&sim, "2024-02-12", "2024-02-18", &model);
     let r = test_week(&sim, &model, "2024-02-26", "2024-03-03");
-    // Measured (2026-11-30, the default set, forust-ml with the validation
-    // grid): AUC 0.9801, AP 0.6263, CP@100 0.2186.
-    assert!(r.auc >= 0.96, "simulator AUC {}", r.auc);
+    // Measured (2026-12-01, the default set with its mcc and channel
+    // features, forust-ml with the validation grid): AUC 0.9815, AP 0.6412,
+    // CP@100 0.2229 (without them: 0.9801, 0.6263, 0.2186).
+    assert!(r.auc >= 0.97, "simulator AUC {}", r.auc);
     assert!(
-        r.average_precision >= 0.60,
+        r.average_precision >= 0.62,
         "simulator AP {}",
         r.average_precision
     );
     assert!(
-        r.card_precision_at_100 >= 0.20,
+        r.card_precision_at_100 >= 0.21,
         "simulator CP@100 {}",
         r.card_precision_at_100
     );

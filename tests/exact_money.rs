@@ -155,8 +155,7 @@ fn view(id: &str, ts_s: i64, amount: f64) -> EventView<'_> {
         card: "acc",
         terminal: "t",
         device: None,
-        ip: None,
-        country: None,
+        ..EventView::default()
     }
 }
 

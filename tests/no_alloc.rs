@@ -3,7 +3,7 @@
 //! payments), policy, decision encoding and the decision API's log of decisions
 //! for repeats, counted with a counting global allocator.
 
-use fraudstream::decision::{Action, Decider, Subject};
+use fraudstream::decision::{Action, Decider};
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine, FeatureSet};
 use fraudstream::model::gbt::GbtParams;
 use fraudstream::model::{Algorithm, ModelFile, ModelStore, MODEL_FORMAT_VERSION};
@@ -115,26 +115,13 @@ fn the_hot_path_does_not_allocate_per_event() {
                 device: Some("dev-1"),
                 ip: None,
                 country: Some(if i % 5 == 0 { "RU" } else { "DE" }),
+                original_amount: 5.0 + (i % 90) as f64,
+                currency: "EUR",
+                mcc: Some(if i % 3 == 0 { "5411" } else { "5999" }),
+                channel: Some("pos"),
             };
             engine.update(&view, decider.features_mut());
-            let subject = Subject {
-                event_id: view.event_id,
-                account_id: view.account,
-                event_ts_ms: view.ts_ms,
-                original_amount: view.amount,
-                strings: [
-                    Some(view.account),
-                    Some(view.card),
-                    Some(view.terminal),
-                    view.device,
-                    None,
-                    view.country,
-                    Some("EUR"),
-                    None,
-                    None,
-                ],
-            };
-            let outcome = decider.decide(&subject, view.ts_ms, 3, &mut out);
+            let outcome = decider.decide(&view, view.ts_ms, 3, &mut out);
             kept.insert(i as u64, &out);
             if i % 100 == 0 {
                 kept.committed();

@@ -193,8 +193,7 @@ impl Payment {
             card: &self.account,
             terminal: &self.terminal,
             device: self.device.as_deref(),
-            ip: None,
-            country: None,
+            ..EventView::default()
         }
     }
 }
@@ -474,8 +473,7 @@ fn the_offline_replay_gives_out_of_order_rows_their_live_features() {
             card: &customer,
             terminal: &terminal,
             device: None,
-            ip: None,
-            country: None,
+            ..EventView::default()
         };
         live.update(&view, &mut out);
         let replayed = replayer.step(&row);

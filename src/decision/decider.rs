@@ -7,8 +7,8 @@ use crate::metrics::Metrics;
 use crate::model::{BlockScratch, Model, ModelStore, Scratch, EXPLAIN_TOP};
 use crate::rules::compile::EXTRA_NUMBERS;
 use crate::rules::reload::RuleStore;
-use crate::rules::subject::Subject;
 use crate::rules::{Hits, Ruleset};
+use crate::source::view::EventView;
 use prometheus::IntCounter;
 use std::sync::Arc;
 
@@ -176,7 +176,7 @@ impl Decider {
     /// up to this call.
     pub fn decide(
         &mut self,
-        subject: &Subject<'_>,
+        subject: &EventView<'_>,
         decided_at_ms: i64,
         latency_us: u64,
         out: &mut Vec<u8>,
@@ -208,7 +208,7 @@ impl Decider {
         };
         let decision = Decision {
             event_id: subject.event_id,
-            account_id: subject.account_id,
+            account_id: subject.account,
             action: j.verdict.action,
             score: j.verdict.score,
             reasons: &reasons,
@@ -221,7 +221,7 @@ impl Decider {
                 .zip(j.challenger_score)
                 .map(|(c, score)| (c.version.as_str(), score)),
             flagged_by: j.flagged_by,
-            event_ts_ms: subject.event_ts_ms,
+            event_ts_ms: subject.ts_ms,
             decided_at_ms,
             latency_us,
         };
@@ -232,7 +232,7 @@ impl Decider {
     /// [`Decider::decide`] without encoding a decision, for replays: the action,
     /// score and, with `explain`, the model's reasons for
     /// [`Decider::reason_codes`].
-    pub fn assess(&mut self, subject: &Subject<'_>, explain: bool) -> Outcome {
+    pub fn assess(&mut self, subject: &EventView<'_>, explain: bool) -> Outcome {
         self.judge(subject, explain, None).outcome()
     }
 
@@ -269,14 +269,14 @@ impl Decider {
     /// [`Decider::assess`] of row `k` of the last [`Decider::score_block`], whose
     /// features were written to [`Decider::features_mut`]. Scores it afresh if the
     /// models changed since (or `k` was not in the block).
-    pub fn assess_scored(&mut self, k: usize, subject: &Subject<'_>, explain: bool) -> Outcome {
+    pub fn assess_scored(&mut self, k: usize, subject: &EventView<'_>, explain: bool) -> Outcome {
         self.judge(subject, explain, Some(k)).outcome()
     }
 
     /// Scores the features with the models (or takes row `scored` of the last
     /// block's scores), runs the rules and the policy, and explains reviewed or
     /// blocked payments when `explain` is set.
-    fn judge(&mut self, subject: &Subject<'_>, explain: bool, scored: Option<usize>) -> Judged {
+    fn judge(&mut self, subject: &EventView<'_>, explain: bool, scored: Option<usize>) -> Judged {
         self.running.refresh(&self.rules, self.models.as_deref());
         let block = &self.block;
         let scored = scored.filter(|_| {
@@ -314,7 +314,11 @@ impl Decider {
         };
         self.nums[self.n_features + 1] = challenger_score.unwrap_or(f64::NAN);
         self.nums[self.n_features + 2] = subject.original_amount;
-        rules.evaluate(&self.nums, &rules.texts(subject.strings), &mut self.hits);
+        rules.evaluate(
+            &self.nums,
+            &rules.texts(crate::rules::subject::strings(subject)),
+            &mut self.hits,
+        );
         let verdict = rules.policy.decide(rules, &self.hits.live, model);
         count_hits(
             &mut self.counters,

@@ -5,7 +5,7 @@ mod decider;
 mod policy;
 
 pub use crate::rules::policy::{DecisionPolicy, ModelFallback};
-pub use crate::rules::subject::{itoa_buf, Subject};
+pub use crate::source::view::EventView;
 pub use decider::{Decider, Outcome};
 pub use policy::{FlaggedBy, ModelInput, PolicyOutcome, Verdict};
 

@@ -40,55 +40,19 @@ pub fn load_feature_set(name_or_path: &str) -> Result<FeatureSet, FeatureSpecErr
     }
 }
 
-/// The fields of an event that features read, borrowed from wherever it came from
-/// (a Kafka message or a CSV row).
-#[derive(Debug, Clone, Copy)]
-pub struct EventView<'a> {
-    /// Unique event id (for the label join).
-    pub event_id: &'a str,
-    /// Event time, epoch milliseconds.
-    pub ts_ms: i64,
-    /// Amount in the base currency (windows keep it to 1/10,000: [`Money`]).
-    pub amount: f64,
-    /// Account id.
-    pub account: &'a str,
-    /// Card id (the account when the event has none).
-    pub card: &'a str,
-    /// Terminal id.
-    pub terminal: &'a str,
-    /// Device id.
-    pub device: Option<&'a str>,
-    /// IP address.
-    pub ip: Option<&'a str>,
-    /// Country code.
-    pub country: Option<&'a str>,
-}
+pub use crate::source::view::EventView;
 
-impl<'a> EventView<'a> {
-    /// The view of a parsed payment event.
-    pub fn of(ev: &'a crate::source::event::PaymentEvent<'a>) -> Self {
-        Self {
-            event_id: &ev.event_id,
-            ts_ms: ev.ts.0,
-            amount: ev.amount.0,
-            account: &ev.account_id,
-            card: ev.card(),
-            terminal: &ev.terminal_id,
-            device: ev.device_id.as_deref(),
-            ip: ev.ip.as_deref(),
-            country: ev.country.as_deref(),
-        }
-    }
-
-    fn field(&self, f: Field) -> Option<&'a str> {
-        match f {
-            Field::Account => Some(self.account),
-            Field::Card => Some(self.card),
-            Field::Terminal => Some(self.terminal),
-            Field::Device => self.device,
-            Field::Ip => self.ip,
-            Field::Country => self.country,
-        }
+/// The value of field `f` of `ev`, if the event carries it.
+fn field<'a>(ev: &EventView<'a>, f: Field) -> Option<&'a str> {
+    match f {
+        Field::Account => Some(ev.account),
+        Field::Card => Some(ev.card),
+        Field::Terminal => Some(ev.terminal),
+        Field::Device => ev.device,
+        Field::Ip => ev.ip,
+        Field::Country => ev.country,
+        Field::Mcc => ev.mcc,
+        Field::Channel => ev.channel,
     }
 }
 
@@ -299,7 +263,7 @@ impl FeatureEngine {
             let mut distinct = [0u32; spec::MAX_DISTINCT_PER_ENTITY];
             for (d, f) in def.distinct_fields.iter().enumerate() {
                 // Low 32 bits of the value's hash; 0 means "no value".
-                distinct[d] = ev.field(*f).map_or(0, |v| {
+                distinct[d] = field(ev, *f).map_or(0, |v| {
                     (key_hash(*f as u64 + 201, v.as_bytes()) as u32).max(1)
                 });
             }
@@ -546,11 +510,11 @@ fn tag_of(id: u64) -> u32 {
 }
 
 fn entity_key(ev: &EventView<'_>, fields: (Field, Option<Field>)) -> Option<u64> {
-    let a = key_hash(fields.0 as u64 + 1, ev.field(fields.0)?.as_bytes());
+    let a = key_hash(fields.0 as u64 + 1, field(ev, fields.0)?.as_bytes());
     match fields.1 {
         None => Some(a),
         Some(f) => Some(mix64(
-            a ^ key_hash(f as u64 + 101, ev.field(f)?.as_bytes()).rotate_left(17),
+            a ^ key_hash(f as u64 + 101, field(ev, f)?.as_bytes()).rotate_left(17),
         )),
     }
 }

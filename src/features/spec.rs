@@ -34,6 +34,10 @@ pub enum Field {
     Ip,
     /// `country`.
     Country,
+    /// `mcc`, the merchant category code.
+    Mcc,
+    /// `channel`.
+    Channel,
 }
 
 impl Field {
@@ -45,6 +49,8 @@ impl Field {
             "device" => Field::Device,
             "ip" => Field::Ip,
             "country" => Field::Country,
+            "mcc" => Field::Mcc,
+            "channel" => Field::Channel,
             _ => return None,
         })
     }
@@ -335,7 +341,7 @@ fn compile_entry(
         err(
             entity.span(),
             format!(
-                "unknown entity '{}'; expected account, card, terminal, device, ip, country or a pair like account+device",
+                "unknown entity '{}'; expected account, card, terminal, device, ip, country, mcc, channel or a pair like account+device",
                 entity.get_ref()
             ),
         )
@@ -561,7 +567,7 @@ fn distinct_tracker(
         err(
             of.span(),
             format!(
-                "unknown field '{}'; expected account, card, terminal, device, ip or country",
+                "unknown field '{}'; expected account, card, terminal, device, ip, country, mcc or channel",
                 of.get_ref()
             ),
         )

@@ -15,8 +15,7 @@ fn view<'a>(
         card: account,
         terminal,
         device: None,
-        ip: None,
-        country: None,
+        ..EventView::default()
     }
 }
 
@@ -675,4 +674,47 @@ fn profiles_refuse_delays_and_filters() {
         assert_eq!((e.line, e.col), (5, 11), "{e}");
         assert!(e.message.contains("no delay or amount filter"), "{e}");
     }
+}
+
+/// `mcc` and `channel` key entities like the other fields; an event without
+/// them has those features missing, never 0 or "first seen".
+#[test]
+fn mcc_and_channel_features_and_a_missing_field_stays_missing() {
+    let text = "name = \"x\"\n\
+        [[feature]]\nname = \"novel_mcc\"\nentity = \"card+mcc\"\naggregate = \"first_seen\"\n\
+        [[feature]]\nname = \"novel_channel\"\nentity = \"card+channel\"\naggregate = \"first_seen\"\n\
+        [[feature]]\nname = \"mccs\"\nentity = \"card\"\naggregate = \"distinct\"\nof = \"mcc\"\nwindow = \"1d\"\n\
+        [[feature]]\nname = \"at_mcc\"\nentity = \"mcc\"\naggregate = \"count\"\nwindow = \"1h\"\n";
+    let set = Arc::new(FeatureSet::parse("x.toml", text).unwrap());
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let pay = |id, s: i64, mcc, channel| EventView {
+        mcc,
+        channel,
+        ..view(id, s * 1000, 10.0, "c1", "t1")
+    };
+    let mut step = |ev: EventView<'_>| {
+        eng.update(&ev, &mut out);
+        out.clone()
+    };
+    assert_eq!(
+        step(pay("a", 0, Some("5411"), Some("pos"))),
+        [1.0, 1.0, 1.0, 1.0]
+    );
+    assert_eq!(
+        step(pay("b", 10, Some("5411"), Some("ecom"))),
+        [0.0, 1.0, 1.0, 2.0]
+    );
+    assert_eq!(
+        step(pay("c", 20, Some("742"), Some("ecom"))),
+        [1.0, 0.0, 2.0, 1.0]
+    );
+    // Without mcc and channel: the pairs and the mcc are missing; the card's
+    // distinct count still holds the two codes it has seen.
+    let none = step(pay("d", 30, None, None));
+    assert!(
+        none[0].is_nan() && none[1].is_nan() && none[3].is_nan(),
+        "{none:?}"
+    );
+    assert_eq!(none[2], 2.0);
 }

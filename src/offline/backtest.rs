@@ -3,7 +3,7 @@
 
 use super::day_range;
 pub use super::report::{BacktestReport, Comparison, Confusion, Day, PatternMetrics};
-use crate::decision::{Action, Decider, Outcome, Subject};
+use crate::decision::{Action, Decider, EventView, Outcome};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
 use crate::model::{Model, ModelStore};
@@ -189,8 +189,8 @@ pub fn backtest(
             }
             for (j, &k) in chosen.iter().enumerate() {
                 let (row, features) = block.row(k);
-                let mut mcc = crate::decision::itoa_buf::Buf::default();
-                let subject = Subject::of_row(&row, &mut mcc);
+                let row = &row;
+                let subject = EventView::of_row(row);
                 // Reasons are only read when they are written out.
                 let explain = scores_out.is_some();
                 let decide = |e: &mut Engine| -> Outcome {

@@ -3,7 +3,7 @@
 use super::checkpoint::Checkpoint;
 use super::offsets::OffsetTrack;
 use super::terminal::{self, RoutedRecord, TerminalSide};
-use crate::decision::{itoa_buf, Decider, Outcome, Subject};
+use crate::decision::{Decider, Outcome};
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelOutcome, Scope};
 use crate::source::event::PaymentEvent;
 use crate::source::event::{parse_event, InvalidEvent, Limits};
@@ -236,8 +236,7 @@ impl PartitionWorker {
         read_at: Instant,
         out: &mut Encoded,
     ) -> Outcome {
-        let mut mcc = itoa_buf::Buf::default();
-        let subject = Subject::of(ev, &mut mcc);
+        let subject = EventView::of(ev);
         out.decided_at_ms = now_ms();
         out.latency = read_at.elapsed();
         let outcome = decider.decide(

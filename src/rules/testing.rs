@@ -169,8 +169,7 @@ fn inputs_from_events(
         if let Some(slot) = scope.number("original_amount") {
             nums[usize::from(slot)] = ev.original_amount.0;
         }
-        let mut mcc = super::subject::itoa_buf::Buf::default();
-        let fields = super::subject::Subject::of(&ev, &mut mcc).strings;
+        let fields = super::subject::strings(&EventView::of(&ev));
         strs = fields.map(|f| f.map(str::to_string));
     }
     for (name, v) in overrides {

@@ -216,6 +216,36 @@ fn quoted(text: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mcc(pub u16);
 
+/// Every code's digits, four each, for [`Mcc::as_str`].
+static MCC_DIGITS: [[u8; 4]; 10_000] = {
+    let mut t = [[0u8; 4]; 10_000];
+    let mut i = 0;
+    while i < 10_000 {
+        let n = i as u16;
+        t[i] = [
+            b'0' + (n / 1000) as u8,
+            b'0' + (n / 100 % 10) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ];
+        i += 1;
+    }
+    t
+};
+
+impl Mcc {
+    /// The code as rules compare it: its digits without leading zeros (`742`,
+    /// `5411`); empty for a value over 9999, which parsing never yields.
+    pub fn as_str(self) -> &'static str {
+        let Some(digits) = MCC_DIGITS.get(usize::from(self.0)) else {
+            return "";
+        };
+        let zeros = digits[..3].iter().take_while(|&&d| d == b'0').count();
+        // ASCII digits only, so always UTF-8.
+        std::str::from_utf8(&digits[zeros..]).unwrap_or("")
+    }
+}
+
 impl<'de> Deserialize<'de> for Mcc {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
