@@ -340,6 +340,10 @@ pub struct ApiConfig {
     pub partitioner: Partitioner,
     /// Bearer token every call must carry (`Authorization: Bearer ...`); empty: none.
     pub bearer_token: String,
+    /// `http://host:port` at which other instances reach this one's API; set on
+    /// every instance of a group, calls for another instance's partition are
+    /// forwarded to it ([`crate::api::forward`]). Empty: answered 503 `not_owner`.
+    pub advertised_url: String,
 }
 
 impl Default for ApiConfig {
@@ -352,6 +356,7 @@ impl Default for ApiConfig {
             replay_entries: 100_000,
             partitioner: Partitioner::ConsistentRandom,
             bearer_token: String::new(),
+            advertised_url: String::new(),
         }
     }
 }
@@ -602,6 +607,26 @@ impl Config {
             "api.addr",
             "no API with kafka.terminal_topic or processing.mode = passthrough (not supported yet)",
         );
+        if !a.advertised_url.is_empty() {
+            let url = crate::api::forward::advertised_url_problem(&a.advertised_url);
+            check(
+                url.is_none(),
+                "api.advertised_url",
+                &url.unwrap_or_default(),
+            );
+            check(
+                !a.addr.is_empty(),
+                "api.advertised_url",
+                "api.addr set too (forwarding is between decision APIs)",
+            );
+            check(
+                k.consumer
+                    .get("group.protocol")
+                    .is_none_or(|p| p == "classic"),
+                "api.advertised_url",
+                "the classic group protocol (owner records are ordered by its generations)",
+            );
+        }
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",

@@ -8,8 +8,13 @@
 //! [`Partitioner`]) between Kafka messages, and records the event on the input
 //! topic and the decision on the decisions topic in its open transaction
 //! (`crate::pipeline`'s `api` module).
+//!
+//! With several instances ([`forward`]), a call for another instance's partition
+//! is forwarded to it, found in the table of partition owners ([`owners`]).
 
 pub mod call;
+pub mod forward;
+pub mod owners;
 mod partitioner;
 pub mod routes;
 
@@ -46,7 +51,7 @@ pub async fn serve(
     let a = &config.api;
     let (tx, rx) = call::queue(a.queue_capacity, metrics.api_queue_depth.clone());
     let token = (!a.bearer_token.is_empty()).then(|| a.bearer_token.clone());
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         tx,
         crate::source::event::Limits::from_config(&config.processing),
         Duration::from_millis(a.timeout_ms),
@@ -54,6 +59,14 @@ pub async fn serve(
         token,
         metrics.clone(),
     );
+    let mut rx = rx;
+    if owners::topic(config).is_some() {
+        let table = Arc::new(owners::Owners::default());
+        owners::follow(config, &table).map_err(std::io::Error::other)?;
+        let publisher = owners::Publisher::new(config).map_err(std::io::Error::other)?;
+        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone()));
+        rx = rx.with_owners(publisher);
+    }
     let addr = serve_router(
         &a.addr,
         HttpLimits::of(&config.metrics),

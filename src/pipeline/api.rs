@@ -51,6 +51,11 @@ impl ApiSide {
         }
     }
 
+    /// The owners topic publisher, when calls are forwarded between instances.
+    pub(super) fn owners(&self) -> Option<&crate::api::owners::Publisher> {
+        self.calls.owners()
+    }
+
     /// The open batch committed: its calls' decisions are durable.
     pub(super) fn committed(&mut self) {
         self.batch.clear();
