@@ -359,6 +359,10 @@ pub struct ApiConfig {
     /// PEM certificates of the CA that signs clients' certificates: when set,
     /// only clients presenting one are served (mutual TLS).
     pub tls_client_ca: String,
+    /// `http://host:port` at which other instances reach this one's API; set on
+    /// every instance of a group, calls for another instance's partition are
+    /// forwarded to it ([`crate::api::forward`]). Empty: answered 503 `not_owner`.
+    pub advertised_url: String,
 }
 
 impl Default for ApiConfig {
@@ -378,6 +382,7 @@ impl Default for ApiConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             tls_client_ca: String::new(),
+            advertised_url: String::new(),
         }
     }
 }
@@ -693,6 +698,23 @@ impl Config {
             "api.addr",
             "empty while processing.mode = \"passthrough\": passthrough decides nothing; clear api.addr or set processing.mode = \"decide\"",
         );
+        if !a.advertised_url.is_empty() {
+            let url = crate::api::forward::advertised_url_problem(&a.advertised_url);
+            out.check(url.is_none(), "api.advertised_url", &url.unwrap_or_default());
+            out.check(
+                !a.addr.is_empty(),
+                "api.advertised_url",
+                "api.addr set too (forwarding is between decision APIs)",
+            );
+            out.check(
+                self.kafka
+                    .consumer
+                    .get("group.protocol")
+                    .is_none_or(|p| p == "classic"),
+                "api.advertised_url",
+                "the classic group protocol (owner records are ordered by its generations)",
+            );
+        }
     }
 }
 

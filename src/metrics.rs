@@ -106,6 +106,8 @@ pub struct Metrics {
     pub api_seconds: Histogram,
     /// Decision API calls waiting for the pipeline thread.
     pub api_queue_depth: IntGauge,
+    /// Decision API calls forwarded to their partition's owner, by outcome ([`ForwardOutcome`]).
+    pub api_forwarded: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -378,6 +380,12 @@ impl Metrics {
                 "fraudstream_api_queue_depth",
                 "Decision API calls waiting for the pipeline thread.",
             ),
+            api_forwarded: counter_vec(
+                &r,
+                "fraudstream_api_forwarded_total",
+                "Decision API calls forwarded to the instance owning their partition, by outcome.",
+                &["outcome"],
+            ),
             registry: r,
         };
         m.build_info
@@ -393,6 +401,9 @@ impl Metrics {
         }
         for outcome in ApiOutcome::ALL {
             m.api_calls.with_label_values(&[outcome.code()]);
+        }
+        for outcome in ForwardOutcome::ALL {
+            m.api_forwarded.with_label_values(&[outcome.code()]);
         }
         m
     }
@@ -516,6 +527,8 @@ pub enum ApiOutcome {
     NotOwner,
     /// The processor is stopping (503).
     Unavailable,
+    /// Forwarded to the instance owning the account's partition, which answered.
+    Forwarded,
 }
 
 impl ApiOutcome {
@@ -533,6 +546,7 @@ impl ApiOutcome {
         Self::Restoring,
         Self::NotOwner,
         Self::Unavailable,
+        Self::Forwarded,
     ];
 
     /// The label value.
@@ -550,6 +564,40 @@ impl ApiOutcome {
             Self::Restoring => "restoring",
             Self::NotOwner => "not_owner",
             Self::Unavailable => "unavailable",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// How a forwarded call ended, the `outcome` label of `fraudstream_api_forwarded_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardOutcome {
+    /// The owner answered with a decision (200).
+    Decided,
+    /// The owner answered otherwise (its partition moved on, restoring, 4xx...).
+    Refused,
+    /// The owner could not be reached (the caller got 503).
+    Unreachable,
+    /// The owner did not answer by the deadline (the caller got the fallback).
+    Timeout,
+}
+
+impl ForwardOutcome {
+    /// Every outcome, for pre-registering label values.
+    pub const ALL: [Self; 4] = [
+        Self::Decided,
+        Self::Refused,
+        Self::Unreachable,
+        Self::Timeout,
+    ];
+
+    /// The label value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Decided => "decided",
+            Self::Refused => "refused",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
         }
     }
 }

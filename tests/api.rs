@@ -5,22 +5,19 @@
 
 mod common;
 
-use common::api::{check_against_openapi, openapi, post, ApiProcessor};
+use common::api::{
+    api_config, check_against_openapi, comparable, openapi, post, reference, ApiProcessor,
+};
 use common::{read_until, Cluster, Output};
 use fraudstream::api::call::{queue, Reply};
 use fraudstream::api::{api_routes, ApiState, Partitioner, DEADLINE_REASON};
 use fraudstream::config::Config;
-use fraudstream::decision::{Action, Decider};
-use fraudstream::features::load_feature_set;
+use fraudstream::decision::Action;
 use fraudstream::metrics::Metrics;
-use fraudstream::model::ModelStore;
-use fraudstream::pipeline::{Encoded, PartitionWorker};
-use fraudstream::rules::reload::RuleStore;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PATH: &str = "/v1/decisions";
 const PARTITIONS: i32 = 2;
@@ -30,62 +27,6 @@ fn payment(id: &str, account: &str, ts_ms: i64, amount: f64) -> Vec<u8> {
         r#"{{"event_id":"{id}","ts":{ts_ms},"account_id":"{account}","terminal_id":"t-1","amount":{amount},"currency":"EUR"}}"#
     )
     .into_bytes()
-}
-
-/// The `model` feature set and shipped model, so every score depends on the
-/// account's whole window state; the API on an ephemeral port.
-fn api_config(cluster: &Cluster) -> Config {
-    let mut c = cluster.config.clone();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    c.features.set = "default".into();
-    c.model.path = root.join("models/handbook.json").display().to_string();
-    // No rules: the model alone decides (the starter rules read other features).
-    let rules =
-        std::env::temp_dir().join(format!("fraudstream-api-test-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&rules).unwrap();
-    c.rules.dir = rules.display().to_string();
-    c.api.addr = "127.0.0.1:0".into();
-    c.processing.commit_interval_ms = 20;
-    c.kafka
-        .consumer
-        .insert("fetch.wait.max.ms".into(), "10".into());
-    c
-}
-
-/// The decisions one worker makes for `payloads` in this order: the reference.
-fn reference(config: &Config, payloads: &[&[u8]]) -> Vec<serde_json::Value> {
-    let set = Arc::new(load_feature_set(&config.features.set).unwrap());
-    let rules = Arc::new(
-        RuleStore::load(
-            fraudstream::rules::reload::RulesSource::from_config(&config.rules),
-            set.clone(),
-        )
-        .unwrap(),
-    );
-    let (models, errors) = ModelStore::open(config.model.paths().0, None, set.clone());
-    assert!(errors.is_empty(), "{errors:?}");
-    let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
-    let mut w = PartitionWorker::new(
-        set,
-        fraudstream::features::EngineLimits::from_config(&config.state),
-        1000,
-        None,
-    );
-    let mut out = Encoded::default();
-    let limits = fraudstream::source::event::Limits::from_config(&config.processing);
-    payloads
-        .iter()
-        .map(|p| {
-            w.decide(p, &limits, &mut decider, Instant::now(), &mut out)
-                .unwrap()
-                .unwrap();
-            comparable(&serde_json::from_slice(&out.decision).unwrap())
-        })
-        .collect()
-}
-
-fn comparable(v: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({"event_id": v["event_id"], "action": v["action"], "score": v["score"], "reasons": v["reasons"]})
 }
 
 fn produce(cluster: &Cluster, partition: i32, account: &str, payload: &[u8]) {

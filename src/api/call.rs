@@ -127,9 +127,22 @@ impl CallSender {
 pub struct CallReceiver {
     rx: Receiver<Call>,
     depth: IntGauge,
+    owners: Option<super::owners::Publisher>,
 }
 
 impl CallReceiver {
+    /// Also publishes this instance's partitions to the owners topic on every
+    /// rebalance, so other instances forward their calls here.
+    pub fn with_owners(mut self, owners: super::owners::Publisher) -> Self {
+        self.owners = Some(owners);
+        self
+    }
+
+    /// The owners topic publisher, when calls are forwarded between instances.
+    pub fn owners(&self) -> Option<&super::owners::Publisher> {
+        self.owners.as_ref()
+    }
+
     /// The next call, waiting up to `wait` for one.
     pub fn recv(&self, wait: Duration) -> Option<Call> {
         let call = if wait.is_zero() {
@@ -152,7 +165,11 @@ pub fn queue(capacity: usize, depth: IntGauge) -> (CallSender, CallReceiver) {
             tx,
             depth: depth.clone(),
         },
-        CallReceiver { rx, depth },
+        CallReceiver {
+            rx,
+            depth,
+            owners: None,
+        },
     )
 }
 

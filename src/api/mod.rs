@@ -8,8 +8,13 @@
 //! [`Partitioner`]) between Kafka messages, and records the event on the input
 //! topic and the decision on the decisions topic in its open transaction
 //! (`crate::pipeline`'s `api` module).
+//!
+//! With several instances ([`forward`]), a call for another instance's partition
+//! is forwarded to it, found in the table of partition owners ([`owners`]).
 
 pub mod call;
+pub mod forward;
+pub mod owners;
 mod partitioner;
 pub mod replay;
 pub mod routes;
@@ -44,6 +49,9 @@ pub enum ApiError {
     /// A TLS file is missing or wrong.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The owners topic could not be followed or written (several instances).
+    #[error("api.advertised_url: {0}")]
+    Owners(#[from] owners::OwnersError),
     /// The address could not be bound.
     #[error("cannot listen on api.addr = {addr}: {source}")]
     Bind {
@@ -66,7 +74,7 @@ pub async fn serve(
     let tls = tls::acceptor(a)?;
     let (tx, rx) = call::queue(a.queue_capacity, metrics.api_queue_depth.clone());
     let token = (!a.bearer_token.is_empty()).then(|| a.bearer_token.clone());
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         tx,
         crate::source::event::Limits::from_config(&config.processing),
         Duration::from_millis(a.timeout_ms),
@@ -75,6 +83,14 @@ pub async fn serve(
         metrics.clone(),
     )
     .with_body_timeout(Duration::from_millis(a.body_timeout_ms));
+    let mut rx = rx;
+    if owners::topic(config).is_some() {
+        let table = Arc::new(owners::Owners::default());
+        owners::follow(config, &table)?;
+        let publisher = owners::Publisher::new(config)?;
+        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone()));
+        rx = rx.with_owners(publisher);
+    }
     let limits = HttpLimits {
         max_connections: a.max_connections,
         read_timeout: Duration::from_millis(a.read_timeout_ms),

@@ -3,6 +3,7 @@
 //! deadline passed.
 
 use super::call::{Call, CallKind, CallSender, QueueError, Reply, Ticket};
+use super::forward::{Cluster, ForwardError};
 use super::Outcome;
 use crate::decision::{Action, Decision, Mode, Reason};
 use crate::metrics::Metrics;
@@ -33,6 +34,7 @@ struct Shared {
     token: Option<String>,
     metrics: Arc<Metrics>,
     body_timeout: Duration,
+    cluster: Option<Cluster>,
 }
 
 /// Longest wait for a request body unless [`ApiState::with_body_timeout`] says otherwise.
@@ -69,6 +71,15 @@ impl ApiState {
         }
         self
     }
+
+    /// Forwards calls for other instances' partitions through `cluster`; call
+    /// before the state is shared (serving).
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("with_cluster is called before the routes share the state")
+            .cluster = Some(cluster);
+        self
+    }
 }
 
 /// `POST /v1/decisions` (405 for other methods); other paths are 404.
@@ -81,7 +92,10 @@ pub fn api_routes(state: ApiState) -> Router {
 
 async fn decide(State(s): State<ApiState>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
     let received = Instant::now();
-    let (outcome, response) = answer(&s.0, &headers, &uri, body, received).await;
+    let (outcome, mut response) = answer(&s.0, &headers, &uri, body, received).await;
+    if let Some(c) = &s.0.cluster {
+        c.sign(&mut response);
+    }
     let m = &s.0.metrics;
     m.api_calls.with_label_values(&[outcome.code()]).inc();
     m.api_seconds.observe(received.elapsed().as_secs_f64());
@@ -137,10 +151,35 @@ async fn answer(
             return (Outcome::SlowBody, r);
         }
     };
-    let (kind, invalid) = match parse_event(&payload, &s.limits) {
-        Ok(_) => (CallKind::Decide, None),
-        Err(e) => (CallKind::DeadLetter(e.clone()), Some(e)),
+    let (kind, invalid, owner) = match parse_event(&payload, &s.limits) {
+        Ok(ev) => {
+            let owner = s
+                .cluster
+                .as_ref()
+                .and_then(|c| c.route(&ev.account_id, headers));
+            (CallKind::Decide, None, owner)
+        }
+        Err(e) => (CallKind::DeadLetter(e.clone()), Some(e), None),
     };
+    if let (Some(c), Some(owner)) = (&s.cluster, owner) {
+        let remaining = (received + timeout).saturating_duration_since(Instant::now());
+        return match c.forward(&owner, payload.clone(), headers, remaining).await {
+            Ok(r) => (Outcome::Forwarded, r),
+            Err(ForwardError::Timeout) => {
+                let fallback =
+                    fallback_decision(&payload, &s.limits, s.on_timeout, timeout, received);
+                (Outcome::Timeout, decision_response(fallback, false))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "forwarding a call failed");
+                let msg = "the instance owning the account's partition did not answer; retry";
+                (
+                    Outcome::Unavailable,
+                    busy(StatusCode::SERVICE_UNAVAILABLE, "owner_unreachable", msg),
+                )
+            }
+        };
+    }
     let (tx, rx) = oneshot::channel();
     let ticket = Arc::new(Ticket::default());
     let call = Call {

@@ -35,6 +35,10 @@ impl EmbeddedKafka {
                 cluster.create_topic(topic, partitions, 1)?;
             }
         }
+        // The mock cluster has no CreateTopics API: the owners topic too, when used.
+        if let Some(owners) = crate::api::owners::topic(config) {
+            cluster.create_topic(&owners, partitions, 1)?;
+        }
         Ok(Self {
             cluster,
             partitions,

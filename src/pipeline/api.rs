@@ -81,6 +81,11 @@ impl ApiSide {
         self.in_flight_mark = self.replay.mark();
     }
 
+    /// The owners topic publisher, when calls are forwarded between instances.
+    pub(super) fn owners(&self) -> Option<&crate::api::owners::Publisher> {
+        self.calls.owners()
+    }
+
     /// The batch being committed committed: its calls' decisions are durable.
     pub(super) fn committed(&mut self) {
         self.replay.committed_through(self.in_flight_mark);

@@ -175,6 +175,7 @@ impl PipelineContext {
                 }
             }
         }
+        self.publish_owners(&p, consumer, tpl, true);
         self.health.set_restoring(p.restoring.len());
         self.health.set_assigned(p.workers.assigned());
         self.health.set_broker_ok(true);
@@ -195,12 +196,28 @@ impl PipelineContext {
                 p.remove_worker(el.partition());
             }
         }
+        self.publish_owners(&p, consumer, tpl, false);
         self.health.set_restoring(p.restoring.len());
         self.health.set_assigned(p.workers.assigned());
         self.metrics
             .assigned_partitions
             .set(p.workers.assigned() as i64);
         tracing::info!(partitions = ?partitions_of(tpl, &self.input_topic), "partitions revoked");
+    }
+
+    /// Tells the other instances, through the owners topic, that this one now
+    /// owns (or released) `tpl`'s input partitions, when the API forwards calls.
+    fn publish_owners(
+        &self,
+        p: &Pipeline,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+        owned: bool,
+    ) {
+        if let Some(o) = p.api.as_ref().and_then(|a| a.owners()) {
+            let generation = crate::api::owners::generation(consumer);
+            o.publish(&partitions_of(tpl, &self.input_topic), generation, owned);
+        }
     }
 }
 

@@ -119,6 +119,16 @@ pub fn needed(config: &Config) -> Vec<TopicSpec> {
             true,
         ));
     }
+    if let Some(owners) = crate::api::owners::topic(config) {
+        // Who owns which input partition, for forwarding API calls: one record per partition.
+        out.push(spec(
+            &owners,
+            "api owners",
+            Partitions::AtLeastInput,
+            &[("cleanup.policy", "compact")],
+            true,
+        ));
+    }
     if !k.terminal_topic.is_empty() {
         // The terminal side's changelog: keep it as long as the input topic.
         out.push(spec(

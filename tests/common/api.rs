@@ -2,14 +2,21 @@
 //! with the API on, and a check of responses against `config/openapi.yaml`.
 
 use fraudstream::config::Config;
+use fraudstream::decision::Decider;
+use fraudstream::features::load_feature_set;
 use fraudstream::lifecycle::{Health, Shutdown};
 use fraudstream::metrics::Metrics;
+use fraudstream::model::ModelStore;
+use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::pipeline::{PipelineError, RunStats};
+use fraudstream::rules::reload::RuleStore;
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use std::time::Instant;
 
 /// One HTTP response: status, lower-cased head, body.
 #[derive(Debug, Clone)]
@@ -141,6 +148,62 @@ impl ApiProcessor {
             .expect("pipeline thread")
             .expect("pipeline result")
     }
+}
+
+/// The `model` feature set and shipped model, so every score depends on the
+/// account's whole window state; the API on an ephemeral port.
+pub fn api_config(cluster: &super::Cluster) -> Config {
+    let mut c = cluster.config.clone();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    c.features.set = "default".into();
+    c.model.path = root.join("models/handbook.json").display().to_string();
+    // No rules: the model alone decides (the starter rules read other features).
+    let rules =
+        std::env::temp_dir().join(format!("fraudstream-api-test-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&rules).unwrap();
+    c.rules.dir = rules.display().to_string();
+    c.api.addr = "127.0.0.1:0".into();
+    c.processing.commit_interval_ms = 20;
+    c.kafka
+        .consumer
+        .insert("fetch.wait.max.ms".into(), "10".into());
+    c
+}
+
+/// The decisions one worker makes for `payloads` in this order: the reference.
+pub fn reference(config: &Config, payloads: &[&[u8]]) -> Vec<serde_json::Value> {
+    let set = Arc::new(load_feature_set(&config.features.set).unwrap());
+    let rules = Arc::new(
+        RuleStore::load(
+            fraudstream::rules::reload::RulesSource::from_config(&config.rules),
+            set.clone(),
+        )
+        .unwrap(),
+    );
+    let (models, errors) = ModelStore::open(config.model.paths().0, None, set.clone());
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut decider = Decider::new(rules, set.len(), None).with_models(Arc::new(models));
+    let mut w = PartitionWorker::new(
+        set,
+        fraudstream::features::EngineLimits::from_config(&config.state),
+        1000,
+        None,
+    );
+    let mut out = Encoded::default();
+    let limits = fraudstream::source::event::Limits::from_config(&config.processing);
+    payloads
+        .iter()
+        .map(|p| {
+            w.decide(p, &limits, &mut decider, Instant::now(), &mut out)
+                .unwrap()
+                .unwrap();
+            comparable(&serde_json::from_slice(&out.decision).unwrap())
+        })
+        .collect()
+}
+
+pub fn comparable(v: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"event_id": v["event_id"], "action": v["action"], "score": v["score"], "reasons": v["reasons"]})
 }
 
 /// The shipped OpenAPI document as JSON (YAML scalars arrive as strings).

@@ -1,0 +1,220 @@
+//! Calls for another instance's partitions: forwarded to the owner, whose
+//! answer is relayed unchanged.
+//!
+//! Forwarding rather than redirecting: a payment client that does not follow
+//! redirects (most authorisation services do not, for a POST) needs no change,
+//! and needs no route to every instance, only to one; the price is one more hop
+//! inside our own network. The owner is found in [`Owners`], which follows
+//! rebalances through the owners topic.
+//!
+//! A forwarded call carries [`FORWARDED_BY`] and is never forwarded again: when
+//! its partition moved on meanwhile, the owner-no-more answers 503 `not_owner`
+//! with `Retry-After`, and the client retries against a table that caught up.
+//! The deadline goes along as the remaining `timeout_ms`; the owner answers by
+//! its deadline (its decision, or its fallback, which it records), and the
+//! forwarder waits [`FORWARD_GRACE`] longer for that answer to cross the network.
+
+use super::owners::{Owner, Owners};
+use super::routes::MAX_CALL_TIMEOUT_MS;
+use super::Partitioner;
+use crate::config::Config;
+use crate::metrics::{ForwardOutcome, Metrics};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::Response;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request header of a forwarded call: the forwarding instance's id.
+pub const FORWARDED_BY: &str = "fraudstream-forwarded-by";
+/// Response header of a decision: the id of the instance that decided it.
+pub const DECIDED_BY: &str = "fraudstream-decided-by";
+/// How much longer than the call's deadline the forwarder waits for the owner's answer.
+pub const FORWARD_GRACE: Duration = Duration::from_millis(20);
+/// Largest answer relayed from an owner (a decision is well under 16 KiB).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// Headers of the owner's answer that are part of the contract, relayed as sent.
+const RELAYED: [&str; 5] = [
+    "content-type",
+    "retry-after",
+    "www-authenticate",
+    "fraudstream-replayed",
+    DECIDED_BY,
+];
+
+/// Why a forwarded call got no answer from the owner.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The owner could not be reached, or the exchange broke off.
+    #[error("the owner at {url} did not answer: {detail}")]
+    Unreachable {
+        /// The owner's advertised URL.
+        url: String,
+        /// What the HTTP client reported.
+        detail: String,
+    },
+    /// The owner did not answer before the call's deadline (plus [`FORWARD_GRACE`]).
+    #[error("the owner did not answer within the deadline")]
+    Timeout,
+}
+
+/// What forwarding needs: the owners table, this instance's id and an HTTP client.
+pub struct Cluster {
+    owners: Arc<Owners>,
+    instance: HeaderValue,
+    partitioner: Partitioner,
+    client: Client<HttpConnector, Body>,
+    metrics: Arc<Metrics>,
+}
+
+impl Cluster {
+    /// Forwarding for `config` (`kafka.instance_id`, `api.partitioner`) from `owners`.
+    pub fn new(config: &Config, owners: Arc<Owners>, metrics: Arc<Metrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        let instance = HeaderValue::from_str(&config.kafka.instance_id)
+            .unwrap_or_else(|_| HeaderValue::from_static("unnamed"));
+        Self {
+            owners,
+            instance,
+            partitioner: config.api.partitioner,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            metrics,
+        }
+    }
+
+    /// The owner to forward a call for `account` to: `None` to decide it here
+    /// (this instance owns the partition, no owner is known, or the call was
+    /// forwarded already).
+    pub fn route(&self, account: &str, headers: &HeaderMap) -> Option<Owner> {
+        if headers.contains_key(FORWARDED_BY) {
+            return None;
+        }
+        let n = self.owners.partitions();
+        if n == 0 {
+            return None;
+        }
+        let owner = self
+            .owners
+            .owner(self.partitioner.partition(account.as_bytes(), n))?;
+        (owner.instance.as_bytes() != self.instance.as_bytes()).then_some(owner)
+    }
+
+    /// Marks a decision answered by this instance with [`DECIDED_BY`] (a relayed
+    /// one keeps its owner's).
+    pub fn sign(&self, response: &mut Response) {
+        if response.status() == StatusCode::OK && !response.headers().contains_key(DECIDED_BY) {
+            response
+                .headers_mut()
+                .insert(DECIDED_BY, self.instance.clone());
+        }
+    }
+
+    /// Sends the call (`payload`, with the caller's `Authorization`) to `owner`
+    /// with `remaining` of its deadline, and returns the owner's answer.
+    pub async fn forward(
+        &self,
+        owner: &Owner,
+        payload: Bytes,
+        headers: &HeaderMap,
+        remaining: Duration,
+    ) -> Result<Response, ForwardError> {
+        let ms = (remaining.as_millis() as u64).clamp(1, MAX_CALL_TIMEOUT_MS);
+        let unreachable = |detail: String| ForwardError::Unreachable {
+            url: owner.url.to_string(),
+            detail,
+        };
+        let mut req = Request::post(format!("{}/v1/decisions?timeout_ms={ms}", owner.url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(FORWARDED_BY, self.instance.clone());
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        let req = req
+            .body(Body::from(payload))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let exchange = async {
+            let answer = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let (parts, body) = answer.into_parts();
+            let body = axum::body::to_bytes(Body::new(body), MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut out = Response::new(Body::from(body));
+            *out.status_mut() = parts.status;
+            for name in RELAYED {
+                if let Some(v) = parts.headers.get(name) {
+                    out.headers_mut()
+                        .insert(HeaderName::from_static(name), v.clone());
+                }
+            }
+            Ok(out)
+        };
+        let result = match tokio::time::timeout(remaining + FORWARD_GRACE, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(ForwardError::Timeout),
+        };
+        let outcome = match &result {
+            Ok(r) if r.status() == StatusCode::OK => ForwardOutcome::Decided,
+            Ok(_) => ForwardOutcome::Refused,
+            Err(ForwardError::Unreachable { .. }) => ForwardOutcome::Unreachable,
+            Err(ForwardError::Timeout) => ForwardOutcome::Timeout,
+        };
+        self.metrics
+            .api_forwarded
+            .with_label_values(&[outcome.code()])
+            .inc();
+        result
+    }
+}
+
+/// What is wrong with `url` as an `api.advertised_url`, if anything: it must be
+/// `http://host:port` (the address other instances reach this one's API at).
+pub fn advertised_url_problem(url: &str) -> Option<String> {
+    let expected =
+        || format!("an http://host:port URL other instances reach this one's API at, not '{url}'");
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return Some(expected());
+    };
+    let ok = uri.scheme_str() == Some("http")
+        && uri.host().is_some_and(|h| !h.is_empty())
+        && uri.port_u16().is_some()
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none();
+    (!ok).then(expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advertised_url_is_http_host_and_port() {
+        for good in [
+            "http://10.0.0.7:8080",
+            "http://api-1.fraud.svc:80/",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(advertised_url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "10.0.0.7:8080",
+            "http://10.0.0.7",
+            "https://10.0.0.7:8443",
+            "http://10.0.0.7:8080/v1",
+            "http://10.0.0.7:8080/?x=1",
+            "http://:8080",
+            "not a url",
+        ] {
+            let problem = advertised_url_problem(bad).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(problem.contains(bad), "{problem}");
+        }
+    }
+}
