@@ -4,11 +4,12 @@
 #                                        and wrk at each RATE calls/s, 50 connections
 #   scripts/api-bench.sh kafka RATE      `fraudstream loadtest` (Kafka path flat out)
 #                                        without, then with wrk at RATE calls/s
-# Run from the repository root after `cargo build --release`.
+# Run from the repository root after `cargo build --release` (BIN=path runs
+# another build, e.g. a baseline's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-wrk.sh
-bin=target/release/fraudstream
+bin=${BIN:-target/release/fraudstream}
 api=127.0.0.1:18080
 conns=50
 secs=${SECS:-20}

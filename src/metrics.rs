@@ -533,7 +533,7 @@ pub enum ApiOutcome {
 
 impl ApiOutcome {
     /// Every outcome, for pre-registering label values.
-    pub const ALL: [ApiOutcome; 12] = [
+    pub const ALL: [ApiOutcome; 13] = [
         Self::Decided,
         Self::Replayed,
         Self::Duplicate,

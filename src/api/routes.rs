@@ -60,6 +60,7 @@ impl ApiState {
             token,
             metrics,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            cluster: None,
         }))
     }
 

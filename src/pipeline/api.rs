@@ -18,7 +18,8 @@
 //! transaction, at most about `processing.commit_interval_ms` plus one commit
 //! later. If that transaction aborts, the call is forgotten (its state change
 //! is rewound, its decision leaves the replay cache), and a repeat of its
-//! `event_id` is decided anew, once. A crash between the answer and the commit
+//! `event_id` is decided anew, once (a repeat that comes before the abort is
+//! taken still gets the original back, itself an answer before a commit). A crash between the answer and the commit
 //! has the same effect: the client holds a decision that was never recorded,
 //! the restarted state does not include the payment, and a retry is decided
 //! anew (possibly differently, as the state may differ); retrying with the same

@@ -156,7 +156,8 @@ impl Batch {
         self.events = 0;
         let mut sink = self.sink.take().expect("present while no commit runs");
         match &self.committer {
-            Some(committer) if sink.transactional() => {
+            // A batch with a record that could not be queued can only abort: in place.
+            Some(committer) if sink.transactional() && !sink.batch_failed() => {
                 committer.submit(sink, offsets, consumer.group_metadata())?;
                 Ok(None)
             }

@@ -6,9 +6,9 @@ use crate::demo::{self, EmbeddedKafka};
 use crate::sink::faults::fail_enqueue_to;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::time::Instant;
 use std::collections::HashMap;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 pub(super) const WAIT: Duration = Duration::from_secs(90);
 

@@ -397,6 +397,9 @@ impl Program {
 
     /// Interprets the instructions, without the screen, on a caller-provided
     /// stack reused across programs. Returns 1.0, 0.0 or NaN (unknown).
+    ///
+    /// Over 100 lines on purpose: one arm per instruction in one loop, so the
+    /// stack pointer and program counter stay in registers (the rules bench).
     #[inline]
     pub fn run(
         &self,
@@ -456,7 +459,14 @@ impl Program {
                 Op::DivConst(c) => st[sp - 1] = divide(st[sp - 1], c),
                 Op::LoadOr { slot, d } => push!(or_default(load(slot), d)),
                 Op::CmpConst { slot, cmp, c } => push!(cmp.apply(load(slot), c)),
-                Op::Cmp(cmp) => binary!(|a, b| cmp.apply(a, b)),
+                // One arm per comparison, so each is inlined without a second
+                // dispatch (as before `Cmp` was shared by the parser).
+                Op::Cmp(Cmp::Lt) => binary!(|a, b| Cmp::Lt.apply(a, b)),
+                Op::Cmp(Cmp::Le) => binary!(|a, b| Cmp::Le.apply(a, b)),
+                Op::Cmp(Cmp::Gt) => binary!(|a, b| Cmp::Gt.apply(a, b)),
+                Op::Cmp(Cmp::Ge) => binary!(|a, b| Cmp::Ge.apply(a, b)),
+                Op::Cmp(Cmp::Eq) => binary!(|a, b| Cmp::Eq.apply(a, b)),
+                Op::Cmp(Cmp::Ne) => binary!(|a, b| Cmp::Ne.apply(a, b)),
                 Op::And => binary!(and),
                 Op::Or => binary!(or),
                 Op::Not => st[sp - 1] = 1.0 - st[sp - 1],

@@ -50,11 +50,8 @@ impl Committer {
             .spawn(move || {
                 for mut job in todo {
                     #[cfg(test)]
-                    let held = faults::held(&gate, &mut job.sink);
-                    #[cfg(not(test))]
-                    let held = None;
-                    let result = held
-                        .unwrap_or_else(|| job.sink.commit_transaction(&job.offsets, job.group));
+                    faults::held(&gate);
+                    let result = job.sink.commit_transaction(&job.offsets, job.group);
                     let sink = job.sink;
                     if finished.send(Committed { sink, result }).is_err() {
                         return;
@@ -119,21 +116,16 @@ impl Drop for Committer {
     }
 }
 
-/// Test-only hooks: the commits of a pipeline started on this thread wait for a release.
+/// Test-only hook: the commits of a pipeline started on this thread wait for a release.
 #[cfg(test)]
 pub(crate) mod faults {
     use super::*;
     use std::cell::RefCell;
     use std::sync::mpsc::Sender;
 
-    /// What a held commit does when released.
+    /// Lets a held commit go ahead.
     #[derive(Debug, Clone, Copy)]
-    pub(crate) enum Release {
-        /// Commits as usual.
-        Commit,
-        /// Fails: the transaction is aborted.
-        Abort,
-    }
+    pub(crate) struct Release;
 
     type Gate = (Sender<()>, Receiver<Release>);
 
@@ -152,18 +144,11 @@ pub(crate) mod faults {
         GATE.with(|g| g.borrow_mut().take())
     }
 
-    /// Waits at the gate, if any; `Some(result)` when the release aborts the commit.
-    pub(super) fn held(gate: &Option<Gate>, sink: &mut Sink) -> Option<Result<(), SinkError>> {
-        let (started, release) = gate.as_ref()?;
-        let _ = started.send(());
-        match release.recv() {
-            Ok(Release::Abort) => {
-                sink.abort();
-                Some(Err(SinkError::Aborted(
-                    "injected: the commit failed".into(),
-                )))
-            }
-            Ok(Release::Commit) | Err(_) => None,
+    /// Waits at the gate, if any, until released (or the release is dropped).
+    pub(super) fn held(gate: &Option<Gate>) {
+        if let Some((started, release)) = gate {
+            let _ = started.send(());
+            let _ = release.recv();
         }
     }
 }
