@@ -33,6 +33,7 @@ fn bench_features(c: &mut Criterion) {
                 device: Some("dev-1"),
                 ip: None,
                 country: Some("DE"),
+                ..Default::default()
             };
             engine.update(&view, out);
         };

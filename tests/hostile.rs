@@ -233,6 +233,7 @@ fn a_flood_of_new_accounts_stays_within_the_entity_cap() {
             device: Some(id),
             ip: None,
             country: Some("DE"),
+            ..Default::default()
         };
         engine.update(&view, &mut out);
     }

@@ -86,6 +86,7 @@ fn ten_million_accounts_fit_the_memory_budget() {
                 device: None,
                 ip: None,
                 country: None,
+                ..Default::default()
             };
             engine.update(&view, &mut out);
         }
