@@ -12,12 +12,12 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fraudstream::decision::Decider;
+use fraudstream::demo::synthetic::synthetic_rule_files;
 use fraudstream::features::{load_feature_set, EngineLimits, EventView};
 use fraudstream::latency::LatencyHistogram;
 use fraudstream::model::{ModelFile, ModelStore};
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
-use fraudstream::rules::synthetic::synthetic_rule_files;
 use fraudstream::source::event::{parse_event, Limits};
 use std::io::Write;
 use std::path::Path;

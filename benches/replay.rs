@@ -6,11 +6,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fraudstream::decision::{Decider, EventView};
+use fraudstream::demo::synthetic::synthetic_rule_files;
 use fraudstream::features::load_feature_set;
 use fraudstream::model::{ModelFile, ModelStore};
-use fraudstream::replay::{ReplayBlock, ReplayOptions, Replayer};
+use fraudstream::offline::replay::{ReplayBlock, ReplayOptions, Replayer};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
-use fraudstream::rules::synthetic::synthetic_rule_files;
 use fraudstream::source::handbook::{HandbookReader, OwnedTxRow};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

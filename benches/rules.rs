@@ -6,7 +6,7 @@ use fraudstream::rules::{Hits, Ruleset};
 
 fn bench_rules(c: &mut Criterion) {
     let set = load_feature_set("default").expect("default feature set");
-    let files = fraudstream::rules::synthetic::synthetic_rule_files(100, &set.names);
+    let files = fraudstream::demo::synthetic::synthetic_rule_files(100, &set.names);
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))

@@ -699,8 +699,12 @@ impl Config {
             "empty while processing.mode = \"passthrough\": passthrough decides nothing; clear api.addr or set processing.mode = \"decide\"",
         );
         if !a.advertised_url.is_empty() {
-            let url = crate::api::forward::advertised_url_problem(&a.advertised_url);
-            out.check(url.is_none(), "api.advertised_url", &url.unwrap_or_default());
+            let url = advertised_url_problem(&a.advertised_url);
+            out.check(
+                url.is_none(),
+                "api.advertised_url",
+                &url.unwrap_or_default(),
+            );
             out.check(
                 !a.addr.is_empty(),
                 "api.advertised_url",
@@ -716,6 +720,22 @@ impl Config {
             );
         }
     }
+}
+
+/// What is wrong with `url` as an `api.advertised_url`, if anything: it must be
+/// `http://host:port` (the address other instances reach this one's API at).
+pub fn advertised_url_problem(url: &str) -> Option<String> {
+    let expected =
+        || format!("an http://host:port URL other instances reach this one's API at, not '{url}'");
+    let Ok(uri) = url.parse::<axum::http::Uri>() else {
+        return Some(expected());
+    };
+    let ok = uri.scheme_str() == Some("http")
+        && uri.host().is_some_and(|h| !h.is_empty())
+        && uri.port_u16().is_some()
+        && matches!(uri.path(), "" | "/")
+        && uri.query().is_none();
+    (!ok).then(expected)
 }
 
 #[cfg(test)]

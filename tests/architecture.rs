@@ -21,10 +21,9 @@ const STAGES: &[&[&str]] = &[
     &["internal_events"],
     &["http"],
     &["api"],
-    &["pipeline", "replay"],
+    &["pipeline"],
     &["offline"],
     &["demo"],
-    &["loadtest"],
     &["cli"],
 ];
 

@@ -3,7 +3,7 @@
 //! Field cases 04, 09 and 10 (`tests/fixtures/field-cases/`) with their right values.
 
 use fraudstream::features::load_feature_set;
-use fraudstream::replay::{replay, InputOptions, ReplayError, ReplayOptions};
+use fraudstream::offline::replay::{replay, InputOptions, ReplayError, ReplayOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

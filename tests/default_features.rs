@@ -3,8 +3,8 @@
 //! with labels fed back by event id, equals the offline replay's, bit for bit.
 
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine};
+use fraudstream::offline::replay::{replay, ReplayOptions};
 use fraudstream::offline::simulate::{simulate, Columns, SimOptions};
-use fraudstream::replay::{replay, ReplayOptions};
 use fraudstream::source::event::{parse_event_at, Limits};
 use std::collections::VecDeque;
 use std::sync::Arc;

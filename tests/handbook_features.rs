@@ -3,7 +3,7 @@
 mod common;
 
 use fraudstream::features::load_feature_set;
-use fraudstream::replay::{parse_date_ms, replay, ReplayOptions};
+use fraudstream::offline::replay::{parse_date_ms, replay, ReplayOptions};
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::Arc;

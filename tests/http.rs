@@ -9,8 +9,8 @@
 mod common;
 
 use common::{Cluster, Running};
+use fraudstream::demo::loadtest::{generate, LoadTestOptions};
 use fraudstream::http::{get, HttpLimits};
-use fraudstream::loadtest::{generate, LoadTestOptions};
 use fraudstream::pipeline::RunStats;
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -78,7 +78,7 @@ fn the_hot_path_does_not_allocate_per_event() {
     let set = Arc::new(load_feature_set("default").unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("rules/lists")).unwrap();
-    for (path, text) in fraudstream::rules::synthetic::synthetic_rule_files(100, &set.names) {
+    for (path, text) in fraudstream::demo::synthetic::synthetic_rule_files(100, &set.names) {
         std::fs::write(dir.path().join(path), text).unwrap();
     }
     let store =

@@ -6,8 +6,8 @@
 //! offline replay.
 
 use fraudstream::features::{load_feature_set, EngineLimits, EventView, FeatureEngine, FeatureSet};
+use fraudstream::offline::replay::{ReplayOptions, Replayer};
 use fraudstream::pipeline::PartitionWorker;
-use fraudstream::replay::{ReplayOptions, Replayer};
 use fraudstream::source::event::Limits;
 use fraudstream::source::handbook::TxRow;
 use fraudstream::state::TableLimits;

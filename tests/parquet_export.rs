@@ -16,7 +16,7 @@ use arrow_schema::{DataType, TimeUnit};
 use fraudstream::features::load_feature_set;
 use fraudstream::model::{Model, Scratch};
 use fraudstream::offline::parquet::{ParquetFeatures, META_FEATURES};
-use fraudstream::replay::{parse_date_ms, replay, ReplayOptions};
+use fraudstream::offline::replay::{parse_date_ms, replay, ReplayOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -11,6 +11,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// Longest `timeout_ms` a call may ask for.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
+
 /// What the pipeline thread is asked to do.
 #[derive(Debug)]
 pub enum CallKind {

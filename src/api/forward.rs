@@ -14,8 +14,8 @@
 //! its deadline (its decision, or its fallback, which it records), and the
 //! forwarder waits [`FORWARD_GRACE`] longer for that answer to cross the network.
 
+use super::call::MAX_CALL_TIMEOUT_MS;
 use super::owners::{Owner, Owners};
-use super::routes::MAX_CALL_TIMEOUT_MS;
 use super::Partitioner;
 use crate::config::Config;
 use crate::metrics::{ForwardOutcome, Metrics};
@@ -175,25 +175,10 @@ impl Cluster {
     }
 }
 
-/// What is wrong with `url` as an `api.advertised_url`, if anything: it must be
-/// `http://host:port` (the address other instances reach this one's API at).
-pub fn advertised_url_problem(url: &str) -> Option<String> {
-    let expected =
-        || format!("an http://host:port URL other instances reach this one's API at, not '{url}'");
-    let Ok(uri) = url.parse::<axum::http::Uri>() else {
-        return Some(expected());
-    };
-    let ok = uri.scheme_str() == Some("http")
-        && uri.host().is_some_and(|h| !h.is_empty())
-        && uri.port_u16().is_some()
-        && matches!(uri.path(), "" | "/")
-        && uri.query().is_none();
-    (!ok).then(expected)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::advertised_url_problem;
 
     #[test]
     fn an_advertised_url_is_http_host_and_port() {

@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Longest `timeout_ms` a call may ask for.
-pub const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
+pub use super::call::MAX_CALL_TIMEOUT_MS;
 
 /// What the API's routes share.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 use crate::features::load_feature_set;
 use crate::features::spec::parse_duration_s;
 use crate::offline::parquet::{ParquetFeatures, ROW_GROUP_ROWS};
-use crate::replay::{parse_date_ms, replay, ReplayOptions};
+use crate::offline::replay::{parse_date_ms, replay, ReplayOptions};
 use crate::source::handbook::TxRow;
 use anyhow::Context;
 use clap::{Args, ValueEnum};

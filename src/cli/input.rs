@@ -3,7 +3,7 @@
 //! to, the feature set (`features`, `train`), the model file written (`train`,
 //! `model import`), and the metrics address (`run`, `demo`).
 
-use crate::replay::{InputOptions, DEFAULT_REORDER_ROWS};
+use crate::offline::replay::{InputOptions, DEFAULT_REORDER_ROWS};
 use crate::source::currency::RatesSource;
 use crate::source::event::Limits;
 use crate::source::handbook::RowContract;

@@ -1,6 +1,6 @@
 //! `fraudstream loadtest`: the processor against a Kafka pass-through baseline.
 
-use crate::loadtest::{LoadTestOptions, LoadTestReport, PhaseReport};
+use crate::demo::loadtest::{LoadTestOptions, LoadTestReport, PhaseReport};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -56,7 +56,7 @@ pub fn run(args: LoadTestArgs) -> anyhow::Result<()> {
         ..LoadTestOptions::default()
     };
     let quiet = args.json;
-    let report = crate::loadtest::run(&opts, |phase| {
+    let report = crate::demo::loadtest::run(&opts, |phase| {
         if !quiet {
             eprintln!("{phase}...");
         }

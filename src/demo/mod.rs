@@ -4,6 +4,8 @@
 mod embedded;
 pub mod generator;
 pub mod history;
+pub mod loadtest;
+pub mod synthetic;
 
 pub use embedded::{flush, producer, reader, send, EmbeddedKafka, Reader};
 pub use generator::{Generator, Pattern};

@@ -7,7 +7,7 @@ use crate::decision::{Action, Decider, EventView, Outcome};
 use crate::features::load_feature_set;
 use crate::model::evaluate::{auc_roc, average_precision, card_precision_at_k, CardScore};
 use crate::model::{Model, ModelStore};
-use crate::replay::{replay_blocks, InputOptions, ReplayOptions, ReplayStats};
+use crate::offline::replay::{replay_blocks, InputOptions, ReplayOptions, ReplayStats};
 use crate::rules::reload::{RuleStore, RulesSource};
 use crate::source::handbook::TxRow;
 use crate::state::key_hash;

@@ -1,13 +1,14 @@
 //! Offline jobs over a transactions file, on the live engine: training a model
-//! and backtesting rules and models. Both replay through [`crate::replay`].
+//! and backtesting rules and models. Both replay through [`crate::offline::replay`].
 
 pub mod backtest;
 pub mod parquet;
+pub mod replay;
 mod report;
 pub mod simulate;
 pub mod train;
 
-use crate::replay::parse_date_ms;
+use crate::offline::replay::parse_date_ms;
 
 /// A day range `[from, to]` in epoch ms: from 00:00 of `from` to the end of `to`.
 pub fn day_range(from: &str, to: &str) -> Result<(i64, i64), String> {

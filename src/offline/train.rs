@@ -21,7 +21,7 @@ use crate::model::gbt::{self, EarlyStopping, FitError, GbtParams};
 use crate::model::logistic::Logistic;
 use crate::model::trees::Gbt;
 use crate::model::{Algorithm, ModelFile, TrainingInfo, ValidationInfo, MODEL_FORMAT_VERSION};
-use crate::replay::{replay, InputOptions, ReplayOptions};
+use crate::offline::replay::{replay, InputOptions, ReplayOptions};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 

@@ -117,7 +117,8 @@ impl Pipeline {
     /// event id (API on only; allocates nothing).
     pub(super) fn remember_decision(&mut self) {
         if let Some(api) = &mut self.api {
-            api.replay.insert(self.output.out.id, &self.output.out.decision);
+            api.replay
+                .insert(self.output.out.id, &self.output.out.decision);
         }
     }
 

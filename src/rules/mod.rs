@@ -9,7 +9,6 @@ pub mod policy;
 pub mod program;
 pub mod reload;
 pub mod subject;
-pub mod synthetic;
 mod testing;
 pub mod text;
 #[cfg(target_arch = "x86_64")]

@@ -206,7 +206,7 @@ fn constants_and_defaults_fuse_into_the_arithmetic() {
 #[test]
 fn screened_evaluation_finds_the_same_hits_as_running_every_rule() {
     let set = load_feature_set("model").unwrap();
-    let files = synthetic::synthetic_rule_files(100, &set.names);
+    let files = crate::demo::synthetic::synthetic_rule_files(100, &set.names);
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))

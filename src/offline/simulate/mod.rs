@@ -21,7 +21,7 @@ mod population;
 #[cfg(test)]
 mod tests;
 
-use crate::replay::parse_date_ms;
+use crate::offline::replay::parse_date_ms;
 use catalog::{Channel, CATEGORIES, COUNTRIES};
 use population::World;
 use rand::SeedableRng;

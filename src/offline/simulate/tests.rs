@@ -101,7 +101,7 @@ fn out_of_range_options_are_refused_with_the_flag() {
 #[test]
 fn the_file_reads_back_in_the_handbook_format_with_consistent_columns() {
     let sim = &runs()[0];
-    let start_ms = crate::replay::parse_date_ms("2024-03-04").unwrap();
+    let start_ms = crate::offline::replay::parse_date_ms("2024-03-04").unwrap();
     let dir = tempfile::tempdir().unwrap();
     for columns in [Columns::Handbook, Columns::Full] {
         let path = dir.path().join("sim.csv");

@@ -9,13 +9,13 @@
 //! end-to-end latency includes that bounded queue.
 
 use crate::config::{Config, Mode};
+use crate::demo::synthetic::synthetic_rule_files;
 use crate::demo::{flush, producer, reader, send, EmbeddedKafka, Reader};
 use crate::latency::LatencyHistogram;
 use crate::lifecycle::{Health, Shutdown};
 use crate::metrics::Metrics;
 use crate::model::ModelFile;
 use crate::rules::reload::RulesSource;
-use crate::rules::synthetic::synthetic_rule_files;
 use crate::source::time::now_ms;
 use rdkafka::message::Message;
 use serde::Serialize;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The shipped model, so the load test runs from any directory.
-const SHIPPED_MODEL: &str = include_str!("../models/handbook.json");
+const SHIPPED_MODEL: &str = include_str!("../../models/handbook.json");
 
 /// Load test settings.
 #[derive(Debug, Clone)]
