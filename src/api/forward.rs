@@ -177,7 +177,6 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::advertised_url_problem;
 
     #[test]
