@@ -4,6 +4,7 @@
 
 use super::call::{Call, CallKind, CallSender, QueueError, Reply, Ticket};
 use super::forward::{Cluster, ForwardError};
+use super::owners::Owner;
 use super::Outcome;
 use crate::decision::{Action, Decision, Mode, Reason};
 use crate::metrics::Metrics;
@@ -128,28 +129,9 @@ async fn answer(
             )
         }
     };
-    let limit = s.limits.max_message_bytes;
-    let read = tokio::time::timeout(s.body_timeout, axum::body::to_bytes(body, limit));
-    let payload = match read.await {
-        Ok(Ok(payload)) => payload,
-        Ok(Err(_)) => {
-            let msg = format!("the body is larger than {limit} bytes, or was not received whole");
-            return (
-                Outcome::Oversized,
-                problem(StatusCode::PAYLOAD_TOO_LARGE, "oversized", &msg),
-            );
-        }
-        Err(_) => {
-            let msg = format!(
-                "the body did not arrive within {} ms",
-                s.body_timeout.as_millis()
-            );
-            let mut r = problem(StatusCode::REQUEST_TIMEOUT, "slow_body", &msg);
-            // The rest of the body may still come: the connection cannot be reused.
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return (Outcome::SlowBody, r);
-        }
+    let payload = match read_body(s, body).await {
+        Ok(payload) => payload,
+        Err(refused) => return refused,
     };
     let (kind, invalid, owner) = match parse_event(&payload, &s.limits) {
         Ok(ev) => {
@@ -162,23 +144,7 @@ async fn answer(
         Err(e) => (CallKind::DeadLetter(e.clone()), Some(e), None),
     };
     if let (Some(c), Some(owner)) = (&s.cluster, owner) {
-        let remaining = (received + timeout).saturating_duration_since(Instant::now());
-        return match c.forward(&owner, payload.clone(), headers, remaining).await {
-            Ok(r) => (Outcome::Forwarded, r),
-            Err(ForwardError::Timeout) => {
-                let fallback =
-                    fallback_decision(&payload, &s.limits, s.on_timeout, timeout, received);
-                (Outcome::Timeout, decision_response(fallback, false))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "forwarding a call failed");
-                let msg = "the instance owning the account's partition did not answer; retry";
-                (
-                    Outcome::Unavailable,
-                    busy(StatusCode::SERVICE_UNAVAILABLE, "owner_unreachable", msg),
-                )
-            }
-        };
+        return forward(s, c, &owner, &payload, headers, (received, timeout)).await;
     }
     let (tx, rx) = oneshot::channel();
     let ticket = Arc::new(Ticket::default());
@@ -233,6 +199,62 @@ async fn answer(
         }
     };
     reply_response(reply)
+}
+
+/// The request body, whole, within the size limit and `body_timeout`; else the
+/// answer that refuses it (413 or 408).
+async fn read_body(s: &Shared, body: Body) -> Result<Bytes, (Outcome, Response)> {
+    let limit = s.limits.max_message_bytes;
+    let read = tokio::time::timeout(s.body_timeout, axum::body::to_bytes(body, limit));
+    match read.await {
+        Ok(Ok(payload)) => Ok(payload),
+        Ok(Err(_)) => {
+            let msg = format!("the body is larger than {limit} bytes, or was not received whole");
+            Err((
+                Outcome::Oversized,
+                problem(StatusCode::PAYLOAD_TOO_LARGE, "oversized", &msg),
+            ))
+        }
+        Err(_) => {
+            let msg = format!(
+                "the body did not arrive within {} ms",
+                s.body_timeout.as_millis()
+            );
+            let mut r = problem(StatusCode::REQUEST_TIMEOUT, "slow_body", &msg);
+            // The rest of the body may still come: the connection cannot be reused.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err((Outcome::SlowBody, r))
+        }
+    }
+}
+
+/// Forwards a call to the instance owning its account's partition, and relays
+/// its answer; the deadline (`received` + `timeout`) travels with it.
+async fn forward(
+    s: &Shared,
+    c: &Cluster,
+    owner: &Owner,
+    payload: &Bytes,
+    headers: &HeaderMap,
+    (received, timeout): (Instant, Duration),
+) -> (Outcome, Response) {
+    let remaining = (received + timeout).saturating_duration_since(Instant::now());
+    match c.forward(owner, payload.clone(), headers, remaining).await {
+        Ok(r) => (Outcome::Forwarded, r),
+        Err(ForwardError::Timeout) => {
+            let fallback = fallback_decision(payload, &s.limits, s.on_timeout, timeout, received);
+            (Outcome::Timeout, decision_response(fallback, false))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "forwarding a call failed");
+            let msg = "the instance owning the account's partition did not answer; retry";
+            (
+                Outcome::Unavailable,
+                busy(StatusCode::SERVICE_UNAVAILABLE, "owner_unreachable", msg),
+            )
+        }
+    }
 }
 
 fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, Response) {
