@@ -33,10 +33,14 @@ use crate::api::Partitioner;
 use crate::sink::SinkError;
 use crate::source::event::{parse_event, InvalidEvent};
 use crate::state::key_hash;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Most calls served between two Kafka polls, so neither path starves the other.
 const CALLS_PER_POLL: usize = 64;
+
+/// Most calls held for a restore ([`ApiSide`]); more wait in their queue.
+const HELD_CALLS: usize = 4096;
 
 /// The pipeline's side of the API: its queue and what it remembers of calls.
 pub struct ApiSide {
@@ -50,6 +54,10 @@ pub struct ApiSide {
     in_flight: Vec<i32>,
     /// The decision log's mark when the batch being committed closed.
     in_flight_mark: u64,
+    /// Calls whose client got the deadline's fallback while their partition was
+    /// restoring: recorded once it is restored (dropping one would leave an
+    /// answered payment with no decision on record), oldest first.
+    held: VecDeque<Call>,
 }
 
 impl ApiSide {
@@ -69,6 +77,7 @@ impl ApiSide {
             open: Vec::new(),
             in_flight: Vec::new(),
             in_flight_mark: 0,
+            held: VecDeque::new(),
         }
     }
 
@@ -126,8 +135,17 @@ impl Pipeline {
     /// for the first one. While a commit runs, calls park their records, as
     /// many as the batch takes; the rest wait in their queue.
     pub(super) fn serve_calls(&mut self, mut wait: Duration) -> Result<(), SinkError> {
+        self.serve_held()?;
         for _ in 0..CALLS_PER_POLL {
             if self.batch.committing() && !self.batch.can_park() {
+                break;
+            }
+            // Held calls wait for a restore: take no more than the queue holds.
+            if self
+                .api
+                .as_ref()
+                .is_some_and(|a| a.held.len() >= HELD_CALLS)
+            {
                 break;
             }
             let Some(call) = self.api.as_ref().and_then(|a| a.calls.recv(wait)) else {
@@ -137,6 +155,30 @@ impl Pipeline {
             self.serve_call(call)?;
         }
         Ok(())
+    }
+
+    /// Serves again the held calls whose partition finished restoring.
+    fn serve_held(&mut self) -> Result<(), SinkError> {
+        let Some(api) = self.api.as_mut() else {
+            return Ok(());
+        };
+        let mut held = std::mem::take(&mut api.held);
+        let result = (|| {
+            while let Some(call) = held.pop_front() {
+                if self.batch.committing() && !self.batch.can_park() {
+                    held.push_front(call);
+                    break;
+                }
+                self.serve_call(call)?;
+            }
+            Ok(())
+        })();
+        if let Some(api) = self.api.as_mut() {
+            // Those held again by serve_call come after the ones not tried yet.
+            let again = std::mem::replace(&mut api.held, held);
+            api.held.extend(again);
+        }
+        result
     }
 
     fn serve_call(&mut self, call: Call) -> Result<(), SinkError> {
@@ -160,8 +202,24 @@ impl Pipeline {
         let id = key_hash(0, ev.event_id.as_bytes());
         let key = ev.account_id.as_bytes().to_vec();
         let answer = if self.workers.get_mut(p).is_none() {
+            if call.ticket.take().is_err() {
+                tracing::warn!(
+                    partition = p,
+                    "a call answered with the deadline's fallback is not recorded: its partition is not assigned here"
+                );
+            }
             Reply::NotOwner
         } else if self.restoring.iter().any(|r| r.partition() == p) {
+            if call.ticket.take().is_err() {
+                // Its client holds the fallback: record it once restored.
+                tracing::debug!(
+                    partition = p,
+                    "a call answered with the fallback waits for its partition's restore"
+                );
+                drop(parsed);
+                api.held.push_back(call);
+                return Ok(());
+            }
             Reply::Restoring
         } else if let Some(d) = api.replay.get(id) {
             Reply::Decided {

@@ -121,6 +121,55 @@ fn a_call_for_a_restoring_partition_waits_for_the_restore() {
     assert!(decisions.values().all(|&k| k == 1), "a decision repeated");
 }
 
+/// A call whose client got the deadline's fallback while its partition
+/// restored is recorded once the restore ends: a repeat gets that fallback
+/// back, and the decisions topic has it once (it was dropped unrecorded).
+#[test]
+fn a_fallback_given_during_a_restore_is_recorded_after_it() {
+    let (_kafka, config) = cluster(1, api_config);
+    let first = start(&config, || {});
+    wait_for("ready", || first.health.is_ready());
+    for i in 0..50 {
+        assert!(matches!(
+            first.call(&payment(&format!("e{i}"))),
+            Reply::Decided { .. }
+        ));
+    }
+    first.stop();
+    // 50 records at 20 ms each: a restore of 1 s.
+    let second = start(&config, || {
+        restore::faults::slow_restore(Duration::from_millis(20))
+    });
+    wait_for("the restore to start", || second.health.restoring() > 0);
+    let fallback = br#"{"event_id":"late","action":"review"}"#.to_vec();
+    let (tx, _client_gone) = oneshot::channel();
+    let ticket = Arc::new(Ticket::default());
+    assert!(
+        ticket.abandon(fallback.clone()),
+        "the client has the fallback"
+    );
+    let abandoned = Call {
+        payload: payment("late").into_bytes().into(),
+        kind: CallKind::Decide,
+        received: Instant::now(),
+        ticket,
+        reply: tx,
+    };
+    second.calls.try_send(abandoned).expect("queued");
+    wait_for("restored", || second.health.is_ready());
+    assert_eq!(
+        second.call(&payment("late")),
+        Reply::Decided {
+            decision: fallback,
+            replayed: true
+        }
+    );
+    second.stop();
+    let decisions = read_all(&config, "decisions", 1);
+    assert_eq!(decisions.len(), 51);
+    assert_eq!(decisions.get("late"), Some(&1));
+}
+
 /// The decision record of a call cannot be queued: its transaction aborts, so
 /// the call is forgotten (state and replay), and its repeat is decided anew and
 /// recorded once.
