@@ -11,7 +11,6 @@ use fraudstream::config::Config;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,19 +102,7 @@ fn tls_post(
     let tcp = std::net::TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
-    let mut req = format!(
-        "POST /v1/decisions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    common::api::parse_response(&out)
+    common::api::exchange(&mut s, "localhost", "/v1/decisions", headers, body)
 }
 
 fn payment(id: &str) -> Vec<u8> {

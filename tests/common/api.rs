@@ -50,8 +50,19 @@ pub fn post(
 ) -> std::io::Result<Response> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(&mut s, addr, path, headers, body)
+}
+
+/// Writes one `POST` on `s` (plain or TLS) and reads the whole answer.
+pub fn exchange<S: Read + Write>(
+    s: &mut S,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
