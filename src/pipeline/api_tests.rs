@@ -20,6 +20,7 @@ struct Running {
     stop: Shutdown,
     health: Arc<Health>,
     calls: CallSender,
+    metrics: Arc<Metrics>,
     handle: JoinHandle<Result<RunStats, PipelineError>>,
 }
 
@@ -27,13 +28,18 @@ struct Running {
 fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
     let (stop, health, metrics) = (Shutdown::new(), Health::new(), Arc::new(Metrics::new()));
     let (calls, rx) = queue(16, metrics.api_queue_depth.clone());
-    let (c, s, h) = (config.clone(), stop.clone(), health.clone());
+    let (c, s, h, m) = (
+        config.clone(),
+        stop.clone(),
+        health.clone(),
+        metrics.clone(),
+    );
     let handle = std::thread::spawn(move || {
         inject();
         run_with_api(
             &c,
             crate::rules::reload::RulesSource::from_config(&c.rules),
-            metrics,
+            m,
             h,
             s,
             rx,
@@ -43,6 +49,7 @@ fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
         stop,
         health,
         calls,
+        metrics,
         handle,
     }
 }
@@ -66,6 +73,12 @@ impl Running {
         rt.block_on(async { tokio::time::timeout(WAIT, rx).await })
             .expect("answered in time")
             .expect("answered")
+    }
+
+    /// Transactions aborted so far.
+    fn aborts(&self) -> u64 {
+        let abort = crate::metrics::BatchOutcome::Abort.as_str();
+        self.metrics.transactions.with_label_values(&[abort]).get()
     }
 
     fn stop(self) -> RunStats {
@@ -188,6 +201,9 @@ fn a_call_whose_transaction_aborts_is_forgotten_and_decided_anew_once() {
             ..
         }
     ));
+    // The abort comes with the commit, on the commit thread; a repeat before
+    // it still gets the original decision (see the module's doc).
+    wait_for("the transaction aborted", || running.aborts() >= 1);
     let again = loop {
         match running.call(&payment("a1")) {
             Reply::Restoring => std::thread::sleep(Duration::from_millis(20)),
