@@ -14,8 +14,8 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use fraudstream::decision::Decider;
 use fraudstream::demo::synthetic::synthetic_rule_files;
 use fraudstream::features::{load_feature_set, EngineLimits, EventView};
-use fraudstream::latency::LatencyHistogram;
 use fraudstream::model::{ModelFile, ModelStore};
+use fraudstream::ops::latency::LatencyHistogram;
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::rules::reload::{RuleStore, RulesSource};
 use fraudstream::source::event::{parse_event, Limits};

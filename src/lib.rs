@@ -4,8 +4,10 @@
 //! Data flows one way: [`source`] (payment events in) -> [`state`] (per-entity
 //! windows) -> [`features`] (the feature vector) -> [`rules`] and [`model`]
 //! (scores) -> [`decision`] (policy and the decision contract) -> [`sink`]
-//! (decisions and dead letters out). [`pipeline`] runs that loop against Kafka;
-//! [`replay`] and [`offline`] run the same engine over files.
+//! (decisions and dead letters out). [`pipeline`] runs that loop against Kafka,
+//! [`api`] feeds it synchronous calls, [`offline`] runs the same engine over
+//! files; [`ops`] holds what the operator watches (metrics, health, internal
+//! events).
 
 pub mod api;
 pub mod cli;
@@ -14,14 +16,9 @@ pub mod config;
 pub mod decision;
 pub mod demo;
 pub mod features;
-/// The `/metrics`, `/healthz` and `/readyz` endpoint.
-pub mod http;
-pub mod internal_events;
-pub mod latency;
-pub mod lifecycle;
-pub mod metrics;
 pub mod model;
 pub mod offline;
+pub mod ops;
 pub mod pipeline;
 pub mod rules;
 pub mod sink;

@@ -13,7 +13,7 @@ use fraudstream::api::call::{queue, Reply};
 use fraudstream::api::{api_routes, ApiState, Partitioner, DEADLINE_REASON};
 use fraudstream::config::Config;
 use fraudstream::decision::Action;
-use fraudstream::metrics::Metrics;
+use fraudstream::ops::metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use std::sync::Arc;
@@ -195,7 +195,7 @@ fn token_size_deadline_and_full_queue_are_answered_as_documented() {
         metrics.clone(),
     );
     let addr = rt
-        .block_on(fraudstream::http::serve_router(
+        .block_on(fraudstream::ops::http::serve_router(
             "127.0.0.1:0",
             Default::default(),
             api_routes(state),

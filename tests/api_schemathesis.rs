@@ -84,7 +84,7 @@ fn schemathesis_finds_nothing_and_the_processor_keeps_deciding() {
     assert!(run.status.success(), "schemathesis found problems:\n{text}");
     let lines: Vec<&str> = text.lines().collect();
     eprintln!("{}", lines[lines.len().saturating_sub(12)..].join("\n"));
-    let calls: u64 = fraudstream::metrics::ApiOutcome::ALL
+    let calls: u64 = fraudstream::ops::metrics::ApiOutcome::ALL
         .iter()
         .map(|o| api.metrics.api_calls.with_label_values(&[o.code()]).get())
         .sum();

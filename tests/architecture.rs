@@ -6,8 +6,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// Folders that only group modules: each module inside is a unit of its own
+/// (`ops::metrics` a leaf, `ops::http` a stage), ranked by the lists below.
+const GROUPS: &[&str] = &["ops"];
+
 /// Modules any stage may import; they import only each other (without a cycle).
-const LEAVES: &[&str] = &["config", "metrics", "time", "text", "latency", "lifecycle"];
+const LEAVES: &[&str] = &[
+    "config",
+    "time",
+    "text",
+    "ops::metrics",
+    "ops::latency",
+    "ops::lifecycle",
+];
 
 /// The stages in data-flow order. A module may import leaves and modules of
 /// earlier stages only: never its own stage's peers, never a later stage.
@@ -18,8 +29,8 @@ const STAGES: &[&[&str]] = &[
     &["rules", "model"],
     &["decision"],
     &["sink"],
-    &["internal_events"],
-    &["http"],
+    &["ops::internal_events"],
+    &["ops::http"],
     &["api"],
     &["pipeline"],
     &["offline"],
@@ -61,7 +72,7 @@ fn an_injected_upstream_import_and_cycle_are_reported() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&src, dir.path());
-    let metrics = dir.path().join("metrics.rs");
+    let metrics = dir.path().join("ops/metrics.rs");
     let text = std::fs::read_to_string(&metrics).unwrap();
     std::fs::write(&metrics, format!("use crate::decision::Action;\n{text}")).unwrap();
     let offsets = dir.path().join("pipeline/offsets.rs");
@@ -78,9 +89,17 @@ fn an_injected_upstream_import_and_cycle_are_reported() {
         format!("use crate::model::store::ModelStore;\n{text}"),
     )
     .unwrap();
+    // Inside a group folder each module keeps its own rank.
+    let lifecycle = dir.path().join("ops/lifecycle.rs");
+    let text = std::fs::read_to_string(&lifecycle).unwrap();
+    std::fs::write(&lifecycle, format!("use super::http::serve;\n{text}")).unwrap();
     let problems = check(dir.path()).join("\n");
     assert!(
-        problems.contains("metrics.rs:1: leaf `metrics` imports `decision`"),
+        problems.contains("ops/lifecycle.rs:1: leaf `ops::lifecycle` imports `ops::http`"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("ops/metrics.rs:1: leaf `ops::metrics` imports `decision`"),
         "{problems}"
     );
     assert!(
@@ -135,18 +154,19 @@ fn layering(
     modules: &BTreeMap<Vec<String>, PathBuf>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    for top in modules.keys().filter(|p| p.len() == 1) {
-        if rank(&top[0]).is_none() && !["lib", "main"].contains(&top[0].as_str()) {
+    for path in modules.keys().filter(|p| unit(p) == **p) {
+        let name = path.join("::");
+        let exempt = ["lib", "main"].contains(&name.as_str()) || GROUPS.contains(&name.as_str());
+        if rank(&name).is_none() && !exempt {
             problems.push(format!(
-                "src/{}: module `{}` is neither a leaf nor a stage: add it to LEAVES or STAGES",
-                modules[top].strip_prefix(src).unwrap().display(),
-                top[0]
+                "src/{}: module `{name}` is neither a leaf nor a stage: add it to LEAVES or STAGES",
+                modules[path].strip_prefix(src).unwrap().display(),
             ));
         }
     }
     for i in imports {
-        let from = owner_top(&i.file, src);
-        let to = &i.target[0];
+        let from = unit(&module_of(&i.file, modules)).join("::");
+        let to = &unit(&i.target).join("::");
         if from == *to {
             continue;
         }
@@ -223,16 +243,17 @@ fn sublayering(
     problems
 }
 
-/// The top-level module a file belongs to (`lib`/`main` for the crate root).
-fn owner_top(file: &Path, src: &Path) -> String {
-    let rel = file.strip_prefix(src).unwrap();
-    let first = rel
-        .components()
-        .next()
-        .unwrap()
-        .as_os_str()
-        .to_string_lossy();
-    first.trim_end_matches(".rs").to_string()
+/// The unit a module path belongs to: its top-level module, or for a folder
+/// of [`GROUPS`] the module inside it (`["ops", "http", "tests"]` ->
+/// `["ops", "http"]`). A group folder alone (`["ops"]`) is its own unit and
+/// in no stage.
+fn unit(path: &[String]) -> Vec<String> {
+    let n = if path.len() > 1 && GROUPS.contains(&path[0].as_str()) {
+        2
+    } else {
+        1
+    };
+    path[..n].to_vec()
 }
 
 /// Cycles between top-level modules, and between the files of one folder.
@@ -244,8 +265,8 @@ fn cycles(src: &Path, imports: &[Import], modules: &BTreeMap<Vec<String>, PathBu
         if from.first().map(String::as_str) == Some("lib") {
             continue;
         }
-        // Top-level edge, and the edge between siblings under a common parent.
-        let (a, b) = (vec![from[0].clone()], vec![i.target[0].clone()]);
+        // Edge between units, and the edge between siblings under a common parent.
+        let (a, b) = (unit(&from), unit(&i.target));
         if a != b {
             edges.entry((a, b)).or_insert(i);
         }

@@ -257,12 +257,12 @@ fn the_configuration_reference_matches_the_config_type() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Every metric defined in src/metrics.rs (where every metric name lives) is
+/// Every metric defined in src/ops/metrics.rs (where every metric name lives) is
 /// in docs/reference.md, and every `fraudstream_*` name the documents give is
 /// one of them.
 #[test]
 fn the_metric_reference_matches_the_metrics_module() {
-    let source = std::fs::read_to_string(root().join("src/metrics.rs")).unwrap();
+    let source = std::fs::read_to_string(root().join("src/ops/metrics.rs")).unwrap();
     let exported: Vec<String> = source
         .split('"')
         .skip(1)

@@ -10,7 +10,7 @@ mod common;
 
 use common::{Cluster, Running};
 use fraudstream::demo::loadtest::{generate, LoadTestOptions};
-use fraudstream::http::{get, HttpLimits};
+use fraudstream::ops::http::{get, HttpLimits};
 use fraudstream::pipeline::RunStats;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -111,7 +111,7 @@ fn phase(events: &[(String, Vec<u8>)], flood: bool) -> RunStats {
 
 #[test]
 fn metrics_and_readyz_answer_under_a_connection_flood() {
-    fraudstream::lifecycle::raise_fd_limit();
+    fraudstream::ops::lifecycle::raise_fd_limit();
     let opts = LoadTestOptions {
         events: env_or("FRAUDSTREAM_FLOOD_EVENTS", 3_000),
         accounts: 500,

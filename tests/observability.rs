@@ -146,7 +146,7 @@ fn dashboard_and_alerts_are_valid_and_use_exported_metrics() {
     // Wait (bounded) for the periodic series too: lag comes with librdkafka's statistics.
     let deadline = Instant::now() + Duration::from_secs(90);
     let scrape = loop {
-        let body = fraudstream::http::get(&addr, "/metrics").unwrap().1;
+        let body = fraudstream::ops::http::get(&addr, "/metrics").unwrap().1;
         if body.contains("fraudstream_consumer_lag{")
             && body.contains("fraudstream_state_entities{")
             && body.contains("fraudstream_events_decided_total 39")

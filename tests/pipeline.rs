@@ -260,7 +260,7 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
     cluster.produce("labels", &labels);
     // Wait (bounded) until the labels were consumed, then pay at the rogue terminal.
     let deadline = std::time::Instant::now() + WAIT;
-    while !fraudstream::http::get(&addr, "/metrics")
+    while !fraudstream::ops::http::get(&addr, "/metrics")
         .unwrap_or_else(|e| panic!("GET {addr}: {e}"))
         .1
         .contains("fraudstream_labels_total{outcome=\"applied\"} 4")
@@ -279,8 +279,14 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
     assert_ne!(d["action"], "allow", "{d}");
     assert_eq!(d["reasons"][0]["code"], "terminal_risk", "{d}");
 
-    assert_eq!(fraudstream::http::get(&addr, "/healthz").unwrap().0, 200);
-    assert_eq!(fraudstream::http::get(&addr, "/readyz").unwrap().0, 200);
+    assert_eq!(
+        fraudstream::ops::http::get(&addr, "/healthz").unwrap().0,
+        200
+    );
+    assert_eq!(
+        fraudstream::ops::http::get(&addr, "/readyz").unwrap().0,
+        200
+    );
     // Per-event metrics are flushed with each commit: wait (bounded) for them.
     let expected = [
         "fraudstream_events_decided_total 5",
@@ -289,7 +295,7 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
     ];
     let deadline = std::time::Instant::now() + WAIT;
     let metrics = loop {
-        let metrics = fraudstream::http::get(&addr, "/metrics").unwrap().1;
+        let metrics = fraudstream::ops::http::get(&addr, "/metrics").unwrap().1;
         if expected.iter().all(|line| metrics.contains(line)) {
             break metrics;
         }
@@ -306,7 +312,7 @@ fn labels_feed_terminal_risk_and_metrics_endpoint_reports_it() {
     );
     running.stop.trigger();
     assert_eq!(
-        fraudstream::http::get(&addr, "/readyz").unwrap().0,
+        fraudstream::ops::http::get(&addr, "/readyz").unwrap().0,
         503,
         "not ready once shutdown starts"
     );

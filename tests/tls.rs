@@ -283,7 +283,10 @@ fn decisions_flow_exactly_once_over_tls_and_the_wrong_ca_fails_the_start() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = Running::start(&wrong);
     let addr = running.serve_http(&rt);
-    assert_eq!(fraudstream::http::get(&addr, "/readyz").unwrap().0, 503);
+    assert_eq!(
+        fraudstream::ops::http::get(&addr, "/readyz").unwrap().0,
+        503
+    );
     let health = running.health.clone();
     let err = running.join().unwrap_err();
     let msg = err.to_string();
@@ -297,5 +300,8 @@ fn decisions_flow_exactly_once_over_tls_and_the_wrong_ca_fails_the_start() {
         "{msg}"
     );
     assert!(!health.is_ready());
-    assert_eq!(fraudstream::http::get(&addr, "/readyz").unwrap().0, 503);
+    assert_eq!(
+        fraudstream::ops::http::get(&addr, "/readyz").unwrap().0,
+        503
+    );
 }

@@ -18,7 +18,7 @@ use super::call::MAX_CALL_TIMEOUT_MS;
 use super::owners::{Owner, Owners};
 use super::Partitioner;
 use crate::config::Config;
-use crate::metrics::{ForwardOutcome, Metrics};
+use crate::ops::metrics::{ForwardOutcome, Metrics};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::Response;

@@ -21,13 +21,13 @@ pub mod routes;
 pub mod tls;
 
 pub use crate::config::Partitioner;
-pub use crate::metrics::ApiOutcome as Outcome;
+pub use crate::ops::metrics::ApiOutcome as Outcome;
 pub use partitioner::murmur2;
 pub use routes::{api_routes, ApiState, DEADLINE_REASON};
 
 use crate::config::Config;
-use crate::http::{serve_router_tls, HttpLimits};
-use crate::metrics::Metrics;
+use crate::ops::http::{serve_router_tls, HttpLimits};
+use crate::ops::metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@ use super::forward::{Cluster, ForwardError};
 use super::owners::Owner;
 use super::Outcome;
 use crate::decision::{Action, Decision, Mode, Reason};
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::source::event::{parse_event, Limits};
 use crate::source::time::now_ms;
 use axum::body::{Body, Bytes};

@@ -2,8 +2,8 @@
 
 use crate::config::{Config, LogFormat};
 use crate::demo::{DemoOptions, DemoSummary, FlaggedSplit};
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -11,8 +11,8 @@ mod simulate;
 mod topics;
 
 use crate::config::{LogFormat, MetricsConfig};
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ fn start_runtime(
         .thread_name("fraudstream-io")
         .build()?;
     if !http.addr.is_empty() {
-        let fds = crate::lifecycle::raise_fd_limit();
+        let fds = crate::ops::lifecycle::raise_fd_limit();
         if fds < http.max_connections as u64 * 2 {
             tracing::warn!(
                 max_connections = http.max_connections,
@@ -140,13 +140,13 @@ fn start_runtime(
                 "metrics.max_connections may leave the Kafka clients too few file descriptors"
             );
         }
-        let state = crate::http::OperatorState {
+        let state = crate::ops::http::OperatorState {
             metrics,
             health: health.clone(),
             shutdown: shutdown.clone(),
         };
-        let (addr, limits) = (&http.addr, crate::http::HttpLimits::of(http));
-        rt.block_on(crate::http::serve(addr, limits, state))
+        let (addr, limits) = (&http.addr, crate::ops::http::HttpLimits::of(http));
+        rt.block_on(crate::ops::http::serve(addr, limits, state))
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
     }
     #[cfg(unix)]
@@ -155,7 +155,7 @@ fn start_runtime(
         if let Ok(mut hup) = signal(SignalKind::hangup()) {
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading rules");
-                crate::lifecycle::request_reload();
+                crate::ops::lifecycle::request_reload();
             }
         }
     });

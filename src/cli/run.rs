@@ -1,8 +1,8 @@
 //! `fraudstream run`: production mode.
 
 use crate::config::{self, LogFormat};
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use clap::Args;
 use figment::providers::Serialized;
 use figment::Figment;

@@ -3,8 +3,8 @@
 
 use super::policy::{FlaggedBy, Verdict};
 use super::{Action, Decision, Mode, ModelInput, Reason, RuleReasons};
-use crate::metrics::Metrics;
 use crate::model::{BlockScratch, Model, ModelStore, Scratch, EXPLAIN_TOP};
+use crate::ops::metrics::Metrics;
 use crate::rules::compile::EXTRA_NUMBERS;
 use crate::rules::reload::RuleStore;
 use crate::rules::{Hits, Ruleset};

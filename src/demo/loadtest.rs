@@ -11,10 +11,10 @@
 use crate::config::{Config, Mode};
 use crate::demo::synthetic::synthetic_rule_files;
 use crate::demo::{flush, producer, reader, send, EmbeddedKafka, Reader};
-use crate::latency::LatencyHistogram;
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
 use crate::model::ModelFile;
+use crate::ops::latency::LatencyHistogram;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use crate::rules::reload::RulesSource;
 use crate::source::time::now_ms;
 use rdkafka::message::Message;

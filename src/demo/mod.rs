@@ -11,8 +11,8 @@ pub use embedded::{flush, producer, reader, send, EmbeddedKafka, Reader};
 pub use generator::{Generator, Pattern};
 
 use crate::config::Config;
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use crate::source::time::now_ms;
 use rdkafka::message::Message;
 use serde::Serialize;

@@ -3,9 +3,9 @@
 //! reloads them when their files change (as rules are).
 
 use crate::features::FeatureSet;
-use crate::lifecycle::Shutdown;
 use crate::model::serve::Model;
 use crate::model::ModelError;
+use crate::ops::lifecycle::Shutdown;
 use arc_swap::ArcSwapOption;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ pub fn watch(
         let store = store.clone();
         move || report(store.reload())
     };
-    crate::lifecycle::watch_files("model-watch", &dirs, false, ours, shutdown, on_change)
+    crate::ops::lifecycle::watch_files("model-watch", &dirs, false, ours, shutdown, on_change)
 }
 
 #[cfg(test)]

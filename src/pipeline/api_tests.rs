@@ -7,8 +7,8 @@ use super::super::tests::{cluster, read_all, wait_for, WAIT};
 use super::*;
 use crate::api::call::{queue, CallSender, Ticket};
 use crate::config::Config;
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use crate::pipeline::{restore, run_with_api, PipelineError, RunStats};
 use crate::sink::faults::{hold_commits, Release};
 use std::sync::mpsc;
@@ -77,7 +77,7 @@ impl Running {
 
     /// Transactions aborted so far.
     fn aborts(&self) -> u64 {
-        let abort = crate::metrics::BatchOutcome::Abort.as_str();
+        let abort = crate::ops::metrics::BatchOutcome::Abort.as_str();
         self.metrics.transactions.with_label_values(&[abort]).get()
     }
 

@@ -5,9 +5,9 @@
 use super::checkpoint::{self, Checkpoint};
 use super::Pipeline;
 use crate::config::{Config, Guarantee};
-use crate::internal_events::KafkaErrorEvent;
-use crate::lifecycle::Health;
-use crate::metrics::Metrics;
+use crate::ops::internal_events::KafkaErrorEvent;
+use crate::ops::lifecycle::Health;
+use crate::ops::metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;

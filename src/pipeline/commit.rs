@@ -6,7 +6,7 @@ use super::assignment::PipelineContext;
 use super::batch::Finished;
 use super::checkpoint::Checkpoint;
 use super::Pipeline;
-use crate::internal_events::{BatchAborted, BatchCommitted};
+use crate::ops::internal_events::{BatchAborted, BatchCommitted};
 use crate::sink::SinkError;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};

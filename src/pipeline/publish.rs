@@ -2,7 +2,7 @@
 //! per-event path.
 
 use super::partition::PartitionWorker;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use crate::state::TableStats;
 use std::collections::HashMap;
 use std::sync::Arc;

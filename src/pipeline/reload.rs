@@ -3,11 +3,11 @@
 //! its modification time, all on SIGHUP. A rejected file never replaces the
 //! running version; it is logged and counted.
 
-use crate::internal_events::{ModelRejected, ModelReloaded, RulesRejected, RulesReloaded};
-use crate::lifecycle::{reload_generation, Shutdown};
-use crate::metrics::Metrics;
 use crate::model::store::{self as model_store, ModelStore};
 use crate::model::ModelError;
+use crate::ops::internal_events::{ModelRejected, ModelReloaded, RulesRejected, RulesReloaded};
+use crate::ops::lifecycle::{reload_generation, Shutdown};
+use crate::ops::metrics::Metrics;
 use crate::rules::reload::{self as rules_reload, RuleStore};
 use crate::rules::{RulesError, Ruleset};
 use crate::source::currency::{FxError, RateTable, RatesSource};

@@ -7,7 +7,7 @@ use super::partition::PartitionWorker;
 use super::restore::Restore;
 use super::Pipeline;
 use crate::features::{EngineLimits, FeatureSet};
-use crate::internal_events::{KafkaErrorEvent, StateRestored};
+use crate::ops::internal_events::{KafkaErrorEvent, StateRestored};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};

@@ -3,7 +3,7 @@
 
 use super::{RulesError, Ruleset};
 use crate::features::FeatureSet;
-use crate::lifecycle::Shutdown;
+use crate::ops::lifecycle::Shutdown;
 use arc_swap::{ArcSwap, Guard};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,5 +106,5 @@ pub fn watch(
             .spawn(|| {});
     };
     let on_change = move || report(store.reload());
-    crate::lifecycle::watch_files("rules-watch", &[&dir], true, |_| true, shutdown, on_change)
+    crate::ops::lifecycle::watch_files("rules-watch", &[&dir], true, |_| true, shutdown, on_change)
 }

@@ -460,7 +460,7 @@ fn the_watcher_reloads_on_change_and_reports_rejections() {
     let store = Arc::new(RuleStore::load(RulesSource::Dir(dir.path().to_path_buf()), set).unwrap());
     let v1 = store.current().version.clone();
     let (tx, rx) = std::sync::mpsc::channel();
-    let shutdown = crate::lifecycle::Shutdown::new();
+    let shutdown = crate::ops::lifecycle::Shutdown::new();
     let handle = reload::watch(store.clone(), shutdown.clone(), move |r| {
         let _ = tx.send(r.map(|rs| rs.version.clone()).map_err(|e| e.to_string()));
     })

@@ -4,9 +4,9 @@
 use fraudstream::config::Config;
 use fraudstream::decision::Decider;
 use fraudstream::features::load_feature_set;
-use fraudstream::lifecycle::{Health, Shutdown};
-use fraudstream::metrics::Metrics;
 use fraudstream::model::ModelStore;
+use fraudstream::ops::lifecycle::{Health, Shutdown};
+use fraudstream::ops::metrics::Metrics;
 use fraudstream::pipeline::{Encoded, PartitionWorker};
 use fraudstream::pipeline::{PipelineError, RunStats};
 use fraudstream::rules::reload::RuleStore;

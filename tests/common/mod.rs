@@ -27,8 +27,8 @@ pub fn handbook_dir() -> Option<PathBuf> {
 
 use fraudstream::config::Config;
 use fraudstream::demo::{self, EmbeddedKafka};
-use fraudstream::lifecycle::{Health, Shutdown};
-use fraudstream::metrics::Metrics;
+use fraudstream::ops::lifecycle::{Health, Shutdown};
+use fraudstream::ops::metrics::Metrics;
 use fraudstream::pipeline::{self, PipelineError, RunStats};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -109,21 +109,21 @@ impl Running {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` for this processor on `rt`; returns the address.
     pub fn serve_http(&self, rt: &tokio::runtime::Runtime) -> String {
-        self.serve_http_with(rt, fraudstream::http::HttpLimits::default())
+        self.serve_http_with(rt, fraudstream::ops::http::HttpLimits::default())
     }
 
     /// [`Running::serve_http`] under `limits`.
     pub fn serve_http_with(
         &self,
         rt: &tokio::runtime::Runtime,
-        limits: fraudstream::http::HttpLimits,
+        limits: fraudstream::ops::http::HttpLimits,
     ) -> String {
-        let state = fraudstream::http::OperatorState {
+        let state = fraudstream::ops::http::OperatorState {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             shutdown: self.stop.clone(),
         };
-        rt.block_on(fraudstream::http::serve("127.0.0.1:0", limits, state))
+        rt.block_on(fraudstream::ops::http::serve("127.0.0.1:0", limits, state))
             .expect("metrics endpoint")
             .to_string()
     }

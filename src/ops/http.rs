@@ -11,8 +11,8 @@
 //! backed off instead of retried in a busy loop.
 
 use crate::config::MetricsConfig;
-use crate::lifecycle::{Health, Shutdown};
-use crate::metrics::Metrics;
+use crate::ops::lifecycle::{Health, Shutdown};
+use crate::ops::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

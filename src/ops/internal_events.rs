@@ -3,7 +3,7 @@
 
 use crate::decision::Action;
 use crate::features::LabelOutcome;
-use crate::metrics::{BatchOutcome, KafkaErrorKind, Metrics};
+use crate::ops::metrics::{BatchOutcome, KafkaErrorKind, Metrics};
 use crate::rules::{RulesError, Ruleset};
 use crate::sink::DeadLetter;
 use crate::source::event::InvalidReason;
