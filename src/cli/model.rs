@@ -228,6 +228,21 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             t.fit_secs,
         );
     }
+    if !fitted.label_blind.is_empty() {
+        eprintln!(
+            "warning: {} read labels only from payments younger than the label delay ({} d), so never see one: {} (give them a `delay` of the label delay, as the `_delay_7d` features have)",
+            fitted.label_blind.len(),
+            args.label_delay_days,
+            fitted.label_blind.join(", ")
+        );
+    }
+    if !fitted.constant.is_empty() {
+        eprintln!(
+            "note: {} features never vary over the training window, so the model cannot use them: {}",
+            fitted.constant.len(),
+            fitted.constant.join(", ")
+        );
+    }
     println!(
         "{} ({:?}, {} features) trained on {} rows ({} frauds) in {:.1} s; validation on {} rows: AUC {:.3}, AP {:.3}; written to {}",
         file.name,
