@@ -212,6 +212,21 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let (Some(training), Some(validation)) = (&file.training, &file.validation) else {
         anyhow::bail!("the trainer wrote no training or validation summary");
     };
+    if !fitted.label_blind.is_empty() {
+        eprintln!(
+            "warning: {} features read labels only from payments younger than the label delay ({} d), so never see one: {} (give them a `delay` of the label delay, as the `_delay_7d` features have)",
+            fitted.label_blind.len(),
+            args.label_delay_days,
+            fitted.label_blind.join(", ")
+        );
+    }
+    if !fitted.constant.is_empty() {
+        eprintln!(
+            "note: {} features never vary over the training window, so the model cannot use them: {}",
+            fitted.constant.len(),
+            fitted.constant.join(", ")
+        );
+    }
     println!("settings tried (validation fits' window, then the validation period; the best validation AP wins):");
     println!("| algorithm | depth | learning rate | trees | AUC | AP | fit s |");
     println!("|---|---|---|---|---|---|---|");

@@ -262,6 +262,39 @@ impl FeatureSet {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Features that read labels (fraud_count, labelled_count, fraud_rate,
+    /// fraud_share) from a window of payments all younger than
+    /// `label_delay_s` seconds: when every label comes that long after its
+    /// payment (a replay's fixed delay), they never see one and are always 0.
+    /// A window `delay` of at least the label delay minus its length fixes it.
+    pub fn label_blind(&self, label_delay_s: u32) -> Vec<&str> {
+        let reads_labels = |agg| {
+            matches!(
+                agg,
+                WindowAgg::FraudCount
+                    | WindowAgg::LabelledCount
+                    | WindowAgg::FraudRate
+                    | WindowAgg::FraudShare
+            )
+        };
+        self.slots
+            .iter()
+            .zip(&self.names)
+            .filter(|(slot, _)| match **slot {
+                Slot::Window {
+                    entity,
+                    window,
+                    agg,
+                } if reads_labels(agg) => {
+                    let w = &self.entities[entity as usize].windows[window as usize];
+                    u64::from(w.delay_s) + u64::from(w.length_s) <= u64::from(label_delay_s)
+                }
+                _ => false,
+            })
+            .map(|(_, name)| name.as_str())
+            .collect()
+    }
+
     /// Parses and compiles a feature-set file; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<FeatureSet, FeatureSpecError> {
         let err = |span: std::ops::Range<usize>, message: String| {

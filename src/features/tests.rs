@@ -718,3 +718,44 @@ fn mcc_and_channel_features_and_a_missing_field_stays_missing() {
     );
     assert_eq!(none[2], 2.0);
 }
+
+/// `label_blind` names exactly the label features that stay 0 when every
+/// label comes a fixed delay after its payment: one card and one terminal pay
+/// every hour for 40 days, every payment fraud, each labelled 7 days later.
+#[test]
+fn label_blind_features_are_those_that_never_see_a_label() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let (hour, delay) = (3_600_000i64, 7 * 86_400_000i64);
+    let blind = set.label_blind((delay / 1000) as u32);
+    assert_eq!(
+        blind,
+        [
+            "terminal.fraud_rate_7d",
+            "terminal.fraud_count_7d",
+            "terminal.fraud_share_7d"
+        ]
+    );
+    assert!(set.label_blind(0).is_empty());
+    let mut eng = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let mut moved = vec![false; set.len()];
+    let ids: Vec<String> = (0..40 * 24).map(|i| format!("e{i}")).collect();
+    let mut labelled = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let ts = i as i64 * hour;
+        while labelled < i && labelled as i64 * hour + delay <= ts {
+            eng.apply_label(&ids[labelled], true);
+            labelled += 1;
+        }
+        eng.update(&view(id, ts, 10.0, "c1", "t1"), &mut out);
+        for (m, v) in moved.iter_mut().zip(&out) {
+            *m |= *v != 0.0 && !v.is_nan();
+        }
+    }
+    let reads_labels = |n: &str| n.contains("fraud_") || n.contains("labelled_");
+    for (name, m) in set.names.iter().zip(&moved) {
+        if reads_labels(name) {
+            assert_eq!(!m, blind.contains(&name.as_str()), "{name}");
+        }
+    }
+}

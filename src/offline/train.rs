@@ -186,6 +186,12 @@ pub struct Fitted {
     pub trials: Vec<Trial>,
     /// Index of the winner in `trials`.
     pub chosen: usize,
+    /// Features with a single value (or always missing) over the training
+    /// window: the model cannot use them.
+    pub constant: Vec<String>,
+    /// Features that read labels from a window younger than the label delay,
+    /// so never see one ([`FeatureSet::label_blind`]).
+    pub label_blind: Vec<String>,
 }
 
 /// Why fitting failed.
@@ -416,7 +422,23 @@ pub fn fit_model(
         file,
         trials,
         chosen,
+        constant: constant_features(all.0, d, set),
+        label_blind: set
+            .label_blind((opts.label_delay_ms / 1000).clamp(0, i64::from(u32::MAX)) as u32)
+            .into_iter()
+            .map(String::from)
+            .collect(),
     })
+}
+
+/// Names of the features with one value (missing counts as one) over `x`.
+fn constant_features(x: &[f64], d: usize, set: &FeatureSet) -> Vec<String> {
+    let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    let first = &x[..d.min(x.len())];
+    (0..first.len())
+        .filter(|&f| x.chunks_exact(d).all(|row| same(row[f], first[f])))
+        .filter_map(|f| set.names.get(f).cloned())
+        .collect()
 }
 
 /// Each fit of `grid` scored on the validation period, as it is and (as
@@ -660,6 +682,13 @@ pub(crate) mod tests {
         );
         assert!(win.auc > 0.75, "{win:?}");
         assert_eq!(a.file.compute_hash(), a.file.content_hash);
+        // The 7-day label windows without a delay see no label under a 7-day
+        // label delay, so never vary.
+        assert_eq!(a.label_blind.len(), 3, "{:?}", a.label_blind);
+        for name in &a.label_blind {
+            assert!(a.constant.contains(name), "{name} in {:?}", a.constant);
+        }
+        assert!(!a.constant.contains(&"amount".to_string()));
         assert!(a.file.check().is_ok());
         let b = fit_model(&data, &set, &opts, |_, _| {}).unwrap();
         assert_eq!(
