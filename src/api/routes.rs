@@ -244,7 +244,16 @@ async fn forward(
         Ok(r) => (Outcome::Forwarded, r),
         Err(ForwardError::Timeout) => {
             let fallback = fallback_decision(payload, &s.limits, s.on_timeout, timeout, received);
-            (Outcome::Timeout, decision_response(fallback, false))
+            // The owner's outcome is unknown: the fallback is answered only once
+            // its record is queued here, for the owner (`crate::pipeline`'s `api`).
+            if record_fallback(s, payload, &fallback, received) {
+                return (Outcome::Timeout, decision_response(fallback, false));
+            }
+            let msg = "the instance owning the account's partition did not answer in time; retry";
+            (
+                Outcome::Unavailable,
+                busy(StatusCode::SERVICE_UNAVAILABLE, "owner_unreachable", msg),
+            )
         }
         Err(e) => {
             tracing::warn!(error = %e, "forwarding a call failed");
@@ -255,6 +264,21 @@ async fn forward(
             )
         }
     }
+}
+
+/// Queues `payload` for this instance's pipeline as a call already answered
+/// with `fallback`, to be recorded; false if the queue is full or closed.
+fn record_fallback(s: &Shared, payload: &Bytes, fallback: &[u8], received: Instant) -> bool {
+    let ticket = Arc::new(Ticket::default());
+    ticket.abandon(fallback.to_vec());
+    let call = Call {
+        payload: payload.clone(),
+        kind: CallKind::Decide,
+        received,
+        ticket,
+        reply: oneshot::channel().0,
+    };
+    s.calls.try_send(call).is_ok()
 }
 
 fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, Response) {
