@@ -112,7 +112,7 @@ pub async fn serve(
         let table = Arc::new(owners::Owners::default());
         owners::follow(config, &table)?;
         let publisher = owners::Publisher::new(config)?;
-        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone()));
+        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone())?);
         rx = rx.with_owners(publisher);
     }
     let limits = HttpLimits {
