@@ -209,7 +209,55 @@ fn no_tls() -> rustls::ClientConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::advertised_url_problem;
+    use crate::config::{advertised_url_problem, Config};
+
+    /// The advertised URL's scheme follows the API's TLS, and forwarding over
+    /// TLS needs the CA to check owners with.
+    #[test]
+    fn with_tls_the_advertised_url_is_https_and_a_client_ca_is_set() {
+        let cases = [
+            ("http://h:1", "", "", None),
+            (
+                "https://h:1",
+                "",
+                "",
+                Some("https://host:port when api.tls_cert"),
+            ),
+            (
+                "http://h:1",
+                "c.pem",
+                "ca.pem",
+                Some("https://host:port when api.tls_cert"),
+            ),
+            (
+                "https://h:1",
+                "c.pem",
+                "",
+                Some("api.tls_client_ca set too"),
+            ),
+            ("https://h:1", "c.pem", "ca.pem", None),
+        ];
+        for (url, cert, ca, problem) in cases {
+            let mut c = Config::default();
+            c.api.addr = "127.0.0.1:0".into();
+            c.api.advertised_url = url.into();
+            c.api.tls_cert = cert.into();
+            c.api.tls_client_ca = ca.into();
+            let found: Vec<String> = c
+                .problems()
+                .into_iter()
+                .filter(|(key, _)| *key == "api.advertised_url")
+                .map(|(_, why)| why)
+                .collect();
+            match problem {
+                None => assert!(found.is_empty(), "{url} {cert} {ca}: {found:?}"),
+                Some(p) => assert!(
+                    found.len() == 1 && found[0].contains(p),
+                    "{url} {cert} {ca}: {found:?}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn an_advertised_url_is_http_host_and_port() {
