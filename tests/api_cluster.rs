@@ -7,7 +7,7 @@
 mod common;
 
 use common::api::{api_config, check_against_openapi, comparable, openapi, post, reference};
-use common::api::{ApiProcessor, Response};
+use common::api::{as_instance, ApiProcessor, Response};
 use common::{read_until, Cluster, Output};
 use fraudstream::api::forward::{DECIDED_BY, FORWARDED_BY};
 use fraudstream::config::Config;
@@ -31,16 +31,7 @@ fn cluster() -> Cluster {
 
 /// Instance `id` of the group, its API on a port of its own that it advertises.
 fn instance(cluster: &Cluster, id: &str) -> Config {
-    let mut c = api_config(cluster);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    c.kafka.instance_id = id.into();
-    c.api.addr = format!("127.0.0.1:{port}");
-    c.api.advertised_url = format!("http://127.0.0.1:{port}");
-    c
+    as_instance(api_config(cluster), id, "http://127.0.0.1")
 }
 
 /// A payment at a terminal of the account's own, so that the reference (one

@@ -303,16 +303,8 @@ fn calls_are_forwarded_between_instances_over_mutual_tls() {
             write(&d, "instance.key", &leaf.key),
             write(&d, "group-ca.pem", &ca.cert),
         );
-        let mut c = api_config(&cluster, dir.path(), tls);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        c.kafka.instance_id = id.into();
-        c.api.addr = format!("127.0.0.1:{port}");
-        c.api.advertised_url = format!("https://localhost:{port}");
-        c
+        let c = api_config(&cluster, dir.path(), tls);
+        common::api::as_instance(c, id, "https://localhost")
     };
     let (a, b) = (
         ApiProcessor::start(&instance("a")),

@@ -94,6 +94,19 @@ fn payment(id: &str) -> String {
     )
 }
 
+/// Runs the pipeline until calls `e0` .. `e{n-1}` are decided, and stops it.
+fn decide_and_stop(config: &Config, n: usize) {
+    let first = start(config, || {});
+    wait_for("ready", || first.health.is_ready());
+    for i in 0..n {
+        assert!(matches!(
+            first.call(&payment(&format!("e{i}"))),
+            Reply::Decided { .. }
+        ));
+    }
+    first.stop();
+}
+
 fn api_config(c: &mut Config) {
     c.api.addr = "127.0.0.1:0".into();
 }
@@ -103,15 +116,7 @@ fn api_config(c: &mut Config) {
 #[test]
 fn a_call_for_a_restoring_partition_waits_for_the_restore() {
     let (_kafka, config) = cluster(1, api_config);
-    let first = start(&config, || {});
-    wait_for("ready", || first.health.is_ready());
-    for i in 0..150 {
-        assert!(matches!(
-            first.call(&payment(&format!("e{i}"))),
-            Reply::Decided { .. }
-        ));
-    }
-    first.stop();
+    decide_and_stop(&config, 150);
     // 150 records at 20 ms each: a restore of 3 s.
     let second = start(&config, || {
         restore::faults::slow_restore(Duration::from_millis(20))
@@ -140,15 +145,7 @@ fn a_call_for_a_restoring_partition_waits_for_the_restore() {
 #[test]
 fn a_fallback_given_during_a_restore_is_recorded_after_it() {
     let (_kafka, config) = cluster(1, api_config);
-    let first = start(&config, || {});
-    wait_for("ready", || first.health.is_ready());
-    for i in 0..50 {
-        assert!(matches!(
-            first.call(&payment(&format!("e{i}"))),
-            Reply::Decided { .. }
-        ));
-    }
-    first.stop();
+    decide_and_stop(&config, 50);
     // 50 records at 20 ms each: a restore of 1 s.
     let second = start(&config, || {
         restore::faults::slow_restore(Duration::from_millis(20))
@@ -382,15 +379,7 @@ fn a_fallback_left_at_shutdown_is_recorded_by_the_next_run() {
         let (_kafka, config) = cluster(1, api_config);
         let mut before = 0;
         if held {
-            let first = start(&config, || {});
-            wait_for("ready", || first.health.is_ready());
-            for i in 0..50 {
-                assert!(matches!(
-                    first.call(&payment(&format!("e{i}"))),
-                    Reply::Decided { .. }
-                ));
-            }
-            first.stop();
+            decide_and_stop(&config, 50);
             before = 50;
             // 50 records at 20 ms each: a restore of 1 s, stopped during it.
             let second = start(&config, || {
