@@ -7,7 +7,7 @@
 mod common;
 
 use common::api::{api_config, check_against_openapi, comparable, openapi, post, reference};
-use common::api::{ApiProcessor, Response};
+use common::api::{as_instance, ApiProcessor, Response};
 use common::{read_until, Cluster, Output};
 use fraudstream::api::forward::{DECIDED_BY, FORWARDED_BY};
 use fraudstream::config::Config;
@@ -31,16 +31,7 @@ fn cluster() -> Cluster {
 
 /// Instance `id` of the group, its API on a port of its own that it advertises.
 fn instance(cluster: &Cluster, id: &str) -> Config {
-    let mut c = api_config(cluster);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    c.kafka.instance_id = id.into();
-    c.api.addr = format!("127.0.0.1:{port}");
-    c.api.advertised_url = format!("http://127.0.0.1:{port}");
-    c
+    as_instance(api_config(cluster), id, "http://127.0.0.1")
 }
 
 /// A payment at a terminal of the account's own, so that the reference (one
@@ -63,15 +54,16 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 /// Sends `body` to the instances in `addrs`, starting at `first`, until one
 /// answers other than 503 (or a refused connection), as a client that honours
 /// `Retry-After` would, without its wait: the conditions polled for are the
-/// owner tables catching up and restores finishing.
-fn call(addrs: &[String], first: usize, body: &[u8]) -> Response {
+/// owner tables catching up and restores finishing. Returns the answer and the
+/// address that gave it.
+fn call_at(addrs: &[String], first: usize, body: &[u8]) -> (Response, String) {
     let deadline = Instant::now() + WAIT;
     for attempt in first.. {
         assert!(Instant::now() < deadline, "never answered");
         let addr = &addrs[attempt % addrs.len()];
         match post(addr, PATH, &[], body) {
             Ok(r) if r.status == 503 => assert!(r.header("retry-after").is_some()),
-            Ok(r) => return r,
+            Ok(r) => return (r, addr.clone()),
             Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -83,6 +75,24 @@ fn call(addrs: &[String], first: usize, body: &[u8]) -> Response {
 #[derive(Default)]
 struct Ledger {
     accounts: HashMap<String, Vec<(Vec<u8>, Response)>>,
+    /// Calls answered by an instance (by address) with another's decision.
+    forwarded: HashMap<String, u64>,
+}
+
+impl Ledger {
+    /// Records the answer `r` to `body`, given at `addr` (instance `at`).
+    fn answered(
+        &mut self,
+        account: String,
+        body: Vec<u8>,
+        (r, addr): (Response, String),
+        at: &str,
+    ) {
+        if r.header(DECIDED_BY).is_some_and(|by| by != at) {
+            *self.forwarded.entry(addr).or_default() += 1;
+        }
+        self.accounts.entry(account).or_default().push((body, r));
+    }
 }
 
 impl Ledger {
@@ -149,17 +159,25 @@ fn a_call_to_either_instance_is_decided_once_by_its_partitions_owner() {
                 20.0 + (round as usize * acc) as f64 * 37.0,
             );
             // Each account's payments alternate between the two instances.
-            let r = call(&addrs, (round as usize + acc) % 2, &body);
+            let (r, addr) = call_at(&addrs, (round as usize + acc) % 2, &body);
             check_against_openapi(&doc, &r);
             let by = r.header(DECIDED_BY).expect("says who decided");
             let owner = owner_of.entry(account.clone()).or_insert(by.clone());
             assert_eq!(*owner, by, "{account} decided by two instances");
-            ledger.accounts.entry(account).or_default().push((body, r));
+            let at = if addr == a.addr { "a" } else { "b" };
+            ledger.answered(account, body, (r, addr), at);
         }
     }
     let owners: std::collections::HashSet<_> = owner_of.values().collect();
     assert_eq!(owners.len(), 2, "both instances decide: {owner_of:?}");
     assert!(forwarded(&a, "decided") > 0 && forwarded(&b, "decided") > 0);
+    for p in [&a, &b] {
+        assert_eq!(
+            forwarded(p, "decided"),
+            ledger.forwarded[&p.addr],
+            "one count per forwarded call"
+        );
+    }
 
     // A repeat sent to the instance that does not own the account gets the
     // original decision, through its owner.
@@ -205,8 +223,10 @@ fn calls_are_answered_while_an_instance_joins_and_another_leaves() {
     let addrs = Arc::new(Mutex::new(vec![a.addr.clone()]));
     let answered = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let a_metrics = a.metrics.clone();
     let sender = {
         let (addrs, answered, stop) = (addrs.clone(), answered.clone(), stop.clone());
+        let a_addr = a.addr.clone();
         std::thread::spawn(move || {
             let t0 = fraudstream::source::time::now_ms() - 3_600_000;
             let mut ledger = Ledger::default();
@@ -229,8 +249,9 @@ fn calls_are_answered_while_an_instance_joins_and_another_leaves() {
                 // assignor ordering members by their random ids, each instance
                 // may own just the accounts it is sent, leaving nothing to
                 // forward either way.
-                let r = call(&targets, k / 8 + k, &body);
-                ledger.accounts.entry(account).or_default().push((body, r));
+                let (r, addr) = call_at(&targets, k / 8 + k, &body);
+                let at = if addr == a_addr { "a" } else { "b" };
+                ledger.answered(account, body, (r, addr), at);
                 answered.fetch_add(1, Ordering::Release);
             }
             ledger
@@ -265,6 +286,19 @@ fn calls_are_answered_while_an_instance_joins_and_another_leaves() {
     reach(n + 60);
     stop.store(true, Ordering::Release);
     let ledger = sender.join().unwrap();
+    // Each instance counts each call it forwarded once (the sender runs on
+    // through the waits: thousands of calls, half of them forwarded).
+    let decided = |m: &fraudstream::ops::metrics::Metrics| {
+        m.api_forwarded.with_label_values(&["decided"]).get()
+    };
+    assert_eq!(
+        (decided(&a_metrics), decided(&b.metrics)),
+        (
+            ledger.forwarded.get(&a_addr).copied().unwrap_or(0),
+            ledger.forwarded.get(&b.addr).copied().unwrap_or(0)
+        ),
+        "one count per forwarded call"
+    );
     let total = ledger.accounts.values().map(Vec::len).sum();
     let out = read_decisions(&cluster, total);
     ledger.check(&cb, &out);

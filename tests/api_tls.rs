@@ -43,9 +43,20 @@ impl Ca {
     }
 
     fn sign(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
+        self.sign_for(name, vec![usage])
+    }
+
+    /// An instance's certificate: served to clients, and presented to the
+    /// instances it forwards calls to.
+    fn sign_for_both(&self, name: &str) -> Leaf {
+        use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+        self.sign_for(name, vec![ServerAuth, ClientAuth])
+    }
+
+    fn sign_for(&self, name: &str, usages: Vec<ExtendedKeyUsagePurpose>) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &self.issuer).unwrap().pem();
         Leaf {
             cert,
@@ -268,4 +279,70 @@ fn bad_tls_files_are_refused_at_start_by_name() {
     let mut api = Config::default().api;
     (api.tls_cert, api.tls_key, api.tls_client_ca) = (cert, key, client_ca);
     assert!(fraudstream::api::tls::acceptor(&api).unwrap().is_some());
+}
+
+/// Two instances of a group with mutual TLS, each certificate signed by the
+/// group's CA (also `tls_client_ca`) for server and client use: a call sent to
+/// either is decided by its account's owner, forwarded over TLS where needed.
+#[test]
+fn calls_are_forwarded_between_instances_over_mutual_tls() {
+    use fraudstream::api::forward::DECIDED_BY;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("group");
+    let cluster = Cluster::start_with(4, |c| {
+        // So the mock cluster has the owners topic (it cannot create topics).
+        c.api.addr = "127.0.0.1:0".into();
+        c.api.advertised_url = "http://127.0.0.1:1".into();
+    });
+    let instance = |id: &str| {
+        let leaf = ca.sign_for_both("localhost");
+        let d = dir.path().join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        let tls = (
+            write(&d, "instance.pem", &leaf.cert),
+            write(&d, "instance.key", &leaf.key),
+            write(&d, "group-ca.pem", &ca.cert),
+        );
+        let c = api_config(&cluster, dir.path(), tls);
+        common::api::as_instance(c, id, "https://localhost")
+    };
+    let (a, b) = (
+        ApiProcessor::start(&instance("a")),
+        ApiProcessor::start(&instance("b")),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while a.metrics.assigned_partitions.get() + b.metrics.assigned_partitions.get() != 4
+        || a.metrics.assigned_partitions.get() == 0
+        || b.metrics.assigned_partitions.get() == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "never both assigned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.wait_ready();
+    b.wait_ready();
+    let gateway = ca.sign("payments-gateway", ExtendedKeyUsagePurpose::ClientAuth);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let mut deciders = std::collections::HashSet::new();
+    for acc in 0..8 {
+        let body = String::from_utf8(payment(&format!("m{acc}")))
+            .unwrap()
+            .replace("acc-tls", &format!("acc-{acc}"));
+        // 503 while the owners table catches up; then the owner's decision.
+        let r = loop {
+            assert!(std::time::Instant::now() < deadline, "never answered");
+            let r = tls_post(&a.addr, &ca, Some(&gateway), &auth, body.as_bytes()).unwrap();
+            if r.status != 503 {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(r.status, 200, "{}", r.body);
+        deciders.insert(r.header(DECIDED_BY).expect("says who decided"));
+    }
+    assert!(deciders.contains("b"), "none forwarded: {deciders:?}");
+    let forwarded = |outcome: &str| a.metrics.api_forwarded.with_label_values(&[outcome]).get();
+    assert!(forwarded("decided") > 0, "forwarded over TLS");
+    assert_eq!(forwarded("unreachable"), 0);
+    a.stop();
+    b.stop();
 }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use prometheus::IntGauge;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -101,6 +101,9 @@ impl Ticket {
 pub struct CallSender {
     tx: SyncSender<Call>,
     depth: IntGauge,
+    /// Cleared by [`CallReceiver::close`]; held for reading while a call goes in,
+    /// so none goes in after the pipeline served the queue one last time.
+    open: Arc<RwLock<bool>>,
 }
 
 /// Why a call could not be queued.
@@ -115,6 +118,10 @@ pub enum QueueError {
 impl CallSender {
     /// Queues `call` without waiting.
     pub fn try_send(&self, call: Call) -> Result<(), QueueError> {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        if !*open {
+            return Err(QueueError::Closed);
+        }
         match self.tx.try_send(call) {
             Ok(()) => {
                 self.depth.inc();
@@ -131,6 +138,7 @@ pub struct CallReceiver {
     rx: Receiver<Call>,
     depth: IntGauge,
     owners: Option<super::owners::Publisher>,
+    open: Arc<RwLock<bool>>,
 }
 
 impl CallReceiver {
@@ -144,6 +152,13 @@ impl CallReceiver {
     /// The owners topic publisher, when calls are forwarded between instances.
     pub fn owners(&self) -> Option<&super::owners::Publisher> {
         self.owners.as_ref()
+    }
+
+    /// Refuses calls from now on ([`QueueError::Closed`]); those queued before
+    /// are still received. The pipeline closes the queue as it stops, then serves
+    /// what is left, so a call whose client got the fallback is never dropped.
+    pub fn close(&self) {
+        *self.open.write().unwrap_or_else(PoisonError::into_inner) = false;
     }
 
     /// The next call, waiting up to `wait` for one.
@@ -163,15 +178,18 @@ impl CallReceiver {
 /// A queue of at most `capacity` calls; `depth` follows its length.
 pub fn queue(capacity: usize, depth: IntGauge) -> (CallSender, CallReceiver) {
     let (tx, rx) = mpsc::sync_channel(capacity);
+    let open = Arc::new(RwLock::new(true));
     (
         CallSender {
             tx,
             depth: depth.clone(),
+            open: open.clone(),
         },
         CallReceiver {
             rx,
             depth,
             owners: None,
+            open,
         },
     )
 }
@@ -210,6 +228,13 @@ mod tests {
         assert_eq!(depth.get(), 1);
         assert!(rx.recv(Duration::ZERO).is_some());
         assert_eq!(depth.get(), 0);
+        assert_eq!(tx.try_send(call()), Ok(()));
+        rx.close();
+        assert_eq!(tx.try_send(call()), Err(QueueError::Closed));
+        assert!(
+            rx.recv(Duration::ZERO).is_some(),
+            "queued before: still served"
+        );
         drop(rx);
         assert_eq!(tx.try_send(call()), Err(QueueError::Closed));
     }

@@ -13,15 +13,23 @@
 //! The deadline goes along as the remaining `timeout_ms`; the owner answers by
 //! its deadline (its decision, or its fallback, which it records), and the
 //! forwarder waits [`FORWARD_GRACE`] longer for that answer to cross the network.
+//! Past that the caller gets the fallback, once this instance's pipeline has it
+//! queued to be recorded (`crate::pipeline`'s `api` module says how).
+//!
+//! With `api.tls_cert`, calls are forwarded over TLS only, to `https://` owners,
+//! checking them against `api.tls_client_ca` and presenting this instance's
+//! certificate ([`tls::forward_client`]).
 
 use super::call::MAX_CALL_TIMEOUT_MS;
 use super::owners::{Owner, Owners};
+use super::tls::{self, TlsError};
 use super::Partitioner;
 use crate::config::Config;
 use crate::ops::metrics::{ForwardOutcome, Metrics};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::Response;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -66,25 +74,40 @@ pub struct Cluster {
     owners: Arc<Owners>,
     instance: HeaderValue,
     partitioner: Partitioner,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     metrics: Arc<Metrics>,
 }
 
 impl Cluster {
-    /// Forwarding for `config` (`kafka.instance_id`, `api.partitioner`) from `owners`.
-    pub fn new(config: &Config, owners: Arc<Owners>, metrics: Arc<Metrics>) -> Self {
+    /// Forwarding for `config` (`kafka.instance_id`, `api.partitioner`) from
+    /// `owners`; with `api.tls_cert`, over mutual TLS only ([`tls::forward_client`]),
+    /// else over plain HTTP only. Fails on a TLS file that cannot serve.
+    pub fn new(
+        config: &Config,
+        owners: Arc<Owners>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, TlsError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new();
+        let connector = match tls::forward_client(&config.api)? {
+            Some(tls) => https.with_tls_config(tls).https_only(),
+            // Plain: the TLS side is never used (an https owner fails to connect).
+            None => https.with_tls_config(no_tls()).https_or_http(),
+        }
+        .enable_http1()
+        .wrap_connector(connector);
         let instance = HeaderValue::from_str(&config.kafka.instance_id)
             .unwrap_or_else(|_| HeaderValue::from_static("unnamed"));
-        Self {
+        Ok(Self {
             owners,
             instance,
             partitioner: config.api.partitioner,
             client: Client::builder(TokioExecutor::new()).build(connector),
             metrics,
-        }
+        })
     }
 
     /// The owner to forward a call for `account` to: `None` to decide it here
@@ -175,9 +198,66 @@ impl Cluster {
     }
 }
 
+/// A TLS client that trusts no one: for the plain HTTP client, which needs one.
+fn no_tls() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::config::advertised_url_problem;
+    use crate::config::{advertised_url_problem, Config};
+
+    /// The advertised URL's scheme follows the API's TLS, and forwarding over
+    /// TLS needs the CA to check owners with.
+    #[test]
+    fn with_tls_the_advertised_url_is_https_and_a_client_ca_is_set() {
+        let cases = [
+            ("http://h:1", "", "", None),
+            (
+                "https://h:1",
+                "",
+                "",
+                Some("https://host:port when api.tls_cert"),
+            ),
+            (
+                "http://h:1",
+                "c.pem",
+                "ca.pem",
+                Some("https://host:port when api.tls_cert"),
+            ),
+            (
+                "https://h:1",
+                "c.pem",
+                "",
+                Some("api.tls_client_ca set too"),
+            ),
+            ("https://h:1", "c.pem", "ca.pem", None),
+        ];
+        for (url, cert, ca, problem) in cases {
+            let mut c = Config::default();
+            c.api.addr = "127.0.0.1:0".into();
+            c.api.advertised_url = url.into();
+            c.api.tls_cert = cert.into();
+            c.api.tls_client_ca = ca.into();
+            let found: Vec<String> = c
+                .problems()
+                .into_iter()
+                .filter(|(key, _)| *key == "api.advertised_url")
+                .map(|(_, why)| why)
+                .collect();
+            match problem {
+                None => assert!(found.is_empty(), "{url} {cert} {ca}: {found:?}"),
+                Some(p) => assert!(
+                    found.len() == 1 && found[0].contains(p),
+                    "{url} {cert} {ca}: {found:?}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn an_advertised_url_is_http_host_and_port() {
@@ -185,13 +265,14 @@ mod tests {
             "http://10.0.0.7:8080",
             "http://api-1.fraud.svc:80/",
             "http://[::1]:9000",
+            "https://10.0.0.7:8443",
         ] {
             assert_eq!(advertised_url_problem(good), None, "{good}");
         }
         for bad in [
             "10.0.0.7:8080",
             "http://10.0.0.7",
-            "https://10.0.0.7:8443",
+            "ftp://10.0.0.7:8443",
             "http://10.0.0.7:8080/v1",
             "http://10.0.0.7:8080/?x=1",
             "http://:8080",

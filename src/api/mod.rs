@@ -36,11 +36,35 @@ use std::time::Duration;
 /// already on the decisions topic, so reading it back only updates state.
 pub const RECORD_HEADER: &str = "fraudstream.api";
 
+/// Header that marks an input record written by an instance that does not own
+/// its partition for a call answered with the deadline's fallback: its value is
+/// that fallback decision (JSON), which the owner records on the decisions topic
+/// when it reads the event, unless the `event_id` was decided before.
+pub const FALLBACK_HEADER: &str = "fraudstream.api.fallback";
+
 /// Whether an input record was written by the API (its decision is already out).
 pub fn is_api_record<M: rdkafka::message::Message>(msg: &M) -> bool {
+    matches!(api_record(msg), Some(ApiRecord::Decided))
+}
+
+/// An input record written by the API, by its header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ApiRecord<'a> {
+    /// [`RECORD_HEADER`]: decided, its decision is on the decisions topic.
+    Decided,
+    /// [`FALLBACK_HEADER`]: its decision (the fallback its client got) is still
+    /// to be recorded, by the partition's owner.
+    Fallback(&'a [u8]),
+}
+
+/// What the API's header on `msg` says, if it has one.
+pub fn api_record<M: rdkafka::message::Message>(msg: &M) -> Option<ApiRecord<'_>> {
     use rdkafka::message::Headers;
-    msg.headers()
-        .is_some_and(|h| h.iter().any(|h| h.key == RECORD_HEADER))
+    msg.headers()?.iter().find_map(|h| match h.key {
+        RECORD_HEADER => Some(ApiRecord::Decided),
+        FALLBACK_HEADER => Some(ApiRecord::Fallback(h.value.unwrap_or(&[]))),
+        _ => None,
+    })
 }
 
 /// Why the API could not start.
@@ -88,7 +112,7 @@ pub async fn serve(
         let table = Arc::new(owners::Owners::default());
         owners::follow(config, &table)?;
         let publisher = owners::Publisher::new(config)?;
-        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone()));
+        state = state.with_cluster(forward::Cluster::new(config, table, metrics.clone())?);
         rx = rx.with_owners(publisher);
     }
     let limits = HttpLimits {

@@ -244,7 +244,16 @@ async fn forward(
         Ok(r) => (Outcome::Forwarded, r),
         Err(ForwardError::Timeout) => {
             let fallback = fallback_decision(payload, &s.limits, s.on_timeout, timeout, received);
-            (Outcome::Timeout, decision_response(fallback, false))
+            // The owner's outcome is unknown: the fallback is answered only once
+            // its record is queued here, for the owner (`crate::pipeline`'s `api`).
+            if record_fallback(s, payload, &fallback, received) {
+                return (Outcome::Timeout, decision_response(fallback, false));
+            }
+            let msg = "the instance owning the account's partition did not answer in time; retry";
+            (
+                Outcome::Unavailable,
+                busy(StatusCode::SERVICE_UNAVAILABLE, "owner_unreachable", msg),
+            )
         }
         Err(e) => {
             tracing::warn!(error = %e, "forwarding a call failed");
@@ -255,6 +264,21 @@ async fn forward(
             )
         }
     }
+}
+
+/// Queues `payload` for this instance's pipeline as a call already answered
+/// with `fallback`, to be recorded; false if the queue is full or closed.
+fn record_fallback(s: &Shared, payload: &Bytes, fallback: &[u8], received: Instant) -> bool {
+    let ticket = Arc::new(Ticket::default());
+    ticket.abandon(fallback.to_vec());
+    let call = Call {
+        payload: payload.clone(),
+        kind: CallKind::Decide,
+        received,
+        ticket,
+        reply: oneshot::channel().0,
+    };
+    s.calls.try_send(call).is_ok()
 }
 
 fn reply_response(reply: Result<Reply, oneshot::error::RecvError>) -> (Outcome, Response) {
@@ -397,6 +421,7 @@ fn busy(status: StatusCode, reason: &str, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus::IntGauge;
 
     #[test]
     fn a_token_must_match_exactly() {
@@ -418,6 +443,74 @@ mod tests {
             HeaderValue::from_static("Basic s3cret"),
         );
         assert!(!authorized(Some("s3cret"), &h));
+    }
+
+    /// An owner that takes the connection and never answers: the caller gets the
+    /// fallback only once it is queued here to be recorded (it was answered and
+    /// recorded nowhere); with the queue full, 503 and nothing to record.
+    #[tokio::test(start_paused = true)]
+    async fn a_forward_past_the_deadline_answers_the_fallback_only_once_queued() {
+        use crate::api::owners::{OwnerRecord, Owners};
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let owners = Owners::default();
+        owners.apply(&OwnerRecord {
+            partition: 0,
+            instance: "owner".into(),
+            url: format!("http://{}", silent.local_addr().unwrap()),
+            generation: 1,
+            owned: true,
+        });
+        let owner = owners.owner(0).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let config = crate::config::Config::default();
+        let cluster = Cluster::new(&config, Arc::new(owners), metrics.clone()).unwrap();
+        let (tx, rx) = super::super::call::queue(1, metrics.api_queue_depth.clone());
+        let limits = Limits::from_config(&config.processing);
+        let state = ApiState::new(tx, limits, Duration::ZERO, Action::Review, None, metrics);
+        let payload = Bytes::from_static(br#"{"event_id":"f1","ts":1700000000000,"account_id":"a","terminal_id":"t","amount":1,"currency":"EUR"}"#);
+        let deadline = (Instant::now(), Duration::from_millis(30));
+        let headers = HeaderMap::new();
+        let forwarded = forward(&state.0, &cluster, &owner, &payload, &headers, deadline);
+        let (outcome, response) = forwarded.await;
+        assert_eq!(
+            (outcome, response.status()),
+            (Outcome::Timeout, StatusCode::OK)
+        );
+        let answered = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let queued = rx.recv(Duration::ZERO).expect("queued to be recorded");
+        assert_eq!(queued.payload, payload);
+        assert_eq!(
+            queued.ticket.take(),
+            Err(&answered[..]),
+            "the fallback answered"
+        );
+        // The queue (of one) is full: no fallback is given, so none is owed.
+        let (tx, _rx) = super::super::call::queue(1, IntGauge::new("d", "d").unwrap());
+        let call = |t: Arc<Ticket>| Call {
+            payload: payload.clone(),
+            kind: CallKind::Decide,
+            received: Instant::now(),
+            ticket: t,
+            reply: oneshot::channel().0,
+        };
+        tx.try_send(call(Arc::default())).unwrap();
+        let full = ApiState::new(
+            tx,
+            limits,
+            Duration::ZERO,
+            Action::Review,
+            None,
+            Arc::new(Metrics::new()),
+        );
+        let (outcome, response) =
+            forward(&full.0, &cluster, &owner, &payload, &headers, deadline).await;
+        assert_eq!(
+            (outcome, response.status()),
+            (Outcome::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
+        );
+        drop(silent);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
@@ -48,23 +48,12 @@ pub fn acceptor(api: &ApiConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     let key = private_key(&api.tls_key)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| {
-            invalid(
-                "tls_cert",
-                &api.tls_cert,
-                format!("a usable protocol ({e})"),
-            )
-        })?;
+        .map_err(no_protocol(api))?;
     let builder = if api.tls_client_ca.is_empty() {
         builder.with_no_client_auth()
     } else {
         let file = &api.tls_client_ca;
-        let mut roots = RootCertStore::empty();
-        for cert in certificates("tls_client_ca", file)? {
-            roots
-                .add(cert)
-                .map_err(|e| invalid("tls_client_ca", file, format!("CA certificates ({e})")))?;
-        }
+        let roots = client_ca(file)?;
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| invalid("tls_client_ca", file, format!("CA certificates ({e})")))?;
@@ -84,6 +73,54 @@ pub fn acceptor(api: &ApiConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// The client side of forwarding between instances when `[api]` serves TLS
+/// (`None` without `tls_cert`): trusts an owner whose certificate `tls_client_ca`
+/// signed (the group's CA, which also signs every instance's certificate) and
+/// presents this instance's `tls_cert` and `tls_key` as its client certificate.
+pub fn forward_client(api: &ApiConfig) -> Result<Option<ClientConfig>, TlsError> {
+    if api.tls_cert.is_empty() {
+        return Ok(None);
+    }
+    let roots = client_ca(&api.tls_client_ca)?;
+    let certs = certificates("tls_cert", &api.tls_cert)?;
+    let key = private_key(&api.tls_key)?;
+    let config = ClientConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(no_protocol(api))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| {
+            invalid(
+                "tls_key",
+                &api.tls_key,
+                format!("the private key of the certificate in api.tls_cert ({e})"),
+            )
+        })?;
+    Ok(Some(config))
+}
+
+/// The error for protocol versions the provider cannot serve (not with ring).
+fn no_protocol(api: &ApiConfig) -> impl Fn(rustls::Error) -> TlsError + '_ {
+    |e| {
+        invalid(
+            "tls_cert",
+            &api.tls_cert,
+            format!("a usable protocol ({e})"),
+        )
+    }
+}
+
+/// The CA certificates of `tls_client_ca` (`file`), as a root store.
+fn client_ca(file: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates("tls_client_ca", file)? {
+        roots
+            .add(cert)
+            .map_err(|e| invalid("tls_client_ca", file, format!("CA certificates ({e})")))?;
+    }
+    Ok(roots)
 }
 
 fn read(key: &'static str, file: &str) -> Result<Vec<u8>, TlsError> {

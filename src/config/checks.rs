@@ -187,6 +187,17 @@ impl Config {
                 "api.advertised_url",
                 "api.addr set too (forwarding is between decision APIs)",
             );
+            let tls = !a.tls_cert.is_empty();
+            out.check(
+                a.advertised_url.starts_with("https://") == tls,
+                "api.advertised_url",
+                "https://host:port when api.tls_cert is set (forwarded calls go over the API's TLS), http://host:port when not",
+            );
+            out.check(
+                !tls || !a.tls_client_ca.is_empty(),
+                "api.advertised_url",
+                "api.tls_client_ca set too with api.tls_cert: forwarded calls check the owner's certificate against it and present this instance's (mutual TLS)",
+            );
             out.check(
                 self.kafka
                     .consumer
@@ -200,14 +211,16 @@ impl Config {
 }
 
 /// What is wrong with `url` as an `api.advertised_url`, if anything: it must be
-/// `http://host:port` (the address other instances reach this one's API at).
+/// `http://host:port` or `https://host:port` (the address other instances reach
+/// this one's API at).
 pub fn advertised_url_problem(url: &str) -> Option<String> {
-    let expected =
-        || format!("an http://host:port URL other instances reach this one's API at, not '{url}'");
+    let expected = || {
+        format!("an http(s)://host:port URL other instances reach this one's API at, not '{url}'")
+    };
     let Ok(uri) = url.parse::<axum::http::Uri>() else {
         return Some(expected());
     };
-    let ok = uri.scheme_str() == Some("http")
+    let ok = matches!(uri.scheme_str(), Some("http" | "https"))
         && uri.host().is_some_and(|h| !h.is_empty())
         && uri.port_u16().is_some()
         && matches!(uri.path(), "" | "/")

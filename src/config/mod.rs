@@ -368,9 +368,10 @@ pub struct ApiConfig {
     /// PEM certificates of the CA that signs clients' certificates: when set,
     /// only clients presenting one are served (mutual TLS).
     pub tls_client_ca: String,
-    /// `http://host:port` at which other instances reach this one's API; set on
-    /// every instance of a group, calls for another instance's partition are
-    /// forwarded to it ([`crate::api::forward`]). Empty: answered 503 `not_owner`.
+    /// `http://host:port` (`https://` with `tls_cert`) at which other instances
+    /// reach this one's API; set on every instance of a group, calls for another
+    /// instance's partition are forwarded to it ([`crate::api::forward`]). Empty:
+    /// answered 503 `not_owner`.
     pub advertised_url: String,
 }
 

@@ -24,15 +24,40 @@
 //! the restarted state does not include the payment, and a retry is decided
 //! anew (possibly differently, as the state may differ); retrying with the same
 //! `event_id` is how a client makes sure a decision is on record.
+//!
+//! **A fallback this instance cannot record.** A call whose client got the
+//! deadline's fallback must be recorded with that fallback. When its partition
+//! restores here, the call is held until the restore ends. When the partition
+//! is not assigned here (a rebalance moved it, or none is assigned yet), when
+//! the pipeline stops with such a call still queued or held, or when a
+//! forwarded call's owner did not answer by the deadline (the forwarding
+//! instance answers the fallback only once it has queued such a call here), the
+//! call's event goes to its account's partition of the input topic, in this
+//! instance's transaction, carrying the fallback in
+//! [`crate::api::FALLBACK_HEADER`]. The partition's owner, reading it, applies
+//! it to its state and records the fallback on the decisions topic in its
+//! transaction, or, if the `event_id` was decided before, counts a duplicate.
+//! So only the owner, which holds the partition's ids, decides whether a
+//! decision is recorded: there is exactly one per `event_id` (this instance
+//! writing the decision too could record a second one for an id the owner had
+//! decided), and it needs no route to the owner (forwarding it over HTTP could
+//! fail as the call did). The restore's API tail skips such records (their
+//! decision is not out yet); the owner reads them live. Until the owner has read
+//! the record, normally within a poll, a repeat of the `event_id` is decided
+//! anew and that decision is the one recorded (as it is when a forwarded call's
+//! owner had decided it after all): the repeat gets the decision on record, and
+//! the first client holds its fallback.
 
 use super::output::CallRecords;
 use super::Pipeline;
 use crate::api::call::{Call, CallKind, CallReceiver, Reply};
 use crate::api::replay::DecisionLog;
+use crate::api::ApiRecord;
 use crate::api::Partitioner;
 use crate::sink::SinkError;
 use crate::source::event::{parse_event, InvalidEvent};
 use crate::state::key_hash;
+use rdkafka::message::{BorrowedMessage, Message};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -58,6 +83,9 @@ pub struct ApiSide {
     /// restoring: recorded once it is restored (dropping one would leave an
     /// answered payment with no decision on record), oldest first.
     held: VecDeque<Call>,
+    /// The pipeline stops: the queue is closed and what is left in it is served
+    /// one last time (fallbacks recorded, not held).
+    stopping: bool,
 }
 
 impl ApiSide {
@@ -78,6 +106,7 @@ impl ApiSide {
             in_flight: Vec::new(),
             in_flight_mark: 0,
             held: VecDeque::new(),
+            stopping: false,
         }
     }
 
@@ -201,15 +230,21 @@ impl Pipeline {
             .partition(ev.account_id.as_bytes(), api.partitions);
         let id = key_hash(0, ev.event_id.as_bytes());
         let key = ev.account_id.as_bytes().to_vec();
-        let answer = if self.workers.get_mut(p).is_none() {
-            if call.ticket.take().is_err() {
-                tracing::warn!(
-                    partition = p,
-                    "a call answered with the deadline's fallback is not recorded: its partition is not assigned here"
-                );
+        let restoring = self.restoring.iter().any(|r| r.partition() == p);
+        let answer = if self.workers.get_mut(p).is_none() || (restoring && api.stopping) {
+            if let Err(fallback) = call.ticket.take() {
+                // Its client holds the fallback: the owner records it (module doc).
+                let records = CallRecords::Fallback {
+                    partition: p,
+                    key,
+                    payload: call.payload.clone(),
+                    decision: fallback.to_vec(),
+                };
+                drop(parsed);
+                return self.record_call(records, Instant::now());
             }
             Reply::NotOwner
-        } else if self.restoring.iter().any(|r| r.partition() == p) {
+        } else if restoring {
             if call.ticket.take().is_err() {
                 // Its client holds the fallback: record it once restored.
                 tracing::debug!(
@@ -232,6 +267,58 @@ impl Pipeline {
         };
         let _ = call.reply.send(answer);
         Ok(())
+    }
+
+    /// The pipeline stops: closes the call queue and serves what is left in it
+    /// and the held calls, so that every call answered with a fallback is
+    /// recorded by the last commit (on a restoring partition, by its owner:
+    /// [`CallRecords::Fallback`]).
+    pub(super) fn finish_calls(&mut self) -> Result<(), SinkError> {
+        let Some(api) = self.api.as_mut() else {
+            return Ok(());
+        };
+        api.calls.close();
+        api.stopping = true;
+        let held = std::mem::take(&mut api.held);
+        for call in held {
+            self.serve_call(call)?;
+        }
+        while let Some(call) = self.api.as_ref().and_then(|a| a.calls.recv(Duration::ZERO)) {
+            self.serve_call(call)?;
+        }
+        Ok(())
+    }
+
+    /// An input record the API wrote: applied to the state; one carrying its
+    /// client's fallback ([`ApiRecord::Fallback`]) also gets that decision
+    /// recorded, unless its `event_id` was decided before (then it is a duplicate).
+    pub(super) fn handle_api_record(&mut self, msg: &BorrowedMessage<'_>, record: ApiRecord<'_>) {
+        let payload = msg.payload().unwrap_or(&[]);
+        let applied = self
+            .workers
+            .get(msg.partition())
+            .restore(payload, &self.limits);
+        let ApiRecord::Fallback(decision) = record else {
+            return;
+        };
+        let ev = match parse_event(payload, &self.limits) {
+            Ok(ev) => ev,
+            Err(invalid) => return self.dead_letter(msg, &invalid),
+        };
+        if !applied || decision.is_empty() {
+            return self.duplicate();
+        }
+        let id = key_hash(0, ev.event_id.as_bytes());
+        let (sink, tally) = self.batch.output();
+        sink.send(
+            &self.output.topics.output,
+            msg.key().unwrap_or(&[]),
+            decision,
+        );
+        tally.decided += 1;
+        if let Some(api) = &mut self.api {
+            api.replay.insert(id, decision);
+        }
     }
 
     /// Decides a call on partition `p`'s worker (or records the fallback its

@@ -94,6 +94,19 @@ fn payment(id: &str) -> String {
     )
 }
 
+/// Runs the pipeline until calls `e0` .. `e{n-1}` are decided, and stops it.
+fn decide_and_stop(config: &Config, n: usize) {
+    let first = start(config, || {});
+    wait_for("ready", || first.health.is_ready());
+    for i in 0..n {
+        assert!(matches!(
+            first.call(&payment(&format!("e{i}"))),
+            Reply::Decided { .. }
+        ));
+    }
+    first.stop();
+}
+
 fn api_config(c: &mut Config) {
     c.api.addr = "127.0.0.1:0".into();
 }
@@ -103,15 +116,7 @@ fn api_config(c: &mut Config) {
 #[test]
 fn a_call_for_a_restoring_partition_waits_for_the_restore() {
     let (_kafka, config) = cluster(1, api_config);
-    let first = start(&config, || {});
-    wait_for("ready", || first.health.is_ready());
-    for i in 0..150 {
-        assert!(matches!(
-            first.call(&payment(&format!("e{i}"))),
-            Reply::Decided { .. }
-        ));
-    }
-    first.stop();
+    decide_and_stop(&config, 150);
     // 150 records at 20 ms each: a restore of 3 s.
     let second = start(&config, || {
         restore::faults::slow_restore(Duration::from_millis(20))
@@ -140,15 +145,7 @@ fn a_call_for_a_restoring_partition_waits_for_the_restore() {
 #[test]
 fn a_fallback_given_during_a_restore_is_recorded_after_it() {
     let (_kafka, config) = cluster(1, api_config);
-    let first = start(&config, || {});
-    wait_for("ready", || first.health.is_ready());
-    for i in 0..50 {
-        assert!(matches!(
-            first.call(&payment(&format!("e{i}"))),
-            Reply::Decided { .. }
-        ));
-    }
-    first.stop();
+    decide_and_stop(&config, 50);
     // 50 records at 20 ms each: a restore of 1 s.
     let second = start(&config, || {
         restore::faults::slow_restore(Duration::from_millis(20))
@@ -291,5 +288,133 @@ fn calls_answered_while_a_commit_runs_are_committed_once_with_the_next_batch() {
             let ids = ["c0", "c1", "c2"].map(|id| records.get(id).copied());
             assert_eq!(ids, [Some(1); 3], "{fail_parked}: {topic}: {records:?}");
         }
+    }
+}
+
+fn payment_of(id: &str, account: &str) -> String {
+    payment(id).replace("acc-1", account)
+}
+
+/// A call whose client already got `fallback` at its deadline.
+fn abandoned(payload: String, fallback: &[u8]) -> Call {
+    let ticket = Arc::new(Ticket::default());
+    assert!(
+        ticket.abandon(fallback.to_vec()),
+        "the client has the fallback"
+    );
+    Call {
+        payload: payload.into_bytes().into(),
+        kind: CallKind::Decide,
+        received: Instant::now(),
+        ticket,
+        reply: oneshot::channel().0,
+    }
+}
+
+fn fallback_of(id: &str) -> Vec<u8> {
+    format!(r#"{{"event_id":"{id}","action":"review"}}"#).into_bytes()
+}
+
+/// Two instances own a partition each; each gets a call answered with the
+/// fallback for both partitions' accounts: the one for the other instance's
+/// partition is recorded by that owner (it was only logged), each once, and a
+/// repeat at the owner gets that fallback back.
+#[test]
+fn a_fallback_for_a_partition_assigned_elsewhere_is_recorded_by_its_owner() {
+    let (_kafka, config) = cluster(2, api_config);
+    let instances = [start(&config, || {}), start(&config, || {})];
+    wait_for("both instances own a partition", || {
+        instances.iter().all(|i| i.health.is_ready())
+    });
+    // An account on each partition (by the API's partitioner).
+    let accounts: Vec<String> = (0..2)
+        .map(|p| {
+            (0..)
+                .map(|n| format!("acc-{n}"))
+                .find(|a| config.api.partitioner.partition(a.as_bytes(), 2) == p)
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        for account in &accounts {
+            let id = format!("fb-{i}-{account}");
+            let call = abandoned(payment_of(&id, account), &fallback_of(&id));
+            instance.calls.try_send(call).expect("queued");
+            ids.push((id, account.clone()));
+        }
+    }
+    wait_for("every fallback recorded", || {
+        let decisions = read_all(&config, "decisions", 2);
+        ids.iter().all(|(id, _)| decisions.contains_key(id))
+    });
+    for (id, account) in &ids {
+        let replies: Vec<Reply> = instances
+            .iter()
+            .map(|i| i.call(&payment_of(id, account)))
+            .collect();
+        let recorded = Reply::Decided {
+            decision: fallback_of(id),
+            replayed: true,
+        };
+        assert!(
+            replies.contains(&recorded) && replies.contains(&Reply::NotOwner),
+            "{id}: {replies:?}"
+        );
+    }
+    for i in instances {
+        i.stop();
+    }
+    let decisions = read_all(&config, "decisions", 2);
+    assert_eq!(decisions.len(), ids.len(), "{decisions:?}");
+    assert!(decisions.values().all(|&k| k == 1), "{decisions:?}");
+}
+
+/// The pipeline stops with a call answered with the fallback still queued (its
+/// partition never assigned), or held for a restore: the next run records it,
+/// once (both were dropped).
+#[test]
+fn a_fallback_left_at_shutdown_is_recorded_by_the_next_run() {
+    for held in [false, true] {
+        let (_kafka, config) = cluster(1, api_config);
+        let mut before = 0;
+        if held {
+            decide_and_stop(&config, 50);
+            before = 50;
+            // 50 records at 20 ms each: a restore of 1 s, stopped during it.
+            let second = start(&config, || {
+                restore::faults::slow_restore(Duration::from_millis(20))
+            });
+            wait_for("the restore to start", || second.health.restoring() > 0);
+            let call = abandoned(payment("late"), &fallback_of("late"));
+            second.calls.try_send(call).expect("queued");
+            second.stop();
+        } else {
+            // Stopped before its loop ever ran: nothing is assigned.
+            let (stop, metrics) = (Shutdown::new(), Arc::new(Metrics::new()));
+            let (calls, rx) = queue(16, metrics.api_queue_depth.clone());
+            let call = abandoned(payment("late"), &fallback_of("late"));
+            calls.try_send(call).expect("queued");
+            stop.trigger();
+            let rules = crate::rules::reload::RulesSource::from_config(&config.rules);
+            run_with_api(&config, rules, metrics, Health::new(), stop, rx).unwrap();
+        }
+        let next = start(&config, || {});
+        wait_for("ready", || next.health.is_ready());
+        wait_for("the fallback recorded", || {
+            read_all(&config, "decisions", 1).contains_key("late")
+        });
+        assert_eq!(
+            next.call(&payment("late")),
+            Reply::Decided {
+                decision: fallback_of("late"),
+                replayed: true
+            },
+            "held: {held}"
+        );
+        next.stop();
+        let decisions = read_all(&config, "decisions", 1);
+        assert_eq!(decisions.len(), before + 1, "held: {held}");
+        assert_eq!(decisions.get("late"), Some(&1), "held: {held}");
     }
 }

@@ -35,9 +35,8 @@ impl Pipeline {
             let (sink, tally) = self.batch.output();
             let key = msg.key().unwrap_or(&[]);
             self.output.passthrough(sink, tally, key, payload, read_at);
-        } else if self.api.is_some() && crate::api::is_api_record(msg) {
-            // Decided by the API when it was written: only the state may lack it.
-            let _ = self.workers.get(partition).restore(payload, &self.limits);
+        } else if let Some(record) = crate::api::api_record(msg) {
+            self.handle_api_record(msg, record);
         } else if self.workers.terminal_partitions.is_some() {
             self.route(msg, read_at);
         } else {
@@ -96,7 +95,7 @@ impl Pipeline {
         self.output.decision(sink, tally, outcome, read_at);
     }
 
-    fn duplicate(&mut self) {
+    pub(super) fn duplicate(&mut self) {
         self.stats.duplicates += 1;
         self.output.duplicate();
     }
@@ -134,7 +133,7 @@ impl Pipeline {
         }
     }
 
-    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, invalid: &InvalidEvent) {
+    pub(super) fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, invalid: &InvalidEvent) {
         let dl = DeadLetter {
             topic: msg.topic(),
             partition: msg.partition(),

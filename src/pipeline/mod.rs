@@ -212,6 +212,7 @@ fn run_inner(
     health.set_stopping();
     let stats = {
         let mut p = consumer.context().lock();
+        p.finish_calls()?;
         p.commit(&consumer)?;
         p.publish();
         let mut stats = std::mem::take(&mut p.stats);

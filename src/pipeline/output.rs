@@ -63,6 +63,16 @@ pub(super) enum CallRecords {
         payload: Bytes,
         decision: Vec<u8>,
     },
+    /// A call answered with the deadline's fallback whose partition this
+    /// instance cannot record it on (not assigned here, or stopping): its event
+    /// on the input topic partition of its account, carrying the fallback
+    /// ([`crate::api::FALLBACK_HEADER`]) for the partition's owner to record.
+    Fallback {
+        partition: i32,
+        key: Vec<u8>,
+        payload: Bytes,
+        decision: Vec<u8>,
+    },
     /// An invalid payment: its dead letter.
     DeadLetter {
         payload: Bytes,
@@ -82,7 +92,16 @@ impl CallRecords {
                 decision,
             } => {
                 sink.send(&topics.output, key, decision);
-                let marker = (crate::api::RECORD_HEADER, "1");
+                let marker = (crate::api::RECORD_HEADER, &b"1"[..]);
+                sink.send_with_header(&topics.input, *partition, key, payload, marker);
+            }
+            Self::Fallback {
+                partition,
+                key,
+                payload,
+                decision,
+            } => {
+                let marker = (crate::api::FALLBACK_HEADER, &decision[..]);
                 sink.send_with_header(&topics.input, *partition, key, payload, marker);
             }
             Self::DeadLetter {

@@ -157,7 +157,7 @@ impl Sink {
         partition: i32,
         key: &[u8],
         payload: &[u8],
-        (name, value): (&str, &str),
+        (name, value): (&str, &[u8]),
     ) {
         let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
             key: name,

@@ -18,6 +18,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use std::time::Instant;
 
+/// `c` as instance `id` of a group: its API on a free loopback port of its
+/// own, advertised as `{advertised}:{port}` (`http://127.0.0.1`, `https://localhost`).
+pub fn as_instance(mut c: Config, id: &str, advertised: &str) -> Config {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    c.kafka.instance_id = id.into();
+    c.api.addr = format!("127.0.0.1:{port}");
+    c.api.advertised_url = format!("{advertised}:{port}");
+    c
+}
+
 /// One HTTP response: status, lower-cased head, body.
 #[derive(Debug, Clone)]
 pub struct Response {
