@@ -115,7 +115,7 @@ impl Pipeline {
                 self.batch.unpark()
             }
             Finished::Aborted(reason) => {
-                // Nothing of the batch (nor of the calls parked for the next)
+                // Nothing of the batch (nor of the inputs parked for the next)
                 // is visible; it will be decided again.
                 self.stats.aborts += 1;
                 if let Some(api) = &mut self.api {
