@@ -3,8 +3,8 @@
 //!
 //! In exactly-once mode a batch's commit runs on the [`Committer`]'s thread,
 //! which holds the [`Sink`] until it is done. Meanwhile nothing can be produced:
-//! inputs decided meanwhile (Kafka messages and calls, at most
-//! `processing.max_batch_events` of them) park their records here ([`Parked`]),
+//! inputs decided meanwhile (Kafka messages and calls) park their records here
+//! ([`Parked`], at most `processing.max_batch_events` records),
 //! to be produced as soon as the next transaction begins, right after the
 //! commit. They belong to that next batch: its events, its tally, its offsets
 //! and its fate. When the commit aborts instead, the parked records are dropped
@@ -103,9 +103,12 @@ impl Batch {
     }
 
     /// Whether one more input can be decided while a commit runs (else it waits:
-    /// a call in its queue, a Kafka message in the consumer).
+    /// a call in its queue, a Kafka message in the consumer): fewer than
+    /// `max_events` records are parked. Inputs that park nothing (a duplicate, a
+    /// call's own event read back) do not count, or reading back the calls of the
+    /// last batch would fill it and hold the calls up.
     pub fn can_park(&self) -> bool {
-        self.events < self.max_events
+        self.parked.len() < self.max_events
     }
 
     /// Whether the open batch should commit now: it is full, old enough, or has

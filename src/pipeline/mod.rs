@@ -309,9 +309,10 @@ fn subscribe(
     Ok(consumer)
 }
 
-/// Polls and decides until `shutdown`. While a commit runs, Kafka messages and
-/// the decision API's calls are still decided, their records parked, up to
-/// `processing.max_batch_events`; past that, input waits for the commit's end.
+/// Polls and decides until `shutdown`. While a commit runs, Kafka messages (with
+/// the API off) and the decision API's calls are still decided, their records
+/// parked, up to `processing.max_batch_events`; past that, input waits for the
+/// commit's end.
 fn poll_loop(
     consumer: &BaseConsumer<PipelineContext>,
     health: &Health,
@@ -321,14 +322,18 @@ fn poll_loop(
         // While partitions restore, poll without waiting: the restore gets the time.
         // With the API on, the wait is for calls instead (librdkafka's poll cannot
         // be woken early); while a commit runs, shortly, for its end too; and
-        // once nothing more can park, for its end only.
+        // once nothing more can park, for its end only. With the API on, Kafka
+        // input waits for the commit's end: read flat out, it would take the
+        // CPU the calls need (BENCHMARKS.md: p99 past the deadline at 5,000
+        // calls/s); calls are still decided.
         let (restoring, api, committing, full) = {
             let p = consumer.context().lock();
+            let api = p.api.is_some();
             (
                 !p.restoring.is_empty(),
-                p.api.is_some(),
+                api,
                 p.batch.committing(),
-                p.batch.committing() && !p.batch.can_park(),
+                p.batch.committing() && (api || !p.batch.can_park()),
             )
         };
         let polled = match (full, restoring || api, committing) {
@@ -353,12 +358,13 @@ fn poll_loop(
             p.serve_calls(if idle { API_IDLE_WAIT } else { Duration::ZERO })?;
         }
         p.batch.poll();
-        // Nothing more can park: wait for the commit's end (it wakes the wait),
-        // with the API on at most as long as for a call.
+        // Nothing more can be read: wait for the commit's end (it wakes the
+        // wait); with the API on, only once no call can park either, and at
+        // most as long as for a call.
         let wait = match (full && !restoring, api) {
             (true, false) => IDLE_WAIT,
-            (true, true) => API_IDLE_WAIT,
-            (false, _) => Duration::ZERO,
+            (true, true) if !p.batch.can_park() => API_IDLE_WAIT,
+            _ => Duration::ZERO,
         };
         p.maybe_commit(consumer, wait)?;
         if p.publisher.due() {

@@ -108,6 +108,11 @@ impl Parked {
         self.records.is_empty()
     }
 
+    /// Records parked.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
     /// Forgets every parked record (keeping the buffers' capacity).
     pub fn clear(&mut self) {
         self.bytes.clear();
