@@ -392,12 +392,8 @@ impl Pipeline {
     /// Produces a call's records in the open transaction, or parks them while a
     /// commit runs.
     fn record_call(&mut self, records: CallRecords, read_at: Instant) -> Result<(), SinkError> {
-        if self.batch.committing() {
-            self.batch.park(records, read_at);
-        } else {
-            let (sink, _) = self.batch.open(read_at)?;
-            records.produce(sink, &self.output.topics);
-        }
+        let (sink, _) = self.batch.open(read_at)?;
+        records.produce(sink, &self.output.topics);
         Ok(())
     }
 }

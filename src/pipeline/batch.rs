@@ -1,16 +1,18 @@
 //! The batch and its transaction: the batch open for input, the one being
-//! committed, and the decision API's records parked in between.
+//! committed, and the records parked in between.
 //!
 //! In exactly-once mode a batch's commit runs on the [`Committer`]'s thread,
 //! which holds the [`Sink`] until it is done. Meanwhile nothing can be produced:
-//! Kafka input waits, and calls decided meanwhile park their records here
-//! (at most `processing.max_batch_events` of them), to be produced as soon as the
-//! next transaction begins, right after the commit. They belong to that next
-//! batch: its events, its tally, and its fate. When the commit aborts instead,
-//! the parked records are dropped with it (their calls are forgotten and rewound
-//! like the aborted batch's). In at-least-once mode the commit runs in place.
+//! inputs decided meanwhile (Kafka messages and calls) park their records here
+//! ([`Parked`], at most `processing.max_batch_events` records),
+//! to be produced as soon as the next transaction begins, right after the
+//! commit. They belong to that next batch: its events, its tally, its offsets
+//! and its fate. When the commit aborts instead, the parked records are dropped
+//! with it (their inputs are read again and rewound like the aborted batch's).
+//! In at-least-once mode the commit runs in place.
 
-use super::output::{CallRecords, Tally};
+use super::output::Tally;
+use super::parked::{Parked, Produce};
 use crate::sink::{Committer, Sink, SinkError};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 pub(super) enum Finished {
     /// Durable, with this tally.
     Committed(Tally),
-    /// Nothing of it is visible (nor of the calls parked meanwhile), for this reason.
+    /// Nothing of it is visible (nor of the inputs parked meanwhile), for this reason.
     Aborted(String),
 }
 
@@ -33,15 +35,16 @@ pub(super) struct Batch {
     committer: Option<Committer>,
     max_events: usize,
     interval: Duration,
-    /// Inputs of the open batch (Kafka messages and calls, parked ones included).
+    /// Inputs of the open batch (Kafka messages and calls, parked ones included;
+    /// while a commit runs, all of them are parked).
     events: usize,
     started: Instant,
     /// What the open batch produced (or parked).
     open: Tally,
     /// What the batch being committed produced; `Some` while its commit runs.
     in_flight: Option<Tally>,
-    /// Records of calls decided while a commit runs, for the next transaction.
-    parked: Vec<CallRecords>,
+    /// Records of inputs decided while a commit runs, for the next transaction.
+    parked: Parked,
 }
 
 impl Batch {
@@ -62,7 +65,7 @@ impl Batch {
             started: Instant::now(),
             open: Tally::default(),
             in_flight: None,
-            parked: Vec::new(),
+            parked: Parked::default(),
         }
     }
 
@@ -77,17 +80,14 @@ impl Batch {
     }
 
     /// Counts one more input read at `at` into the open batch and opens its
-    /// transaction if needed; the Sink to produce its records with.
-    pub fn open(&mut self, at: Instant) -> Result<(&mut Sink, &mut Tally), SinkError> {
-        if self.committing() {
-            return Err(SinkError::Committer(
-                "an input was handled while a commit runs".into(),
-            ));
-        }
+    /// transaction if needed; where to produce its records (parked while a
+    /// commit runs: callers check [`Batch::can_park`] first).
+    pub fn open(&mut self, at: Instant) -> Result<(&mut dyn Produce, &mut Tally), SinkError> {
         self.count(at);
-        let (sink, tally) = self.output();
-        sink.begin()?;
-        Ok((sink, tally))
+        if let Some(sink) = self.sink.as_mut() {
+            sink.begin()?;
+        }
+        Ok(self.output())
     }
 
     fn count(&mut self, at: Instant) {
@@ -102,15 +102,13 @@ impl Batch {
         &mut self.open
     }
 
-    /// Whether a call's records can park now (else the call waits in its queue).
+    /// Whether one more input can be decided while a commit runs (else it waits:
+    /// a call in its queue, a Kafka message in the consumer): fewer than
+    /// `max_events` records are parked. Inputs that park nothing (a duplicate, a
+    /// call's own event read back) do not count, or reading back the calls of the
+    /// last batch would fill it and hold the calls up.
     pub fn can_park(&self) -> bool {
         self.parked.len() < self.max_events
-    }
-
-    /// Parks the records of a call read at `at` for the next transaction.
-    pub fn park(&mut self, records: CallRecords, at: Instant) {
-        self.count(at);
-        self.parked.push(records);
     }
 
     /// Whether the open batch should commit now: it is full, old enough, or has
@@ -129,17 +127,14 @@ impl Batch {
         }
     }
 
-    /// The Sink and the tally of the open batch, between [`Batch::open`] and
-    /// the next commit.
-    ///
-    /// # Panics
-    /// While a commit runs: callers produce only after `open` succeeded.
-    pub fn output(&mut self) -> (&mut Sink, &mut Tally) {
-        let sink = self
-            .sink
-            .as_mut()
-            .expect("no record is produced while a commit runs");
-        (sink, &mut self.open)
+    /// Where the open batch's records go (the Sink, or parked while a commit
+    /// runs) and its tally, between [`Batch::open`] and the next commit.
+    pub fn output(&mut self) -> (&mut dyn Produce, &mut Tally) {
+        let to: &mut dyn Produce = match self.sink.as_mut() {
+            Some(sink) => sink,
+            None => &mut self.parked,
+        };
+        (to, &mut self.open)
     }
 
     /// Commits the open batch with `offsets`: hands it to the committer
@@ -208,20 +203,15 @@ impl Batch {
         }
     }
 
-    /// After a commit: opens the next transaction for the parked calls' records
-    /// and produces them with `produce`.
-    pub fn unpark(
-        &mut self,
-        mut produce: impl FnMut(&mut Sink, &CallRecords),
-    ) -> Result<(), SinkError> {
+    /// After a commit: opens the next transaction for the parked records and
+    /// produces them, in the order they were parked.
+    pub fn unpark(&mut self) -> Result<(), SinkError> {
         if self.parked.is_empty() {
             return Ok(());
         }
         let sink = self.sink.as_mut().expect("present after a commit ended");
         sink.begin()?;
-        for records in self.parked.drain(..) {
-            produce(sink, &records);
-        }
+        self.parked.drain_into(sink);
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Committing the batch: its offsets and checkpoints, the end of its commit
-//! (the workers' offsets marked committed, or everything since the last
-//! commit rewound), and then the calls parked while it ran ([`super::batch`]).
+//! (the offsets it covered marked committed, or everything since the last
+//! commit rewound), and then the inputs parked while it ran ([`super::batch`]).
 
 use super::assignment::PipelineContext;
 use super::batch::Finished;
@@ -65,13 +65,17 @@ impl Pipeline {
     /// The offsets to commit (the next to read, per topic-partition read since
     /// the last commit); with checkpoints, also produces each such partition's
     /// checkpoint into the transaction.
+    /// The checkpoints are kept in `self.committing`, to mark them committed
+    /// when the commit ends (inputs read meanwhile belong to the next batch).
     fn offsets_and_checkpoints(&mut self) -> TopicPartitionList {
         let mut offsets = TopicPartitionList::new();
+        self.committing.clear();
         for (p, w) in self.workers.slots.iter().enumerate() {
             let Some(w) = w.as_ref().filter(|w| w.dirty()) else {
                 continue;
             };
             let cp = w.checkpoint();
+            self.committing.push((p, cp));
             for (topic, next) in self.tracked(&cp) {
                 let _ = offsets.add_partition_offset(topic, p as i32, Offset::Offset(next));
             }
@@ -86,7 +90,7 @@ impl Pipeline {
         offsets
     }
 
-    /// Ends a commit: marks what it covered committed, then produces the calls
+    /// Ends a commit: marks what it covered committed, then produces the inputs
     /// parked meanwhile into the next transaction; or, if it aborted, rewinds.
     fn finish(
         &mut self,
@@ -95,10 +99,11 @@ impl Pipeline {
     ) -> Result<(), SinkError> {
         match f {
             Finished::Committed(tally) => {
-                // Kafka input waits while a commit runs: what the workers read
-                // is what was committed.
-                for w in self.workers.slots.iter_mut().flatten() {
-                    w.mark_committed();
+                // What was read while it ran belongs to the next batch.
+                for (p, cp) in self.committing.drain(..) {
+                    if let Some(w) = self.workers.slots.get_mut(p).and_then(Option::as_mut) {
+                        w.mark_committed(&cp);
+                    }
                 }
                 if let Some(api) = &mut self.api {
                     api.committed();
@@ -107,12 +112,10 @@ impl Pipeline {
                 self.stats.invalid += tally.invalid;
                 self.stats.commits += 1;
                 BatchCommitted.emit(&self.metrics);
-                let topics = &self.output.topics;
-                self.batch
-                    .unpark(|sink, records| records.produce(sink, topics))
+                self.batch.unpark()
             }
             Finished::Aborted(reason) => {
-                // Nothing of the batch (nor of the calls parked for the next)
+                // Nothing of the batch (nor of the inputs parked for the next)
                 // is visible; it will be decided again.
                 self.stats.aborts += 1;
                 if let Some(api) = &mut self.api {

@@ -24,9 +24,12 @@ impl OffsetTrack {
         self.next.is_some() && self.next != self.committed
     }
 
-    /// Marks everything read as committed.
-    pub fn mark_committed(&mut self) {
-        self.committed = self.next;
+    /// Marks what was read before `next` (a [`OffsetTrack::next`] seen earlier)
+    /// as committed; `None` (nothing read then) changes nothing.
+    pub fn mark_committed(&mut self, next: Option<i64>) {
+        if next.is_some() {
+            self.committed = next;
+        }
     }
 
     /// Forgets uncommitted progress; returns where reading must resume.
@@ -42,13 +45,16 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// Whatever the mix of reads, commits and aborts, the committed offset only
-        /// moves forward, and a rewind resumes right after the last commit.
+        /// Whatever the mix of reads, commits (started, then finished after
+        /// more reads) and aborts, the committed offset only moves to what was
+        /// read when its commit started, and a rewind resumes right after the
+        /// last commit.
         #[test]
-        fn offsets_never_commit_unread_and_rewind_to_last_commit(ops in proptest::collection::vec(0u8..3, 1..100)) {
+        fn offsets_never_commit_unread_and_rewind_to_last_commit(ops in proptest::collection::vec(0u8..4, 1..100)) {
             let mut t = OffsetTrack::default();
             let mut offset = 100i64;
             let mut committed_model: Option<i64> = None;
+            let mut in_flight: Option<Option<i64>> = None;
             for op in ops {
                 match op {
                     0 => {
@@ -56,8 +62,15 @@ mod tests {
                         t.advance(offset);
                         offset += 1;
                     }
-                    1 => { t.mark_committed(); if t.next.is_some() { committed_model = t.next; } }
+                    1 => { in_flight.get_or_insert(t.next); }
+                    2 => {
+                        if let Some(next) = in_flight.take() {
+                            t.mark_committed(next);
+                            if next.is_some() { committed_model = next; }
+                        }
+                    }
                     _ => {
+                        in_flight = None;
                         let resume = t.rewind();
                         prop_assert_eq!(resume, committed_model);
                         if let Some(r) = resume { offset = r; }

@@ -1,7 +1,9 @@
 //! Output routing: where the records an input produces go (decisions, dead
 //! letters, terminal topic records, the decision API's records) and what they
-//! count, through the open transaction's [`Sink`].
+//! count, through the open transaction's [`crate::sink::Sink`] (or parked
+//! while a commit runs).
 
+use super::parked::Produce;
 use super::partition::{Encoded, Routed};
 use super::terminal;
 use crate::config::Config;
@@ -9,7 +11,7 @@ use crate::decision::{ModelInput, Outcome};
 use crate::ops::internal_events::{DeadLettered, HotPathMetrics};
 use crate::ops::latency::LatencyHistogram;
 use crate::ops::metrics::Metrics;
-use crate::sink::{DeadLetter, Sink};
+use crate::sink::DeadLetter;
 use crate::source::event::{InvalidEvent, InvalidReason};
 use axum::body::Bytes;
 use prometheus::IntCounter;
@@ -52,7 +54,7 @@ pub(super) struct Tally {
 const CALL_SOURCE: &str = "POST /v1/decisions";
 
 /// The records of one decision API call, produced now or parked until the next
-/// transaction begins ([`super::batch::Batch::park`]).
+/// transaction begins ([`super::batch`]).
 #[derive(Debug)]
 pub(super) enum CallRecords {
     /// A decided call: its event, on the input topic partition of its account
@@ -83,7 +85,7 @@ pub(super) enum CallRecords {
 
 impl CallRecords {
     /// Queues the records in `sink`'s open transaction.
-    pub fn produce(&self, sink: &mut Sink, topics: &Topics) {
+    pub fn produce(&self, sink: &mut dyn Produce, topics: &Topics) {
         match self {
             Self::Decided {
                 partition,
@@ -165,7 +167,7 @@ impl Output {
     /// Produces the decision in `self.out` and counts it.
     pub fn decision(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut dyn Produce,
         tally: &mut Tally,
         outcome: Outcome,
         read_at: Instant,
@@ -197,7 +199,7 @@ impl Output {
     /// Forwards an input record unchanged (passthrough mode).
     pub fn passthrough(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut dyn Produce,
         tally: &mut Tally,
         key: &[u8],
         payload: &[u8],
@@ -210,7 +212,7 @@ impl Output {
 
     /// Produces the routed event in `self.routed` (and the label that arrived
     /// before it) to its terminal's partition.
-    pub fn routed(&mut self, sink: &mut Sink, read_at: Instant) {
+    pub fn routed(&mut self, sink: &mut dyn Produce, read_at: Instant) {
         let r = &self.routed;
         sink.send_to_partition(&self.topics.terminal, r.partition, &r.key, &r.record);
         if r.early_label {
@@ -223,7 +225,7 @@ impl Output {
     /// Sends a label to the terminal topic partition its event went to.
     pub fn forward_label(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut dyn Produce,
         partition: i32,
         event_id: &str,
         fraud: bool,
@@ -236,7 +238,7 @@ impl Output {
     /// Dead-letters an input record (`dl` says where it came from) and counts it.
     pub fn dead_letter(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut dyn Produce,
         tally: &mut Tally,
         key: Option<&[u8]>,
         payload: &[u8],

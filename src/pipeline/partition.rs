@@ -5,7 +5,6 @@ use super::offsets::OffsetTrack;
 use super::terminal::{self, RoutedRecord, TerminalSide};
 use crate::decision::{Decider, Outcome};
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelOutcome, Scope};
-use crate::source::event::PaymentEvent;
 use crate::source::event::{parse_event, InvalidEvent, Limits};
 use crate::source::time::now_ms;
 use crate::state::{key_hash, RecentIds};
@@ -70,12 +69,13 @@ impl PartitionWorker {
         }
     }
 
-    /// Marks everything read as committed.
-    pub fn mark_committed(&mut self) {
-        self.input.mark_committed();
-        self.labels.mark_committed();
+    /// Marks what was read up to `cp` (a [`PartitionWorker::checkpoint`] taken
+    /// earlier) as committed; what was read since stays pending.
+    pub fn mark_committed(&mut self, cp: &Checkpoint) {
+        self.input.mark_committed(cp.input_offset);
+        self.labels.mark_committed(cp.labels_offset);
         if let Some(t) = &mut self.terminal {
-            t.track.mark_committed();
+            t.track.mark_committed(cp.terminal_offset);
         }
     }
 
@@ -223,30 +223,29 @@ impl PartitionWorker {
         if !self.recent.insert(out.id) {
             return Ok(None);
         }
-        self.engine
-            .update(&EventView::of(&ev), decider.features_mut());
+        let view = EventView::of(&ev);
+        self.engine.update(&view, decider.features_mut());
         out.input_ts_ms = None;
-        Ok(Some(Self::decide_event(&ev, decider, read_at, out)))
+        Ok(Some(Self::decide_event(&view, decider, read_at, out)))
     }
 
-    /// Decides `ev`, whose features are in the decider, and encodes the decision.
+    /// Decides `subject`, whose features are in the decider, and encodes the decision.
     fn decide_event(
-        ev: &PaymentEvent<'_>,
+        subject: &EventView<'_>,
         decider: &mut Decider,
         read_at: Instant,
         out: &mut Encoded,
     ) -> Outcome {
-        let subject = EventView::of(ev);
         out.decided_at_ms = now_ms();
         out.latency = read_at.elapsed();
         let outcome = decider.decide(
-            &subject,
+            subject,
             out.decided_at_ms,
             out.latency.as_micros() as u64,
             &mut out.decision,
         );
         out.key.clear();
-        out.key.extend_from_slice(ev.account_id.as_bytes());
+        out.key.extend_from_slice(subject.account.as_bytes());
         outcome
     }
 
@@ -315,10 +314,11 @@ impl PartitionWorker {
             };
         let ev = parse_event(payload, limits)?;
         RoutedRecord::read_features(features, decider.features_mut());
-        t.engine.update(&EventView::of(&ev), decider.features_mut());
+        let view = EventView::of(&ev);
+        t.engine.update(&view, decider.features_mut());
         out.input_ts_ms = Some(input_ts_ms);
         Ok(RoutedOutcome::Decided(Self::decide_event(
-            &ev, decider, read_at, out,
+            &view, decider, read_at, out,
         )))
     }
 }

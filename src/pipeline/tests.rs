@@ -58,6 +58,7 @@ fn produce(config: &Config, from: usize, n: usize, invalid: bool) {
 struct Running {
     stop: Shutdown,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
     handle: JoinHandle<Result<RunStats, PipelineError>>,
 }
 
@@ -66,15 +67,21 @@ fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
     if std::env::var_os("RUST_LOG").is_some() {
         crate::cli::init_logging(crate::config::LogFormat::Text, "info");
     }
-    let (stop, health) = (Shutdown::new(), Health::new());
-    let (c, s, h) = (config.clone(), stop.clone(), health.clone());
+    let (stop, health, metrics) = (Shutdown::new(), Health::new(), Arc::new(Metrics::new()));
+    let (c, s, h, m) = (
+        config.clone(),
+        stop.clone(),
+        health.clone(),
+        metrics.clone(),
+    );
     let handle = std::thread::spawn(move || {
         inject();
-        run(&c, Arc::new(Metrics::new()), h, s)
+        run(&c, m, h, s)
     });
     Running {
         stop,
         health,
+        metrics,
         handle,
     }
 }
@@ -245,4 +252,53 @@ fn a_restore_longer_than_the_poll_interval_does_not_set_off_a_rebalance() {
     let decisions = read_all(&config, "decisions", 2);
     assert_eq!(decisions.len(), 400);
     assert!(decisions.values().all(|&k| k == 1), "a decision repeated");
+}
+
+/// While a commit is held, Kafka messages are still read and decided, their
+/// records parked for the next transaction with their offsets; once the commit
+/// ends they commit exactly once. When the transaction of the parked records
+/// aborts instead (`fail`), they are read and decided again, and the run's
+/// committed totals count each input once.
+#[test]
+fn kafka_input_is_decided_while_a_commit_runs_and_commits_once() {
+    use crate::sink::faults::{hold_commits, Release};
+    for fail in [false, true] {
+        let (_kafka, config) = cluster(2, |_| {});
+        produce(&config, 0, 10, true);
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let running = start(&config, move || {
+            hold_commits(started_tx, release_rx);
+            if fail {
+                // The held batch has at most 9 decisions: a parked one fails.
+                fail_enqueue_to("decisions", 9);
+            }
+        });
+        started.recv_timeout(WAIT).expect("a commit is held");
+        // 30 more than the held batch can have read: at most a batch's worth
+        // (processing.max_batch_events = 40) can park.
+        produce(&config, 10, 30, true);
+        let consumed = || running.metrics.events_consumed.get();
+        wait_for("the messages sent during the commit decided", || {
+            consumed() >= 40
+        });
+        release.send(Release).unwrap();
+        drop(release);
+        wait_for("every offset committed", || committed(&config, 2) == 40);
+        let stats = running.stop();
+        let totals = (stats.decided, stats.invalid, stats.aborts);
+        assert_eq!(totals, (36, 4, u64::from(fail)), "fail: {fail}");
+        let decisions = read_all(&config, "decisions", 2);
+        let dead = read_all(&config, "payments-dlq", 2);
+        assert_eq!((decisions.len(), dead.len()), (36, 4), "fail: {fail}");
+        // The mock cluster lists no aborted transactions to `read_committed`
+        // readers (librdkafka's rdkafka_mock_handlers.c), so the records of an
+        // aborted one that reached it show: only without an abort is each once.
+        if !fail {
+            assert!(
+                decisions.values().chain(dead.values()).all(|&k| k == 1),
+                "a record repeated: {decisions:?} {dead:?}"
+            );
+        }
+    }
 }

@@ -156,17 +156,18 @@ impl Pipeline {
     }
 
     /// A message of a partition still restoring must wait, and so must any
-    /// message while a commit runs (nothing can be produced): rewinds it to that
+    /// message while a commit runs with no room left to park: rewinds it to that
     /// message (it is read again later). Paused partitions deliver nothing, and
-    /// the poll loop does not poll while a commit runs, so this only catches a
-    /// message fetched before the pause.
+    /// the poll loop does not poll while nothing can park, so this only catches
+    /// a message fetched before the pause.
     pub(super) fn held_back(
         &self,
         consumer: &BaseConsumer<PipelineContext>,
         msg: &BorrowedMessage<'_>,
     ) -> bool {
         let p = msg.partition();
-        if !self.batch.committing() && !self.restoring.iter().any(|r| r.partition() == p) {
+        let full = self.batch.committing() && !self.batch.can_park();
+        if !full && !self.restoring.iter().any(|r| r.partition() == p) {
             return false;
         }
         let at = Offset::Offset(msg.offset());
