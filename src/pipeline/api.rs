@@ -49,6 +49,7 @@
 //! the first client holds its fallback.
 
 use super::output::CallRecords;
+use super::parked::Produce;
 use super::Pipeline;
 use crate::api::call::{Call, CallKind, CallReceiver, Reply};
 use crate::api::replay::DecisionLog;
@@ -309,7 +310,7 @@ impl Pipeline {
             return self.duplicate();
         }
         let id = key_hash(0, ev.event_id.as_bytes());
-        let (sink, tally) = self.batch.output();
+        let (mut sink, tally) = self.batch.output();
         sink.send(
             &self.output.topics.output,
             msg.key().unwrap_or(&[]),
@@ -392,8 +393,8 @@ impl Pipeline {
     /// Produces a call's records in the open transaction, or parks them while a
     /// commit runs.
     fn record_call(&mut self, records: CallRecords, read_at: Instant) -> Result<(), SinkError> {
-        let (sink, _) = self.batch.open(read_at)?;
-        records.produce(sink, &self.output.topics);
+        let (mut sink, _) = self.batch.open(read_at)?;
+        records.produce(&mut sink, &self.output.topics);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@
 //! In at-least-once mode the commit runs in place.
 
 use super::output::Tally;
-use super::parked::{Parked, Produce};
+use super::parked::{Out, Parked};
 use crate::sink::{Committer, Sink, SinkError};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::TopicPartitionList;
@@ -82,7 +82,7 @@ impl Batch {
     /// Counts one more input read at `at` into the open batch and opens its
     /// transaction if needed; where to produce its records (parked while a
     /// commit runs: callers check [`Batch::can_park`] first).
-    pub fn open(&mut self, at: Instant) -> Result<(&mut dyn Produce, &mut Tally), SinkError> {
+    pub fn open(&mut self, at: Instant) -> Result<(Out<'_>, &mut Tally), SinkError> {
         self.count(at);
         if let Some(sink) = self.sink.as_mut() {
             sink.begin()?;
@@ -129,10 +129,10 @@ impl Batch {
 
     /// Where the open batch's records go (the Sink, or parked while a commit
     /// runs) and its tally, between [`Batch::open`] and the next commit.
-    pub fn output(&mut self) -> (&mut dyn Produce, &mut Tally) {
-        let to: &mut dyn Produce = match self.sink.as_mut() {
-            Some(sink) => sink,
-            None => &mut self.parked,
+    pub fn output(&mut self) -> (Out<'_>, &mut Tally) {
+        let to = match self.sink.as_mut() {
+            Some(sink) => Out::Sink(sink),
+            None => Out::Parked(&mut self.parked),
         };
         (to, &mut self.open)
     }

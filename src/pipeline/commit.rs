@@ -5,6 +5,7 @@
 use super::assignment::PipelineContext;
 use super::batch::Finished;
 use super::checkpoint::Checkpoint;
+use super::parked::Produce;
 use super::Pipeline;
 use crate::ops::internal_events::{BatchAborted, BatchCommitted};
 use crate::sink::SinkError;
@@ -83,7 +84,7 @@ impl Pipeline {
                 let value = serde_json::to_vec(&cp).unwrap_or_default();
                 let key = Checkpoint::key(p as i32);
                 let topic = &self.output.topics.checkpoint;
-                let (sink, _) = self.batch.output();
+                let (mut sink, _) = self.batch.output();
                 sink.send_to_partition(topic, p as i32, key.as_bytes(), &value);
             }
         }

@@ -32,9 +32,10 @@ impl Pipeline {
         self.output.hot.events_consumed.inc();
         let payload = msg.payload().unwrap_or(&[]);
         if self.passthrough {
-            let (sink, tally) = self.batch.output();
+            let (mut sink, tally) = self.batch.output();
             let key = msg.key().unwrap_or(&[]);
-            self.output.passthrough(sink, tally, key, payload, read_at);
+            self.output
+                .passthrough(&mut sink, tally, key, payload, read_at);
         } else if let Some(record) = crate::api::api_record(msg) {
             self.handle_api_record(msg, record);
         } else if self.workers.terminal_partitions.is_some() {
@@ -63,7 +64,7 @@ impl Pipeline {
         let payload = msg.payload().unwrap_or(&[]);
         match worker.route(payload, &self.limits, input_ts_ms, &mut self.output.routed) {
             Ok(false) => self.duplicate(),
-            Ok(true) => self.output.routed(self.batch.output().0, read_at),
+            Ok(true) => self.output.routed(&mut self.batch.output().0, read_at),
             Err(invalid) => self.dead_letter(msg, &invalid),
         }
     }
@@ -91,8 +92,8 @@ impl Pipeline {
 
     /// Produces the decision in `self.output.out` and counts it.
     fn decided(&mut self, outcome: crate::decision::Outcome, read_at: Instant) {
-        let (sink, tally) = self.batch.output();
-        self.output.decision(sink, tally, outcome, read_at);
+        let (mut sink, tally) = self.batch.output();
+        self.output.decision(&mut sink, tally, outcome, read_at);
     }
 
     pub(super) fn duplicate(&mut self) {
@@ -113,9 +114,14 @@ impl Pipeline {
                 let name = match route {
                     Some(partition) => {
                         let key = msg.key().unwrap_or(&[]);
-                        let sink = self.batch.output().0;
-                        self.output
-                            .forward_label(sink, partition, &label.event_id, fraud, key);
+                        let mut sink = self.batch.output().0;
+                        self.output.forward_label(
+                            &mut sink,
+                            partition,
+                            &label.event_id,
+                            fraud,
+                            key,
+                        );
                         "routed"
                     }
                     None => outcome.code(),
@@ -142,8 +148,8 @@ impl Pipeline {
             error: &invalid.detail,
         };
         let payload = msg.payload().unwrap_or(&[]);
-        let (sink, tally) = self.batch.output();
+        let (mut sink, tally) = self.batch.output();
         self.output
-            .dead_letter(sink, tally, msg.key(), payload, &dl, invalid.reason);
+            .dead_letter(&mut sink, tally, msg.key(), payload, &dl, invalid.reason);
     }
 }

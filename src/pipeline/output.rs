@@ -3,7 +3,7 @@
 //! count, through the open transaction's [`crate::sink::Sink`] (or parked
 //! while a commit runs).
 
-use super::parked::Produce;
+use super::parked::{Out, Produce};
 use super::partition::{Encoded, Routed};
 use super::terminal;
 use crate::config::Config;
@@ -85,7 +85,7 @@ pub(super) enum CallRecords {
 
 impl CallRecords {
     /// Queues the records in `sink`'s open transaction.
-    pub fn produce(&self, sink: &mut dyn Produce, topics: &Topics) {
+    pub fn produce(&self, sink: &mut Out<'_>, topics: &Topics) {
         match self {
             Self::Decided {
                 partition,
@@ -167,7 +167,7 @@ impl Output {
     /// Produces the decision in `self.out` and counts it.
     pub fn decision(
         &mut self,
-        sink: &mut dyn Produce,
+        sink: &mut Out<'_>,
         tally: &mut Tally,
         outcome: Outcome,
         read_at: Instant,
@@ -199,7 +199,7 @@ impl Output {
     /// Forwards an input record unchanged (passthrough mode).
     pub fn passthrough(
         &mut self,
-        sink: &mut dyn Produce,
+        sink: &mut Out<'_>,
         tally: &mut Tally,
         key: &[u8],
         payload: &[u8],
@@ -212,7 +212,7 @@ impl Output {
 
     /// Produces the routed event in `self.routed` (and the label that arrived
     /// before it) to its terminal's partition.
-    pub fn routed(&mut self, sink: &mut dyn Produce, read_at: Instant) {
+    pub fn routed(&mut self, sink: &mut Out<'_>, read_at: Instant) {
         let r = &self.routed;
         sink.send_to_partition(&self.topics.terminal, r.partition, &r.key, &r.record);
         if r.early_label {
@@ -225,7 +225,7 @@ impl Output {
     /// Sends a label to the terminal topic partition its event went to.
     pub fn forward_label(
         &mut self,
-        sink: &mut dyn Produce,
+        sink: &mut Out<'_>,
         partition: i32,
         event_id: &str,
         fraud: bool,
@@ -238,7 +238,7 @@ impl Output {
     /// Dead-letters an input record (`dl` says where it came from) and counts it.
     pub fn dead_letter(
         &mut self,
-        sink: &mut dyn Produce,
+        sink: &mut Out<'_>,
         tally: &mut Tally,
         key: Option<&[u8]>,
         payload: &[u8],

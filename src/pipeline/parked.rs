@@ -24,7 +24,7 @@ pub(super) trait Produce {
         partition: i32,
         key: &[u8],
         payload: &[u8],
-        header: (&'static str, &'static str),
+        header: (&'static str, &[u8]),
     );
     /// Queues a dead letter ([`Sink::send_dead_letter`]).
     fn send_dead_letter(
@@ -51,7 +51,7 @@ impl Produce for Sink {
         partition: i32,
         key: &[u8],
         payload: &[u8],
-        header: (&'static str, &'static str),
+        header: (&'static str, &[u8]),
     ) {
         Sink::send_with_header(self, topic, partition, key, payload, header);
     }
@@ -67,12 +67,65 @@ impl Produce for Sink {
     }
 }
 
+/// Where the open batch's records go now: a plain enum, so producing a record
+/// is a match, not a virtual call.
+pub(super) enum Out<'a> {
+    /// The open transaction.
+    Sink(&'a mut Sink),
+    /// Parked while a commit runs.
+    Parked(&'a mut Parked),
+}
+
+impl Produce for Out<'_> {
+    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) {
+        match self {
+            Out::Sink(s) => Sink::send(s, topic, key, payload),
+            Out::Parked(p) => p.send(topic, key, payload),
+        }
+    }
+
+    fn send_to_partition(&mut self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) {
+        match self {
+            Out::Sink(s) => Sink::send_to_partition(s, topic, partition, key, payload),
+            Out::Parked(p) => p.send_to_partition(topic, partition, key, payload),
+        }
+    }
+
+    fn send_with_header(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+        header: (&'static str, &[u8]),
+    ) {
+        match self {
+            Out::Sink(s) => Sink::send_with_header(s, topic, partition, key, payload, header),
+            Out::Parked(p) => p.send_with_header(topic, partition, key, payload, header),
+        }
+    }
+
+    fn send_dead_letter(
+        &mut self,
+        dlq_topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        dl: &DeadLetter<'_>,
+    ) {
+        match self {
+            Out::Sink(s) => Sink::send_dead_letter(s, dlq_topic, key, payload, dl),
+            Out::Parked(p) => p.send_dead_letter(dlq_topic, key, payload, dl),
+        }
+    }
+}
+
 /// How a parked record is sent again.
 #[derive(Debug, Clone)]
 enum Kind {
     Keyed,
     ToPartition,
-    WithHeader(&'static str, &'static str),
+    /// The header's name, and its value's range in the buffer.
+    WithHeader(&'static str, Range<usize>),
     /// Source partition and offset; the source topic, reason and error are in
     /// the buffer.
     DeadLetter {
@@ -139,7 +192,7 @@ impl Parked {
     }
 
     /// Sends every parked record to `to`, in order, and forgets them.
-    pub fn drain_into(&mut self, to: &mut dyn Produce) {
+    pub fn drain_into(&mut self, to: &mut impl Produce) {
         let text = |r: &Range<usize>| std::str::from_utf8(&self.bytes[r.clone()]).unwrap_or("");
         for r in &self.records {
             let (topic, key, payload) = (
@@ -151,6 +204,7 @@ impl Parked {
                 Kind::Keyed => to.send(topic, key, payload),
                 Kind::ToPartition => to.send_to_partition(topic, r.partition, key, payload),
                 Kind::WithHeader(name, value) => {
+                    let value = &self.bytes[value.clone()];
                     to.send_with_header(topic, r.partition, key, payload, (name, value))
                 }
                 Kind::DeadLetter {
@@ -191,8 +245,9 @@ impl Produce for Parked {
         partition: i32,
         key: &[u8],
         payload: &[u8],
-        (name, value): (&'static str, &'static str),
+        (name, value): (&'static str, &[u8]),
     ) {
+        let value = self.put(value);
         self.push(
             Kind::WithHeader(name, value),
             topic,
@@ -243,7 +298,7 @@ mod tests {
             partition: i32,
             key: &[u8],
             payload: &[u8],
-            header: (&'static str, &'static str),
+            header: (&'static str, &[u8]),
         ) {
             self.0.push(format!(
                 "header {topic}/{partition} {key:?} {payload:?} {header:?}"
@@ -277,7 +332,13 @@ mod tests {
             to.send("decisions", b"acc-1", b"{\"d\":1}");
             to.send_dead_letter("dlq", None, b"", &dl);
             to.send_to_partition("terminals", 2, b"", &long);
-            to.send_with_header("payments", 1, b"acc-2", b"{}", ("fraudstream.api", "1"));
+            to.send_with_header(
+                "payments",
+                1,
+                b"acc-2",
+                b"{}",
+                ("fraudstream.api.fallback", &br#"{"action":"review"}"#[..]),
+            );
             to.send_dead_letter("dlq", Some(b"k"), &long, &dl);
             to.send("decisions", b"", b"");
         };
