@@ -211,7 +211,7 @@ impl Batch {
         }
         let sink = self.sink.as_mut().expect("present after a commit ended");
         sink.begin()?;
-        self.parked.drain_into(sink);
+        self.parked.drain_into(&mut Out::Sink(sink));
         Ok(())
     }
 }

@@ -36,37 +36,6 @@ pub(super) trait Produce {
     );
 }
 
-impl Produce for Sink {
-    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) {
-        Sink::send(self, topic, key, payload);
-    }
-
-    fn send_to_partition(&mut self, topic: &str, partition: i32, key: &[u8], payload: &[u8]) {
-        Sink::send_to_partition(self, topic, partition, key, payload);
-    }
-
-    fn send_with_header(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        key: &[u8],
-        payload: &[u8],
-        header: (&'static str, &[u8]),
-    ) {
-        Sink::send_with_header(self, topic, partition, key, payload, header);
-    }
-
-    fn send_dead_letter(
-        &mut self,
-        dlq_topic: &str,
-        key: Option<&[u8]>,
-        payload: &[u8],
-        dl: &DeadLetter<'_>,
-    ) {
-        Sink::send_dead_letter(self, dlq_topic, key, payload, dl);
-    }
-}
-
 /// Where the open batch's records go now: a plain enum, so producing a record
 /// is a match, not a virtual call.
 pub(super) enum Out<'a> {
