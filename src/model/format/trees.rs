@@ -90,7 +90,7 @@ impl Node {
 }
 
 /// A tree ensemble (the file's `gbt` section): margin = `base` + one leaf per tree.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Gbt {
     /// Initial margin (log-odds).

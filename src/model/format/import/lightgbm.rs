@@ -180,13 +180,7 @@ fn parse_text(text: &str) -> Result<Parsed, Failure> {
         .split_whitespace()
         .map(String::from)
         .collect();
-    let mut gbt = Gbt {
-        base: 0.0,
-        nodes: Vec::new(),
-        roots: Vec::new(),
-        params: None,
-        cover: Vec::new(),
-    };
+    let mut gbt = Gbt::default();
     let mut cover = Some(Vec::new());
     for (t, (line, tree)) in trees.iter().enumerate() {
         let counts = text_tree(t, *line, tree, features.len(), &mut gbt)?;
@@ -413,13 +407,7 @@ fn parse_json(bytes: &[u8]) -> Result<Parsed, Failure> {
         &dump.objective,
         dump.average_output,
     )?;
-    let mut gbt = Gbt {
-        base: 0.0,
-        nodes: Vec::new(),
-        roots: Vec::new(),
-        params: None,
-        cover: Vec::new(),
-    };
+    let mut gbt = Gbt::default();
     let mut cover = Some(Vec::new());
     for (t, tree) in dump.tree_info.iter().enumerate() {
         gbt.roots.push(gbt.nodes.len() as u32);
