@@ -1,7 +1,7 @@
 //! The in-process hot path, stage by stage and whole: parse and validate an
 //! event, decide and encode, and the whole path from payload bytes to the encoded
-//! decision (`model` feature set, 100 rules, and the shipped model or a 100-tree
-//! one) with state for 10 thousand, 1 million and 10 million accounts.
+//! decision (`default` feature set, 100 rules, and the shipped model or a 100-tree
+//! one) with state for 10 thousand and 1 million accounts.
 //!
 //! After each whole-path benchmark, 500,000 more events are timed one by one and
 //! their p50/p99/p99.9 printed (criterion reports means only).
@@ -69,8 +69,7 @@ impl Events {
 }
 
 fn bench_hot_path(c: &mut Criterion) {
-    // `cargo bench -- --test` (CI) runs each benchmark once: skip the 10M-account
-    // state there, it takes a minute and 4 GB to build.
+    // `cargo bench -- --test` (CI) runs each benchmark once, on small state.
     let quick = std::env::args().any(|a| a == "--test");
     let set = Arc::new(load_feature_set("default").expect("model feature set"));
     let rules = Arc::new(
@@ -141,15 +140,13 @@ fn bench_hot_path(c: &mut Criterion) {
         })
     });
 
-    let sizes: &[u64] = if quick {
-        &[10_000, 1_000_000]
-    } else {
-        &[10_000, 1_000_000, 10_000_000]
-    };
+    // The `default` set keeps about 21 GB of state for 1M accounts here (pair
+    // entities per payment), so CI's quick pass stays at 10k accounts.
+    let sizes: &[u64] = if quick { &[10_000] } else { &[10_000, 1_000_000] };
     let runs = sizes
         .iter()
         .map(|&a| (a, &models[0]))
-        .chain([(10_000, &models[1]), (1_000_000, &models[1])]);
+        .chain(sizes.iter().map(|&a| (a, &models[1])));
     for (accounts, (model_name, models)) in runs {
         let mut decider = Decider::new(rules.clone(), set.len(), None).with_models(models.clone());
         let limits = EngineLimits {
