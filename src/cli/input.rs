@@ -43,6 +43,7 @@ impl InputArgs {
             },
             skip_invalid: self.skip_invalid,
             reorder_rows: self.reorder_rows,
+            dedup_window: config.processing.dedup_window_events,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::features::{EngineLimits, EventView, FeatureEngine, FeatureSet, LabelTicket};
 use crate::source::handbook::{CsvError, HandbookReader, OwnedTxRow, RowContract, TxRow};
+use crate::state::{key_hash, RecentIds};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct InputOptions {
     /// Rows held back to put input that is out of time order back in order;
     /// a row earlier than every row held is rejected (`out_of_order`).
     pub reorder_rows: usize,
+    /// Transaction ids remembered to reject a repeated one (`duplicate`), as
+    /// the live processor remembers event ids (`processing.dedup_window_events`;
+    /// 0 remembers none).
+    pub dedup_window: usize,
 }
 
 impl Default for InputOptions {
@@ -42,6 +47,7 @@ impl Default for InputOptions {
             contract: RowContract::default(),
             skip_invalid: false,
             reorder_rows: DEFAULT_REORDER_ROWS,
+            dedup_window: 100_000,
         }
     }
 }
@@ -348,6 +354,7 @@ pub fn replay_blocks(
     let mut replayer = Replayer::new(set, opts);
     let mut reorder = Reorder::new(opts.input.reorder_rows);
     let mut stats = ReplayStats::default();
+    let mut recent = RecentIds::new(opts.input.dedup_window);
     let started = std::time::Instant::now();
     let mut eof = false;
     while !(eof && reorder.is_empty()) {
@@ -365,7 +372,11 @@ pub fn replay_blocks(
                 Ok(Some(row)) => {
                     stats.read += 1;
                     let ts_ms = row.ts_ms;
-                    if ts_ms >= opts.to_ms {
+                    if !recent.insert(key_hash(0, row.transaction_id.as_bytes())) {
+                        let id = row.transaction_id.to_string();
+                        let e = duplicate(&reader, &id, opts.input.dedup_window);
+                        stats.record_invalid(&e, opts.input.skip_invalid);
+                    } else if ts_ms >= opts.to_ms {
                         stats.after_to += 1;
                     } else if let Err(released_ms) = reorder.push(&row) {
                         let e = out_of_order(&reader, ts_ms, released_ms, opts.input.reorder_rows);
@@ -407,6 +418,20 @@ pub fn replay_blocks(
         });
     }
     Ok(stats)
+}
+
+/// The error for the row just read, whose id `id` a row before it had. Live, a
+/// repeated event id is not decided again and leaves the state as it was: a
+/// replay that counted the row would give the rows after it other features.
+fn duplicate(reader: &HandbookReader, id: &str, window: usize) -> CsvError {
+    CsvError::BadRow {
+        path: reader.path().to_string(),
+        line: reader.line(),
+        reason: "duplicate",
+        message: crate::source::event::redact_pans(&format!(
+            "TRANSACTION_ID '{id}' repeats one of the {window} rows before it; live, a repeated event_id is not decided again (processing.dedup_window_events)"
+        )),
+    }
 }
 
 /// The error for the row just read, at `ts_ms`, after a row at `released_ms` was replayed.
@@ -574,6 +599,67 @@ mod tests {
                 .zip(want)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "row {id}: {got:?} != {want:?}");
+        }
+    }
+
+    /// A repeated TRANSACTION_ID is a bad row (`duplicate`, with its line), as
+    /// live a repeated event_id is not decided again: skipped, it leaves the
+    /// features of the rows after it as a file without it gives them; a
+    /// repeat beyond the window is an event of its own. Each case: the ids of
+    /// the rows, the window, and the lines of the duplicates.
+    #[test]
+    fn repeated_transaction_ids_are_rejected_as_live_ignores_them() {
+        let cases: [(&[&str], usize, &[u64]); 5] = [
+            (&["0", "0", "1"], 10, &[3]),
+            (&["a", "b", "a", "a"], 10, &[4, 5]),
+            (&["0", "1", "2", "0"], 2, &[]),
+            (&["0", "1", "0", "1"], 0, &[]),
+            (&["x", "y", "z", "y"], 3, &[5]),
+        ];
+        let set = Arc::new(load_feature_set("default").unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let run = |ids: &[&str], window: usize, skip: bool| {
+            let path = dir.path().join("tx.csv");
+            let mut csv = String::from(
+                "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n",
+            );
+            for (k, id) in ids.iter().enumerate() {
+                writeln!(csv, "{id},2018-04-01 10:0{k}:00,c1,t1,1{k}.00,0").unwrap();
+            }
+            std::fs::write(&path, csv).unwrap();
+            let mut opts = ReplayOptions::default();
+            opts.input.skip_invalid = skip;
+            opts.input.dedup_window = window;
+            let mut sums = Vec::new();
+            let slot = set.index_of("account.amount_sum_24h").unwrap();
+            let stats = replay(&path, set.clone(), &opts, |_, f| sums.push(f[slot]), |_| {});
+            (stats, sums)
+        };
+        for (ids, window, dup_lines) in cases {
+            let (stats, sums) = run(ids, window, true);
+            let stats = stats.unwrap();
+            assert_eq!(
+                stats.invalid.get("duplicate").copied().unwrap_or(0),
+                dup_lines.len() as u64,
+                "{ids:?}"
+            );
+            // The sums a file without the repeats gives (amounts are 10 + the row's index).
+            let mut want = Vec::new();
+            let mut sum = 0.0;
+            for (k, _) in ids.iter().enumerate() {
+                if !dup_lines.contains(&(k as u64 + 2)) {
+                    sum += 10.0 + k as f64;
+                    want.push(sum);
+                }
+            }
+            assert_eq!(sums, want, "{ids:?} window {window}");
+            if let Some(first) = dup_lines.first() {
+                let err = run(ids, window, false).0.unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("tx.csv:{first}: duplicate: TRANSACTION_ID")),
+                    "{err}"
+                );
+            }
         }
     }
 }

@@ -190,7 +190,7 @@ fn screen_of(e: &Expr, scope: &Scope) -> Screen {
         }
         ExprKind::Between(x, lo, hi) => match (slots(x), constant(lo), constant(hi)) {
             (Some(slots), Some(lo), Some(hi)) if !lo.is_nan() && !hi.is_nan() => {
-                Some(Screen { slots, lo, hi })
+                Some(Screen::between(slots, lo, hi))
             }
             _ => None,
         },

@@ -315,15 +315,60 @@ pub struct ListEntry {
     pub col: usize,
 }
 
-/// Parses a list file: one value per line, kept as written (`POS#12` is a
-/// value) but for whitespace and CR at either end. A comment is a line whose
+/// A list file as read: its values, and what is wrong or doubtful in it.
+#[derive(Debug, Default)]
+pub struct ParsedList {
+    /// Values in file order.
+    pub entries: Vec<ListEntry>,
+    /// Lines that cannot be read (a quote never closed, text after one).
+    pub errors: Vec<RuleError>,
+    /// Lines read, but perhaps not as meant (a comment that may be part of the value).
+    pub warnings: Vec<RuleError>,
+}
+
+/// Parses list file `path`: one value per line, kept as written (`POS#12` is
+/// a value) but for whitespace and CR at either end. A comment is a line whose
 /// first non-blank character is `#`, or a `#` that follows whitespace (so
-/// `shop-1  # flagship` is `shop-1`). A byte-order mark is skipped.
-pub fn parse_list(text: &str) -> Vec<ListEntry> {
+/// `shop-1  # flagship` is `shop-1`). A value in double quotes is kept exactly
+/// as between them (`"Shop #1"`, `" padded "`), and may be followed by a
+/// comment. A byte-order mark is skipped.
+pub fn parse_list(path: &str, text: &str) -> ParsedList {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
+    let mut list = ParsedList::default();
     for (i, line) in text.lines().enumerate() {
         let body = line.trim_start();
+        let col = line[..line.len() - body.len()].chars().count() + 1;
+        let at = |col: usize, message: String| RuleError {
+            file: path.to_string(),
+            line: i + 1,
+            col,
+            message,
+        };
+        if let Some(quoted) = body.strip_prefix('"') {
+            let Some(end) = quoted.find('"') else {
+                list.errors.push(at(
+                    col,
+                    "a value that opens a quote must close it on its line: expected '\"'".into(),
+                ));
+                continue;
+            };
+            let rest = &quoted[end + 1..];
+            let after = rest.trim_start();
+            if !after.is_empty() && !after.starts_with('#') {
+                let col = col + 2 + quoted[..end].chars().count() + rest.len() - after.len();
+                list.errors.push(at(
+                    col,
+                    "expected the end of the line or a '#' comment after the closing quote".into(),
+                ));
+                continue;
+            }
+            list.entries.push(ListEntry {
+                value: quoted[..end].to_string(),
+                line: i + 1,
+                col,
+            });
+            continue;
+        }
         // The value ends at the first `#` after whitespace.
         let end = body
             .char_indices()
@@ -334,13 +379,24 @@ pub fn parse_list(text: &str) -> Vec<ListEntry> {
         if value.is_empty() || value.starts_with('#') {
             continue;
         }
-        entries.push(ListEntry {
+        // `Shop #1`: a comment that does not start with a space may be part of the value.
+        let comment = body[end..].trim_start();
+        if comment.len() > 1 && !comment[1..].starts_with(char::is_whitespace) {
+            list.warnings.push(at(
+                col,
+                format!(
+                    "warning: '{value}' is listed, and '{comment}' after it read as a comment (a '#' after whitespace starts one); to list '{}', write it in double quotes",
+                    body.trim_end()
+                ),
+            ));
+        }
+        list.entries.push(ListEntry {
             value: value.to_string(),
             line: i + 1,
-            col: line[..line.len() - body.len()].chars().count() + 1,
+            col,
         });
     }
-    entries
+    list
 }
 
 /// Maps byte offset `at` of the expression of `when` to its 1-based (line, col)
@@ -431,7 +487,8 @@ mod tests {
     #[test]
     fn list_values_are_kept_as_written_and_comments_need_whitespace_before_them() {
         let values = |text: &str| -> Vec<(String, usize, usize)> {
-            parse_list(text)
+            parse_list("l.txt", text)
+                .entries
                 .into_iter()
                 .map(|e| (e.value, e.line, e.col))
                 .collect()
@@ -457,5 +514,41 @@ mod tests {
                 .collect();
             assert_eq!(values(text), want, "{text:?}");
         }
+    }
+
+    /// A value in quotes is kept exactly (a `#` or spaces inside); a quote
+    /// never closed, or text after one, is an error at its line and column; a
+    /// comment that may be part of the value (`Shop #1`) lists the part before
+    /// it, with a warning at its line. Each case: text, values, error
+    /// positions, warning lines.
+    #[test]
+    fn quoted_list_values_are_kept_exactly_and_doubtful_comments_warned() {
+        type Case<'a> = (&'a str, &'a [&'a str], &'a [(usize, usize)], &'a [usize]);
+        let cases: [Case; 9] = [
+            ("\"Shop #1\"\n", &["Shop #1"], &[], &[]),
+            ("Shop #1\n", &["Shop"], &[], &[1]),
+            ("  \" padded \"  # note\r\n", &[" padded "], &[], &[]),
+            ("\"a\"\"b\"\n", &[], &[(1, 4)], &[]),
+            ("\"open\nnext\n", &["next"], &[(1, 1)], &[]),
+            ("shop-1  # our flagship shop\n", &["shop-1"], &[], &[]),
+            ("x #\ny #  z\nw\t#2\n", &["x", "y", "w"], &[], &[3]),
+            ("\u{feff}\"\u{e9}t\u{e9} #\" x\n", &[], &[(1, 9)], &[]),
+            ("POS#12\n\"POS#12\"\n", &["POS#12", "POS#12"], &[], &[]),
+        ];
+        for (text, values, errors, warnings) in cases {
+            let list = parse_list("l.txt", text);
+            let got: Vec<&str> = list.entries.iter().map(|e| e.value.as_str()).collect();
+            assert_eq!(got, values, "{text:?}");
+            let at: Vec<(usize, usize)> = list.errors.iter().map(|e| (e.line, e.col)).collect();
+            assert_eq!(at, errors, "{text:?}: {:?}", list.errors);
+            let lines: Vec<usize> = list.warnings.iter().map(|e| e.line).collect();
+            assert_eq!(lines, warnings, "{text:?}");
+        }
+        let w = &parse_list("l.txt", "Shop #1\n").warnings[0];
+        assert!(
+            w.message
+                .contains("to list 'Shop #1', write it in double quotes"),
+            "{w}"
+        );
     }
 }

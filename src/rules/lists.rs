@@ -14,6 +14,8 @@ pub struct ListFile {
     pub path: String,
     /// Values in file order.
     pub entries: Vec<ListEntry>,
+    /// What the reader noticed (see [`super::file::ParsedList`]).
+    pub warnings: Vec<RuleError>,
 }
 
 impl ListFile {
@@ -65,6 +67,7 @@ pub fn check(
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     let uses = uses_of(rules, lists, files.len());
     for (file, uses) in files.iter().zip(&uses) {
+        warnings.extend(file.warnings.iter().cloned());
         let at = |e: &ListEntry, message: String| RuleError {
             file: file.path.clone(),
             line: e.line,

@@ -227,6 +227,11 @@ fn num_ref(g: &Gen, f: &[Option<f64>]) -> Option<f64> {
     }
 }
 
+/// Numbers equal as rules compare them: within `SAME_WITHIN` of the larger.
+fn close(x: f64, y: f64) -> bool {
+    x == y || (x - y).abs() <= super::program::SAME_WITHIN * x.abs().max(y.abs())
+}
+
 /// Texts equal as field(s) with `code` compare them.
 fn same(a: &str, b: &str, code: bool) -> bool {
     if code {
@@ -246,17 +251,17 @@ fn bool_ref(g: &Gen, f: &[Option<f64>], t: &[Option<&str>]) -> Option<bool> {
         Gen::Cmp(o, a, b) => {
             let (x, y) = (num_ref(a, f)?, num_ref(b, f)?);
             Some(match *o {
-                "<" => x < y,
-                "<=" => x <= y,
-                ">" => x > y,
-                ">=" => x >= y,
-                "==" => x == y,
-                _ => x != y,
+                "<" => x < y && !close(x, y),
+                "<=" => x <= y || close(x, y),
+                ">" => x > y && !close(x, y),
+                ">=" => x >= y || close(x, y),
+                "==" => close(x, y),
+                _ => !close(x, y),
             })
         }
         Gen::Between(x, a, b) => {
             let (x, a, b) = (num_ref(x, f)?, num_ref(a, f)?, num_ref(b, f)?);
-            Some(a <= x && x <= b)
+            Some((a <= x || close(a, x)) && (x <= b || close(x, b)))
         }
         Gen::Missing(i, n) => Some(f[*i].is_none() != *n),
         Gen::InList(x, l, n) => {

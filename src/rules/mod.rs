@@ -447,9 +447,12 @@ impl<'a> Sources<'a> {
             let name = path.rsplit('/').next().unwrap_or(path);
             if path.contains("/lists/") && name.ends_with(".txt") {
                 s.list_names.push(name.trim_end_matches(".txt").to_string());
+                let parsed = parse_list(path, text);
+                s.errors.extend(parsed.errors);
                 s.list_files.push(ListFile {
                     path: path.to_string(),
-                    entries: parse_list(text),
+                    entries: parsed.entries,
+                    warnings: parsed.warnings,
                 });
             } else if name == "policy.yaml" || name == "policy.yml" {
                 match parse_policy_file(path, text) {

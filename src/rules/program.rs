@@ -167,17 +167,48 @@ impl Cmp {
         }
     }
 
-    /// Three-valued `a <cmp> b`: unknown when either is missing.
+    /// Three-valued `a <cmp> b`: unknown when either is missing; numbers
+    /// within [`SAME_WITHIN`] of each other are equal.
     #[inline]
     pub fn apply(self, a: f64, b: f64) -> f64 {
-        match self {
-            Cmp::Lt => cmp(a, b, |a, b| a < b),
-            Cmp::Le => cmp(a, b, |a, b| a <= b),
-            Cmp::Gt => cmp(a, b, |a, b| a > b),
-            Cmp::Ge => cmp(a, b, |a, b| a >= b),
-            Cmp::Eq => cmp(a, b, |a, b| a == b),
-            Cmp::Ne => cmp(a, b, |a, b| a != b),
+        if a.is_nan() || b.is_nan() {
+            return f64::NAN;
         }
+        let same = same(a, b);
+        tri(match self {
+            Cmp::Lt => a < b && !same,
+            Cmp::Le => a <= b || same,
+            Cmp::Gt => a > b && !same,
+            Cmp::Ge => a >= b || same,
+            Cmp::Eq => same,
+            Cmp::Ne => !same,
+        })
+    }
+}
+
+/// Relative difference within which rules compare two numbers as equal. Money
+/// is exact in features (decimal amounts, see `state::Money`), but a rule's
+/// arithmetic is binary floating point: `0.10 * 3` is 0.30000000000000004 and
+/// `0.30 - 0.1` is 0.19999999999999998, a few parts in 10^16 off. Two amounts
+/// a cent apart differ by more than 10^-14 of themselves below 10^12 base
+/// units. A subtraction of nearly equal large numbers (`1e6 + 0.3 - 1e6`)
+/// keeps the error of its operands, which no tolerance of the result covers.
+pub const SAME_WITHIN: f64 = 1e-14;
+
+/// Whether `a` and `b` (neither missing) are equal within [`SAME_WITHIN`].
+#[inline(always)]
+fn same(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= SAME_WITHIN * a.abs().max(b.abs())
+}
+
+/// `c` moved outwards (`up`: towards +inf) past every number [`same`] as it.
+#[inline]
+fn loosened(c: f64, up: bool) -> f64 {
+    let margin = 2.0 * SAME_WITHIN * c.abs();
+    if up {
+        c + margin
+    } else {
+        c - margin
     }
 }
 
@@ -211,18 +242,29 @@ impl Screen {
     /// The values `x` for which `x <cmp> c` can be true (`!=` can be true
     /// anywhere), for `x` in `slots`.
     pub fn of_comparison(slots: [u16; 2], cmp: Cmp, c: f64) -> Screen {
+        // Bounds that include `c` take in what compares as equal to it.
         let (lo, hi) = match cmp {
             Cmp::Lt => (f64::NEG_INFINITY, c.next_down()),
-            Cmp::Le => (f64::NEG_INFINITY, c),
+            Cmp::Le => (f64::NEG_INFINITY, loosened(c, true)),
             Cmp::Gt => (c.next_up(), f64::INFINITY),
-            Cmp::Ge => (c, f64::INFINITY),
-            Cmp::Eq => (c, c),
+            Cmp::Ge => (loosened(c, false), f64::INFINITY),
+            Cmp::Eq => (loosened(c, false), loosened(c, true)),
             Cmp::Ne => return Screen::OPEN,
         };
         if c.is_nan() {
             return Screen::OPEN;
         }
         Screen { slots, lo, hi }
+    }
+
+    /// The values `x` in `slots` for which `lo <= x <= hi` can be true (as
+    /// [`Cmp::apply`] compares: bounds loosened by [`SAME_WITHIN`]).
+    pub fn between(slots: [u16; 2], lo: f64, hi: f64) -> Screen {
+        Screen {
+            slots,
+            lo: loosened(lo, false),
+            hi: loosened(hi, true),
+        }
     }
 
     /// Whether this is [`Screen::OPEN`] (no conjunct bounds a slot).
@@ -273,15 +315,6 @@ fn tri(b: bool) -> f64 {
         1.0
     } else {
         0.0
-    }
-}
-
-#[inline]
-fn cmp(a: f64, b: f64, f: impl Fn(f64, f64) -> bool) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        tri(f(a, b))
     }
 }
 
@@ -346,7 +379,7 @@ fn between(x: f64, lo: f64, hi: f64) -> f64 {
     if x.is_nan() || lo.is_nan() || hi.is_nan() {
         f64::NAN
     } else {
-        tri(lo <= x && x <= hi)
+        and(Cmp::Ge.apply(x, lo), Cmp::Le.apply(x, hi))
     }
 }
 

@@ -90,6 +90,9 @@ pub fn run_tests(
     out
 }
 
+/// Event fields whose numbers a test event passes as JSON numbers, not text.
+const NUMERIC_FIELDS: [&str; 2] = ["ts", "amount"];
+
 /// An event's text fields, owned.
 type Strings = [Option<String>; STRING_FIELDS.len()];
 
@@ -158,6 +161,13 @@ fn inputs_from_events(
             let json = match v {
                 ScalarValue::Num(n) => serde_json::json!(n),
                 ScalarValue::Bool(b) => serde_json::json!(b),
+                // YAML scalars arrive as text: `ts: 1704103200000` and
+                // `amount: 6e3` are the JSON numbers a producer would send,
+                // read as such (epoch milliseconds; an exponent).
+                ScalarValue::Text(t) if NUMERIC_FIELDS.contains(&k.as_str()) => {
+                    serde_json::from_str::<serde_json::Number>(t)
+                        .map_or_else(|_| serde_json::json!(t), serde_json::Value::Number)
+                }
                 ScalarValue::Text(t) => serde_json::json!(t),
             };
             obj.insert(k.clone(), json);

@@ -90,6 +90,111 @@ fn a_failing_in_file_test_fails_the_load_with_its_location() {
     assert_eq!(e.0[0].line, 9, "{msg}");
 }
 
+/// Test events carry `ts` and `amount` as a producer sends them: an epoch-ms
+/// number is a time, and a seconds number is rejected as live rejects it;
+/// `6e3` is the amount 6000. Each (ts, ts, amount, count, error) is a case.
+#[test]
+fn test_events_read_numbers_as_the_live_parser_does() {
+    let cases = [
+        ("1704103200000", "1704103500000", "10", "2", None),
+        ("1704103200000", "\"2024-01-01T10:05:00Z\"", "10", "2", None),
+        ("1704103200000", "1704103800001", "10", "1", None),
+        ("1704103200000", "1704103200000", "6e3", "2", None),
+        ("1704103200000", "1704103500000", "\"10.00\"", "2", None),
+        (
+            "1704103200",
+            "1704103500",
+            "10",
+            "2",
+            Some("timestamp_in_seconds"),
+        ),
+        // Microseconds: live, in the future; in a test (any date goes), after
+        // the latest event time the state holds.
+        (
+            "1704103200000",
+            "1704103500000000",
+            "10",
+            "2",
+            Some("invalid_timestamp"),
+        ),
+        (
+            "1704103200000",
+            "1704103500000",
+            "6e-3",
+            "2",
+            Some("invalid_amount"),
+        ),
+    ];
+    for (t1, t2, amount, count, error) in cases {
+        let event =
+            |ts: &str| format!("{{ account_id: a1, terminal_id: t1, amount: {amount}, ts: {ts} }}");
+        let text = format!(
+            "{RULE_HEAD}    when: account.tx_count_10m == {count}\n    tests:\n      - name: n\n        events: [ {}, {} ]\n        expect: hit\n",
+            event(t1),
+            event(t2)
+        );
+        match (load(&[("rules/a.yaml", &text)]), error) {
+            (Ok(_), None) => {}
+            (Err(e), Some(reason)) => {
+                let msg = e.0[0].to_string();
+                assert!(msg.contains(reason), "{t1} {t2} {amount}: {msg}");
+            }
+            (Ok(_), Some(_)) => panic!("{t1} {t2} {amount}: accepted"),
+            (Err(e), None) => panic!("{t1} {t2} {amount}: {}", e.0[0]),
+        }
+    }
+}
+
+/// Arithmetic on decimal amounts compares as the decimals do (each case: the
+/// condition, the amount, the account's 30-day mean, whether it holds), with
+/// its screen and without; amounts a cent apart stay apart.
+#[test]
+fn arithmetic_on_amounts_compares_as_the_decimals_do() {
+    let set = default_set();
+    let scope = Scope::new(&set, &[]);
+    let (amount, avg) = (
+        set.index_of("amount").unwrap(),
+        set.index_of("account.avg_amount_30d").unwrap(),
+    );
+    let cases = [
+        ("amount * 3 > 0.3", 0.10, 0.0, false),
+        ("amount * 3 == 0.3", 0.10, 0.0, true),
+        ("3 * amount <= 0.3", 0.10, 0.0, true),
+        ("amount - 0.1 >= 0.2", 0.30, 0.0, true),
+        ("amount - 0.1 < 0.2", 0.30, 0.0, false),
+        ("amount > 3 * account.avg_amount_30d", 0.30, 0.10, false),
+        ("amount >= 3 * account.avg_amount_30d", 0.30, 0.10, true),
+        ("amount / account.avg_amount_30d >= 3", 0.30, 0.10, true),
+        ("amount / account.avg_amount_30d < 3", 0.30, 0.10, false),
+        ("amount + account.avg_amount_30d == 0.3", 0.10, 0.20, true),
+        ("amount + account.avg_amount_30d != 0.3", 0.10, 0.20, false),
+        ("amount * 3 between 0.3 and 0.6", 0.10, 0.0, true),
+        ("amount * 1.1 between 0 and 1.1", 1.0, 0.0, true),
+        ("amount > 999999999.98", 999_999_999.99, 0.0, true),
+        ("amount == 999999999.98", 999_999_999.99, 0.0, false),
+        ("amount * 100 > 9999999999998", 99_999_999_999.99, 0.0, true),
+        (
+            "amount > account.avg_amount_30d",
+            99_999_999_999.99,
+            99_999_999_999.98,
+            true,
+        ),
+        ("amount > 0.01", 0.02, 0.0, true),
+        ("amount == 0", 0.0, 0.0, true),
+        ("amount > 0", 0.01, 0.0, true),
+    ];
+    for (src, a, m, want) in cases {
+        let mut lists = Vec::new();
+        let program = compile(src, &scope, &mut lists).unwrap();
+        let mut nums = vec![f64::NAN; set.len()];
+        (nums[amount], nums[avg]) = (a, m);
+        let texts = Texts::new([None; text::N_TEXT], 0);
+        let unscreened = program.run(&mut [0.0; program::MAX_STACK], &nums, &texts, &lists);
+        assert_eq!(unscreened == 1.0, want, "{src} with {a}, {m}");
+        assert_eq!(program.fires(&nums, &texts, &lists), want, "{src} screened");
+    }
+}
+
 #[test]
 fn duplicate_ids_and_bad_scores_are_rejected() {
     let text = format!("{RULE_HEAD}    when: amount > 1\n  - id: r1\n    action: block\n    when: amount > 2\n    reason: {{ code: x, text: y }}\n");
@@ -127,16 +232,24 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
         screen("amount > 500 and country == 'DE'"),
         bounded(500f64.next_up(), inf)
     );
+    // Bounds that include their constant are loosened by the comparison's tolerance.
     assert_eq!(
         screen("country == 'DE' and 3 >= amount"),
-        bounded(-inf, 3.0)
+        Screen::between([amount, amount], -inf, 3.0)
     );
+    assert!(Screen::between([amount, amount], -inf, 3.0).hi > 3.0);
     assert_eq!(
         screen("amount != 5 and (country == 'DE' and amount < -2)"),
         bounded(-inf, (-2f64).next_down())
     );
-    assert_eq!(screen("amount between 10 and 20"), bounded(10.0, 20.0));
-    assert_eq!(screen("amount == 7"), bounded(7.0, 7.0));
+    assert_eq!(
+        screen("amount between 10 and 20"),
+        Screen::between([amount, amount], 10.0, 20.0)
+    );
+    assert_eq!(
+        screen("amount == 7"),
+        Screen::between([amount, amount], 7.0, 7.0)
+    );
     let avg = set.index_of("account.avg_amount_30d").unwrap() as u16;
     assert_eq!(
         screen("max(amount, account.avg_amount_30d) > 9 and not (country == 'DE')"),
@@ -148,11 +261,7 @@ fn screens_come_from_top_level_conjuncts_that_bound_a_feature() {
     );
     assert_eq!(
         screen("min(account.avg_amount_30d, amount) between 1 and 2"),
-        Screen {
-            slots: [avg, amount],
-            lo: 1.0,
-            hi: 2.0
-        }
+        Screen::between([avg, amount], 1.0, 2.0)
     );
     for open in [
         "max(amount, 2) > 5",

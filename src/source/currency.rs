@@ -81,11 +81,18 @@ pub fn minor_units(currency: Currency) -> u16 {
     currency.exponent().unwrap_or(0)
 }
 
-/// Whether `amount` has no more decimals than `currency`'s minor units allow
-/// (within the rounding of a decimal written as a binary float).
+/// Whether `amount` is a whole number of `currency`'s minor units: the `f64`
+/// nearest to a decimal with at most that many decimals, as a parsed `"12.34"`
+/// is. Exact, with no tolerance: `5000.000000000001` EUR is not (it would pass
+/// as a payment above 5000). Amounts of 2^53 minor units or more are not told
+/// apart (no `f64` there has a fraction finer than the unit to find), and are
+/// far above `processing.max_amount`.
 pub fn fits_minor_units(amount: f64, currency: Currency) -> bool {
-    let scaled = amount * 10f64.powi(i32::from(minor_units(currency)));
-    (scaled - scaled.round()).abs() <= scaled.abs() * 8.0 * f64::EPSILON
+    let scale = 10f64.powi(i32::from(minor_units(currency)));
+    let units = (amount * scale).round();
+    // Both are integers below 2^53, exact in f64, so the quotient is correctly
+    // rounded: the f64 nearest to the decimal units / 10^k.
+    units.abs() >= 9_007_199_254_740_992.0 || units / scale == amount
 }
 
 /// Reference rates against one base currency, indexed by ISO 4217 numeric code.

@@ -410,12 +410,15 @@ fn decode<'r>(
         )
     })?;
     let amount_text = required(4)?;
-    let amount: f64 = amount_text.parse().map_err(|_| {
-        problem(
-            InvalidAmount,
-            format!("TX_AMOUNT '{amount_text}' is not a number"),
-        )
-    })?;
+    // The live contract's reading of an amount as text: no exponent, no `+`.
+    let amount = Amount::parse_decimal(amount_text)
+        .map(|a| a.0)
+        .ok_or_else(|| {
+            problem(
+                InvalidAmount,
+                format!("TX_AMOUNT '{amount_text}' is not a decimal number such as 12.34"),
+            )
+        })?;
     let (fraud, scenario) = label(required(5)?, &text)?;
     let (currency, country, mcc) = codes(&text, contract)?;
     let (id, account, terminal) = (

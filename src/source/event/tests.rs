@@ -185,6 +185,28 @@ fn event_time_plausibility_across_values() {
     ] {
         assert_eq!(reason(fine, floor), None, "{fine}");
     }
+    // With a clock far ahead (rules tests), times the state cannot hold
+    // (microseconds, nanoseconds, after 2106) are rejected, not clamped.
+    let far = |ts: &str| {
+        parse_event_with(
+            with("ts", ts).as_bytes(),
+            &Limits::default(),
+            &rates(),
+            i64::MAX / 4,
+        )
+        .err()
+        .map(|e| e.reason)
+    };
+    assert_eq!(far("\"2106-02-07T06:28:15.999Z\""), None);
+    assert_eq!(far("\"2500-01-01T00:00:00Z\""), Some(InvalidTimestamp));
+    for huge in [
+        "\"2106-02-07T06:28:16Z\"",
+        "1764525600000000",
+        "1764525600000000000",
+    ] {
+        assert_eq!(far(huge), Some(InvalidTimestamp), "{huge}");
+        assert_eq!(reason(huge, floor), Some(FutureTimestamp), "{huge}");
+    }
     // The floor is configurable: a replay of 2018 data with the floor at 2018-04-01.
     assert_eq!(reason("1522540800000", 1_522_540_800_000), None);
     assert_eq!(
@@ -246,17 +268,27 @@ fn amounts_are_held_to_the_currencys_minor_units() {
         (
             "\"EUR\"",
             ["19.99", "0.01", "1e3", "999999999.99"],
-            ["19.999", "0.001", "0.015", "1.0000001"],
+            &[
+                "19.999",
+                "0.001",
+                "0.015",
+                "1.0000001",
+                // Within the old check's tolerance of a whole cent, and above 5000.
+                "5000.000000000001",
+                "\"5000.000000000001\"",
+                "0.010000000000001",
+                "999999.9900000001",
+            ][..],
         ),
         (
             "\"JPY\"",
             ["6000", "1", "6000.0", "123456789"],
-            ["6000.5", "0.1", "1.01", "99.9"],
+            &["6000.5", "0.1", "1.01", "99.9", "6000.000000001"][..],
         ),
         (
             "\"BHD\"",
             ["1.005", "0.001", "2", "17.25"],
-            ["1.0005", "0.0001", "3.1415", "2.0001"],
+            &["1.0005", "0.0001", "3.1415", "2.0001", "1.0050000000001"][..],
         ),
     ] {
         for a in fine {
@@ -265,6 +297,34 @@ fn amounts_are_held_to_the_currencys_minor_units() {
         for a in too_fine {
             assert!(!ok(cur, a), "{a} {cur}");
         }
+    }
+    // Every decimal with the currency's digits fits; one more non-zero digit,
+    // however far down, does not (as a JSON number and as a string).
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let (cur, k) = [("\"EUR\"", 2), ("\"JPY\"", 0), ("\"BHD\"", 3)][(x % 3) as usize];
+        let units = (x >> 8) % 10u64.pow(8 + k);
+        let decimal = |units: u64, k: u32| {
+            let s = format!("{units:0>w$}", w = k as usize + 1);
+            let (int, frac) = s.split_at(s.len() - k as usize);
+            if k == 0 {
+                int.to_string()
+            } else {
+                format!("{int}.{frac}")
+            }
+        };
+        let fine = decimal(units, k);
+        assert!(
+            ok(cur, &fine) && ok(cur, &format!("\"{fine}\"")),
+            "{fine} {cur}"
+        );
+        let extra = 1 + (x >> 40) % 9;
+        let zeros = 1 + (x >> 50) % 4;
+        let finer = decimal(units * 10u64.pow(zeros as u32) + extra, k + zeros as u32);
+        assert!(!ok(cur, &finer), "{finer} {cur}");
     }
     let err = parse(&with("currency", "\"JPY\"").replace("12.5", "6000.5")).unwrap_err();
     assert_eq!(err.reason, InvalidReason::InvalidAmount);

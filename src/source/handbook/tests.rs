@@ -73,6 +73,22 @@ fn rows_are_held_to_the_live_contract() {
         ("16,2018-04-01 00:00:00,0,0,1e10,0", Some("invalid_amount")),
         ("17,2018-04-01 00:00:00,0,0,42.24,1", None),
         ("18,2018-04-01 00:00:00,0,0,0.00,0", None),
+        // Amount text as the live parser reads a decimal string.
+        ("19,2018-04-01 00:00:00,0,0,1e2,0", Some("invalid_amount")),
+        ("20,2018-04-01 00:00:00,0,0,+5.00,0", Some("invalid_amount")),
+        (
+            "21,2018-04-01 00:00:00,0,0, 10.00,0",
+            Some("invalid_amount"),
+        ),
+        (
+            "22,2018-04-01 00:00:00,0,0,\"10,00\",0",
+            Some("invalid_amount"),
+        ),
+        (
+            "23,2018-04-01 00:00:00,0,0,10.000000000001,0",
+            Some("invalid_amount"),
+        ),
+        ("24,2018-04-01 00:00:00,0,0,\"10.50\",0", None),
     ];
     let text: String = std::iter::once(HEADER)
         .chain(rows.iter().map(|r| r.0))
