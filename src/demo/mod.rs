@@ -499,9 +499,9 @@ fn print_progress(s: &DemoSummary, produced: u64, elapsed: Duration) {
 }
 
 /// Produces the `history` first messages of `gen` as fast as they are read
-/// back, then `opts.events` more at `opts.rate`, plus a label for every payment
-/// a simulated day later (a chargeback feed, accelerated), as the history the
-/// model learns from is labelled.
+/// back, then `opts.events` more at `opts.rate`, plus labels (a chargeback
+/// feed, accelerated): with a history, every payment a simulated day later,
+/// as the history the model learns from is labelled.
 fn generate(
     opts: &DemoOptions,
     (mut gen, history): (Generator, u64),
@@ -510,9 +510,14 @@ fn generate(
     stop: &Shutdown,
 ) -> anyhow::Result<()> {
     let producer = producer(brokers)?;
-    let label_delay = (i64::from(history::LABEL_DELAY_DAYS) * DAY_MS
-        / Generator::step_ms(opts.accounts))
-    .max(1) as u64;
+    // With a model, labels come as in the history it learned from. Rules alone
+    // keep the feed their thresholds were set on: frauds and 2 % of genuine
+    // payments, two simulated hours later.
+    let (delay_ms, every) = match history {
+        0 => (2 * 3_600_000, 50),
+        _ => (i64::from(history::LABEL_DELAY_DAYS) * DAY_MS, 1),
+    };
+    let label_delay = (delay_ms / Generator::step_ms(opts.accounts)).max(1) as u64;
     let mut pending_labels: VecDeque<(u64, String, u64, bool)> = VecDeque::new();
     let mut started = Instant::now();
     let mut n = 0u64;
@@ -536,7 +541,7 @@ fn generate(
             t.push(g.pattern);
         }
         send(&producer, input, g.key.as_bytes(), &g.payload)?;
-        if g.pattern != Pattern::Malformed {
+        if g.pattern.is_fraud() || (g.pattern == Pattern::Legit && g.seq % every == 0) {
             pending_labels.push_back((g.seq + label_delay, g.key, g.seq, g.pattern.is_fraud()));
         }
         while pending_labels.front().is_some_and(|l| l.0 <= n) {
