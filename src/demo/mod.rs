@@ -357,6 +357,9 @@ fn spawn_pipeline(
         })
 }
 
+/// A count shared between the generator and the reader.
+type Counter = Arc<AtomicU64>;
+
 /// Generates the demo's payments and labels into the embedded broker
 /// (`config.kafka.brokers`) on a thread of its own: first the `history`
 /// messages of `gen`, as fast as they are read back (`read_back`), then the
@@ -365,7 +368,7 @@ fn spawn_pipeline(
 fn spawn_generator(
     (opts, gen, history): (&DemoOptions, Generator, u64),
     config: &Config,
-    (truth, produced, read_back): (&Arc<Mutex<Vec<Pattern>>>, &Arc<AtomicU64>, &Arc<AtomicU64>),
+    (truth, produced, read_back): (&Arc<Mutex<Vec<Pattern>>>, &Counter, &Counter),
     done: &Shutdown,
     stop: &Shutdown,
 ) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
@@ -506,7 +509,7 @@ fn generate(
     opts: &DemoOptions,
     (mut gen, history): (Generator, u64),
     (brokers, input, labels): (&str, &str, &str),
-    (truth, (produced, read_back)): (&Mutex<Vec<Pattern>>, &(Arc<AtomicU64>, Arc<AtomicU64>)),
+    (truth, (produced, read_back)): (&Mutex<Vec<Pattern>>, &(Counter, Counter)),
     stop: &Shutdown,
 ) -> anyhow::Result<()> {
     let producer = producer(brokers)?;

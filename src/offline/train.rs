@@ -250,33 +250,38 @@ pub enum TrainError {
         frauds: usize,
     },
     /// A part of the split lies (mostly) before the windows are full.
-    #[error("the {part} ({from} .. {to}) has {rows} rows with full windows and {frauds} frauds: the input starts {first} and the features read {reach_days} days back, so rows have full windows from {full_from}; with these window lengths, train to {earliest_to} or later (or keep the partial rows with --keep-partial-windows)")]
-    Warmup {
-        /// `training window`, `validation period`, ...
-        part: &'static str,
-        /// First day.
-        from: String,
-        /// Last day.
-        to: String,
-        /// Rows there with full windows.
-        rows: usize,
-        /// Frauds among them.
-        frauds: usize,
-        /// Day of the input's first event.
-        first: String,
-        /// [`FeatureSet::history_reach_s`] in days.
-        reach_days: f64,
-        /// Day of the first event with full windows.
-        full_from: String,
-        /// The earliest last training day whose split lies in full windows.
-        earliest_to: String,
-    },
+    #[error(transparent)]
+    Warmup(Box<PartialSplit>),
     /// The grid is empty or a setting is out of range.
     #[error("bad training settings: {0}")]
     Settings(String),
     /// The library failed.
     #[error(transparent)]
     Fit(#[from] FitError),
+}
+
+/// A part of the split with too few rows with full windows ([`TrainError::Warmup`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the {part} ({from} .. {to}) has {rows} rows with full windows and {frauds} frauds: the input starts {first} and the features read {reach_days} days back, so rows have full windows from {full_from}; with these window lengths, train to {earliest_to} or later (or keep the partial rows with --keep-partial-windows)")]
+pub struct PartialSplit {
+    /// `training window`, `validation period`, ...
+    pub part: &'static str,
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+    /// Rows there with full windows.
+    pub rows: usize,
+    /// Frauds among them.
+    pub frauds: usize,
+    /// Day of the input's first event.
+    pub first: String,
+    /// [`FeatureSet::history_reach_s`] in days.
+    pub reach_days: f64,
+    /// Day of the first event with full windows.
+    pub full_from: String,
+    /// The earliest last training day whose split lies in full windows.
+    pub earliest_to: String,
 }
 
 const LOGISTIC_EPOCHS: usize = 400;
@@ -507,7 +512,7 @@ fn part<'a>(
                 * DAY_MS;
             let (fit_from, _) = opts.validation_split().0;
             let earliest_to = full_day + (opts.to_ms - fit_from.min(opts.from_ms));
-            Err(TrainError::Warmup {
+            Err(TrainError::Warmup(Box::new(PartialSplit {
                 part: name,
                 from: day(window.0),
                 to: day(window.1 - 1),
@@ -517,7 +522,7 @@ fn part<'a>(
                 reach_days: h.reach_ms as f64 / DAY_MS as f64,
                 full_from: day(h.full_from_ms()),
                 earliest_to: day(earliest_to - 1),
-            })
+            })))
         }
         (r, _) => r,
     }

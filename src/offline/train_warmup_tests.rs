@@ -114,13 +114,11 @@ fn a_split_in_the_warm_up_names_the_first_day_it_could_end() {
         |_, _| {},
     )
     .unwrap_err();
-    let Some(TrainError::Warmup {
-        part, earliest_to, ..
-    }) = e.downcast_ref::<TrainError>()
-    else {
+    let Some(TrainError::Warmup(split)) = e.downcast_ref::<TrainError>() else {
         panic!("{e:#}");
     };
-    assert_eq!(*part, "validation fits' window");
+    let (part, earliest_to) = (split.part, split.earliest_to.as_str());
+    assert_eq!(part, "validation fits' window");
     assert!(e.to_string().contains("--keep-partial-windows"), "{e}");
     // 5 days of window, 2 of validation and 1 of label delay after the first
     // day with full windows (the input starts on 2024-01-01, reach 3 days).
