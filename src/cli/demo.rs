@@ -39,8 +39,10 @@ pub struct DemoArgs {
     /// Rules directory (watched and hot-reloaded); default: the built-in starter rules.
     #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Simulated days of history (other customers) to train the demo's model
-    /// on before the live stream; 0 decides with rules alone.
+    /// Simulated days the demo's model learns from. The demo simulates the
+    /// feature set's longest window (30 days) of history before them, trains,
+    /// and plays the whole history through the processor before the live
+    /// stream, so every window is full; 0 decides with rules alone, from empty state.
     #[arg(long, default_value_t = DemoOptions::default().history_days)]
     pub history_days: u32,
 }
@@ -53,6 +55,9 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     let shutdown = Shutdown::new();
     let mut config = Config::default();
     config.kafka.group_id = "fraudstream-demo".into();
+    // Terminal features over all of a terminal's payments, as the model learns
+    // them from the history file, not over one input partition's accounts.
+    config.kafka.terminal_topic = "fraudstream-by-terminal".into();
     // The demo's payments are all in the base currency: run anywhere, rates or not.
     if !std::path::Path::new(&config.currency.rates).exists() {
         config.currency.rates.clear();
@@ -131,6 +136,12 @@ fn print_summary(s: &DemoSummary) {
     };
     println!("\n== fraudstream demo summary ==");
     println!("model               {:>9}", s.model_version);
+    if s.history_events > 0 {
+        println!(
+            "history replayed    {:>9}  (the state the live stream starts on; not counted below)",
+            s.history_events
+        );
+    }
     println!("events produced     {:>9}", s.events);
     println!(
         "decisions           {:>9}  (allow {}, review {}, block {})",

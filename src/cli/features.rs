@@ -147,6 +147,10 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
     );
     let started = std::time::Instant::now();
     let mut write_err = None;
+    let reach_ms = i64::from(set.history_reach_s()) * 1000;
+    // Event times of the rows written within a reach of the first: every row
+    // with partial windows is among them.
+    let mut early: Vec<i64> = Vec::new();
     let result = replay(
         &args.input.path,
         set.clone(),
@@ -154,6 +158,12 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         |row, features| {
             if write_err.is_none() {
                 write_err = out.push(row, features).err();
+            }
+            if early
+                .first()
+                .is_none_or(|&t| row.ts_ms < t.saturating_add(reach_ms))
+            {
+                early.push(row.ts_ms);
             }
         },
         |bytes| bar.set_position(bytes),
@@ -191,6 +201,18 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         secs,
         stats.read as f64 / secs
     );
+    if let Some(first_ms) = stats.first_ms {
+        let full_from = first_ms.saturating_add(reach_ms);
+        let partial = early.partition_point(|&t| t < full_from);
+        if partial > 0 {
+            eprintln!(
+                "warning: {partial} rows written before {} have partial windows: the feature set reads {} days back, and the input starts {} (a model should not learn from them; `train` leaves them out)",
+                crate::time::rfc3339_ms(full_from),
+                reach_ms as f64 / 86_400_000.0,
+                crate::time::rfc3339_ms(first_ms),
+            );
+        }
+    }
     Ok(())
 }
 

@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Minimum hessian in a leaf.
     #[arg(long, default_value_t = GbtParams::default().min_child_weight)]
     pub min_child_weight: f64,
+    /// Learn from rows whose windows reach before the input's first event too
+    /// (by default they only build the state, and a line says how many).
+    #[arg(long)]
+    pub keep_partial_windows: bool,
 }
 
 /// Flags of `backtest`.
@@ -184,6 +188,7 @@ fn train_options(args: &TrainArgs) -> TrainOptions {
             },
         },
         input: Default::default(),
+        keep_partial_windows: args.keep_partial_windows,
     }
 }
 
@@ -212,6 +217,12 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let (Some(training), Some(validation)) = (&file.training, &file.validation) else {
         anyhow::bail!("the trainer wrote no training or validation summary");
     };
+    if let Some((rows, full_from)) = fitted.warmup {
+        eprintln!(
+            "warm-up: {rows} rows before {} only built the state, not the model: the feature set's windows reach back before the input's first event for them (--keep-partial-windows learns from them too)",
+            crate::source::time::rfc3339_ms(full_from)
+        );
+    }
     if !fitted.label_blind.is_empty() {
         eprintln!(
             "warning: {} features read labels only from payments younger than the label delay ({} d), so never see one: {} (give them a `delay` of the label delay, as the `_delay_7d` features have)",

@@ -132,6 +132,11 @@ impl Generator {
         }
     }
 
+    /// The simulated clock: the event time of the last message, epoch ms.
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_ms
+    }
+
     /// Sets the share of malformed messages (default 0.2 %).
     pub fn with_malformed_rate(mut self, rate: f64) -> Self {
         self.malformed_rate = rate;

@@ -35,8 +35,8 @@ pub struct DemoOptions {
     pub accounts: usize,
     /// Print a progress line every second.
     pub progress: bool,
-    /// Simulated days of history to train the demo's model on first; 0 for
-    /// rules alone.
+    /// Simulated days the demo's model learns from, after a history as long
+    /// as the feature set's longest window; 0 for rules alone on empty state.
     pub history_days: u32,
 }
 
@@ -82,6 +82,9 @@ pub struct DemoSummary {
     pub legit_flagged_by: FlaggedSplit,
     /// The version of the model that scored the decisions (`none`: rules alone).
     pub model_version: String,
+    /// Messages of the history played through the processor before the live
+    /// stream (not counted anywhere else in the summary).
+    pub history_events: u64,
     /// The first decision that flagged a fraud with the model's reasons, as
     /// written to the output topic.
     #[serde(skip)]
@@ -124,40 +127,83 @@ impl FlaggedSplit {
     }
 }
 
-/// Trains the demo's model on `opts.history_days` of generated history in a
-/// fresh directory under the system's temporary one, and points `config` at
-/// it. Returns the directory (to remove afterwards), or `None` for rules alone.
-pub fn prepare_model(
-    opts: &DemoOptions,
-    config: &mut Config,
-) -> anyhow::Result<Option<std::path::PathBuf>> {
+/// The stream the demo plays: its generator, the history at its start (played
+/// through the processor, not tallied) and the model trained on that history.
+pub struct Prepared {
+    /// The generator, at the first message of the history (or of the live
+    /// stream, without a history).
+    pub generator: Generator,
+    /// Messages of the history, malformed ones included.
+    pub history: u64,
+    /// Malformed messages among them (dead-lettered while the history plays).
+    pub history_malformed: u64,
+    /// The directory of the model and its history (to remove afterwards);
+    /// `None` for rules alone.
+    pub model_dir: Option<std::path::PathBuf>,
+}
+
+/// Plans the stream and, with `opts.history_days`, trains the demo's model on
+/// its history in a fresh directory under the system's temporary one and
+/// points `config` at it. The history ends at the midnight (UTC) before the
+/// live stream, and starts the feature set's reach before the training days.
+pub fn prepare_model(opts: &DemoOptions, config: &mut Config) -> anyhow::Result<Prepared> {
+    let step = Generator::step_ms(opts.accounts);
+    // The simulated clock ends at about now; unlimited runs start a week back and
+    // then stay at the wall clock.
+    let span = if opts.events == 0 {
+        7 * DAY_MS
+    } else {
+        opts.events as i64 * step
+    };
     if opts.history_days == 0 {
-        return Ok(None);
+        let warmup = (opts.events / 5).min(5_000);
+        return Ok(Prepared {
+            generator: Generator::new(opts.seed, opts.accounts, warmup, now_ms() - span),
+            history: 0,
+            history_malformed: 0,
+            model_dir: None,
+        });
     }
     let dir = std::env::temp_dir().join(format!("fraudstream-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let started = Instant::now();
+    let reach_s = crate::features::load_feature_set(&config.features.set)?.history_reach_s();
     let history = history::HistoryOptions {
         days: opts.history_days,
+        reach_days: reach_s.div_ceil(86_400),
         accounts: opts.accounts,
         seed: opts.seed,
+        end_ms: (now_ms() - span).div_euclid(DAY_MS) * DAY_MS,
     };
-    let (stats, file) = history::train_model(&history, &config.features.set, &dir)?;
+    let (stats, fitted) = history::train_model(&history, &config.features.set, &dir)?;
     if opts.progress {
-        let v = file.validation.as_ref();
+        let v = fitted.file.validation.as_ref();
         eprintln!(
-            "model: trained on {} simulated days ({} payments, {} frauds) in {:.1} s; validation AUC {:.3}, AP {:.3}",
+            "model: trained on the last {} of {} simulated days of history ({} payments, {} frauds; the first {} days fill the windows) in {:.1} s; validation AUC {:.3}, AP {:.3}",
             opts.history_days,
+            history.total_days(),
             stats.payments,
             stats.frauds,
+            history.reach_days,
             started.elapsed().as_secs_f64(),
             v.map_or(f64::NAN, |v| v.auc),
             v.map_or(f64::NAN, |v| v.average_precision),
         );
     }
     config.model.path = dir.join("demo.json").display().to_string();
-    Ok(Some(dir))
+    Ok(Prepared {
+        generator: history.generator(),
+        history: stats.messages,
+        history_malformed: stats.malformed,
+        model_dir: Some(dir),
+    })
 }
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Most history messages produced and not yet read back: the embedded broker
+/// keeps only 5 MiB per partition.
+const HISTORY_IN_FLIGHT: u64 = 20_000;
 
 /// Runs the demo until `opts.events` are decided (or `shutdown`), and returns the summary.
 pub fn run(
@@ -179,7 +225,12 @@ pub fn run_with_api(
     shutdown: Shutdown,
     calls: Option<crate::api::call::CallReceiver>,
 ) -> anyhow::Result<DemoSummary> {
-    let model_dir = prepare_model(opts, &mut config)?;
+    let Prepared {
+        generator: gen,
+        history,
+        history_malformed,
+        model_dir,
+    } = prepare_model(opts, &mut config)?;
     let kafka = EmbeddedKafka::start(&config, 4)?;
     config.kafka.brokers = kafka.bootstrap_servers();
     let brokers = config.kafka.brokers.clone();
@@ -190,11 +241,12 @@ pub fn run_with_api(
 
     let truth: Arc<Mutex<Vec<Pattern>>> = Arc::default();
     let produced = Arc::new(AtomicU64::new(0));
+    let read_back = Arc::new(AtomicU64::new(0));
     let producing_done = Shutdown::new();
     let generator = spawn_generator(
-        opts,
+        (opts, gen, history),
         &config,
-        (&truth, &produced),
+        (&truth, &produced, &read_back),
         &producing_done,
         &shutdown,
     )?;
@@ -204,31 +256,50 @@ pub fn run_with_api(
         &[&config.kafka.output_topic, &config.kafka.dlq_topic],
         kafka.partitions,
     )?;
-    let started = Instant::now();
-    let mut s = DemoSummary::default();
+    let mut started = Instant::now();
+    let mut s = DemoSummary {
+        history_events: history,
+        ..DemoSummary::default()
+    };
     let mut latencies: Vec<u32> = Vec::new();
     let mut last_progress = Instant::now();
     let mut stopped_at: Option<Instant> = None;
     let mut last_record = Instant::now();
+    let mut all = 0u64;
     loop {
         if let Some(msg) = consumer.poll(Duration::from_millis(50)) {
             last_record = Instant::now();
+            all += 1;
+            read_back.store(all, Ordering::Relaxed);
             let payload = msg.payload().unwrap_or(&[]);
             if msg.topic() == config.kafka.dlq_topic {
                 s.dlq += 1;
             } else if let Ok(d) = serde_json::from_slice::<serde_json::Value>(payload) {
-                tally(&mut s, &d, &truth, &mut latencies);
+                tally(&mut s, &d, (&truth, history), &mut latencies);
+            }
+            if all == history {
+                // The live stream starts: its rate and latency are measured from here.
+                started = Instant::now();
             }
         }
         let total = produced.load(Ordering::Relaxed);
         if opts.progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
-            print_progress(&s, total, started.elapsed());
+            if all == 0 && history > 0 {
+                // librdkafka's mock cluster holds a new group's first assignment 3 s.
+                eprint!("\rwaiting for the processor's first partition assignment...   ");
+                let _ = std::io::stderr().flush();
+            } else if all < history {
+                eprint!("\r{all:>7}/{history} history payments through the processor (its state for the live stream)   ");
+                let _ = std::io::stderr().flush();
+            } else {
+                print_progress(&s, total - history, started.elapsed());
+            }
         }
         // Everything read back, or (if the embedded broker's 5 MiB per partition
         // dropped old records before they were read) nothing new for 10 s.
         let finished = producing_done.is_triggered()
-            && (s.decisions + s.dlq >= total || last_record.elapsed() > Duration::from_secs(10));
+            && (all >= total || last_record.elapsed() > Duration::from_secs(10));
         if finished {
             break;
         }
@@ -241,7 +312,8 @@ pub fn run_with_api(
         }
     }
     s.duration_secs = started.elapsed().as_secs_f64();
-    s.events = produced.load(Ordering::Relaxed);
+    s.events = produced.load(Ordering::Relaxed).saturating_sub(history);
+    s.dlq = s.dlq.saturating_sub(history_malformed);
     s.events_per_sec = s.decisions as f64 / s.duration_secs.max(1e-9);
     set_latencies(&mut s, latencies);
     if opts.progress {
@@ -285,20 +357,25 @@ fn spawn_pipeline(
         })
 }
 
+/// A count shared between the generator and the reader.
+type Counter = Arc<AtomicU64>;
+
 /// Generates the demo's payments and labels into the embedded broker
-/// (`config.kafka.brokers`) on a thread of its own, counting them in
-/// `produced` and their patterns in `truth`; triggers `done` when it stops.
+/// (`config.kafka.brokers`) on a thread of its own: first the `history`
+/// messages of `gen`, as fast as they are read back (`read_back`), then the
+/// live stream. Counts them in `produced` and their patterns in `truth`;
+/// triggers `done` when it stops.
 fn spawn_generator(
-    opts: &DemoOptions,
+    (opts, gen, history): (&DemoOptions, Generator, u64),
     config: &Config,
-    (truth, produced): (&Arc<Mutex<Vec<Pattern>>>, &Arc<AtomicU64>),
+    (truth, produced, read_back): (&Arc<Mutex<Vec<Pattern>>>, &Counter, &Counter),
     done: &Shutdown,
     stop: &Shutdown,
 ) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
-    let (opts, truth, produced, done, stop) = (
+    let (opts, truth, counters, done, stop) = (
         opts.clone(),
         truth.clone(),
-        produced.clone(),
+        (produced.clone(), read_back.clone()),
         done.clone(),
         stop.clone(),
     );
@@ -310,7 +387,8 @@ fn spawn_generator(
     std::thread::Builder::new()
         .name("generator".into())
         .spawn(move || -> anyhow::Result<()> {
-            let result = generate(&opts, &brokers, &input, &labels, &truth, &produced, &stop);
+            let topics = (brokers.as_str(), input.as_str(), labels.as_str());
+            let result = generate(&opts, (gen, history), topics, (&truth, &counters), &stop);
             done.trigger();
             result
         })
@@ -328,12 +406,21 @@ fn set_latencies(s: &mut DemoSummary, mut latencies: Vec<u32>) {
     (s.latency_us_p50, s.latency_us_p99, s.latency_us_p999) = (pct(0.5), pct(0.99), pct(0.999));
 }
 
+/// Counts decision `d` into `s`, unless it decides a message of the history
+/// (sequence numbers below `history`).
 fn tally(
     s: &mut DemoSummary,
     d: &serde_json::Value,
-    truth: &Mutex<Vec<Pattern>>,
+    (truth, history): (&Mutex<Vec<Pattern>>, u64),
     latencies: &mut Vec<u32>,
 ) {
+    let seq = d["event_id"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("ev-"))
+        .and_then(|n| n.parse::<usize>().ok());
+    if seq.is_some_and(|q| (q as u64) < history) {
+        return;
+    }
     s.decisions += 1;
     let action = d["action"].as_str().unwrap_or("");
     match action {
@@ -348,10 +435,6 @@ fn tally(
             .unwrap_or(0)
             .min(u64::from(u32::MAX)) as u32,
     );
-    let seq = d["event_id"]
-        .as_str()
-        .and_then(|id| id.strip_prefix("ev-"))
-        .and_then(|n| n.parse::<usize>().ok());
     let pattern = seq
         .and_then(|i| truth.lock().ok()?.get(i).copied())
         .unwrap_or(Pattern::Legit);
@@ -418,48 +501,50 @@ fn print_progress(s: &DemoSummary, produced: u64, elapsed: Duration) {
     let _ = std::io::stderr().flush();
 }
 
-/// Produces the synthetic stream at `opts.rate`, plus labels two simulated hours
-/// later (a chargeback feed, accelerated): every fraud, and 2 % of genuine payments.
+/// Produces the `history` first messages of `gen` as fast as they are read
+/// back, then `opts.events` more at `opts.rate`, plus labels (a chargeback
+/// feed, accelerated): with a history, every payment a simulated day later,
+/// as the history the model learns from is labelled.
 fn generate(
     opts: &DemoOptions,
-    brokers: &str,
-    input: &str,
-    labels: &str,
-    truth: &Mutex<Vec<Pattern>>,
-    produced: &AtomicU64,
+    (mut gen, history): (Generator, u64),
+    (brokers, input, labels): (&str, &str, &str),
+    (truth, (produced, read_back)): (&Mutex<Vec<Pattern>>, &(Counter, Counter)),
     stop: &Shutdown,
 ) -> anyhow::Result<()> {
     let producer = producer(brokers)?;
-    // The simulated clock ends at about now; unlimited runs start a week back and
-    // then stay at the wall clock.
-    let span = if opts.events == 0 {
-        7 * 86_400_000
-    } else {
-        opts.events as i64 * Generator::step_ms(opts.accounts)
+    // With a model, labels come as in the history it learned from. Rules alone
+    // keep the feed their thresholds were set on: frauds and 2 % of genuine
+    // payments, two simulated hours later.
+    let (delay_ms, every) = match history {
+        0 => (2 * 3_600_000, 50),
+        _ => (i64::from(history::LABEL_DELAY_DAYS) * DAY_MS, 1),
     };
-    let mut gen = Generator::new(
-        opts.seed,
-        opts.accounts,
-        (opts.events / 5).min(5_000),
-        now_ms() - span,
-    );
-    // Chargebacks arrive two simulated hours after the payment.
-    let label_delay = (2 * 3_600_000 / Generator::step_ms(opts.accounts)).max(1) as u64;
+    let label_delay = (delay_ms / Generator::step_ms(opts.accounts)).max(1) as u64;
     let mut pending_labels: VecDeque<(u64, String, u64, bool)> = VecDeque::new();
-    let started = Instant::now();
+    let mut started = Instant::now();
     let mut n = 0u64;
-    while (opts.events == 0 || n < opts.events) && !stop.is_triggered() {
-        let due = started + Duration::from_secs_f64(n as f64 / opts.rate.max(1) as f64);
-        let now = Instant::now();
-        if due > now + Duration::from_millis(2) {
-            std::thread::sleep(due - now);
+    while (opts.events == 0 || n < history + opts.events) && !stop.is_triggered() {
+        if n < history {
+            while n >= read_back.load(Ordering::Relaxed) + HISTORY_IN_FLIGHT && !stop.is_triggered()
+            {
+                producer.poll(Duration::from_millis(1));
+            }
+            started = Instant::now();
+        } else {
+            let due =
+                started + Duration::from_secs_f64((n - history) as f64 / opts.rate.max(1) as f64);
+            let now = Instant::now();
+            if due > now + Duration::from_millis(2) {
+                std::thread::sleep(due - now);
+            }
         }
         let g = gen.next(now_ms());
         if let Ok(mut t) = truth.lock() {
             t.push(g.pattern);
         }
         send(&producer, input, g.key.as_bytes(), &g.payload)?;
-        if g.pattern.is_fraud() || (g.pattern == Pattern::Legit && g.seq % 50 == 0) {
+        if g.pattern.is_fraud() || (g.pattern == Pattern::Legit && g.seq % every == 0) {
             pending_labels.push_back((g.seq + label_delay, g.key, g.seq, g.pattern.is_fraud()));
         }
         while pending_labels.front().is_some_and(|l| l.0 <= n) {

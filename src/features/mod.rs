@@ -167,6 +167,10 @@ pub struct FeatureEngine {
     observed: Vec<Option<Observation>>,
     joins: LabelJoin,
     label_entities: Vec<usize>,
+    /// Event time of the earliest event applied, epoch ms (`i64::MAX`: none):
+    /// where the state's history starts. A restore or replay of the same
+    /// events finds the same.
+    history_from_ms: i64,
 }
 
 impl FeatureEngine {
@@ -216,7 +220,18 @@ impl FeatureEngine {
             tables,
             joins,
             label_entities,
+            history_from_ms: i64::MAX,
         }
+    }
+
+    /// The first event time whose features read no further back than the
+    /// state's history ([`FeatureSet::history_reach_s`] after its earliest
+    /// event), epoch ms: earlier events got partial windows. `None` before any event.
+    pub fn full_windows_from_ms(&self) -> Option<i64> {
+        (self.history_from_ms != i64::MAX).then(|| {
+            self.history_from_ms
+                .saturating_add(i64::from(self.set.history_reach_s()) * 1000)
+        })
     }
 
     /// The feature set this engine computes.
@@ -244,6 +259,7 @@ impl FeatureEngine {
         } else {
             key_hash(0, ev.event_id.as_bytes())
         };
+        self.history_from_ms = self.history_from_ms.min(ev.ts_ms);
         self.observe(ev, amount, id);
         self.read_windows(out);
         self.read_others(ev, amount, out);
@@ -586,5 +602,7 @@ fn event_feature(ev: &EventView<'_>, agg: EventAgg) -> f64 {
     }
 }
 
+#[cfg(test)]
+mod reach_tests;
 #[cfg(test)]
 mod tests;

@@ -295,6 +295,30 @@ impl FeatureSet {
             .collect()
     }
 
+    /// How far back from an event its features read, seconds: the longest
+    /// window plus its `delay`, distinct count, or entity horizon (`first_seen`,
+    /// `secs_since_last`). An event less than this after the first event of
+    /// its history gets partial windows. Label windows need no more: they hold
+    /// payments by event time, and every label of a payment in the history
+    /// comes within it.
+    pub fn history_reach_s(&self) -> u32 {
+        self.entities
+            .iter()
+            .flat_map(|e| {
+                let windows = e
+                    .windows
+                    .iter()
+                    .map(|w| w.length_s.saturating_add(w.delay_s));
+                let distinct = e.trackers.iter().filter_map(|t| match t {
+                    TrackerSpec::Distinct { length_s } => Some(*length_s),
+                    TrackerSpec::Extreme { .. } => None,
+                });
+                windows.chain(distinct).chain([e.horizon_s])
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Parses and compiles a feature-set file; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<FeatureSet, FeatureSpecError> {
         let err = |span: std::ops::Range<usize>, message: String| {

@@ -7,6 +7,8 @@ pub mod replay;
 mod report;
 pub mod simulate;
 pub mod train;
+#[cfg(test)]
+mod train_warmup_tests;
 
 use crate::offline::replay::parse_date_ms;
 

@@ -93,6 +93,9 @@ pub struct ReplayStats {
     pub invalid_rows: Vec<String>,
     /// Rows emitted (inside the range).
     pub emitted: u64,
+    /// Event time of the first row replayed (epoch ms): where the state's
+    /// history starts. `None` when no row was replayed.
+    pub first_ms: Option<i64>,
     /// Labels applied to the state.
     pub labels: u64,
     /// Time spent reading and decoding the file (the rest is the engine and `emit`).
@@ -396,6 +399,7 @@ pub fn replay_blocks(
             continue;
         }
         replayer.step_block(&mut block, opts.from_ms);
+        stats.first_ms = stats.first_ms.or(Some(block.rows[0].ts_ms()));
         stats.rows += block.len() as u64;
         stats.emitted += block.emit[..block.len()].iter().filter(|&&e| e).count() as u64;
         emit(&block);

@@ -47,6 +47,9 @@ pub struct TrainOptions {
     pub grid: Grid,
     /// How the transactions file is read.
     pub input: InputOptions,
+    /// Learn from rows whose windows reach before the input's first event
+    /// too (see [`Dataset::history`]); by default they only warm the state.
+    pub keep_partial_windows: bool,
 }
 
 impl TrainOptions {
@@ -61,6 +64,7 @@ impl TrainOptions {
             validation_days: None,
             grid: Grid::default(),
             input: InputOptions::default(),
+            keep_partial_windows: false,
         }
     }
 }
@@ -122,14 +126,44 @@ pub struct Dataset {
     pub y: Vec<bool>,
     /// Event time of each row, epoch ms, non-decreasing.
     pub ts_ms: Vec<i64>,
+    /// Where the rows' state starts, when known: rows before its end have
+    /// partial windows, and [`fit_model`] neither learns nor validates on them.
+    pub history: Option<History>,
+}
+
+/// The history behind a [`Dataset`]'s features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    /// Event time of the input's first row, epoch ms.
+    pub first_ms: i64,
+    /// How far back the features read, ms ([`FeatureSet::history_reach_s`]).
+    pub reach_ms: i64,
+}
+
+impl History {
+    /// The first event time with full windows, epoch ms.
+    pub fn full_from_ms(&self) -> i64 {
+        self.first_ms.saturating_add(self.reach_ms)
+    }
 }
 
 impl Dataset {
-    /// The rows with event times in `[from_ms, to_ms)`.
+    /// The rows with event times in `[from_ms, to_ms)` and full windows.
     fn period(&self, from_ms: i64, to_ms: i64) -> (&[f64], &[bool]) {
+        let from_ms = from_ms.max(self.history.map_or(i64::MIN, |h| h.full_from_ms()));
         let a = self.ts_ms.partition_point(|&t| t < from_ms);
-        let b = self.ts_ms.partition_point(|&t| t < to_ms);
+        let b = self.ts_ms.partition_point(|&t| t < to_ms).max(a);
         (&self.x[a * self.d..b * self.d], &self.y[a..b])
+    }
+
+    /// The rows in `[from_ms, to_ms)` whose windows are partial.
+    fn warmup_rows(&self, from_ms: i64, to_ms: i64) -> usize {
+        let end = self
+            .history
+            .map_or(i64::MIN, |h| h.full_from_ms())
+            .min(to_ms);
+        let a = self.ts_ms.partition_point(|&t| t < from_ms);
+        self.ts_ms.partition_point(|&t| t < end).max(a) - a
     }
 }
 
@@ -192,6 +226,10 @@ pub struct Fitted {
     /// Features that read labels from a window younger than the label delay,
     /// so never see one ([`FeatureSet::label_blind`]).
     pub label_blind: Vec<String>,
+    /// Rows of the validation fits' window and the training window left out
+    /// because their windows reach before the input's first event, and the
+    /// first event time with full windows (epoch ms); `None` when none were.
+    pub warmup: Option<(usize, i64)>,
 }
 
 /// Why fitting failed.
@@ -211,12 +249,39 @@ pub enum TrainError {
         /// Frauds there.
         frauds: usize,
     },
+    /// A part of the split lies (mostly) before the windows are full.
+    #[error(transparent)]
+    Warmup(Box<PartialSplit>),
     /// The grid is empty or a setting is out of range.
     #[error("bad training settings: {0}")]
     Settings(String),
     /// The library failed.
     #[error(transparent)]
     Fit(#[from] FitError),
+}
+
+/// A part of the split with too few rows with full windows ([`TrainError::Warmup`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the {part} ({from} .. {to}) has {rows} rows with full windows and {frauds} frauds: the input starts {first} and the features read {reach_days} days back, so rows have full windows from {full_from}; with these window lengths, train to {earliest_to} or later (or keep the partial rows with --keep-partial-windows)")]
+pub struct PartialSplit {
+    /// `training window`, `validation period`, ...
+    pub part: &'static str,
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+    /// Rows there with full windows.
+    pub rows: usize,
+    /// Frauds among them.
+    pub frauds: usize,
+    /// Day of the input's first event.
+    pub first: String,
+    /// [`FeatureSet::history_reach_s`] in days.
+    pub reach_days: f64,
+    /// Day of the first event with full windows.
+    pub full_from: String,
+    /// The earliest last training day whose split lies in full windows.
+    pub earliest_to: String,
 }
 
 const LOGISTIC_EPOCHS: usize = 400;
@@ -365,21 +430,16 @@ pub fn fit_model(
     let d = data.d;
     let (fit_window, val_window) = opts.validation_split();
     let train_window = (opts.from_ms, opts.to_ms);
-    let fit = enough(
-        "validation fits' window",
-        fit_window,
-        data.period(fit_window.0, fit_window.1),
-    )?;
-    let val = enough(
-        "validation period",
-        val_window,
-        data.period(val_window.0, val_window.1),
-    )?;
-    let all = enough(
-        "training window",
-        train_window,
-        data.period(opts.from_ms, opts.to_ms),
-    )?;
+    let fit = part(data, opts, "validation fits' window", fit_window)?;
+    let val = part(data, opts, "validation period", val_window)?;
+    let all = part(data, opts, "training window", train_window)?;
+    let warmup = data
+        .history
+        .map(|h| {
+            let rows = data.warmup_rows(fit_window.0.min(opts.from_ms), opts.to_ms);
+            (rows, h.full_from_ms())
+        })
+        .filter(|&(rows, _)| rows > 0);
 
     let fits = fit_grid(fit, val, d, &opts.grid, &mut progress)?;
     let logistic = (opts.grid.blend != Blend::Never)
@@ -428,7 +488,44 @@ pub fn fit_model(
             .into_iter()
             .map(String::from)
             .collect(),
+        warmup,
     })
+}
+
+/// The rows of one part of the split with full windows, if enough
+/// ([`enough`]); when too few because the part starts in the warm-up, the
+/// error says from which last training day the split would fit.
+fn part<'a>(
+    data: &'a Dataset,
+    opts: &FitOptions,
+    name: &'static str,
+    window: (i64, i64),
+) -> Result<(&'a [f64], &'a [bool]), TrainError> {
+    let rows = data.period(window.0, window.1);
+    match (enough(name, window, rows), data.history) {
+        (Err(TrainError::TooFew { rows, frauds, .. }), Some(h)) if h.full_from_ms() > window.0 => {
+            // The validation fits' window starts first: it sets the earliest end.
+            let full_day = h
+                .full_from_ms()
+                .saturating_add(DAY_MS - 1)
+                .div_euclid(DAY_MS)
+                * DAY_MS;
+            let (fit_from, _) = opts.validation_split().0;
+            let earliest_to = full_day + (opts.to_ms - fit_from.min(opts.from_ms));
+            Err(TrainError::Warmup(Box::new(PartialSplit {
+                part: name,
+                from: day(window.0),
+                to: day(window.1 - 1),
+                rows,
+                frauds,
+                first: day(h.first_ms),
+                reach_days: h.reach_ms as f64 / DAY_MS as f64,
+                full_from: day(h.full_from_ms()),
+                earliest_to: day(earliest_to - 1),
+            })))
+        }
+        (r, _) => r,
+    }
 }
 
 /// Names of the features with one value (missing counts as one) over `x`.
@@ -508,7 +605,8 @@ pub fn collect(
         d: set.len(),
         ..Dataset::default()
     };
-    replay(
+    let reach_ms = i64::from(set.history_reach_s()) * 1000;
+    let stats = replay(
         input,
         set,
         &opts,
@@ -519,6 +617,9 @@ pub fn collect(
         },
         |_| {},
     )?;
+    data.history = stats
+        .first_ms
+        .map(|first_ms| History { first_ms, reach_ms });
     Ok(data)
 }
 
@@ -545,7 +646,7 @@ pub fn train(
         grid: opts.grid.clone(),
     };
     let first = fit.validation_split().0 .0.min(from_ms);
-    let data = collect(
+    let mut data = collect(
         input,
         set.clone(),
         first,
@@ -553,6 +654,9 @@ pub fn train(
         opts.label_delay_days,
         &opts.input,
     )?;
+    if opts.keep_partial_windows {
+        data.history = None;
+    }
     let mut fitted = fit_model(&data, &set, &fit, progress)?;
     fitted.file.feature_set = opts.feature_set.clone();
     if let Some(t) = fitted.file.training.as_mut() {
@@ -583,7 +687,7 @@ pub(crate) mod tests {
         let path = dir.path().join("sim.csv");
         sim.write_file(&path, Columns::Full).unwrap();
         let set = Arc::new(load_feature_set(DEFAULT_FEATURE_SET).unwrap());
-        let data = collect(
+        let mut data = collect(
             &path,
             set.clone(),
             i64::MIN,
@@ -592,6 +696,9 @@ pub(crate) mod tests {
             &InputOptions::default(),
         )
         .unwrap();
+        // These tests choose settings on windows that start a week in; the
+        // warm-up has its own (`train_warmup_tests`).
+        data.history = None;
         (data, (*set).clone())
     }
 

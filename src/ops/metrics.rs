@@ -56,6 +56,9 @@ pub struct Metrics {
     pub state_entities: IntGaugeVec,
     /// Approximate bytes of entity state.
     pub state_bytes: IntGauge,
+    /// Event time (epoch seconds) from which every window of the state is full:
+    /// its earliest event plus the feature set's reach, latest over partitions.
+    pub full_windows_from: IntGauge,
     /// Entity evictions, by entity kind and cause (`idle`, `capacity`).
     pub state_evictions: IntCounterVec,
     /// Out-of-order events, by entity kind and outcome (`applied`, `dropped`).
@@ -243,6 +246,11 @@ impl Metrics {
                 &r,
                 "fraudstream_state_bytes",
                 "Approximate bytes of entity state held.",
+            ),
+            full_windows_from: gauge(
+                &r,
+                "fraudstream_state_full_windows_from_timestamp_seconds",
+                "Event time from which every feature window has its whole history (earliest event held plus the longest window).",
             ),
             state_evictions: counter_vec(
                 &r,

@@ -17,6 +17,8 @@ pub(super) struct Publisher {
     last: Instant,
     /// Totals per entity table as of the last publish.
     published: HashMap<String, TableStats>,
+    /// The full-windows event time last published, epoch ms.
+    full_from_ms: Option<i64>,
 }
 
 impl Publisher {
@@ -25,6 +27,7 @@ impl Publisher {
             metrics,
             last: Instant::now(),
             published: HashMap::new(),
+            full_from_ms: None,
         }
     }
 
@@ -39,8 +42,13 @@ impl Publisher {
         self.last = Instant::now();
         let mut totals: HashMap<&str, (usize, TableStats)> = HashMap::new();
         let mut bytes = 0;
+        let mut full_from: Option<i64> = None;
         for w in workers {
             bytes += w.engine.memory_bytes();
+            let terminal = w.terminal.as_ref().map(|t| &t.engine);
+            for e in std::iter::once(&w.engine).chain(terminal) {
+                full_from = full_from.max(e.full_windows_from_ms());
+            }
             for (name, len, st) in w.engine.table_stats() {
                 let t = totals.entry(name).or_default();
                 t.0 += len;
@@ -51,6 +59,7 @@ impl Publisher {
             }
         }
         self.metrics.state_bytes.set(bytes as i64);
+        self.publish_full_windows(full_from);
         for (name, (len, st)) in totals {
             self.metrics
                 .state_entities
@@ -93,5 +102,62 @@ impl Publisher {
             }
             *prev = st;
         }
+    }
+
+    /// Publishes from when the windows are full, and says so when it moves
+    /// ahead of the wall clock (state that starts, or restarts, on a short history).
+    fn publish_full_windows(&mut self, full_from: Option<i64>) {
+        let Some(ms) = full_from.filter(|&ms| Some(ms) != self.full_from_ms) else {
+            return;
+        };
+        self.full_from_ms = Some(ms);
+        self.metrics.full_windows_from.set(ms.div_euclid(1000));
+        if ms > crate::source::time::now_ms() {
+            tracing::warn!(
+                full_windows_from = %crate::time::rfc3339_ms(ms),
+                "the feature state's history is shorter than its longest window: features of events before this event time read partial windows (counts and means low, first_seen high); models trained on full windows score them as they never learned"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{load_feature_set, EngineLimits};
+    use crate::source::event::Limits;
+
+    fn payload(i: u32, ts_ms: i64) -> Vec<u8> {
+        format!(
+            r#"{{"event_id":"e{i}","ts":{ts_ms},"account_id":"a{i}","terminal_id":"t1","amount":5,"currency":"EUR"}}"#
+        )
+        .into_bytes()
+    }
+
+    /// The gauge is the earliest event time held (an event out of order
+    /// included) plus the feature set's reach, as a worker restoring its
+    /// input after a restart finds it (each worker here starts empty).
+    #[test]
+    fn full_windows_from_is_the_earliest_event_plus_the_reach_across_a_restart() {
+        let set = Arc::new(load_feature_set("default").unwrap());
+        let reach_s = i64::from(set.history_reach_s());
+        let t0 = 1_700_000_000_000;
+        let input = [
+            payload(0, t0 + 60_000),
+            payload(1, t0),
+            payload(2, t0 + 120_000),
+        ];
+        let published = |restored: &[Vec<u8>]| {
+            let metrics = Arc::new(Metrics::new());
+            let mut w = PartitionWorker::new(set.clone(), EngineLimits::default(), 100, None);
+            for p in restored {
+                w.restore(p, &Limits::default());
+            }
+            Publisher::new(metrics.clone()).publish(std::iter::once(&w));
+            metrics.full_windows_from.get()
+        };
+        assert_eq!(published(&[]), 0, "no event, nothing to say");
+        assert_eq!(published(&input[..1]), (t0 + 60_000) / 1000 + reach_s);
+        assert_eq!(published(&input), t0 / 1000 + reach_s);
     }
 }
