@@ -10,13 +10,23 @@
 //! and its fate. When the commit aborts instead, the parked records are dropped
 //! with it (their inputs are read again and rewound like the aborted batch's).
 //! In at-least-once mode the commit runs in place.
+//!
+//! After the commit, the parked records go out [`PARKED_PER_TURN`] at a time,
+//! one slice per turn of the poll loop ([`Batch::unpark`]), so that a call
+//! arriving meanwhile waits for a slice, not for them all; until the last is
+//! out, new records park behind them, keeping their order, and the next
+//! commit waits (unless the batch is full).
 
 use super::output::Tally;
 use super::parked::{Out, Parked};
 use crate::sink::{Committer, Sink, SinkError};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
+
+/// Most parked records produced in one turn of the poll loop, 0.1 to 0.3 ms
+/// of librdkafka's time (a call waits at most that long for them).
+pub(super) const PARKED_PER_TURN: usize = 64;
 
 /// How a batch's commit ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +55,9 @@ pub(super) struct Batch {
     in_flight: Option<Tally>,
     /// Records of inputs decided while a commit runs, for the next transaction.
     parked: Parked,
+    /// The consumer group's metadata, kept from one commit to the next (asking
+    /// librdkafka for it waits for its main thread); forgotten at a rebalance.
+    group: Option<ConsumerGroupMetadata>,
 }
 
 impl Batch {
@@ -66,6 +79,7 @@ impl Batch {
             open: Tally::default(),
             in_flight: None,
             parked: Parked::default(),
+            group: None,
         }
     }
 
@@ -111,13 +125,16 @@ impl Batch {
         self.parked.len() < self.max_events
     }
 
-    /// Whether the open batch should commit now: it is full, old enough, or has
-    /// a record that could not be queued (it can only abort: do it now).
+    /// Whether the open batch should commit now: it is full, has a record that
+    /// could not be queued (it can only abort: do it now), or is old enough and
+    /// its parked records are out (else the commit would send them all at once).
     pub fn due(&self) -> bool {
         !self.committing()
             && (self.events >= self.max_events
                 || self.sink.as_ref().is_some_and(Sink::batch_failed)
-                || (self.events > 0 && self.started.elapsed() >= self.interval))
+                || (self.events > 0
+                    && self.parked.is_empty()
+                    && self.started.elapsed() >= self.interval))
     }
 
     /// Serves the producer's delivery reports (unless a commit has it).
@@ -128,13 +145,20 @@ impl Batch {
     }
 
     /// Where the open batch's records go (the Sink, or parked while a commit
-    /// runs) and its tally, between [`Batch::open`] and the next commit.
+    /// runs or parked records are still going out) and its tally, between
+    /// [`Batch::open`] and the next commit.
     pub fn output(&mut self) -> (Out<'_>, &mut Tally) {
         let to = match self.sink.as_mut() {
-            Some(sink) => Out::Sink(sink),
-            None => Out::Parked(&mut self.parked),
+            Some(sink) if self.parked.is_empty() => Out::Sink(sink),
+            _ => Out::Parked(&mut self.parked),
         };
         (to, &mut self.open)
+    }
+
+    /// The group's generation may have changed (a rebalance): the next commit
+    /// asks for the group's metadata again.
+    pub fn forget_group(&mut self) {
+        self.group = None;
     }
 
     /// Commits the open batch with `offsets`: hands it to the committer
@@ -147,13 +171,16 @@ impl Batch {
         if self.committing() {
             return Ok(None);
         }
+        // Parked records still to go out belong to this batch.
+        self.unpark(usize::MAX)?;
         self.in_flight = Some(std::mem::take(&mut self.open));
         self.events = 0;
         let mut sink = self.sink.take().expect("present while no commit runs");
         match &self.committer {
             // A batch with a record that could not be queued can only abort: in place.
             Some(committer) if sink.transactional() && !sink.batch_failed() => {
-                committer.submit(sink, offsets, consumer.group_metadata())?;
+                let group = self.group.take().or_else(|| consumer.group_metadata());
+                committer.submit(sink, offsets, group)?;
                 Ok(None)
             }
             _ => {
@@ -174,6 +201,8 @@ impl Batch {
             return Ok(None);
         };
         self.sink = Some(done.sink);
+        // After an abort (a fenced generation, say), ask again.
+        self.group = done.group.filter(|_| done.result.is_ok());
         self.end(done.result).map(Some)
     }
 
@@ -203,15 +232,14 @@ impl Batch {
         }
     }
 
-    /// After a commit: opens the next transaction for the parked records and
-    /// produces them, in the order they were parked.
-    pub fn unpark(&mut self) -> Result<(), SinkError> {
-        if self.parked.is_empty() {
+    /// Unless a commit runs: produces up to `most` parked records into the open
+    /// transaction (begun if needed), the oldest first.
+    pub fn unpark(&mut self, most: usize) -> Result<(), SinkError> {
+        let Some(sink) = self.sink.as_mut().filter(|_| !self.parked.is_empty()) else {
             return Ok(());
-        }
-        let sink = self.sink.as_mut().expect("present after a commit ended");
+        };
         sink.begin()?;
-        self.parked.drain_into(&mut Out::Sink(sink));
+        self.parked.drain_into(&mut Out::Sink(sink), most);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Committing the batch: its offsets and checkpoints, the end of its commit
 //! (the offsets it covered marked committed, or everything since the last
-//! commit rewound), and then the inputs parked while it ran ([`super::batch`]).
+//! commit rewound); the inputs parked while it ran then go out from the poll
+//! loop, a slice a turn ([`super::batch`]).
 
 use super::assignment::PipelineContext;
 use super::batch::Finished;
@@ -113,7 +114,8 @@ impl Pipeline {
                 self.stats.invalid += tally.invalid;
                 self.stats.commits += 1;
                 BatchCommitted.emit(&self.metrics);
-                self.batch.unpark()
+                // The records parked meanwhile go out from the poll loop, a slice a turn.
+                Ok(())
             }
             Finished::Aborted(reason) => {
                 // Nothing of the batch (nor of the inputs parked for the next)
