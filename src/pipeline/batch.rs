@@ -11,11 +11,11 @@
 //! with it (their inputs are read again and rewound like the aborted batch's).
 //! In at-least-once mode the commit runs in place.
 //!
-//! After the commit, the parked records go out [`PARKED_PER_TURN`] at a time,
-//! one slice per turn of the poll loop ([`Batch::unpark`]), so that a call
-//! arriving meanwhile waits for a slice, not for them all; until the last is
-//! out, new records park behind them, keeping their order, and the next
-//! commit waits (unless the batch is full).
+//! After the commit, the parked records go out a slice per turn of the poll
+//! loop ([`Batch::unpark_slice`]), so that a call arriving meanwhile waits for
+//! a slice, not for them all; until the last is out, new records park behind
+//! them, keeping their order, and the next commit waits for them, for up to
+//! one more commit interval (then it sends what is left first).
 
 use super::output::Tally;
 use super::parked::{Out, Parked};
@@ -24,8 +24,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMe
 use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
 
-/// Most parked records produced in one turn of the poll loop, 0.1 to 0.3 ms
-/// of librdkafka's time (a call waits at most that long for them).
+/// Parked records produced in one turn of the poll loop: this many (0.1 to
+/// 0.3 ms of librdkafka's time), or half of those left if more, so that they
+/// run out even while each turn parks more (a loop behind on its calls).
 pub(super) const PARKED_PER_TURN: usize = 64;
 
 /// How a batch's commit ended.
@@ -127,14 +128,15 @@ impl Batch {
 
     /// Whether the open batch should commit now: it is full, has a record that
     /// could not be queued (it can only abort: do it now), or is old enough and
-    /// its parked records are out (else the commit would send them all at once).
+    /// its parked records are out (else the commit would send them all at
+    /// once), or older still.
     pub fn due(&self) -> bool {
+        let age = self.started.elapsed();
         !self.committing()
             && (self.events >= self.max_events
                 || self.sink.as_ref().is_some_and(Sink::batch_failed)
-                || (self.events > 0
-                    && self.parked.is_empty()
-                    && self.started.elapsed() >= self.interval))
+                || (self.events > 0 && self.parked.is_empty() && age >= self.interval)
+                || (self.events > 0 && age >= 2 * self.interval))
     }
 
     /// Serves the producer's delivery reports (unless a commit has it).
@@ -232,9 +234,15 @@ impl Batch {
         }
     }
 
+    /// Unless a commit runs: produces one slice of the parked records
+    /// ([`PARKED_PER_TURN`]) into the open transaction, the oldest first.
+    pub fn unpark_slice(&mut self) -> Result<(), SinkError> {
+        self.unpark(PARKED_PER_TURN.max(self.parked.len() / 2))
+    }
+
     /// Unless a commit runs: produces up to `most` parked records into the open
     /// transaction (begun if needed), the oldest first.
-    pub fn unpark(&mut self, most: usize) -> Result<(), SinkError> {
+    fn unpark(&mut self, most: usize) -> Result<(), SinkError> {
         let Some(sink) = self.sink.as_mut().filter(|_| !self.parked.is_empty()) else {
             return Ok(());
         };

@@ -360,7 +360,7 @@ fn poll_loop(
         }
         p.batch.poll();
         // Records parked during the last commit go out a slice a turn.
-        p.batch.unpark(batch::PARKED_PER_TURN)?;
+        p.batch.unpark_slice()?;
         // Nothing more can be read: wait for the commit's end (it wakes the
         // wait); with the API on, only once no call can park either, and at
         // most as long as for a call.
