@@ -10,12 +10,6 @@
 //! and its fate. When the commit aborts instead, the parked records are dropped
 //! with it (their inputs are read again and rewound like the aborted batch's).
 //! In at-least-once mode the commit runs in place.
-//!
-//! After the commit, the parked records go out a slice per turn of the poll
-//! loop ([`Batch::unpark_slice`]), so that a call arriving meanwhile waits for
-//! a slice, not for them all; until the last is out, new records park behind
-//! them, keeping their order, and the next commit waits for them, for up to
-//! one more commit interval (then it sends what is left first).
 
 use super::output::Tally;
 use super::parked::{Out, Parked};
@@ -23,11 +17,6 @@ use crate::sink::{Committer, Sink, SinkError};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
-
-/// Parked records produced in one turn of the poll loop: this many (0.1 to
-/// 0.3 ms of librdkafka's time), or half of those left if more, so that they
-/// run out even while each turn parks more (a loop behind on its calls).
-pub(super) const PARKED_PER_TURN: usize = 64;
 
 /// How a batch's commit ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -126,17 +115,13 @@ impl Batch {
         self.parked.len() < self.max_events
     }
 
-    /// Whether the open batch should commit now: it is full, has a record that
-    /// could not be queued (it can only abort: do it now), or is old enough and
-    /// its parked records are out (else the commit would send them all at
-    /// once), or older still.
+    /// Whether the open batch should commit now: it is full, old enough, or has
+    /// a record that could not be queued (it can only abort: do it now).
     pub fn due(&self) -> bool {
-        let age = self.started.elapsed();
         !self.committing()
             && (self.events >= self.max_events
                 || self.sink.as_ref().is_some_and(Sink::batch_failed)
-                || (self.events > 0 && self.parked.is_empty() && age >= self.interval)
-                || (self.events > 0 && age >= 2 * self.interval))
+                || (self.events > 0 && self.started.elapsed() >= self.interval))
     }
 
     /// Serves the producer's delivery reports (unless a commit has it).
@@ -147,12 +132,11 @@ impl Batch {
     }
 
     /// Where the open batch's records go (the Sink, or parked while a commit
-    /// runs or parked records are still going out) and its tally, between
-    /// [`Batch::open`] and the next commit.
+    /// runs) and its tally, between [`Batch::open`] and the next commit.
     pub fn output(&mut self) -> (Out<'_>, &mut Tally) {
         let to = match self.sink.as_mut() {
-            Some(sink) if self.parked.is_empty() => Out::Sink(sink),
-            _ => Out::Parked(&mut self.parked),
+            Some(sink) => Out::Sink(sink),
+            None => Out::Parked(&mut self.parked),
         };
         (to, &mut self.open)
     }
@@ -173,8 +157,6 @@ impl Batch {
         if self.committing() {
             return Ok(None);
         }
-        // Parked records still to go out belong to this batch.
-        self.unpark(usize::MAX)?;
         self.in_flight = Some(std::mem::take(&mut self.open));
         self.events = 0;
         let mut sink = self.sink.take().expect("present while no commit runs");
@@ -234,20 +216,16 @@ impl Batch {
         }
     }
 
-    /// Unless a commit runs: produces one slice of the parked records
-    /// ([`PARKED_PER_TURN`]) into the open transaction, the oldest first.
-    pub fn unpark_slice(&mut self) -> Result<(), SinkError> {
-        self.unpark(PARKED_PER_TURN.max(self.parked.len() / 2))
-    }
-
-    /// Unless a commit runs: produces up to `most` parked records into the open
-    /// transaction (begun if needed), the oldest first.
-    fn unpark(&mut self, most: usize) -> Result<(), SinkError> {
-        let Some(sink) = self.sink.as_mut().filter(|_| !self.parked.is_empty()) else {
+    /// After a commit: opens the next transaction for the parked records (the
+    /// committer begun it already, unless that failed) and produces them, in
+    /// the order they were parked.
+    pub fn unpark(&mut self) -> Result<(), SinkError> {
+        if self.parked.is_empty() {
             return Ok(());
-        };
+        }
+        let sink = self.sink.as_mut().expect("present after a commit ended");
         sink.begin()?;
-        self.parked.drain_into(&mut Out::Sink(sink), most);
+        self.parked.drain_into(&mut Out::Sink(sink));
         Ok(())
     }
 }

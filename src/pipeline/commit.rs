@@ -1,7 +1,6 @@
 //! Committing the batch: its offsets and checkpoints, the end of its commit
 //! (the offsets it covered marked committed, or everything since the last
-//! commit rewound); the inputs parked while it ran then go out from the poll
-//! loop, a slice a turn ([`super::batch`]).
+//! commit rewound), and then the inputs parked while it ran ([`super::batch`]).
 
 use super::assignment::PipelineContext;
 use super::batch::Finished;
@@ -114,8 +113,7 @@ impl Pipeline {
                 self.stats.invalid += tally.invalid;
                 self.stats.commits += 1;
                 BatchCommitted.emit(&self.metrics);
-                // The records parked meanwhile go out from the poll loop, a slice a turn.
-                Ok(())
+                self.batch.unpark()
             }
             Finished::Aborted(reason) => {
                 // Nothing of the batch (nor of the inputs parked for the next)

@@ -359,8 +359,6 @@ fn poll_loop(
             p.serve_calls(if idle { API_IDLE_WAIT } else { Duration::ZERO })?;
         }
         p.batch.poll();
-        // Records parked during the last commit go out a slice a turn.
-        p.batch.unpark_slice()?;
         // Nothing more can be read: wait for the commit's end (it wakes the
         // wait); with the API on, only once no call can park either, and at
         // most as long as for a call.

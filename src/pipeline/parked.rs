@@ -122,27 +122,23 @@ struct Record {
 pub(super) struct Parked {
     bytes: Vec<u8>,
     records: Vec<Record>,
-    /// Records before this one were sent already (their bytes are freed
-    /// once all are sent).
-    sent: usize,
 }
 
 impl Parked {
     /// Whether no record is parked.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.records.is_empty()
     }
 
     /// Records parked.
     pub fn len(&self) -> usize {
-        self.records.len() - self.sent
+        self.records.len()
     }
 
     /// Forgets every parked record (keeping the buffers' capacity).
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
-        self.sent = 0;
     }
 
     fn put(&mut self, b: &[u8]) -> Range<usize> {
@@ -164,11 +160,10 @@ impl Parked {
         });
     }
 
-    /// Sends the oldest `most` parked records to `to`, in order, and forgets them.
-    pub fn drain_into(&mut self, to: &mut impl Produce, most: usize) {
+    /// Sends every parked record to `to`, in order, and forgets them.
+    pub fn drain_into(&mut self, to: &mut impl Produce) {
         let text = |r: &Range<usize>| std::str::from_utf8(&self.bytes[r.clone()]).unwrap_or("");
-        let end = self.sent.saturating_add(most).min(self.records.len());
-        for r in &self.records[self.sent..end] {
+        for r in &self.records {
             let (topic, key, payload) = (
                 text(&r.topic),
                 &self.bytes[r.key.clone()],
@@ -200,10 +195,7 @@ impl Parked {
                 }
             }
         }
-        self.sent = end;
-        if self.is_empty() {
-            self.clear();
-        }
+        self.clear();
     }
 }
 
@@ -326,40 +318,10 @@ mod tests {
             script(&mut parked);
             assert!(!parked.is_empty());
             let mut replayed = Log::default();
-            parked.drain_into(&mut replayed, usize::MAX);
+            parked.drain_into(&mut replayed);
             assert_eq!(replayed.0, direct.0, "round {round}");
             assert!(parked.is_empty());
         }
-    }
-
-    /// Drained a slice at a time while more records park behind, the records
-    /// come out whole and in the order they were parked, the slices no longer
-    /// than asked.
-    #[test]
-    fn parked_records_drain_in_slices_in_order_while_more_park() {
-        let mut parked = Parked::default();
-        let mut out = Log::default();
-        let mut direct = Log::default();
-        let mut next = 0u32;
-        let mut park = |parked: &mut Parked, n: u32| {
-            for _ in 0..n {
-                let payload = next.to_be_bytes();
-                parked.send("decisions", b"k", &payload);
-                direct.send("decisions", b"k", &payload);
-                next += 1;
-            }
-        };
-        park(&mut parked, 10);
-        for (slice, more) in [(4, 3), (4, 0), (1, 5), (100, 0)] {
-            let (before, left) = (out.0.len(), parked.len());
-            parked.drain_into(&mut out, slice);
-            assert_eq!(out.0.len() - before, slice.min(left));
-            assert_eq!(parked.len(), left - slice.min(left));
-            park(&mut parked, more);
-        }
-        assert!(parked.is_empty());
-        assert_eq!(out.0, direct.0);
-        assert!(parked.bytes.is_empty(), "freed once all are out");
     }
 
     /// Once warm, parking reuses its buffers.
@@ -372,7 +334,7 @@ mod tests {
                 parked.send("decisions", &[i], &[i; 200]);
             }
             let capacity = (parked.bytes.capacity(), parked.records.capacity());
-            parked.drain_into(&mut sink, usize::MAX);
+            parked.drain_into(&mut sink);
             assert_eq!(
                 (parked.bytes.capacity(), parked.records.capacity()),
                 capacity
