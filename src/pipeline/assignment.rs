@@ -167,6 +167,8 @@ impl PipelineContext {
     ) {
         let mut p = self.lock();
         p.stats.assignments += 1;
+        // A new generation: its commits need the group's metadata anew.
+        p.batch.forget_group();
         for el in tpl.elements() {
             if el.topic() == self.input_topic {
                 let partition = el.partition();

@@ -14,7 +14,7 @@
 use super::output::Tally;
 use super::parked::{Out, Parked};
 use crate::sink::{Committer, Sink, SinkError};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::TopicPartitionList;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ pub(super) struct Batch {
     in_flight: Option<Tally>,
     /// Records of inputs decided while a commit runs, for the next transaction.
     parked: Parked,
+    /// The consumer group's metadata, kept from one commit to the next (asking
+    /// librdkafka for it waits for its main thread); forgotten at a rebalance.
+    group: Option<ConsumerGroupMetadata>,
 }
 
 impl Batch {
@@ -66,6 +69,7 @@ impl Batch {
             open: Tally::default(),
             in_flight: None,
             parked: Parked::default(),
+            group: None,
         }
     }
 
@@ -137,6 +141,12 @@ impl Batch {
         (to, &mut self.open)
     }
 
+    /// The group's generation may have changed (a rebalance): the next commit
+    /// asks for the group's metadata again.
+    pub fn forget_group(&mut self) {
+        self.group = None;
+    }
+
     /// Commits the open batch with `offsets`: hands it to the committer
     /// (`Ok(None)`: see [`Batch::finished`]), or commits it in place.
     pub fn commit<C: ConsumerContext>(
@@ -153,7 +163,8 @@ impl Batch {
         match &self.committer {
             // A batch with a record that could not be queued can only abort: in place.
             Some(committer) if sink.transactional() && !sink.batch_failed() => {
-                committer.submit(sink, offsets, consumer.group_metadata())?;
+                let group = self.group.take().or_else(|| consumer.group_metadata());
+                committer.submit(sink, offsets, group)?;
                 Ok(None)
             }
             _ => {
@@ -174,6 +185,8 @@ impl Batch {
             return Ok(None);
         };
         self.sink = Some(done.sink);
+        // After an abort (a fenced generation, say), ask again.
+        self.group = done.group.filter(|_| done.result.is_ok());
         self.end(done.result).map(Some)
     }
 
@@ -203,8 +216,9 @@ impl Batch {
         }
     }
 
-    /// After a commit: opens the next transaction for the parked records and
-    /// produces them, in the order they were parked.
+    /// After a commit: opens the next transaction for the parked records (the
+    /// committer begun it already, unless that failed) and produces them, in
+    /// the order they were parked.
     pub fn unpark(&mut self) -> Result<(), SinkError> {
         if self.parked.is_empty() {
             return Ok(());

@@ -7,6 +7,11 @@
 //! and later takes it back with the result. While the Sink is away the polling
 //! thread cannot produce (it does not hold it); it keeps deciding the decision
 //! API's calls and parks their records for the next transaction.
+//!
+//! The committer also begins the next transaction, and the consumer group's
+//! metadata travels back with the Sink to be used again: both are requests
+//! to librdkafka's main thread that wait for its answer, which on a busy
+//! machine can take milliseconds, and the polling thread has calls to answer.
 
 use super::{Sink, SinkError};
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -25,8 +30,12 @@ struct Job {
 /// A finished commit: the Sink back, and how the commit ended
 /// ([`Sink::commit_transaction`]'s result).
 pub struct Committed {
-    /// The Sink, with no transaction open.
+    /// The Sink, with the next transaction begun after a commit (none open
+    /// after an abort or if beginning failed: [`Sink::begin`] tells why).
     pub sink: Sink,
+    /// The group metadata the commit was given, for the next one (the group's
+    /// generation is unchanged until the next rebalance).
+    pub group: Option<ConsumerGroupMetadata>,
     /// `Err(Aborted)`: nothing of the transaction is visible.
     pub result: Result<(), SinkError>,
 }
@@ -51,9 +60,22 @@ impl Committer {
                 for mut job in todo {
                     #[cfg(test)]
                     faults::held(&gate);
-                    let result = job.sink.commit_transaction(&job.offsets, job.group);
-                    let sink = job.sink;
-                    if finished.send(Committed { sink, result }).is_err() {
+                    let result = job
+                        .sink
+                        .commit_transaction(&job.offsets, job.group.as_ref());
+                    if result.is_ok() {
+                        // An error here recurs when the polling thread begins.
+                        let _ = job.sink.begin();
+                    }
+                    let (sink, group) = (job.sink, job.group);
+                    if finished
+                        .send(Committed {
+                            sink,
+                            group,
+                            result,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -266,7 +266,7 @@ impl Sink {
         consumer: &BaseConsumer<C>,
     ) -> Result<(), SinkError> {
         if self.transactional {
-            return self.commit_transaction(offsets, consumer.group_metadata());
+            return self.commit_transaction(offsets, consumer.group_metadata().as_ref());
         }
         if let Some(reason) = self.enqueue_failed.take() {
             // At least once: what was queued may still be delivered (a repeat, never a gap).
@@ -302,7 +302,7 @@ impl Sink {
     pub fn commit_transaction(
         &mut self,
         offsets: &TopicPartitionList,
-        group: Option<ConsumerGroupMetadata>,
+        group: Option<&ConsumerGroupMetadata>,
     ) -> Result<(), SinkError> {
         if let Some(reason) = self.enqueue_failed.take() {
             // None of the batch becomes visible.
@@ -319,7 +319,7 @@ impl Sink {
             ));
         };
         let result = self
-            .retry(|p, t| p.send_offsets_to_transaction(offsets, &meta, t))
+            .retry(|p, t| p.send_offsets_to_transaction(offsets, meta, t))
             .and_then(|()| self.retry(|p, t| p.commit_transaction(t)));
         match result {
             Ok(()) => {
