@@ -55,9 +55,6 @@ pub fn run(args: DemoArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> 
     let shutdown = Shutdown::new();
     let mut config = Config::default();
     config.kafka.group_id = "fraudstream-demo".into();
-    // Terminal features over all of a terminal's payments, as the model learns
-    // them from the history file, not over one input partition's accounts.
-    config.kafka.terminal_topic = "fraudstream-by-terminal".into();
     // The demo's payments are all in the base currency: run anywhere, rates or not.
     if !std::path::Path::new(&config.currency.rates).exists() {
         config.currency.rates.clear();

@@ -231,7 +231,11 @@ pub fn run_with_api(
         history_malformed,
         model_dir,
     } = prepare_model(opts, &mut config)?;
-    let kafka = EmbeddedKafka::start(&config, 4)?;
+    // One input partition: a terminal's windows then see all its payments, as
+    // the model learnt them from the history, and a decision API call is
+    // decided on the same state as the topic's payments (terminal
+    // repartitioning does not combine with the API; `run` refuses both).
+    let kafka = EmbeddedKafka::start(&config, 1)?;
     config.kafka.brokers = kafka.bootstrap_servers();
     let brokers = config.kafka.brokers.clone();
     tracing::info!(brokers = %brokers, "embedded Kafka broker started");
