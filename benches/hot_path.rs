@@ -142,7 +142,11 @@ fn bench_hot_path(c: &mut Criterion) {
 
     // The `default` set keeps about 21 GB of state for 1M accounts here (pair
     // entities per payment), so CI's quick pass stays at 10k accounts.
-    let sizes: &[u64] = if quick { &[10_000] } else { &[10_000, 1_000_000] };
+    let sizes: &[u64] = if quick {
+        &[10_000]
+    } else {
+        &[10_000, 1_000_000]
+    };
     let runs = sizes
         .iter()
         .map(|&a| (a, &models[0]))

@@ -179,12 +179,13 @@ pub fn prepare_model(opts: &DemoOptions, config: &mut Config) -> anyhow::Result<
     if opts.progress {
         let v = fitted.file.validation.as_ref();
         eprintln!(
-            "model: trained on the last {} of {} simulated days of history ({} payments, {} frauds; the first {} days fill the windows) in {:.1} s; validation AUC {:.3}, AP {:.3}",
-            opts.history_days,
+            "model: {} simulated days of history ({} payments, {} frauds): the first {} fill the windows, the model learns from the last {} and validates on {} before them, in {:.1} s; validation AUC {:.3}, AP {:.3}",
             history.total_days(),
             stats.payments,
             stats.frauds,
             history.reach_days,
+            opts.history_days,
+            history.total_days() - history.reach_days - opts.history_days,
             started.elapsed().as_secs_f64(),
             v.map_or(f64::NAN, |v| v.auc),
             v.map_or(f64::NAN, |v| v.average_precision),
@@ -297,7 +298,9 @@ pub fn run_with_api(
                 eprint!("\r{all:>7}/{history} history payments through the processor (its state for the live stream)   ");
                 let _ = std::io::stderr().flush();
             } else {
-                print_progress(&s, total - history, started.elapsed());
+                // The history's malformed messages are not the live stream's.
+                let dlq = s.dlq.saturating_sub(history_malformed);
+                print_progress(&s, (total - history, dlq), started.elapsed());
             }
         }
         // Everything read back, or (if the embedded broker's 5 MiB per partition
@@ -321,7 +324,7 @@ pub fn run_with_api(
     s.events_per_sec = s.decisions as f64 / s.duration_secs.max(1e-9);
     set_latencies(&mut s, latencies);
     if opts.progress {
-        print_progress(&s, s.events, started.elapsed());
+        print_progress(&s, (s.events, s.dlq), started.elapsed());
         eprintln!();
     }
     pipeline_stop.trigger();
@@ -496,13 +499,23 @@ fn tally_model(s: &mut DemoSummary, d: &serde_json::Value, fraud: bool, flagged:
     }
 }
 
-fn print_progress(s: &DemoSummary, produced: u64, elapsed: Duration) {
+fn print_progress(s: &DemoSummary, (produced, dlq): (u64, u64), elapsed: Duration) {
     let eps = s.decisions as f64 / elapsed.as_secs_f64().max(1e-9);
     eprint!(
         "\r{:>7} produced | {:>7} decided ({:>5} review, {:>4} block) | {:>3} DLQ | frauds caught {}/{} | {:>6.0} ev/s   ",
-        produced, s.decisions, s.review, s.block, s.dlq, s.frauds_caught, s.frauds, eps
+        produced, s.decisions, s.review, s.block, dlq, s.frauds_caught, s.frauds, eps
     );
     let _ = std::io::stderr().flush();
+}
+
+/// Says once that the simulated clock has caught up with the wall clock.
+fn announce_real_time() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!(
+            "\nthe simulated payments have reached the present: they now come at the simulated customers' own pace (a few a minute); the decision API answers as before"
+        );
+    });
 }
 
 /// Produces the `history` first messages of `gen` as fast as they are read
@@ -541,6 +554,15 @@ fn generate(
             let now = Instant::now();
             if due > now + Duration::from_millis(2) {
                 std::thread::sleep(due - now);
+            }
+        }
+        // An unlimited run reaches the present after its first simulated week:
+        // from then on payments come at the simulated customers' own pace, as
+        // dense as the history the model learnt from, not `opts.rate` at once.
+        if opts.events == 0 && gen.clock_ms() > now_ms() {
+            announce_real_time();
+            while gen.clock_ms() > now_ms() && !stop.is_triggered() {
+                producer.poll(Duration::from_millis(50));
             }
         }
         let g = gen.next(now_ms());
