@@ -97,6 +97,27 @@ fn field_case_09_a_row_after_to_does_not_end_the_run() {
     assert!(!ids.contains(&"5".to_string()));
 }
 
+/// `--to` before `--from` is an error, as `train` and `backtest` make it, not
+/// a run that writes no row and succeeds.
+#[test]
+fn features_refuses_a_range_that_ends_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.csv");
+    let input = fixture("09-csv-replay/base.csv");
+    let run = features(
+        &["--from", "2018-04-10", "--to", "2018-04-01"],
+        &input,
+        &out,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--to '2018-04-01' is before --from '2018-04-10'"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
 /// Field case 10: the row with amount -20.00 is rejected as the live parser
 /// rejects it; skipped, customer 0's 30-day mean stays 20 on every row.
 #[test]

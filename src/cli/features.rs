@@ -121,6 +121,14 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<()> {
         input: args.input.options()?,
         ..ReplayOptions::default()
     };
+    if opts.to_ms <= opts.from_ms {
+        // As `train` and `backtest` refuse it: nothing could be written.
+        anyhow::bail!(
+            "--to '{}' is before --from '{}'",
+            args.to.as_deref().unwrap_or(""),
+            args.from.as_deref().unwrap_or("")
+        );
+    }
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = std::io::BufWriter::with_capacity(1 << 20, file);

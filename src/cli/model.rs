@@ -84,7 +84,7 @@ pub struct BacktestArgs {
     /// Feature set (default: the model's).
     #[arg(long)]
     pub feature_set: Option<String>,
-    /// Only transactions listed here count (CSV with TRANSACTION_ID first).
+    /// Only transactions listed here count (one id per line, or a CSV with TRANSACTION_ID first), matched as text.
     #[arg(long)]
     pub ids: Option<PathBuf>,
     /// Days after which labels are fed back.

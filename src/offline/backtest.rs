@@ -12,7 +12,7 @@ use crate::rules::reload::{RuleStore, RulesSource};
 use crate::source::handbook::TxRow;
 use crate::state::key_hash;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub struct BacktestOptions {
     pub rules: Option<PathBuf>,
     /// Feature set (default: the model's).
     pub feature_set: Option<String>,
-    /// Only these TRANSACTION_IDs count (a CSV or CSV.gz with a TRANSACTION_ID column).
+    /// Only these TRANSACTION_IDs count (one per line, or a CSV or CSV.gz whose first column holds them).
     pub ids: Option<PathBuf>,
     /// Days after which labels are fed back.
     pub label_delay_days: u32,
@@ -83,22 +83,60 @@ pub fn by_pattern(
         .collect()
 }
 
-fn read_ids(path: &Path) -> anyhow::Result<HashSet<u64>> {
-    let file = std::fs::File::open(path)?;
-    let reader: Box<dyn BufRead> = if path.to_string_lossy().ends_with(".gz") {
-        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-            file,
-        )))
+/// The transaction ids of an `--ids` file, as text (`007` and `7` are two
+/// ids, as they are two rows' `TRANSACTION_ID`s): one per line, or a CSV whose
+/// first column holds them; a `TRANSACTION_ID` header, a byte-order mark, CRLF,
+/// double quotes, spaces around an id and blank lines are read as a CSV reader
+/// reads them; gzipped when the name ends in `.gz`.
+fn read_ids(path: &Path) -> anyhow::Result<HashSet<Box<str>>> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let raw: Box<dyn Read> = if path.to_string_lossy().ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
-        Box::new(std::io::BufReader::new(file))
+        Box::new(file)
     };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(std::io::BufReader::new(raw));
     let mut ids = HashSet::new();
-    for line in reader.lines() {
-        if let Ok(id) = line?.split(',').next().unwrap_or("").trim().parse::<u64>() {
-            ids.insert(id);
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        let id = record.get(0).unwrap_or("");
+        if id.is_empty() || (i == 0 && id.eq_ignore_ascii_case("TRANSACTION_ID")) {
+            continue;
         }
+        ids.insert(Box::from(id));
+    }
+    if ids.is_empty() {
+        anyhow::bail!("{shown}: no transaction id (expected one per line, or a CSV whose first column is TRANSACTION_ID)");
     }
     Ok(ids)
+}
+
+/// Fails when none of the `wanted` ids of `--ids` was a row decided from
+/// `from` to `to`, and warns of those that were not: a backtest over the
+/// wrong rows must not pass for one over the rows meant.
+fn check_ids_found(opts: &BacktestOptions, wanted: usize, found: u64) -> anyhow::Result<()> {
+    let path = opts
+        .ids
+        .as_ref()
+        .map_or(String::new(), |p| p.display().to_string());
+    let missing = wanted as u64 - found.min(wanted as u64);
+    let (from, to) = (&opts.from, &opts.to);
+    if found == 0 {
+        anyhow::bail!(
+            "{path}: none of its {wanted} ids is the TRANSACTION_ID of a valid row from {from} to {to}: nothing was decided"
+        );
+    }
+    if missing > 0 {
+        tracing::warn!(
+            "{path}: {missing} of its {wanted} ids are not the TRANSACTION_ID of a valid row from {from} to {to}: they were not decided"
+        );
+    }
+    Ok(())
 }
 
 struct Engine {
@@ -174,11 +212,9 @@ pub fn backtest(
             chosen.clear();
             matrix.clear();
             for (k, row, features) in block.rows() {
-                let wanted = ids.as_ref().is_none_or(|ids| {
-                    row.transaction_id
-                        .parse::<u64>()
-                        .is_ok_and(|id| ids.contains(&id))
-                });
+                let wanted = ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(row.transaction_id));
                 if wanted {
                     chosen.push(k);
                     matrix.extend_from_slice(features);
@@ -211,6 +247,9 @@ pub fn backtest(
         out.finish()?;
     }
     let report = tally.finish(&stats);
+    if let Some(ids) = &ids {
+        check_ids_found(opts, ids.len(), report.transactions)?;
+    }
     if let Some(dir) = &opts.report_dir {
         super::report::write(dir, &report)?;
     }
@@ -397,6 +436,64 @@ fn peek_feature_set(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids are text as the rows' TRANSACTION_IDs are (`tx-1`, `007` apart
+    /// from `7`), read through a byte-order mark, CRLF, a header, quotes,
+    /// spaces and blank lines; a file with none is an error.
+    #[test]
+    fn ids_files_are_read_as_text_in_any_common_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ids.csv");
+        let text = "\u{feff}TRANSACTION_ID,other\r\ntx-1,a\r\n\r\n 007 \r\n\"tx 2\",b\r\n7";
+        std::fs::write(&path, text).unwrap();
+        let ids = read_ids(&path).unwrap();
+        let mut got: Vec<&str> = ids.iter().map(|id| &**id).collect();
+        got.sort_unstable();
+        assert_eq!(got, ["007", "7", "tx 2", "tx-1"]);
+        std::fs::write(&path, "TRANSACTION_ID\n\n").unwrap();
+        let e = read_ids(&path).unwrap_err().to_string();
+        assert!(e.contains("no transaction id"), "{e}");
+    }
+
+    /// `--ids` decides exactly the listed rows, whatever their ids look like,
+    /// and fails when none of them is in the file's range.
+    #[test]
+    fn a_backtest_with_ids_decides_exactly_those_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("tx.csv");
+        let mut csv =
+            String::from("TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n");
+        for i in 0..40 {
+            csv.push_str(&format!(
+                "tx-{i:03},2018-04-{:02} 10:00:00,c{},t{},{}.50,{}\n",
+                1 + i / 10,
+                i % 3,
+                i % 5,
+                10 + i,
+                u8::from(i % 7 == 0)
+            ));
+        }
+        std::fs::write(&input, csv).unwrap();
+        let ids = dir.path().join("ids.csv");
+        let run = |listed: &str| {
+            std::fs::write(&ids, listed).unwrap();
+            let opts = BacktestOptions {
+                from: "2018-04-02".into(),
+                to: "2018-04-03".into(),
+                ids: Some(ids.clone()),
+                label_delay_days: 7,
+                ..BacktestOptions::default()
+            };
+            backtest(&input, &opts, |_| {})
+        };
+        let report = run("\u{feff}TRANSACTION_ID\r\ntx-010\r\ntx-025\r\ntx-039\r\n").unwrap();
+        assert_eq!(
+            report.transactions, 2,
+            "tx-010 and tx-025; tx-039 is after --to"
+        );
+        let e = run("10\n25\n").unwrap_err().to_string();
+        assert!(e.contains("none of its 2 ids"), "{e}");
+    }
 
     #[test]
     fn each_pattern_is_measured_against_all_genuine_payments_only() {

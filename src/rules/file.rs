@@ -331,11 +331,15 @@ pub struct ParsedList {
 /// first non-blank character is `#`, or a `#` that follows whitespace (so
 /// `shop-1  # flagship` is `shop-1`). A value in double quotes is kept exactly
 /// as between them (`"Shop #1"`, `" padded "`), and may be followed by a
-/// comment. A byte-order mark is skipped.
+/// comment. A byte-order mark is skipped; lines end at LF, CRLF or CR.
 pub fn parse_list(path: &str, text: &str) -> ParsedList {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut list = ParsedList::default();
-    for (i, line) in text.lines().enumerate() {
+    // A line ends at LF, CRLF or a lone CR (classic Mac line ends, which some
+    // spreadsheets still save): `str::lines` alone would read a CR-only file
+    // as one value.
+    let lines = text.lines().flat_map(|line| line.split('\r'));
+    for (i, line) in lines.enumerate() {
         let body = line.trim_start();
         let col = line[..line.len() - body.len()].chars().count() + 1;
         let at = |col: usize, message: String| RuleError {
@@ -390,6 +394,9 @@ pub fn parse_list(path: &str, text: &str) -> ParsedList {
                 ),
             ));
         }
+        if let Some(doubt) = doubtful_value(value) {
+            list.warnings.push(at(col, format!("warning: {doubt}")));
+        }
         list.entries.push(ListEntry {
             value: value.to_string(),
             line: i + 1,
@@ -397,6 +404,20 @@ pub fn parse_list(path: &str, text: &str) -> ParsedList {
         });
     }
     list
+}
+
+/// Why an unquoted list value is probably not what was meant (values pasted
+/// from code or a spreadsheet row), if so; quoting it in double quotes keeps
+/// it without a warning.
+fn doubtful_value(value: &str) -> Option<String> {
+    let inner = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\''));
+    if let Some(inner) = inner {
+        Some(format!("{value} is listed with its single quotes; lists quote with double quotes: write {inner} or \"{inner}\""))
+    } else if value.contains(',') || value.contains(';') {
+        Some(format!("'{value}' is listed as one value; a list holds one value per line (to list it as it is, write it in double quotes)"))
+    } else {
+        None
+    }
 }
 
 /// Maps byte offset `at` of the expression of `when` to its 1-based (line, col)
@@ -495,7 +516,15 @@ mod tests {
         };
         /// A list file and its (value, line, col)s.
         type Case<'a> = (&'a str, &'a [(&'a str, usize, usize)]);
-        let cases: [Case; 10] = [
+        let cases: [Case; 12] = [
+            (
+                "T1\rT2\r\r# c\rT3",
+                &[("T1", 1, 1), ("T2", 2, 1), ("T3", 5, 1)],
+            ),
+            (
+                "T1\r\nT2\rT3\n",
+                &[("T1", 1, 1), ("T2", 2, 1), ("T3", 3, 1)],
+            ),
             ("POS#12\n", &[("POS#12", 1, 1)]),
             ("shop-1  # our flagship\n", &[("shop-1", 1, 1)]),
             ("shop-1\t#tab\n", &[("shop-1", 1, 1)]),
@@ -524,7 +553,7 @@ mod tests {
     #[test]
     fn quoted_list_values_are_kept_exactly_and_doubtful_comments_warned() {
         type Case<'a> = (&'a str, &'a [&'a str], &'a [(usize, usize)], &'a [usize]);
-        let cases: [Case; 9] = [
+        let cases: [Case; 10] = [
             ("\"Shop #1\"\n", &["Shop #1"], &[], &[]),
             ("Shop #1\n", &["Shop"], &[], &[1]),
             ("  \" padded \"  # note\r\n", &[" padded "], &[], &[]),
@@ -534,6 +563,12 @@ mod tests {
             ("x #\ny #  z\nw\t#2\n", &["x", "y", "w"], &[], &[3]),
             ("\u{feff}\"\u{e9}t\u{e9} #\" x\n", &[], &[(1, 9)], &[]),
             ("POS#12\n\"POS#12\"\n", &["POS#12", "POS#12"], &[], &[]),
+            (
+                "'T5'\nT1, T2\nT3;T4\n\"A, B\"\n'\n",
+                &["'T5'", "T1, T2", "T3;T4", "A, B", "'"],
+                &[],
+                &[1, 2, 3],
+            ),
         ];
         for (text, values, errors, warnings) in cases {
             let list = parse_list("l.txt", text);

@@ -385,10 +385,12 @@ fn read_dir_files(dir: &Path) -> Result<Vec<(String, String)>, RulesError> {
                 name.ends_with(".yaml") || name.ends_with(".yml")
             };
             if wanted && e.path().is_file() {
-                files.push((
-                    format!("{prefix}/{name}"),
-                    std::fs::read_to_string(e.path()).map_err(fail)?,
-                ));
+                let path = format!("{prefix}/{name}");
+                let bytes = std::fs::read(e.path())
+                    .map_err(|e| RuleError::at(&path, None, format!("cannot read: {e}")))?;
+                let text = crate::text::decode_text(bytes)
+                    .map_err(|message| RuleError::at(&path, None, message))?;
+                files.push((path, text));
             }
         }
         Ok(())
