@@ -151,7 +151,7 @@ fn exact_rate(text: &str) -> Option<Rate> {
             scale += i64::from(counts);
         }
     }
-    while scale > 0 && digits != 0 && digits % 10 == 0 {
+    while scale > 0 && digits != 0 && digits.is_multiple_of(10) {
         digits /= 10;
         scale -= 1;
     }
@@ -351,7 +351,7 @@ impl RateTable {
         const EXACT: f64 = 9_007_199_254_740_992.0;
         let from = u32::from(minor_units(currency));
         let units = (amount.abs() * 10f64.powi(from as i32)).round();
-        if !(units < EXACT) {
+        if units.is_nan() || units >= EXACT {
             return None;
         }
         // amount / rate * 10^to = units * 10^(to + scale - from) / digits.
