@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// Every aggregate kind: windows with delays and amount filters, min/max,
 /// standard deviation, z-score and hour gap, distinct counts, first_seen and
 /// secs_since_last (with horizons shorter
-/// than the gaps the tests make), label aggregates, pairs, ratios.
+/// than the gaps the tests make), label aggregates (on five entity kinds,
+/// pairs among them), pairs, ratios.
 const ALL_KINDS: &str = r#"
 name = "every kind"
 [[feature]]
@@ -137,6 +138,21 @@ name = "at_secs_since_last"
 entity = "account+terminal"
 aggregate = "secs_since_last"
 window = "20m"
+[[feature]]
+name = "at_fraud_1h"
+entity = "account+terminal"
+aggregate = "fraud_count"
+window = "1h"
+[[feature]]
+name = "ct_fraud_30m"
+entity = "card+terminal"
+aggregate = "fraud_count"
+window = "30m"
+[[feature]]
+name = "d_fraud_1h"
+entity = "device"
+aggregate = "fraud_count"
+window = "1h"
 [[feature]]
 name = "d_count_5m"
 entity = "device"

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 
 /// Most entity kinds that can read labels.
-pub const MAX_LABEL_ENTITIES: usize = 4;
+pub const MAX_LABEL_ENTITIES: usize = 5;
 
 /// No label yet, in [`Pending::label`].
 const UNLABELLED: u8 = 0;

@@ -471,25 +471,28 @@ fn labelled_set(kinds: &[&str]) -> String {
 
 #[test]
 fn more_labelled_entity_kinds_than_supported_is_an_error_not_a_panic() {
-    let kinds = ["account", "card", "terminal", "device", "ip", "country"];
-    let four = FeatureSet::parse("l.toml", &labelled_set(&kinds[..4])).unwrap();
+    let kinds = [
+        "account", "card", "terminal", "device", "ip", "country", "mcc",
+    ];
+    let five = FeatureSet::parse("l.toml", &labelled_set(&kinds[..5])).unwrap();
     for scope in [Scope::All, Scope::ByAccount, Scope::ByTerminal] {
-        FeatureEngine::scoped(Arc::new(four.clone()), EngineLimits::default(), scope);
+        FeatureEngine::scoped(Arc::new(five.clone()), EngineLimits::default(), scope);
     }
-    for n in 5..=kinds.len() {
+    for n in 6..=kinds.len() {
         let e = FeatureSet::parse("l.toml", &labelled_set(&kinds[..n])).unwrap_err();
-        // The fifth feature's `aggregate` value, on line 2 + 6 * 4 + 4.
-        assert_eq!((e.file.as_str(), e.line, e.col), ("l.toml", 30, 13), "{e}");
+        // The sixth feature's `aggregate` value, on line 2 + 6 * 5 + 4.
+        assert_eq!((e.file.as_str(), e.line, e.col), ("l.toml", 36, 13), "{e}");
         assert!(
             e.message
-                .starts_with("at most 4 entity kinds can read labels")
-                && e.message
-                    .contains("'ip' would be one more than account, card, terminal, device"),
+                .starts_with("at most 5 entity kinds can read labels")
+                && e.message.contains(
+                    "'country' would be one more than account, card, terminal, device, ip"
+                ),
             "{e}"
         );
     }
     // Reading labels again on a kind that already does is no new kind.
-    let mut text = labelled_set(&kinds[..4]);
+    let mut text = labelled_set(&kinds[..5]);
     text.push_str("\n[[feature]]\nname = \"x\"\nentity = \"account\"\naggregate = \"fraud_rate\"\nwindow = \"7d\"\n");
     FeatureSet::parse("l.toml", &text).unwrap();
 }

@@ -1,5 +1,5 @@
-//! Calls on the pipeline thread against the mock cluster, with faults injected
-//! on that thread: a call for a restoring partition waits its turn, a call
+//! Calls on the pipeline thread against the mock cluster, with faults injected:
+//! a call for a restoring partition waits its turn, a call
 //! whose transaction aborts is forgotten and decided anew, once, and calls
 //! decided while a commit runs go into the next transaction, once.
 
@@ -186,9 +186,8 @@ fn a_fallback_given_during_a_restore_is_recorded_after_it() {
 #[test]
 fn a_call_whose_transaction_aborts_is_forgotten_and_decided_anew_once() {
     let (_kafka, config) = cluster(1, api_config);
-    let running = start(&config, || {
-        crate::sink::faults::fail_enqueue_to("decisions", 0)
-    });
+    crate::sink::faults::fail_enqueue_to(&config, "decisions", 0);
+    let running = start(&config, || {});
     wait_for("ready", || running.health.is_ready());
     let first = running.call(&payment("a1"));
     assert!(matches!(
@@ -244,13 +243,11 @@ fn calls_answered_while_a_commit_runs_are_committed_once_with_the_next_batch() {
         let (_kafka, config) = cluster(1, api_config);
         let (started_tx, started) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
-        let running = start(&config, move || {
-            hold_commits(started_tx, release_rx);
-            if fail_parked {
-                // c0's decision goes through; c1's, produced after the commit, fails.
-                crate::sink::faults::fail_enqueue_to("decisions", 1);
-            }
-        });
+        if fail_parked {
+            // c0's decision goes through; c1's, produced after the commit, fails.
+            crate::sink::faults::fail_enqueue_to(&config, "decisions", 1);
+        }
+        let running = start(&config, move || hold_commits(started_tx, release_rx));
         wait_for("ready", || running.health.is_ready());
         assert!(decided_anew(&running.call(&payment("c0"))));
         started

@@ -1,5 +1,5 @@
-//! The pipeline against the mock cluster with faults injected on its own thread
-//! (a record that cannot be queued, a slow restore): nothing is lost or repeated.
+//! The pipeline against the mock cluster with faults injected (a record that
+//! cannot be queued, a slow restore): nothing is lost or repeated.
 
 use super::*;
 use crate::demo::{self, EmbeddedKafka};
@@ -62,7 +62,8 @@ struct Running {
     handle: JoinHandle<Result<RunStats, PipelineError>>,
 }
 
-/// Runs the pipeline on a thread that first calls `inject` (its faults are thread-local).
+/// Runs the pipeline on a thread that first calls `inject` (the restore and
+/// commit hooks are planned on the thread that starts the pipeline).
 fn start(config: &Config, inject: impl FnOnce() + Send + 'static) -> Running {
     if std::env::var_os("RUST_LOG").is_some() {
         crate::cli::init_logging(crate::config::LogFormat::Text, "info");
@@ -184,7 +185,8 @@ fn a_record_that_cannot_be_queued_aborts_its_batch_and_is_decided_again() {
         });
         let n = 400;
         produce(&config, 0, n, true);
-        let running = start(&config, move || fail_enqueue_to(topic, 3));
+        fail_enqueue_to(&config, topic, 3);
+        let running = start(&config, || {});
         let valid = n - n / 10;
         wait_for(
             &format!("every event decided ({topic}, {guarantee:?})"),
@@ -267,13 +269,11 @@ fn kafka_input_is_decided_while_a_commit_runs_and_commits_once() {
         produce(&config, 0, 10, true);
         let (started_tx, started) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
-        let running = start(&config, move || {
-            hold_commits(started_tx, release_rx);
-            if fail {
-                // The held batch has at most 9 decisions: a parked one fails.
-                fail_enqueue_to("decisions", 9);
-            }
-        });
+        if fail {
+            // The held batch has at most 9 decisions: a parked one fails.
+            fail_enqueue_to(&config, "decisions", 9);
+        }
+        let running = start(&config, move || hold_commits(started_tx, release_rx));
         started.recv_timeout(WAIT).expect("a commit is held");
         // 30 more than the held batch can have read: at most a batch's worth
         // (processing.max_batch_events = 40) can park.

@@ -76,6 +76,9 @@ pub struct Sink {
     enqueue_failed: Option<String>,
     /// Largest dead-letter payload written whole (`processing.dlq_max_payload_bytes`).
     dlq_max_payload: usize,
+    /// The enqueue fault planned for this producer (tests), wherever it runs.
+    #[cfg(test)]
+    fault: faults::Plan,
 }
 
 impl Sink {
@@ -115,6 +118,8 @@ impl Sink {
             timeout,
             enqueue_failed: None,
             dlq_max_payload: config.processing.dlq_max_payload_bytes,
+            #[cfg(test)]
+            fault: faults::take(config),
         })
     }
 
@@ -222,7 +227,7 @@ impl Sink {
 
     fn send_record(&mut self, mut rec: BaseRecord<'_, [u8], [u8]>) {
         #[cfg(test)]
-        if let Some(e) = faults::enqueue_fault(rec.topic) {
+        if let Some(e) = self.fault.enqueue_fault(rec.topic) {
             return self.fail_batch(rec.topic, &e);
         }
         loop {
@@ -452,31 +457,50 @@ fn init_transactions_with_retry(
     unreachable!("the loop returns")
 }
 
-/// Test-only fault injection: one enqueue on this thread fails; commits wait for a release.
+/// Test-only fault injection: one enqueue of a producer fails; commits wait for a release.
 #[cfg(test)]
 pub(crate) mod faults {
     use super::*;
-    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
 
     pub(crate) use super::committer::faults::{hold_commits, Release};
 
-    thread_local! {
-        /// The topic whose record fails, and how many of its records go through first.
-        static PLAN: RefCell<Option<(String, u64)>> = const { RefCell::new(None) };
+    /// Planned faults by the brokers of the producer they are for (each test
+    /// has a mock cluster of its own), taken by the next [`Sink`] started for them.
+    static PLANS: Mutex<Option<HashMap<String, Plan>>> = Mutex::new(None);
+
+    /// A fault planned for one producer: the topic whose record fails, and how
+    /// many of its records go through first.
+    #[derive(Debug, Default)]
+    pub(crate) struct Plan(Option<(String, u64)>);
+
+    /// Makes the record to `topic` after the next `n` to it fail to enqueue,
+    /// once, in the next [`Sink`] started for `config`'s brokers, whichever
+    /// thread starts it and whichever threads it is used on.
+    pub(crate) fn fail_enqueue_to(config: &Config, topic: &str, n: u64) {
+        let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+        plans.get_or_insert_with(HashMap::new).insert(
+            config.kafka.brokers.clone(),
+            Plan(Some((topic.to_string(), n))),
+        );
     }
 
-    /// Makes the record to `topic` after the next `n` to it fail to enqueue, once.
-    pub(crate) fn fail_enqueue_to(topic: &str, n: u64) {
-        PLAN.with(|p| *p.borrow_mut() = Some((topic.to_string(), n)));
+    /// The plan for a producer of `config`'s brokers (none planned: no fault).
+    pub(super) fn take(config: &Config) -> Plan {
+        let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+        plans
+            .as_mut()
+            .and_then(|p| p.remove(&config.kafka.brokers))
+            .unwrap_or_default()
     }
 
-    /// The error the planned fault makes a record to `topic` fail with, if its turn.
-    pub(super) fn enqueue_fault(topic: &str) -> Option<KafkaError> {
-        PLAN.with(|p| {
-            let mut p = p.borrow_mut();
-            match p.as_mut() {
+    impl Plan {
+        /// The error the planned fault makes a record to `topic` fail with, if its turn.
+        pub(super) fn enqueue_fault(&mut self, topic: &str) -> Option<KafkaError> {
+            match self.0.as_mut() {
                 Some((t, 0)) if t == topic => {
-                    *p = None;
+                    self.0 = None;
                     Some(KafkaError::MessageProduction(
                         RDKafkaErrorCode::InvalidArgument,
                     ))
@@ -487,6 +511,36 @@ pub(crate) mod faults {
                 }
                 _ => None,
             }
-        })
+        }
+    }
+
+    /// A fault planned for a producer is its own: it fires on the thread the
+    /// producer is used on, not the one that planned it, and not in a producer
+    /// of other brokers.
+    #[test]
+    fn a_planned_fault_follows_its_producer_to_another_thread() {
+        let config = |brokers: &str| {
+            let mut c = Config::default();
+            c.kafka.brokers = brokers.into();
+            c.processing.guarantee = crate::config::Guarantee::AtLeastOnce;
+            c
+        };
+        let (ours, other) = (config("127.0.0.1:9"), config("127.0.0.1:7"));
+        fail_enqueue_to(&ours, "decisions", 1);
+        let failed = |c: Config| {
+            std::thread::spawn(move || {
+                let mut sink = Sink::start(&c).expect("a producer");
+                let mut failed = Vec::new();
+                for topic in ["decisions", "payments-dlq", "decisions", "decisions"] {
+                    sink.send(topic, b"k", b"v");
+                    failed.push(sink.batch_failed());
+                }
+                failed
+            })
+            .join()
+            .unwrap()
+        };
+        assert_eq!(failed(other), [false; 4], "another producer's plan");
+        assert_eq!(failed(ours), [false, false, true, true]);
     }
 }
