@@ -499,3 +499,44 @@ fn the_offline_replay_gives_out_of_order_rows_their_live_features() {
         );
     }
 }
+
+/// One payment stamped 50 minutes ahead (as `processing.max_future_skew_secs`
+/// allows) moves the tables' clocks and evicts entities idle a little less
+/// than their retention: the on-time payments that follow, of an account and
+/// a terminal never seen, still get their features and enter the state,
+/// instead of being taken for evicted ones.
+#[test]
+fn a_payment_stamped_ahead_leaves_new_entities_their_features() {
+    let set = Arc::new(load_feature_set("default").unwrap());
+    let mut engine = FeatureEngine::new(set.clone(), EngineLimits::default());
+    let mut out = vec![0.0; set.len()];
+    let (t0, day, minute) = (1_700_000_000_000i64, 86_400_000i64, 60_000i64);
+    let pay = |id: &str, ts_ms: i64, account: &str| Payment {
+        id: id.into(),
+        ts_ms,
+        account: account.into(),
+        terminal: format!("t-{account}"),
+        device: None,
+        amount: 10.0,
+    };
+    engine.update(&pay("a", t0 + 40 * minute, "idle").view(), &mut out);
+    engine.update(&pay("b", t0 + 30 * day, "busy").view(), &mut out);
+    engine.update(
+        &pay("c", t0 + 30 * day + 50 * minute, "ahead").view(),
+        &mut out,
+    );
+    for k in 0..3 {
+        let p = pay(&format!("n{k}"), t0 + 30 * day + minute + k, "new");
+        engine.update(&p.view(), &mut out);
+        let value = |name: &str| out[set.index_of(name).unwrap()];
+        for name in [
+            "account.tx_count_30d",
+            "terminal.tx_count_30d",
+            "card_terminal.tx_count_30d",
+        ] {
+            assert_eq!(value(name), (k + 1) as f64, "{name} of payment {k}");
+        }
+    }
+    let dropped: u64 = engine.table_stats().map(|s| s.2.late_dropped).sum();
+    assert_eq!(dropped, 0);
+}

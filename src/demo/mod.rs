@@ -285,6 +285,10 @@ pub fn run_with_api(
             if all == history {
                 // The live stream starts: its rate and latency are measured from here.
                 started = Instant::now();
+                // Also with --quiet: a load test of the API waits for this line
+                // (scripts/api-bench.sh), not to measure it during the replay.
+                let newline = if opts.progress { "\n" } else { "" };
+                eprintln!("{newline}history replayed ({history} payments): the live stream starts");
             }
         }
         let total = produced.load(Ordering::Relaxed);

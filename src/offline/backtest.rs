@@ -235,9 +235,9 @@ pub fn backtest(
                 };
                 let o = decide(&mut a);
                 let ob = b.as_mut().map(decide);
-                tally.record(&row, o, ob);
+                tally.record(row, o, ob);
                 if let Some(out) = scores_out.as_mut() {
-                    out.write(&row, o, &a.decider);
+                    out.write(row, o, &a.decider);
                 }
             }
         },

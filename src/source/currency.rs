@@ -5,6 +5,8 @@
 //! The rates file (`config/fx_rates.toml`) quotes, like the ECB's reference
 //! rates, how many units of each currency one unit of the base buys:
 //! `base_amount = amount / rate`, rounded to the base currency's minor unit.
+//! Each rate is kept as the exact decimal written in the file and the quotient
+//! is computed in integers, so it is rounded once, from its exact value.
 
 use crate::text::line_col;
 use arc_swap::ArcSwapOption;
@@ -95,21 +97,94 @@ pub fn fits_minor_units(amount: f64, currency: Currency) -> bool {
     units.abs() >= 9_007_199_254_740_992.0 || units / scale == amount
 }
 
+/// A rate as the exact decimal the file wrote: `digits / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rate {
+    /// Significant digits; 0 where there is no rate.
+    digits: u64,
+    /// Decimals, at most [`MAX_RATE_SCALE`].
+    scale: u32,
+}
+
+impl Rate {
+    /// The nearest `f64` (for amounts beyond the exact range).
+    fn as_f64(self) -> f64 {
+        self.digits as f64 / 10f64.powi(self.scale as i32)
+    }
+}
+
+/// Most decimals a rate may have (so that every quotient fits in a `u128`).
+const MAX_RATE_SCALE: u32 = 18;
+
+const NO_RATE: Rate = Rate {
+    digits: 0,
+    scale: 0,
+};
+
+const ONE: Rate = Rate {
+    digits: 1,
+    scale: 0,
+};
+
+/// The exact value of a TOML number's text (`1.1172`, `136`, `1_000.5`,
+/// `5e-3`, `+0.8338`), if it is a decimal with at most 19 significant digits
+/// and [`MAX_RATE_SCALE`] decimals; `None` for anything else (`inf`, `nan`,
+/// a sign of minus, more digits).
+fn exact_rate(text: &str) -> Option<Rate> {
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (
+            &text[..i],
+            text[i + 1..].replace('_', "").parse::<i32>().ok()?,
+        ),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: u64 = 0;
+    let mut scale = -i64::from(exponent);
+    for (part, counts) in [(int, false), (frac, true)] {
+        for b in part.bytes().filter(|&b| b != b'_') {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            digits = digits.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            scale += i64::from(counts);
+        }
+    }
+    while scale > 0 && digits != 0 && digits.is_multiple_of(10) {
+        digits /= 10;
+        scale -= 1;
+    }
+    while scale < 0 {
+        digits = digits.checked_mul(10)?;
+        scale += 1;
+    }
+    let scale = u32::try_from(scale).ok().filter(|&s| s <= MAX_RATE_SCALE)?;
+    Some(Rate { digits, scale })
+}
+
+/// `num / den` rounded half away from zero (`den` > 0).
+#[inline]
+fn div_round_half_away(num: u128, den: u128) -> u128 {
+    let (q, r) = (num / den, num % den);
+    q + u128::from(r >= den - r)
+}
+
 /// Reference rates against one base currency, indexed by ISO 4217 numeric code.
 #[derive(Debug, Clone)]
 pub struct RateTable {
     base: Currency,
     as_of: Option<i64>,
-    /// Units of the currency one base unit buys; NaN where there is no rate.
-    per_base: Box<[f64; 1000]>,
+    /// Units of the currency one base unit buys, exactly as written.
+    per_base: Box<[Rate; 1000]>,
     source: String,
 }
 
 impl RateTable {
     /// A table that knows only `base` itself (no rates file configured).
     pub fn base_only(base: Currency) -> Self {
-        let mut per_base = Box::new([f64::NAN; 1000]);
-        per_base[usize::from(base.numeric())] = 1.0;
+        let mut per_base = Box::new([NO_RATE; 1000]);
+        per_base[usize::from(base.numeric())] = ONE;
         Self {
             base,
             as_of: None,
@@ -177,21 +252,7 @@ impl RateTable {
                     ),
                 )
             })?;
-            let slot = &mut table.per_base[usize::from(currency.numeric())];
             let r = *rate.get_ref();
-            if currency == base {
-                if r != 1.0 {
-                    return Err(at(
-                        rate.span().start,
-                        format!("the base currency's rate must be 1, not {r}"),
-                    ));
-                }
-            } else if !slot.is_nan() {
-                return Err(at(
-                    code.span().start,
-                    format!("{} has two rates", currency.code()),
-                ));
-            }
             if !(r.is_finite() && r > 0.0) {
                 return Err(at(
                     rate.span().start,
@@ -201,7 +262,33 @@ impl RateTable {
                     ),
                 ));
             }
-            *slot = r;
+            let exact = exact_rate(&text[rate.span()])
+                .filter(|e| e.digits > 0)
+                .ok_or_else(|| {
+                    at(
+                        rate.span().start,
+                        format!(
+                            "rate of {} is {}; expected a decimal with at most 19 significant digits and {MAX_RATE_SCALE} decimals",
+                            currency.code(),
+                            &text[rate.span()]
+                        ),
+                    )
+                })?;
+            let slot = &mut table.per_base[usize::from(currency.numeric())];
+            if currency == base {
+                if exact != ONE {
+                    return Err(at(
+                        rate.span().start,
+                        format!("the base currency's rate must be 1, not {r}"),
+                    ));
+                }
+            } else if *slot != NO_RATE {
+                return Err(at(
+                    code.span().start,
+                    format!("{} has two rates", currency.code()),
+                ));
+            }
+            *slot = exact;
         }
         Ok(table)
     }
@@ -223,7 +310,7 @@ impl RateTable {
 
     /// Currencies with a rate (the base included).
     pub fn len(&self) -> usize {
-        self.per_base.iter().filter(|r| !r.is_nan()).count()
+        self.per_base.iter().filter(|r| **r != NO_RATE).count()
     }
 
     /// Whether no currency has a rate (never true: the base has one).
@@ -233,17 +320,56 @@ impl RateTable {
 
     /// `amount` of `currency` in the base currency, rounded to the base's minor
     /// unit (half away from zero); `None` when the table has no rate for it.
+    ///
+    /// Exact: the amount's minor units (the amount is first rounded to them)
+    /// times the rate's decimal, divided in integers and rounded once, so the
+    /// result is the exact quotient rounded. Amounts or results of 2^53 minor
+    /// units or more (no `f64` there tells minor units apart, and all are far
+    /// above `processing.max_amount`) are only as close as an `f64` can be.
+    /// Never allocates.
     #[inline]
     pub fn to_base(&self, amount: f64, currency: Currency) -> Option<f64> {
         if currency == self.base {
             return Some(amount);
         }
         let rate = self.per_base[usize::from(currency.numeric())];
-        if rate.is_nan() {
+        if rate == NO_RATE {
             return None;
         }
-        let scale = 10f64.powi(i32::from(minor_units(self.base)));
-        Some((amount / rate * scale).round() / scale)
+        let base_scale = 10f64.powi(i32::from(minor_units(self.base)));
+        let units = match self.exact_quotient(amount, currency, rate) {
+            Some(units) => units,
+            None => (amount / rate.as_f64() * base_scale).round(),
+        };
+        Some(units / base_scale)
+    }
+
+    /// `amount / rate` in the base's minor units (a whole number), computed
+    /// in integers; `None` when the amount is 2^53 minor units or more.
+    #[inline]
+    fn exact_quotient(&self, amount: f64, currency: Currency, rate: Rate) -> Option<f64> {
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        let from = u32::from(minor_units(currency));
+        let units = (amount.abs() * 10f64.powi(from as i32)).round();
+        if units.is_nan() || units >= EXACT {
+            return None;
+        }
+        // amount / rate * 10^to = units * 10^(to + scale - from) / digits.
+        let shift = i64::from(minor_units(self.base)) + i64::from(rate.scale) - i64::from(from);
+        let ten = |e: i64| 10u128.checked_pow(u32::try_from(e).ok()?);
+        let (num, den) = if shift >= 0 {
+            (
+                (units as u128).checked_mul(ten(shift)?)?,
+                u128::from(rate.digits),
+            )
+        } else {
+            (
+                units as u128,
+                u128::from(rate.digits).checked_mul(ten(-shift)?)?,
+            )
+        };
+        let q = div_round_half_away(num, den) as f64;
+        Some(if amount < 0.0 { -q } else { q })
     }
 }
 

@@ -20,11 +20,13 @@
 //! earlier event within it is first seen. Exact while no entity exceeds
 //! `max_events_per_entity` or is evicted for capacity (both counted).
 
+mod evicted;
 mod history;
 mod recent;
 mod trackers;
 mod window;
 
+pub use evicted::REMEMBER_EVICTED_S;
 pub use recent::RecentIds;
 pub use trackers::{TrackerSpec, DISTINCT_CAP};
 pub use window::{
@@ -32,6 +34,7 @@ pub use window::{
     WindowValue, HOUR_SCALE, MONEY_SCALE,
 };
 
+use evicted::EvictedKeys;
 use history::{Hashes, LateView};
 use trackers::{Distinct, Extreme};
 
@@ -155,10 +158,10 @@ pub struct EntityTable {
     span_s: u32,
     retention_s: u32,
     clock_s: u32,
-    /// Newest event time of the entities evicted for idleness so far, seconds:
-    /// an event of an entity the table does not hold at or before this plus the
-    /// horizon may belong to an evicted history.
-    evicted_newest_s: Option<u32>,
+    /// Entities evicted for idleness: an event of one of them whose windows
+    /// could reach the history dropped is dropped too; a key the table
+    /// neither holds nor remembers has no history.
+    evicted: EvictedKeys,
     stats: TableStats,
     /// The last late event's windows and trackers as of its own time.
     late_view: LateView,
@@ -219,7 +222,7 @@ impl EntityTable {
             span_s,
             limits,
             clock_s: 0,
-            evicted_newest_s: None,
+            evicted: EvictedKeys::default(),
             stats: TableStats::default(),
         }
     }
@@ -327,7 +330,7 @@ impl EntityTable {
         let slot = match self.index.get(&key) {
             Some(&slot) => slot,
             // Its entity's history, if it had one, may have been evicted.
-            None if self.may_have_been_evicted(ts_s) => return self.dropped(),
+            None if self.may_have_been_evicted(key, ts_s) => return self.dropped(),
             None => self.allocate(key, ts_s),
         };
         self.touch(slot);
@@ -559,7 +562,8 @@ impl EntityTable {
         let index = self.index.capacity() * (8 + 4 + 1);
         // Slots beyond `len` are reserved address space that is never touched, so
         // count initialised slots: this tracks resident memory.
-        self.slots.len() * per_slot + rings + index + self.free.capacity() * 4
+        let evicted = self.evicted.memory_bytes();
+        self.slots.len() * per_slot + rings + index + evicted + self.free.capacity() * 4
     }
 
     fn allocate(&mut self, key: u64, ts_s: u32) -> u32 {
@@ -632,14 +636,18 @@ impl EntityTable {
     /// miss that history, so it is dropped). Only evictions decide it, not how
     /// far the event is behind the table's newest: a table fed by several
     /// upstream partitions (the terminal topic) sees one entity's stream far
-    /// behind another's.
-    fn may_have_been_evicted(&self, ts_s: u32) -> bool {
-        let reach = u64::from(self.horizon_s.max(self.span_s));
-        self.evicted_newest_s
-            .is_some_and(|e| u64::from(ts_s) <= u64::from(e) + reach)
+    /// behind another's; and only this key's own eviction, while it is
+    /// remembered ([`REMEMBER_EVICTED_S`]), so that one event stamped ahead of
+    /// the others, which evicts entities early, never drops new entities.
+    fn may_have_been_evicted(&self, key: u64, ts_s: u32) -> bool {
+        self.evicted
+            .may_reach(key, ts_s, self.horizon_s.max(self.span_s))
     }
 
     fn evict_idle(&mut self, max: usize) {
+        // Forgetting as fast as evicting keeps the remembered keys bounded.
+        let keep_s = u64::from(self.retention_s) + u64::from(REMEMBER_EVICTED_S);
+        self.evicted.forget(self.clock_s, keep_s, max);
         for _ in 0..max {
             let t = self.tail;
             if t == NIL
@@ -648,9 +656,8 @@ impl EntityTable {
             {
                 return;
             }
-            let newest_s = self.slots[t as usize].newest_s;
-            self.evicted_newest_s =
-                Some(self.evicted_newest_s.map_or(newest_s, |e| e.max(newest_s)));
+            let (key, newest_s) = (self.slots[t as usize].key, self.slots[t as usize].newest_s);
+            self.evicted.remember(key, newest_s);
             self.remove(t);
             self.stats.evicted_idle += 1;
         }

@@ -298,15 +298,59 @@ fn events_that_could_reach_an_evicted_history_are_dropped() {
         t.observe(1, 3_000_000, m(1.0), 0, &[]).applied,
         Applied::Dropped
     );
+    // Entity 3 was never held: it has no history to miss.
     assert_eq!(
-        t.observe(3, 3_600_000, m(1.0), 0, &[]).applied,
-        Applied::Dropped
-    );
-    assert_eq!(
-        t.observe(3, 3_601_000, m(1.0), 0, &[]).applied,
+        t.observe(3, 3_000_000, m(1.0), 0, &[]).applied,
         Applied::OnTime
     );
-    assert_eq!(t.len(), 2);
+    assert_eq!(
+        t.observe(1, 3_601_000, m(1.0), 0, &[]).applied,
+        Applied::OnTime,
+        "beyond the reach of its evicted history, entity 1 starts afresh"
+    );
+    assert_eq!(t.len(), 3);
+}
+
+/// An event stamped ahead of the others (a producer's clock an hour fast, as
+/// `processing.max_future_skew_secs` allows) moves the table's clock and
+/// evicts entities idle for a little less than their retention: the first
+/// events of new entities that follow, on time, are applied, not taken for
+/// evicted ones; only the evicted entities' own events that could reach their
+/// history are dropped. Keys are forgotten a day after they could be
+/// evicted, and then events that far behind are dropped, as they could reach them.
+#[test]
+fn a_clock_run_ahead_does_not_drop_new_entities() {
+    let limits = TableLimits {
+        lateness_s: 300,
+        ..TableLimits::default()
+    };
+    let day = 86_400_000;
+    let mut t = EntityTable::new(vec![spec(30 * 86_400, 0)], vec![], 0, limits);
+    t.observe(1, 40 * 60_000, m(1.0), 0, &[]);
+    t.observe(2, 30 * day, m(1.0), 0, &[]);
+    // Fifty minutes ahead of the stream: entity 1 is now idle past its retention.
+    t.observe(3, 30 * day + 50 * 60_000, m(1.0), 0, &[]);
+    assert_eq!(t.stats().evicted_idle, 1);
+    for key in 10..20 {
+        let obs = t.observe(key, 30 * day + 60_000, m(1.0), 0, &[]);
+        assert_eq!(obs.applied, Applied::OnTime, "new entity {key}");
+        assert!(obs.first_seen);
+    }
+    // Its 30 days reach back to entity 1's evicted payment at 00:40.
+    assert_eq!(
+        t.observe(1, 30 * day + 60_000, m(1.0), 0, &[]).applied,
+        Applied::Dropped
+    );
+    assert_eq!(t.stats().late_dropped, 1);
+    // Two days later entity 1's key is forgotten; a new entity far behind the
+    // clock may be it, and is dropped.
+    t.observe(2, 32 * day + 60 * 60_000, m(1.0), 0, &[]);
+    t.observe(2, 32 * day + 61 * 60_000, m(1.0), 0, &[]);
+    assert_eq!(t.evicted.len(), 0, "forgotten");
+    assert_eq!(
+        t.observe(99, 30 * day, m(1.0), 0, &[]).applied,
+        Applied::Dropped
+    );
 }
 
 #[test]
